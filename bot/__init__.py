@@ -1,0 +1,1 @@
+"""The live side: Bybit stream client, REST backfill, engine, daemon and the ``shadow`` CLI."""

@@ -1,0 +1,165 @@
+"""Shadow's one typed settings object.
+
+Sources, highest priority first: values passed in code (CLI flags), ``SHADOW_*``
+environment variables (nested with ``__``: ``SHADOW_ENV__COMMISSION=0.00055``), a TOML
+file (``--config shadow.toml`` or ``SHADOW_CONFIG``), then the defaults below.
+:func:`load_settings` turns every invalid value into a :class:`ConfigError` that names
+the field, the value and where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+ENV_PREFIX = "SHADOW_"
+ENV_NESTED_DELIMITER = "__"
+CONFIG_PATH_VARIABLE = "SHADOW_CONFIG"
+
+_config_file: ContextVar[Path | None] = ContextVar("_config_file", default=None)
+
+
+class ConfigError(ValueError):
+    """Settings that cannot be used; the message names field, value and source."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class RewardSettings(_Section):
+    """Weights of the env's five reward components (``env/reward.py``), in bps of the
+    initial balance."""
+
+    realized: float = Field(1.0, ge=0, description="weight of realised net PnL")
+    unrealized: float = Field(0.1, ge=0, description="weight of the open position's per-step move")
+    losing_hold: float = Field(0.01, ge=0, description="weight of the open loss, charged per step while losing")
+    inactivity: float = Field(0.1, ge=0, description="bps charged per step once flat longer than inactivity_steps")
+    inactivity_steps: int = Field(240, ge=0, description="flat steps tolerated before the inactivity charge")
+    blowup: float = Field(10_000.0, ge=0, description="bps charged when the account blows up")
+    max_loss: float = Field(0.5, gt=0, le=1, description="loss fraction of the initial balance that ends an episode")
+
+
+class EnvSettings(_Section):
+    """``CryptoTradingEnv`` and portfolio parameters (the seed's environment settings)."""
+
+    initial_balance: float = Field(100.0, gt=0, description="starting capital in USDT")
+    commission: float = Field(0.0004, ge=0, lt=1, description="fee rate per fill (0.0004 = 0.04%)")
+    max_position_size: float = Field(1.0, gt=0, le=100, description="position notional as a multiple of equity")
+    lookback_window: int = Field(20, ge=1, le=1000, description="candles of features per observation")
+    reward_scaling: float = Field(1e-4, gt=0, description="multiplies the reward's bps sum")
+    slippage_bps: float = Field(0.0, ge=0, lt=10_000, description="adverse fill offset in basis points")
+    reward: RewardSettings = RewardSettings()
+
+
+class ExchangeSettings(_Section):
+    """Where market data comes from. Public endpoints only: Shadow never places an order."""
+
+    category: Literal["spot", "linear"] = Field("linear", description="Bybit market: spot or linear perpetuals")
+    ws_url: str = Field("wss://stream.bybit.com/v5/public/linear", description="Bybit v5 public websocket URL")
+    rest_url: str = Field("https://api.bybit.com", description="Bybit v5 REST base URL (used through ccxt)")
+
+    @field_validator("ws_url")
+    @classmethod
+    def _websocket_scheme(cls, value: str) -> str:
+        if not re.match(r"^wss?://", value):
+            raise ValueError("must start with ws:// or wss://")
+        return value
+
+    @field_validator("rest_url")
+    @classmethod
+    def _http_scheme(cls, value: str) -> str:
+        if not re.match(r"^https?://", value):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class RiskSettings(_Section):
+    """Risk controls applied by the paper engine."""
+
+    max_drawdown: float = Field(0.25, gt=0, le=1, description="go flat and stop opening positions beyond this drawdown")
+    daily_loss_limit: float = Field(0.05, gt=0, le=1, description="go flat for the rest of the UTC day beyond this loss")
+
+
+class Settings(BaseSettings):
+    """Every setting of Shadow. Sections map to TOML tables (``[env]``, ``[exchange]``...)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER, extra="forbid", frozen=True,
+        validate_default=True,
+    )
+
+    env: EnvSettings = EnvSettings()
+    exchange: ExchangeSettings = ExchangeSettings()
+    risk: RiskSettings = RiskSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        path = _config_file.get()
+        if path is not None:
+            sources += (TomlConfigSettingsSource(settings_cls, toml_file=path),)
+        return sources
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build and validate the settings.
+
+    Args:
+        config_file: a TOML file; defaults to ``$SHADOW_CONFIG`` when set.
+        overrides: section dictionaries from the CLI, e.g. ``env={"commission": 0.001}``.
+
+    Raises:
+        ConfigError: a missing or malformed file, an unknown key, or an invalid value.
+    """
+    path = Path(config_file) if config_file else (Path(os.environ[CONFIG_PATH_VARIABLE]) if os.environ.get(CONFIG_PATH_VARIABLE) else None)
+    if path is not None:
+        _check_toml(path)
+    token = _config_file.set(path)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+    finally:
+        _config_file.reset(token)
+
+
+def _check_toml(path: Path) -> None:
+    if not path.is_file():
+        raise ConfigError(f"config file {path}: not found")
+    try:
+        tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    """One line per problem: ``env.commission = -1 (SHADOW_ENV__COMMISSION or [env] commission in x.toml): ...``"""
+    lines = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        field = ".".join(loc)
+        env_var = ENV_PREFIX + ENV_NESTED_DELIMITER.join(part.upper() for part in loc)
+        table = f"[{'.'.join(loc[:-1])}] {loc[-1]}" if len(loc) > 1 else loc[0]
+        where = f"set by {env_var}" if env_var in os.environ else (f"{table} in {path}" if path else "")
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            lines.append(f"unknown setting {field!r}" + (f" ({where})" if where else ""))
+            continue
+        value = error.get("input")
+        lines.append(f"invalid value for {field}: {value!r}" + (f" ({where})" if where else "") + f": {message}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

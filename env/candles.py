@@ -1,0 +1,258 @@
+"""Load and validate OHLCV candle files.
+
+Two layouts are accepted:
+
+- the seed's ``data/test_data.csv``: a ``timestamp`` column of date-time strings;
+- the bundled gzip CSVs: ``timestamp,open,high,low,close,volume`` with integer epoch
+  milliseconds (UTC).
+
+Every loader returns the same frame: columns ``open_time_ms`` (int64, UTC epoch ms),
+``timestamp`` (tz-naive UTC ``datetime64``), ``open high low close volume`` (float64),
+sorted, unique and gap-free. Bad data raises :class:`CandleDataError` naming the file,
+the line and the problem, unless the caller picks ``RepairPolicy.REPAIR``, in which case
+every repair is logged with its count.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
+OHLCV_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "volume")
+
+# Spreadsheet-style line numbers: the header is line 1, the first candle line 2.
+_FIRST_DATA_LINE = 2
+
+
+class CandleDataError(ValueError):
+    """A candle file or frame that cannot be used as it is.
+
+    Args:
+        source: file name (or a description such as ``"DataFrame"``).
+        problem: what is wrong, in words a user can act on.
+        line: 1-based line in the file (header = line 1), when one line is at fault.
+    """
+
+    def __init__(self, source: str, problem: str, line: int | None = None) -> None:
+        self.source = source
+        self.problem = problem
+        self.line = line
+        where = f"{source}, line {line}" if line is not None else source
+        super().__init__(f"{where}: {problem}")
+
+
+class RepairPolicy(str, Enum):
+    """What to do with bad candles.
+
+    - ``STRICT``: raise :class:`CandleDataError` on the first problem (the default).
+    - ``REPAIR``: sort, drop duplicate timestamps (keep the last), drop rows with
+      NaN/inf, non-positive prices, negative volume or high < low, and fill gaps with
+      flat candles (OHLC = previous close, volume 0). Each repair is logged with counts.
+    """
+
+    STRICT = "strict"
+    REPAIR = "repair"
+
+
+def load_candles(
+    path: str | Path,
+    *,
+    repair: RepairPolicy = RepairPolicy.STRICT,
+    interval_ms: int | None = None,
+) -> pd.DataFrame:
+    """Read a candle CSV (plain or ``.gz``) in either accepted layout and validate it.
+
+    Args:
+        path: the file.
+        repair: see :class:`RepairPolicy`.
+        interval_ms: expected candle spacing; inferred from the data when ``None``.
+
+    Returns:
+        The validated frame described in the module docstring.
+    """
+    path = Path(path)
+    source = str(path)
+    if not path.exists():
+        raise CandleDataError(source, "file not found")
+    try:
+        raw = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise CandleDataError(source, f"not a readable CSV ({exc})") from None
+    return normalize_candles(raw, source=source, repair=repair, interval_ms=interval_ms)
+
+
+def normalize_candles(
+    raw: pd.DataFrame,
+    *,
+    source: str = "DataFrame",
+    repair: RepairPolicy = RepairPolicy.STRICT,
+    interval_ms: int | None = None,
+) -> pd.DataFrame:
+    """Validate an in-memory frame (``timestamp`` as ms integers or date-times) and
+    return it in the canonical layout. Same checks and errors as :func:`load_candles`."""
+    missing = [c for c in ("timestamp", *OHLCV_COLUMNS) if c not in raw.columns]
+    if missing:
+        raise CandleDataError(
+            source,
+            f"missing column(s) {', '.join(missing)}; expected timestamp,open,high,low,close,volume",
+        )
+    frame = pd.DataFrame(
+        {"open_time_ms": _timestamps_to_ms(raw["timestamp"], source)}
+        | {c: _to_float(raw[c], c, source) for c in OHLCV_COLUMNS}
+    )
+    frame.index = pd.RangeIndex(_FIRST_DATA_LINE, _FIRST_DATA_LINE + len(frame))  # file lines
+    if len(frame) == 0:
+        raise CandleDataError(source, "no candles")
+    frame = _check_rows(frame, source, repair)
+    frame = _check_order(frame, source, repair)
+    frame = _check_gaps(frame, source, repair, interval_ms)
+    frame = frame.reset_index(drop=True)
+    frame.insert(1, "timestamp", pd.to_datetime(frame["open_time_ms"], unit="ms"))
+    return frame
+
+
+def infer_interval_ms(open_time_ms: np.ndarray) -> int:
+    """The most common spacing between consecutive candles (robust to a few gaps)."""
+    diffs = np.diff(open_time_ms)
+    diffs = diffs[diffs > 0]
+    if len(diffs) == 0:
+        return 60_000
+    values, counts = np.unique(diffs, return_counts=True)
+    return int(values[np.argmax(counts)])
+
+
+def _timestamps_to_ms(column: pd.Series, source: str) -> np.ndarray:
+    if pd.api.types.is_integer_dtype(column):
+        return column.to_numpy(dtype=np.int64)
+    if pd.api.types.is_float_dtype(column):
+        bad = ~np.isfinite(column.to_numpy()) | (column.to_numpy() % 1 != 0)
+        if bad.any():
+            line = _FIRST_DATA_LINE + int(np.argmax(bad))
+            raise CandleDataError(source, f"timestamp {column.iloc[line - 2]!r} is not whole milliseconds", line)
+        return column.to_numpy(dtype=np.int64)
+    parsed = pd.to_datetime(column, errors="coerce", utc=True, format="mixed")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        line = _FIRST_DATA_LINE + int(np.argmax(bad))
+        raise CandleDataError(source, f"timestamp {column.iloc[line - 2]!r} is not a date-time", line)
+    return parsed.dt.tz_convert(None).to_numpy(dtype="datetime64[ms]").astype(np.int64)
+
+
+def _to_float(column: pd.Series, name: str, source: str) -> np.ndarray:
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+    not_numeric = np.isnan(values) & column.notna().to_numpy()
+    if not_numeric.any():
+        line = _FIRST_DATA_LINE + int(np.argmax(not_numeric))
+        raise CandleDataError(source, f"{name} {column.iloc[line - 2]!r} is not a number", line)
+    return values
+
+
+def _row_problems(frame: pd.DataFrame) -> pd.Series:
+    """A text per bad row (empty string for a good one), first problem only."""
+    values = frame[list(OHLCV_COLUMNS)].to_numpy()
+    problems = np.full(len(frame), "", dtype=object)
+    checks = [
+        (frame["high"].to_numpy() < frame["low"].to_numpy(), "high {high} < low {low}"),
+        (
+            (frame["high"].to_numpy() < np.maximum(frame["open"], frame["close"]).to_numpy())
+            | (frame["low"].to_numpy() > np.minimum(frame["open"], frame["close"]).to_numpy()),
+            "open/close outside [low, high] (open {open}, high {high}, low {low}, close {close})",
+        ),
+        (frame["volume"].to_numpy() < 0, "negative volume {volume}"),
+        ((frame[list(PRICE_COLUMNS)].to_numpy() <= 0).any(axis=1), "non-positive price (open {open}, high {high}, low {low}, close {close})"),
+        (~np.isfinite(values).all(axis=1), "NaN or infinite value (open {open}, high {high}, low {low}, close {close}, volume {volume})"),
+    ]
+    # Later checks win, so the most basic problem (NaN) is the one reported.
+    for mask, template in checks:
+        for i in np.flatnonzero(mask):
+            problems[i] = template.format(**frame.iloc[i].to_dict())
+    return pd.Series(problems, index=frame.index)
+
+
+def _check_rows(frame: pd.DataFrame, source: str, repair: RepairPolicy) -> pd.DataFrame:
+    problems = _row_problems(frame)
+    bad = problems != ""
+    if not bad.any():
+        return frame
+    if repair is RepairPolicy.STRICT:
+        line = int(problems.index[bad.to_numpy()][0])
+        raise CandleDataError(source, str(problems[line]), line)
+    log.warning("%s: repair: dropped %d invalid candle(s), first at line %d (%s)",
+                source, int(bad.sum()), int(problems.index[bad.to_numpy()][0]), problems[bad].iloc[0])
+    kept = frame[~bad]
+    if kept.empty:
+        raise CandleDataError(source, "no valid candles left after repair")
+    return kept
+
+
+def _check_order(frame: pd.DataFrame, source: str, repair: RepairPolicy) -> pd.DataFrame:
+    times = frame["open_time_ms"].to_numpy()
+    diffs = np.diff(times)
+    if (diffs > 0).all():
+        return frame
+    if repair is RepairPolicy.STRICT:
+        i = int(np.argmax(diffs <= 0)) + 1
+        line = int(frame.index[i])
+        kind = "duplicate" if diffs[i - 1] == 0 else "out of order"
+        raise CandleDataError(
+            source, f"timestamp {_fmt_ms(times[i])} is {kind} (previous line has {_fmt_ms(times[i - 1])})", line
+        )
+    unsorted = int((diffs < 0).sum())
+    ordered = frame.sort_values("open_time_ms", kind="stable")
+    deduped = ordered[~ordered["open_time_ms"].duplicated(keep="last")]
+    log.warning("%s: repair: sorted %d out-of-order candle(s), dropped %d duplicate timestamp(s)",
+                source, unsorted, len(ordered) - len(deduped))
+    return deduped
+
+
+def _check_gaps(frame: pd.DataFrame, source: str, repair: RepairPolicy, interval_ms: int | None) -> pd.DataFrame:
+    times = frame["open_time_ms"].to_numpy()
+    step = interval_ms or infer_interval_ms(times)
+    diffs = np.diff(times)
+    off_grid = np.flatnonzero(diffs % step != 0)
+    if len(off_grid):
+        i = int(off_grid[0]) + 1
+        raise CandleDataError(
+            source,
+            f"timestamp {_fmt_ms(times[i])} is not a whole number of {step // 1000}s intervals after the previous candle",
+            int(frame.index[i]),
+        )
+    gaps = np.flatnonzero(diffs > step)
+    if len(gaps) == 0:
+        return frame
+    if repair is RepairPolicy.STRICT:
+        i = int(gaps[0]) + 1
+        missing = int(diffs[i - 1] // step) - 1
+        raise CandleDataError(
+            source,
+            f"gap: {missing} candle(s) missing between {_fmt_ms(times[i - 1])} and {_fmt_ms(times[i])} "
+            f"({len(gaps)} gap(s) in total); pass repair=RepairPolicy.REPAIR to fill them with flat candles",
+            int(frame.index[i]),
+        )
+    full = np.arange(times[0], times[-1] + step, step, dtype=np.int64)
+    filled = frame.set_index("open_time_ms").reindex(full)
+    n_filled = int(filled["close"].isna().sum())
+    filled["close"] = filled["close"].ffill()
+    for col in ("open", "high", "low"):
+        filled[col] = filled[col].fillna(filled["close"])
+    filled["volume"] = filled["volume"].fillna(0.0)
+    log.warning("%s: repair: filled %d missing candle(s) in %d gap(s) with flat candles", source, n_filled, len(gaps))
+    return filled.rename_axis("open_time_ms").reset_index()
+
+
+def _fmt_ms(ms: int) -> str:
+    return pd.Timestamp(int(ms), unit="ms").strftime("%Y-%m-%d %H:%M:%S")
+
+
+def candles_to_seed_csv(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write candles in the seed's ``data/test_data.csv`` layout (date-time ``timestamp``)."""
+    out = frame[["timestamp", *OHLCV_COLUMNS]]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(path, index=False, date_format="%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,251 @@
+"""``CryptoTradingEnv``: the seed README's gymnasium environment.
+
+One step is one candle. At step ``t`` the agent sees the features of candles
+``t - lookback_window + 1 .. t`` and its account marked at close ``t``; its action is
+filled at close ``t`` (:mod:`env.portfolio`), the clock moves to ``t + 1``, the account
+is marked at close ``t + 1`` and the reward (:mod:`env.reward`) is paid.
+
+- ``terminated``: equity fell below ``(1 - max_loss) x initial_balance`` (blow-up).
+- ``truncated``: the data (or ``episode_length``) ran out.
+
+Run ``python -m env.crypto_trading_env`` for the self-test on the bundled real candles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+from gymnasium import spaces
+
+from env.candles import CandleDataError, RepairPolicy, normalize_candles
+from env.features import N_FEATURES, WARMUP_CANDLES, compute_features
+from env.observation import build_observation, observation_size
+from env.portfolio import Portfolio, PortfolioConfig
+from env.reward import BPS, RewardWeights, step_reward
+from env.types import Action, Observation, Side
+
+SAMPLE_CANDLES = Path(__file__).resolve().parent.parent / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
+
+
+class CryptoTradingEnv(gym.Env[Observation, np.int64]):
+    """Single-instrument trading on historical candles.
+
+    Args:
+        df: candles with ``timestamp`` (date-time or epoch ms) and ``open high low close
+            volume``; validated by :func:`env.candles.normalize_candles`.
+        initial_balance: starting capital (USDT).
+        commission: fee rate per fill (0.0004 = 0.04%).
+        max_position_size: position notional as a multiple of equity (1.0 = 100%).
+        lookback_window: candles of features in each observation.
+        reward_scaling: multiplies the reward's bps sum (see :mod:`env.reward`).
+        slippage_bps: adverse fill offset in basis points.
+        reward_weights: the five reward components' weights.
+        episode_length: steps per episode; ``None`` runs to the end of the data.
+        random_start: start each episode at a random candle (for training) instead of
+            the first one after warm-up. Uses ``self.np_random``, so it is seeded by
+            ``reset(seed=...)``.
+        repair: what to do with bad candles (default: raise).
+
+    .. warning:: The first ``WARMUP_CANDLES + lookback_window - 1`` candles are never
+       traded: they fill the indicators and the first observation window.
+    """
+
+    metadata = {"render_modes": ["human"]}
+
+    def __init__(
+        self,
+        df: pd.DataFrame,
+        initial_balance: float = 100.0,
+        commission: float = 0.0004,
+        max_position_size: float = 1.0,
+        lookback_window: int = 20,
+        reward_scaling: float = 1e-4,
+        *,
+        slippage_bps: float = 0.0,
+        reward_weights: RewardWeights | None = None,
+        episode_length: int | None = None,
+        random_start: bool = False,
+        render_mode: str | None = None,
+        repair: RepairPolicy = RepairPolicy.STRICT,
+    ) -> None:
+        super().__init__()
+        if lookback_window < 1:
+            raise ValueError(f"lookback_window: must be >= 1, got {lookback_window!r}")
+        if episode_length is not None and episode_length < 1:
+            raise ValueError(f"episode_length: must be >= 1 or None, got {episode_length!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode: {render_mode!r} is not one of {self.metadata['render_modes']}")
+        self.portfolio_config = PortfolioConfig(initial_balance, commission, max_position_size, slippage_bps)
+        self.reward_weights = reward_weights or RewardWeights()
+        self.reward_scaling = reward_scaling
+        self.lookback_window = lookback_window
+        self.episode_length = episode_length
+        self.random_start = random_start
+        self.render_mode = render_mode
+
+        self.candles = normalize_candles(df, source="CryptoTradingEnv(df)", repair=repair)
+        self.first_step = WARMUP_CANDLES + lookback_window - 1
+        if len(self.candles) < self.first_step + 2:
+            raise CandleDataError(
+                "CryptoTradingEnv(df)",
+                f"{len(self.candles)} candles is too short: need at least {self.first_step + 2} "
+                f"({WARMUP_CANDLES} warm-up + lookback_window {lookback_window} + 1 step)",
+            )
+        self.features = compute_features(self.candles).astype(np.float32)
+        self._closes = self.candles["close"].to_numpy(dtype=np.float64).tolist()
+        self._times_ms = self.candles["open_time_ms"].to_numpy(dtype=np.int64).tolist()
+        self.last_step = len(self.candles) - 1
+
+        self.action_space = spaces.Discrete(len(Action))
+        self.observation_space = spaces.Box(
+            low=-np.inf, high=np.inf, shape=(observation_size(lookback_window),), dtype=np.float32
+        )
+        self.portfolio = Portfolio(self.portfolio_config)
+        self._t = self.first_step
+        self._end = self.last_step
+        self._flat_steps = 0
+        self._blowup_equity = initial_balance * (1.0 - self.reward_weights.max_loss)
+
+    # ------------------------------------------------------------------ API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Observation, dict[str, Any]]:
+        """Start an episode. ``options={"start_index": i}`` starts at candle ``i``."""
+        super().reset(seed=seed)
+        latest_start = self.last_step - 1
+        if options and "start_index" in options:
+            start = int(options["start_index"])
+            if not self.first_step <= start <= latest_start:
+                raise ValueError(f"start_index {start} outside [{self.first_step}, {latest_start}]")
+        elif self.random_start:
+            latest = max(self.first_step, self.last_step - (self.episode_length or 1))
+            start = int(self.np_random.integers(self.first_step, latest + 1))
+        else:
+            start = self.first_step
+        self._t = start
+        self._end = self.last_step if self.episode_length is None else min(self.last_step, start + self.episode_length)
+        self._flat_steps = 0
+        self.portfolio = Portfolio(self.portfolio_config)
+        self.portfolio.mark(self._closes[start])
+        return self._observation(), self._info()
+
+    def step(self, action: int | np.integer) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
+        portfolio = self.portfolio
+        t = self._t
+        fills = portfolio.apply(int(action), self._closes[t], self._times_ms[t])
+        realized_net = 0.0
+        for fill in fills:
+            if fill.trade is not None:
+                realized_net += fill.trade.net_pnl
+        unrealized_before = portfolio.unrealized_pnl
+        t += 1
+        self._t = t
+        equity = portfolio.mark(self._closes[t])
+        unrealized_now = portfolio.unrealized_pnl
+        self._flat_steps = self._flat_steps + 1 if portfolio.side == Side.FLAT else 0
+        blew_up = equity < self._blowup_equity
+        reward = self.reward_scaling * step_reward(
+            self.reward_weights,
+            realized_net=realized_net,
+            unrealized_move=unrealized_now - unrealized_before,
+            unrealized_now=unrealized_now,
+            flat_steps=self._flat_steps,
+            blew_up=blew_up,
+            initial_balance=self.portfolio_config.initial_balance,
+        )
+        info = self._info()
+        info["fills"] = len(fills)
+        if self.render_mode == "human":
+            self.render()
+        return self._observation(), reward, blew_up, t >= self._end and not blew_up, info
+
+    def render(self) -> None:
+        if self.render_mode == "human":
+            p = self.portfolio
+            print(
+                f"t={self._t} time={pd.Timestamp(self._times_ms[self._t], unit='ms')} price={p.last_price:.2f} "
+                f"position={p.side:+d} equity={p.equity:.4f} trades={p.n_trades}"
+            )
+
+    # -------------------------------------------------------------- helpers
+    @property
+    def current_index(self) -> int:
+        """Index (into :attr:`candles`) of the candle the next action is taken at."""
+        return self._t
+
+    def _observation(self) -> Observation:
+        t = self._t
+        return build_observation(self.features[t - self.lookback_window + 1 : t + 1], self.portfolio)
+
+    def _info(self) -> dict[str, Any]:
+        p = self.portfolio
+        return {
+            "balance": p.cash,
+            "equity": p.equity,
+            "total_pnl": p.total_pnl,
+            "realized_pnl": p.realized_pnl,
+            "unrealized_pnl": p.unrealized_pnl,
+            "fees_paid": p.fees_paid,
+            "win_rate": p.win_rate,
+            "total_trades": p.n_trades,
+            "position": p.side,
+            "drawdown": p.drawdown,
+            "max_drawdown": p.max_drawdown,
+            "price": p.last_price,
+            "timestamp_ms": self._times_ms[self._t],
+            "step": self._t,
+        }
+
+
+def self_test(path: Path = SAMPLE_CANDLES) -> list[str]:
+    """Checks run by ``python -m env.crypto_trading_env``; returns the failures."""
+    import warnings
+
+    from gymnasium.utils.env_checker import check_env
+
+    from env.candles import load_candles
+
+    failures: list[str] = []
+    df = load_candles(path).iloc[:3000]
+    env = CryptoTradingEnv(df, initial_balance=100.0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Box observation space (min|max)imum value is")
+        check_env(env, skip_render_check=True)
+    obs, info = env.reset(seed=7)
+    if obs.shape != (N_FEATURES * env.lookback_window + 5,):
+        failures.append(f"observation shape {obs.shape}")
+    rng = np.random.default_rng(7)
+    actions = rng.choice(len(Action), size=len(df), p=[0.94, 0.02, 0.02, 0.02])  # a trader who mostly waits
+    done, steps = False, 0
+    while not done:
+        obs, reward, terminated, truncated, info = env.step(actions[steps])
+        done = terminated or truncated
+        steps += 1
+        if not np.isfinite(obs).all() or not np.isfinite(reward):
+            failures.append(f"non-finite observation or reward at step {steps}")
+            break
+    p = env.portfolio
+    identity = p.realized_pnl + p.unrealized_pnl - p.fees_paid
+    if abs(identity - info["total_pnl"]) > 1e-9 * BPS:
+        failures.append(f"PnL identity broken: {identity} != {info['total_pnl']}")
+    if steps != env.last_step - env.first_step and not terminated:
+        failures.append(f"episode ran {steps} steps, expected {env.last_step - env.first_step}")
+    if info["total_trades"] == 0:
+        failures.append("random actions made no trades")
+    print(f"Final balance: ${info['balance']:.2f}  equity: ${info['equity']:.2f}")
+    print(f"Total PnL: ${info['total_pnl']:.2f}")
+    print(f"Win rate: {info['win_rate'] * 100:.1f}%")
+    print(f"Total trades: {info['total_trades']}  steps: {steps}")
+    return failures
+
+
+if __name__ == "__main__":
+    import sys
+
+    problems = self_test()
+    if problems:
+        print("CryptoTradingEnv test FAILED:\n  " + "\n  ".join(problems))
+        sys.exit(1)
+    print("✅ CryptoTradingEnv test completed successfully!")

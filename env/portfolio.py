@@ -1,0 +1,224 @@
+"""The account: one position in one instrument, filled at candle closes.
+
+This is the single fill and PnL model of Shadow. The env, the backtester and the paper
+ledger all drive this class; the ledger only stores what it returns, so a paper run and
+a backtest on the same candles agree to the last bit.
+
+Model (a linear, cash-settled contract such as a USDT perpetual; also right for spot
+long-only use):
+
+- **Sizing.** Opening a position commits ``max_position_size x equity`` of notional at
+  the fill price: ``qty = notional / fill_price``. 1.0 means fully invested, 2.0 is 2x
+  leverage. Nothing opens when equity is not positive.
+- **Fill price.** The candle close moved against the trader by ``slippage_bps``:
+  buys fill at ``close * (1 + bps/1e4)``, sells at ``close * (1 - bps/1e4)``.
+- **Fees.** ``commission x qty x fill_price`` on every open and every close, taken
+  from cash at once.
+- **PnL.** Unrealised ``= side x qty x (price - entry_price)``; closing moves it into
+  cash. ``equity = cash + unrealised``; ``total_pnl = equity - initial_balance``
+  ``= realized_pnl + unrealized_pnl - fees_paid`` (``realized_pnl`` is gross of fees).
+- **Trades.** A round trip (open -> close) is one trade; it is a win when its PnL net of
+  both fees is positive. Drawdown is ``1 - equity / peak_equity``, updated at every
+  mark and every fill.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+from env.types import Action, Side
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioConfig:
+    """Account parameters, as in the seed's ``CryptoTradingEnv.__init__``.
+
+    Args:
+        initial_balance: starting cash in the quote currency (USDT).
+        commission: fee rate per fill, 0.0004 = 0.04%.
+        max_position_size: notional of a position as a multiple of equity.
+        slippage_bps: adverse fill offset from the candle close, in basis points.
+    """
+
+    initial_balance: float = 100.0
+    commission: float = 0.0004
+    max_position_size: float = 1.0
+    slippage_bps: float = 0.0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "initial_balance": self.initial_balance > 0,
+            "commission": 0 <= self.commission < 1,
+            "max_position_size": self.max_position_size > 0,
+            "slippage_bps": 0 <= self.slippage_bps < 10_000,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"PortfolioConfig.{name}: invalid value {getattr(self, name)!r}")
+
+
+_TARGET_SIDE: dict[int, int] = {Action.BUY: Side.LONG, Action.SELL: Side.SHORT, Action.CLOSE: Side.FLAT}
+
+
+class ClosedTrade(NamedTuple):
+    """One round trip, as the trade log shows it."""
+
+    side: int  # Side.LONG or Side.SHORT
+    qty: float
+    entry_time_ms: int
+    exit_time_ms: int
+    entry_price: float
+    exit_price: float
+    gross_pnl: float
+    fees: float  # entry fee + exit fee
+    net_pnl: float
+
+
+class Fill(NamedTuple):
+    """One simulated execution. ``side`` is +1 for a buy, -1 for a sell."""
+
+    time_ms: int
+    side: int
+    qty: float
+    price: float  # after slippage
+    market_price: float  # the candle close it was filled against
+    fee: float
+    slippage_cost: float  # qty x |price - market_price|
+    opens: bool  # True for an opening fill, False for a closing one
+    trade: ClosedTrade | None  # the finished round trip, on closing fills
+
+
+@dataclass(slots=True)
+class PortfolioState:
+    """Everything needed to restore a :class:`Portfolio` (the ledger persists this)."""
+
+    cash: float
+    side: int = 0
+    qty: float = 0.0
+    entry_price: float = 0.0
+    entry_time_ms: int = 0
+    entry_fee: float = 0.0
+    last_price: float = 0.0
+    fees_paid: float = 0.0
+    realized_pnl: float = 0.0
+    n_trades: int = 0
+    n_wins: int = 0
+    peak_equity: float = 0.0
+    max_drawdown: float = 0.0
+
+
+class Portfolio:
+    """A paper account. Call :meth:`mark` with each candle close, :meth:`apply` with
+    each decision; read PnL from the properties."""
+
+    __slots__ = ("config", "cash", "side", "qty", "entry_price", "entry_time_ms", "entry_fee", "last_price",
+                 "fees_paid", "realized_pnl", "n_trades", "n_wins", "peak_equity", "max_drawdown", "_slip")
+
+    def __init__(self, config: PortfolioConfig | None = None) -> None:
+        self.config = config or PortfolioConfig()
+        self._slip = self.config.slippage_bps / 10_000.0
+        self.restore(PortfolioState(cash=self.config.initial_balance, peak_equity=self.config.initial_balance))
+
+    # ----------------------------------------------------------------- state
+    def snapshot(self) -> PortfolioState:
+        return PortfolioState(
+            cash=self.cash, side=self.side, qty=self.qty, entry_price=self.entry_price,
+            entry_time_ms=self.entry_time_ms, entry_fee=self.entry_fee, last_price=self.last_price,
+            fees_paid=self.fees_paid, realized_pnl=self.realized_pnl, n_trades=self.n_trades,
+            n_wins=self.n_wins, peak_equity=self.peak_equity, max_drawdown=self.max_drawdown,
+        )
+
+    def restore(self, state: PortfolioState) -> None:
+        for name, value in asdict(state).items():
+            setattr(self, name, value)
+
+    # ------------------------------------------------------------ read-outs
+    @property
+    def unrealized_pnl(self) -> float:
+        return self.side * self.qty * (self.last_price - self.entry_price) if self.side else 0.0
+
+    @property
+    def equity(self) -> float:
+        return self.cash + self.unrealized_pnl
+
+    @property
+    def total_pnl(self) -> float:
+        return self.equity - self.config.initial_balance
+
+    @property
+    def drawdown(self) -> float:
+        return 1.0 - self.equity / self.peak_equity if self.peak_equity > 0 else 0.0
+
+    @property
+    def win_rate(self) -> float:
+        return self.n_wins / self.n_trades if self.n_trades else 0.0
+
+    # -------------------------------------------------------------- updates
+    def mark(self, price: float) -> float:
+        """Mark to market at ``price`` (a candle close); returns equity."""
+        self.last_price = price
+        return self._track_drawdown()
+
+    def apply(self, action: int, price: float, time_ms: int = 0) -> tuple[Fill, ...]:
+        """Carry out ``action`` at market price ``price`` (see :class:`env.types.Action`).
+
+        Marks to ``price`` first. Returns the fills, in order (none for a no-op, two
+        for a reversal: the close, then the open).
+        """
+        self.last_price = price
+        side = self.side
+        if action == Action.HOLD:
+            return ()
+        target = _TARGET_SIDE.get(action)
+        if target is None:
+            raise ValueError(f"invalid action {action!r}: expected 0 HOLD, 1 BUY, 2 SELL or 3 CLOSE")
+        if target == side:
+            return ()
+        fills: tuple[Fill, ...] = ()
+        if side != Side.FLAT:
+            fills += (self._close(price, time_ms),)
+        if target != Side.FLAT:
+            opened = self._open(target, price, time_ms)
+            if opened is not None:
+                fills += (opened,)
+        self._track_drawdown()
+        return fills
+
+    def _open(self, side: int, price: float, time_ms: int) -> Fill | None:
+        equity = self.cash
+        if equity <= 0:
+            return None
+        fill_price = price * (1.0 + side * self._slip)
+        qty = self.config.max_position_size * equity / fill_price
+        fee = self.config.commission * qty * fill_price
+        self.cash -= fee
+        self.fees_paid += fee
+        self.side, self.qty, self.entry_price, self.entry_time_ms, self.entry_fee = side, qty, fill_price, time_ms, fee
+        return Fill(time_ms, side, qty, fill_price, price, fee, qty * abs(fill_price - price), True, None)
+
+    def _close(self, price: float, time_ms: int) -> Fill:
+        side, qty = self.side, self.qty
+        fill_price = price * (1.0 - side * self._slip)
+        gross = side * qty * (fill_price - self.entry_price)
+        fee = self.config.commission * qty * fill_price
+        self.cash += gross - fee
+        self.fees_paid += fee
+        self.realized_pnl += gross
+        trade_fees = self.entry_fee + fee
+        net = gross - trade_fees
+        self.n_trades += 1
+        self.n_wins += net > 0
+        trade = ClosedTrade(side, qty, self.entry_time_ms, time_ms, self.entry_price, fill_price, gross, trade_fees, net)
+        self.side, self.qty, self.entry_price, self.entry_time_ms, self.entry_fee = 0, 0.0, 0.0, 0, 0.0
+        return Fill(time_ms, -side, qty, fill_price, price, fee, qty * abs(fill_price - price), False, trade)
+
+    def _track_drawdown(self) -> float:
+        equity = self.equity
+        if equity > self.peak_equity:
+            self.peak_equity = equity
+        elif self.peak_equity > 0:
+            dd = 1.0 - equity / self.peak_equity
+            if dd > self.max_drawdown:
+                self.max_drawdown = dd
+        return equity

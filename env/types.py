@@ -1,0 +1,55 @@
+"""Shapes shared by every layer: the action set, the candle record, the observation type.
+
+Named once here (as SB3's ``type_aliases.py`` does) so the env, the backtester and the
+live daemon cannot drift apart on what an action number or a candle key means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+import numpy.typing as npt
+
+Observation = npt.NDArray[np.float32]
+
+
+class Action(IntEnum):
+    """The four discrete actions of ``CryptoTradingEnv`` (the seed README's contract).
+
+    - ``HOLD``  (0): do nothing.
+    - ``BUY``   (1): flat -> open long; short -> close the short and open a long; long -> no-op.
+    - ``SELL``  (2): mirror of BUY: flat -> open short; long -> close and open short; short -> no-op.
+    - ``CLOSE`` (3): any position -> flat; flat -> no-op.
+
+    Decisions are taken at a candle's close and filled at that close (± slippage).
+    """
+
+    HOLD = 0
+    BUY = 1
+    SELL = 2
+    CLOSE = 3
+
+
+class Side(IntEnum):
+    """Direction of the open position; also the ``position`` observation feature."""
+
+    SHORT = -1
+    FLAT = 0
+    LONG = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One closed OHLCV candle. ``(symbol, interval, open_time_ms)`` is its identity,
+    the same key the SQLite ledger uses."""
+
+    symbol: str
+    interval: str
+    open_time_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float

@@ -1,0 +1,1 @@
+"""The SQLite paper ledger: schema, migrations, writer and readers."""

@@ -1,0 +1,1 @@
+"""Decision makers behind one protocol: the PPO policy and the baselines."""

@@ -1,0 +1,1 @@
+"""Historical data, PPO training (the seed's ``train_ppo``), evaluation and the model registry."""
