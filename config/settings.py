@@ -19,6 +19,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from config.errors import UserError
+
 ENV_PREFIX = "SHADOW_"
 ENV_NESTED_DELIMITER = "__"
 CONFIG_PATH_VARIABLE = "SHADOW_CONFIG"
@@ -26,7 +28,7 @@ CONFIG_PATH_VARIABLE = "SHADOW_CONFIG"
 _config_file: ContextVar[Path | None] = ContextVar("_config_file", default=None)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """Settings that cannot be used; the message names field, value and source."""
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from config.errors import UserError
+
 log = logging.getLogger(__name__)
 
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
@@ -31,7 +33,7 @@ OHLCV_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "volume")
 _FIRST_DATA_LINE = 2
 
 
-class CandleDataError(ValueError):
+class CandleDataError(UserError, ValueError):
     """A candle file or frame that cannot be used as it is.
 
     Args:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 
+from config.settings import EnvSettings
 from env.candles import CandleDataError, RepairPolicy, normalize_candles
 from env.features import N_FEATURES, WARMUP_CANDLES, compute_features
 from env.observation import build_observation, observation_size
@@ -109,6 +110,13 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
         self._end = self.last_step
         self._flat_steps = 0
         self._blowup_equity = initial_balance * (1.0 - self.reward_weights.max_loss)
+
+    @classmethod
+    def from_settings(cls, df: pd.DataFrame, settings: EnvSettings, **kwargs: Any) -> CryptoTradingEnv:
+        """Build the env from the ``[env]`` settings section (plus any keyword overrides)."""
+        params = settings.model_dump()
+        weights = RewardWeights(**params.pop("reward"))
+        return cls(df, reward_weights=weights, **(params | kwargs))
 
     # ------------------------------------------------------------------ API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Observation, dict[str, Any]]:

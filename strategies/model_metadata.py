@@ -1,0 +1,143 @@
+"""What every saved model carries: the contract between a model file and the code serving it.
+
+A model zip ``X.zip`` has its metadata beside it in ``X.meta.json``. The PPO strategy
+refuses to load a model whose feature spec, lookback window or observation size do not
+match the running code (:func:`check_compatible`), because a model fed a differently
+built observation acts on garbage without any error.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from config.errors import UserError
+from env.features import FEATURE_SPEC_VERSION, feature_spec
+from env.observation import observation_size
+
+METADATA_SUFFIX = ".meta.json"
+_PACKAGES = ("shadow-trader", "stable-baselines3", "torch", "gymnasium", "numpy", "pandas")
+
+
+class ModelMismatchError(UserError):
+    """A model file that cannot be served by this code (missing, or built for other features)."""
+
+
+@dataclass
+class ModelMetadata:
+    """Provenance and serving contract of one model.
+
+    Args:
+        feature_spec: :func:`env.features.feature_spec` at training time.
+        lookback_window: candles per observation.
+        observation_size: length of the observation vector.
+        env: the env/portfolio parameters it was trained with (``EnvSettings`` dump).
+        symbol / timeframe: the market it was trained on.
+        data_range: ``{"start_ms", "end_ms", "n_candles"}`` of the training candles.
+        hyperparameters: PPO settings (learning rate, batch size, ...).
+        seed: the training seed.
+        num_timesteps: environment steps the model has been trained for.
+        versions: package versions at training time.
+        created_at: ISO-8601 UTC time of saving.
+        extra: anything else worth keeping (split boundaries, parent model, ...).
+    """
+
+    feature_spec: dict[str, Any]
+    lookback_window: int
+    observation_size: int
+    env: dict[str, Any]
+    symbol: str
+    timeframe: str
+    data_range: dict[str, int]
+    hyperparameters: dict[str, Any]
+    seed: int | None
+    num_timesteps: int = 0
+    versions: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def for_current_code(cls, *, lookback_window: int, **fields: Any) -> ModelMetadata:
+        """Metadata stamped with this code's feature spec, package versions and time."""
+        return cls(
+            feature_spec=feature_spec(),
+            lookback_window=lookback_window,
+            observation_size=observation_size(lookback_window),
+            versions=package_versions(),
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **fields,
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True, default=str)
+
+    def save_beside(self, model_zip: str | Path) -> Path:
+        """Write ``<model>.meta.json`` next to the zip; returns its path."""
+        path = metadata_path(model_zip)
+        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        return path
+
+
+def metadata_path(model_zip: str | Path) -> Path:
+    """``models/x/best_model.zip`` -> ``models/x/best_model.meta.json``."""
+    model_zip = Path(model_zip)
+    stem = model_zip.name[: -len(".zip")] if model_zip.name.endswith(".zip") else model_zip.name
+    return model_zip.with_name(stem + METADATA_SUFFIX)
+
+
+def load_metadata(model_zip: str | Path) -> ModelMetadata:
+    """Read the metadata beside ``model_zip``.
+
+    Raises:
+        ModelMismatchError: no metadata file, or one that is not valid.
+    """
+    path = metadata_path(model_zip)
+    if not path.is_file():
+        raise ModelMismatchError(f"{model_zip}: no model metadata ({path.name} is missing); "
+                                 "Shadow only serves models saved by its trainer")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return ModelMetadata(**raw)
+    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
+        raise ModelMismatchError(f"{path}: unreadable model metadata ({exc})") from None
+
+
+def check_compatible(meta: ModelMetadata, source: str | Path, lookback_window: int | None = None) -> None:
+    """Raise :class:`ModelMismatchError` unless this code builds the model's observation.
+
+    Args:
+        meta: the model's metadata.
+        source: the model file, for the message.
+        lookback_window: the lookback the caller will use, when it is fixed by config.
+    """
+    current = feature_spec()
+    if meta.feature_spec != current:
+        theirs = meta.feature_spec.get("version")
+        raise ModelMismatchError(
+            f"{source}: built for feature spec version {theirs} {meta.feature_spec.get('names')}, "
+            f"but this code computes version {FEATURE_SPEC_VERSION} {current['names']}; retrain the model"
+        )
+    if lookback_window is not None and lookback_window != meta.lookback_window:
+        raise ModelMismatchError(
+            f"{source}: trained with lookback_window={meta.lookback_window}, configured {lookback_window}"
+        )
+    if meta.observation_size != observation_size(meta.lookback_window):
+        raise ModelMismatchError(
+            f"{source}: observation size {meta.observation_size} != {observation_size(meta.lookback_window)} "
+            f"for lookback_window={meta.lookback_window}"
+        )
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
