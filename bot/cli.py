@@ -7,14 +7,13 @@ can fix (:class:`config.errors.UserError`) print one line and exit with status 2
 
 from __future__ import annotations
 
+import importlib
 import sys
-from pathlib import Path
-from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
-from config import UserError, load_settings
+from config import UserError
 
 app = typer.Typer(
     name="shadow",
@@ -23,33 +22,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
 err_console = Console(stderr=True)
 
-ConfigOption = Annotated[
-    Optional[Path], typer.Option("--config", "-c", help="TOML settings file (default: $SHADOW_CONFIG).")
-]
-
-
-@app.command("config")
-def show_config(config: ConfigOption = None) -> None:
-    """Print the resolved settings (defaults + TOML file + SHADOW_* variables) as TOML-like text."""
-    settings = load_settings(config)
-    for section, values in settings.model_dump().items():
-        console.print(f"[bold][{section}][/bold]")
-        for key, value in values.items():
-            console.print(f"{key} = {value!r}")
-
-
-@app.command("selftest")
-def selftest() -> None:
-    """Run the environment self-test on the bundled real candles."""
-    from env.crypto_trading_env import self_test
-
-    problems = self_test()
-    if problems:
-        raise UserError("CryptoTradingEnv self-test failed: " + "; ".join(problems))
-    console.print("✅ CryptoTradingEnv test completed successfully!")
+# Each command group lives in its own module with a ``register(app)`` function.
+COMMAND_MODULES: tuple[str, ...] = (
+    "bot.commands.basic",
+)
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module).register(app)
 
 
 def main() -> None:
@@ -59,3 +39,7 @@ def main() -> None:
     except UserError as exc:
         err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""``shadow`` sub-commands, one module per command group, each with ``register(app)``."""
