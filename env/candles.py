@@ -131,28 +131,29 @@ def infer_interval_ms(open_time_ms: np.ndarray) -> int:
 
 
 def _timestamps_to_ms(column: pd.Series, source: str) -> np.ndarray:
-    if pd.api.types.is_integer_dtype(column):
-        return column.to_numpy(dtype=np.int64)
-    if pd.api.types.is_float_dtype(column):
-        bad = ~np.isfinite(column.to_numpy()) | (column.to_numpy() % 1 != 0)
-        if bad.any():
-            line = _FIRST_DATA_LINE + int(np.argmax(bad))
-            raise CandleDataError(source, f"timestamp {column.iloc[line - 2]!r} is not whole milliseconds", line)
-        return column.to_numpy(dtype=np.int64)
-    parsed = pd.to_datetime(column, errors="coerce", utc=True, format="mixed")
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        line = _FIRST_DATA_LINE + int(np.argmax(bad))
-        raise CandleDataError(source, f"timestamp {column.iloc[line - 2]!r} is not a date-time", line)
+    """Epoch-ms integers, or date-time text/values (treated as UTC when naive)."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        parsed = pd.to_datetime(column, utc=True)
+    else:
+        numeric = pd.to_numeric(column, errors="coerce")
+        if numeric.notna().sum() * 2 > len(column):  # mostly numbers: epoch milliseconds
+            values = numeric.to_numpy(dtype=np.float64)
+            _raise_first(~np.isfinite(values) | (values % 1 != 0), column, source, "is not whole epoch milliseconds")
+            return values.astype(np.int64)
+        parsed = pd.to_datetime(column, errors="coerce", utc=True, format="mixed")
+    _raise_first(parsed.isna().to_numpy(), column, source, "is not a date-time")
     return parsed.dt.tz_convert(None).to_numpy(dtype="datetime64[ms]").astype(np.int64)
+
+
+def _raise_first(bad: np.ndarray, column: pd.Series, source: str, problem: str) -> None:
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise CandleDataError(source, f"{column.name} {column.iloc[i]!r} {problem}", _FIRST_DATA_LINE + i)
 
 
 def _to_float(column: pd.Series, name: str, source: str) -> np.ndarray:
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
-    not_numeric = np.isnan(values) & column.notna().to_numpy()
-    if not_numeric.any():
-        line = _FIRST_DATA_LINE + int(np.argmax(not_numeric))
-        raise CandleDataError(source, f"{name} {column.iloc[line - 2]!r} is not a number", line)
+    _raise_first(np.isnan(values) & column.notna().to_numpy(), column, source, "is not a number")
     return values
 
 
@@ -161,17 +162,17 @@ def _row_problems(frame: pd.DataFrame) -> pd.Series:
     values = frame[list(OHLCV_COLUMNS)].to_numpy()
     problems = np.full(len(frame), "", dtype=object)
     checks = [
-        (frame["high"].to_numpy() < frame["low"].to_numpy(), "high {high} < low {low}"),
         (
             (frame["high"].to_numpy() < np.maximum(frame["open"], frame["close"]).to_numpy())
             | (frame["low"].to_numpy() > np.minimum(frame["open"], frame["close"]).to_numpy()),
             "open/close outside [low, high] (open {open}, high {high}, low {low}, close {close})",
         ),
+        (frame["high"].to_numpy() < frame["low"].to_numpy(), "high {high} < low {low}"),
         (frame["volume"].to_numpy() < 0, "negative volume {volume}"),
         ((frame[list(PRICE_COLUMNS)].to_numpy() <= 0).any(axis=1), "non-positive price (open {open}, high {high}, low {low}, close {close})"),
         (~np.isfinite(values).all(axis=1), "NaN or infinite value (open {open}, high {high}, low {low}, close {close}, volume {volume})"),
     ]
-    # Later checks win, so the most basic problem (NaN) is the one reported.
+    # Later checks win, so the most basic problem (NaN) is the one reported for a row.
     for mask, template in checks:
         for i in np.flatnonzero(mask):
             problems[i] = template.format(**frame.iloc[i].to_dict())

@@ -24,9 +24,9 @@ from gymnasium import spaces
 from config.settings import EnvSettings
 from env.candles import CandleDataError, RepairPolicy, normalize_candles
 from env.features import N_FEATURES, WARMUP_CANDLES, compute_features
-from env.observation import build_observation, observation_size
+from env.observation import ObservationTable, observation_size
 from env.portfolio import Portfolio, PortfolioConfig
-from env.reward import BPS, RewardWeights, step_reward
+from env.reward import BPS, RewardWeights, StepReward
 from env.types import Action, Observation, Side
 
 SAMPLE_CANDLES = Path(__file__).resolve().parent.parent / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
@@ -97,6 +97,8 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
                 f"({WARMUP_CANDLES} warm-up + lookback_window {lookback_window} + 1 step)",
             )
         self.features = compute_features(self.candles).astype(np.float32)
+        self._observations = ObservationTable(self.features, lookback_window)
+        self._reward = StepReward(self.reward_weights, reward_scaling, initial_balance)
         self._closes = self.candles["close"].to_numpy(dtype=np.float64).tolist()
         self._times_ms = self.candles["open_time_ms"].to_numpy(dtype=np.int64).tolist()
         self.last_step = len(self.candles) - 1
@@ -154,20 +156,13 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
         unrealized_now = portfolio.unrealized_pnl
         self._flat_steps = self._flat_steps + 1 if portfolio.side == Side.FLAT else 0
         blew_up = equity < self._blowup_equity
-        reward = self.reward_scaling * step_reward(
-            self.reward_weights,
-            realized_net=realized_net,
-            unrealized_move=unrealized_now - unrealized_before,
-            unrealized_now=unrealized_now,
-            flat_steps=self._flat_steps,
-            blew_up=blew_up,
-            initial_balance=self.portfolio_config.initial_balance,
-        )
-        info = self._info()
-        info["fills"] = len(fills)
+        reward = self._reward(realized_net, unrealized_now - unrealized_before, unrealized_now, self._flat_steps,
+                              blew_up)
         if self.render_mode == "human":
             self.render()
-        return self._observation(), reward, blew_up, t >= self._end and not blew_up, info
+        info = self._info()
+        info["fills"] = len(fills)
+        return self._observations.at(t, portfolio), reward, blew_up, t >= self._end and not blew_up, info
 
     def render(self) -> None:
         if self.render_mode == "human":
@@ -184,22 +179,22 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
         return self._t
 
     def _observation(self) -> Observation:
-        t = self._t
-        return build_observation(self.features[t - self.lookback_window + 1 : t + 1], self.portfolio)
+        return self._observations.at(self._t, self.portfolio)
 
     def _info(self) -> dict[str, Any]:
         p = self.portfolio
+        unrealized = p.unrealized_pnl
+        equity = p.cash + unrealized
         return {
             "balance": p.cash,
-            "equity": p.equity,
-            "total_pnl": p.total_pnl,
+            "equity": equity,
+            "total_pnl": equity - self.portfolio_config.initial_balance,
             "realized_pnl": p.realized_pnl,
-            "unrealized_pnl": p.unrealized_pnl,
+            "unrealized_pnl": unrealized,
             "fees_paid": p.fees_paid,
-            "win_rate": p.win_rate,
+            "win_rate": p.n_wins / p.n_trades if p.n_trades else 0.0,
             "total_trades": p.n_trades,
             "position": p.side,
-            "drawdown": p.drawdown,
             "max_drawdown": p.max_drawdown,
             "price": p.last_price,
             "timestamp_ms": self._times_ms[self._t],

@@ -55,24 +55,43 @@ class RewardWeights:
             raise ValueError(f"RewardWeights.max_loss: must be in (0, 1], got {self.max_loss!r}")
 
 
-def step_reward(
-    weights: RewardWeights,
-    *,
-    realized_net: float,
-    unrealized_move: float,
-    unrealized_now: float,
-    flat_steps: int,
-    blew_up: bool,
-    initial_balance: float,
-) -> float:
-    """Weighted sum of the five components for one step, in bps of initial balance
-    (before ``reward_scaling``). PnL arguments are in the quote currency."""
-    to_bps = BPS / initial_balance
-    total = weights.realized * realized_net * to_bps + weights.unrealized * unrealized_move * to_bps
-    if unrealized_now < 0:
-        total += weights.losing_hold * unrealized_now * to_bps
-    if flat_steps > weights.inactivity_steps:
-        total -= weights.inactivity
-    if blew_up:
-        total -= weights.blowup
-    return total
+class StepReward:
+    """The reward function of one env: weights, scaling and balance folded into
+    constants once, because it runs on every step of training.
+
+    Args:
+        weights: the five components' weights.
+        reward_scaling: multiplies the weighted bps sum (the seed's ``reward_scaling``).
+        initial_balance: the account's starting capital (PnL is measured in bps of it).
+    """
+
+    __slots__ = ("_realized", "_unrealized", "_losing_hold", "_inactivity", "_inactivity_steps", "_blowup")
+
+    def __init__(self, weights: RewardWeights, reward_scaling: float, initial_balance: float) -> None:
+        per_quote = reward_scaling * BPS / initial_balance  # reward per unit of quote-currency PnL
+        self._realized = weights.realized * per_quote
+        self._unrealized = weights.unrealized * per_quote
+        self._losing_hold = weights.losing_hold * per_quote
+        self._inactivity = weights.inactivity * reward_scaling
+        self._inactivity_steps = weights.inactivity_steps
+        self._blowup = weights.blowup * reward_scaling
+
+    def __call__(self, realized_net: float, unrealized_move: float, unrealized_now: float, flat_steps: int,
+                 blew_up: bool) -> float:
+        """Reward of one step. PnL arguments are in the quote currency.
+
+        Args:
+            realized_net: net PnL of the trades closed this step.
+            unrealized_move: change of the open position's unrealised PnL over the step.
+            unrealized_now: unrealised PnL at the step's closing mark.
+            flat_steps: consecutive steps the account has been flat.
+            blew_up: the account fell below the blow-up threshold this step.
+        """
+        reward = self._realized * realized_net + self._unrealized * unrealized_move
+        if unrealized_now < 0:
+            reward += self._losing_hold * unrealized_now
+        if flat_steps > self._inactivity_steps:
+            reward -= self._inactivity
+        if blew_up:
+            reward -= self._blowup
+        return reward

@@ -1,0 +1,171 @@
+"""CryptoTradingEnv: the gymnasium contract, the seed's API and snippet, and step semantics."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from env.candles import CandleDataError, candles_to_seed_csv
+from env.crypto_trading_env import CryptoTradingEnv
+from env.features import WARMUP_CANDLES, compute_features
+from env.reward import RewardWeights
+from env.types import Action
+from tests.conftest import REPO, make_candles
+
+
+@pytest.fixture()
+def real_env(btc_candles: pd.DataFrame) -> CryptoTradingEnv:
+    return CryptoTradingEnv(btc_candles.iloc[:2000])
+
+
+def test_gymnasium_env_checker_passes(real_env: CryptoTradingEnv) -> None:
+    check_env(real_env, skip_render_check=True)
+
+
+def test_seed_constructor_defaults_and_spaces(real_env: CryptoTradingEnv) -> None:
+    cfg = real_env.portfolio_config
+    assert (cfg.initial_balance, cfg.commission, cfg.max_position_size) == (100.0, 0.0004, 1.0)
+    assert (real_env.lookback_window, real_env.reward_scaling) == (20, 1e-4)
+    assert real_env.action_space.n == 4
+    assert real_env.observation_space.shape == (15 * 20 + 5,)
+    assert real_env.observation_space.dtype == np.float32
+
+
+def test_reset_with_seed_is_deterministic(btc_candles: pd.DataFrame) -> None:
+    def rollout(seed: int) -> list[np.ndarray]:
+        env = CryptoTradingEnv(btc_candles.iloc[:3000], random_start=True, episode_length=50)
+        obs, _ = env.reset(seed=seed)
+        out = [obs]
+        env.action_space.seed(seed)
+        for _ in range(50):
+            obs, *_ = env.step(env.action_space.sample())
+            out.append(obs)
+        return out
+
+    a, b, c = rollout(3), rollout(3), rollout(4)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+
+
+def test_observation_is_the_feature_window_plus_portfolio(btc_candles: pd.DataFrame) -> None:
+    candles = btc_candles.iloc[:1000]
+    env = CryptoTradingEnv(candles, lookback_window=7)
+    obs, info = env.reset()
+    t = WARMUP_CANDLES + 7 - 1
+    features = compute_features(candles).astype(np.float32)
+    np.testing.assert_array_equal(obs[:-5], features[t - 6 : t + 1].ravel())
+    np.testing.assert_array_equal(obs[-5:], [0, 0, 0, 0, 0])
+    assert info["timestamp_ms"] == candles["open_time_ms"].iloc[t]
+    obs, *_ = env.step(Action.BUY)
+    np.testing.assert_array_equal(obs[:-5], features[t - 5 : t + 2].ravel())
+    assert obs[-4] == 1.0  # position: long
+
+
+def test_step_fills_at_this_close_and_rewards_the_move(btc_candles: pd.DataFrame) -> None:
+    env = CryptoTradingEnv(btc_candles.iloc[:1000], commission=0.0)
+    env.reset()
+    t = env.current_index
+    close_t, close_next = btc_candles["close"].iloc[t], btc_candles["close"].iloc[t + 1]
+    _, reward, terminated, truncated, info = env.step(Action.BUY)
+    assert env.portfolio.entry_price == close_t
+    move = 100.0 / close_t * (close_next - close_t)  # qty x price change
+    assert info["unrealized_pnl"] == pytest.approx(move)
+    expected = 1e-4 * (0.1 * move * 100 + (0.01 * move * 100 if move < 0 else 0.0))  # bps of the 100 balance
+    assert reward == pytest.approx(expected)
+    assert not terminated and not truncated
+
+
+def test_closing_a_trade_pays_the_realized_component() -> None:
+    candles = make_candles([100.0] * (WARMUP_CANDLES + 20) + [110.0, 110.0, 110.0])
+    weights = RewardWeights(unrealized=0.0, losing_hold=0.0, inactivity=0.0)
+    env = CryptoTradingEnv(candles, commission=0.001, reward_weights=weights)
+    env.reset()
+    env.step(Action.BUY)  # at 100, the last flat candle
+    _, reward, *_ = env.step(Action.CLOSE)  # at 110
+    assert reward == pytest.approx(1e-4 * 9.79 * 100)  # net 9.79 USDT = 979 bps of 100
+
+
+def test_inactivity_penalty_after_the_tolerated_flat_steps() -> None:
+    candles = make_candles(np.full(WARMUP_CANDLES + 40, 100.0))
+    env = CryptoTradingEnv(candles, reward_weights=RewardWeights(inactivity_steps=5, inactivity=2.0))
+    env.reset()
+    rewards = [env.step(Action.HOLD)[1] for _ in range(8)]
+    assert rewards[:5] == [0.0] * 5
+    assert rewards[5:] == [pytest.approx(-2e-4)] * 3
+
+
+def test_blow_up_terminates_with_the_big_penalty() -> None:
+    closes = [100.0] * (WARMUP_CANDLES + 20) + [90.0, 60.0, 45.0, 40.0]
+    env = CryptoTradingEnv(make_candles(closes), commission=0.0)
+    env.reset()
+    env.step(Action.BUY)  # long at 100
+    _, r1, term1, _, _ = env.step(Action.HOLD)  # 60: equity 60, still alive
+    _, r2, term2, trunc2, info = env.step(Action.HOLD)  # 45: equity 45 < 50
+    assert not term1 and term2 and not trunc2
+    assert info["equity"] == pytest.approx(45.0)
+    assert r2 < -1.0  # the 10,000 bps blow-up charge (-1.0) on top of the loss
+
+
+def test_episode_truncates_at_the_end_of_the_data(btc_candles: pd.DataFrame) -> None:
+    env = CryptoTradingEnv(btc_candles.iloc[:400])
+    env.reset()
+    steps, truncated = 0, False
+    while not truncated:
+        _, _, terminated, truncated, info = env.step(Action.HOLD)
+        steps += 1
+        assert not terminated
+    assert steps == 400 - 1 - env.first_step
+    assert info["step"] == 399
+
+
+def test_info_has_the_seed_keys_and_pnl_identity(real_env: CryptoTradingEnv) -> None:
+    real_env.reset()
+    rng = np.random.default_rng(1)
+    for a in rng.integers(0, 4, 500):
+        *_, info = real_env.step(a)
+    for key in ("balance", "total_pnl", "win_rate", "total_trades"):
+        assert key in info
+    assert info["total_pnl"] == pytest.approx(info["realized_pnl"] + info["unrealized_pnl"] - info["fees_paid"])
+    assert info["equity"] == pytest.approx(info["balance"] + info["unrealized_pnl"])
+
+
+def test_too_short_data_names_the_requirement(btc_candles: pd.DataFrame) -> None:
+    with pytest.raises(CandleDataError, match=r"100 candles is too short: need at least 221"):
+        CryptoTradingEnv(btc_candles.iloc[:100])
+
+
+def test_bad_candles_in_the_frame_are_reported(btc_candles: pd.DataFrame) -> None:
+    df = btc_candles.iloc[:500][["timestamp", "open", "high", "low", "close", "volume"]].copy()
+    df.loc[42, "close"] = np.nan
+    with pytest.raises(CandleDataError, match=r"CryptoTradingEnv\(df\), line 44: NaN"):
+        CryptoTradingEnv(df)
+
+
+def test_seed_backtest_snippet_runs_unchanged(tmp_path: Path, btc_candles: pd.DataFrame) -> None:
+    """The seed README's backtest code, with only the import path changed, against a saved PPO model."""
+    import torch
+    from stable_baselines3 import PPO
+
+    torch.set_num_threads(1)
+    candles_to_seed_csv(btc_candles.iloc[:1500], tmp_path / "data" / "test_data.csv")
+    model = PPO("MlpPolicy", CryptoTradingEnv(btc_candles.iloc[:1500]), n_steps=64, batch_size=32, seed=0)
+    model.save(tmp_path / "models" / "ppo_crypto_model" / "ppo_crypto_model_final.zip")
+    snippet = (Path(__file__).parent / "seed_backtest_snippet.py").read_text()
+    result = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True,
+                            env={"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["Final balance", "Total PnL", "Win rate", "Total trades"]
+
+
+def test_self_test_module_prints_success() -> None:
+    result = subprocess.run([sys.executable, "-m", "env.crypto_trading_env"], cwd=REPO, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "CryptoTradingEnv test completed successfully!" in result.stdout
