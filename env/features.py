@@ -129,6 +129,17 @@ class StreamingFeatures:
         """True once warm-up is over and :meth:`update` returns rows."""
         return self.count > WARMUP_CANDLES
 
+    def warm(self, candles: pd.DataFrame) -> None:
+        """Feed a history of candles fast (no rows are built), e.g. all candles stored in
+        the ledger at daemon start. Afterwards :meth:`update` continues exactly as if every
+        candle had gone through it."""
+        update = self._state.update
+        rows = candles[["open", "high", "low", "close", "volume"]].itertuples(index=False, name=None)
+        for row in rows:
+            update(row[1], row[2], row[3])
+            self._tail.append(row)
+            self.count += 1
+
     def update(self, open_: float, high: float, low: float, close: float, volume: float) -> FloatArray | None:
         recursive = self._state.update(high, low, close)
         self._tail.append((open_, high, low, close, volume))

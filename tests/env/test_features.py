@@ -95,3 +95,14 @@ def test_hand_checked_values_on_a_rising_series() -> None:
     assert named["rsi"] == 1.0
     assert named["volume_ratio"] == 1.0 and named["volume_z"] == 0.0
     assert named["macd"] > 0 and named["ema"] > 0 and named["bb_position"] > 0
+
+
+def test_warm_then_stream_equals_batch(btc_candles: pd.DataFrame) -> None:
+    """A daemon restart warms the stream from stored candles, then continues bit-exactly."""
+    candles = btc_candles.iloc[:1500]
+    batch = compute_features(candles)
+    stream = StreamingFeatures()
+    stream.warm(candles.iloc[:900])
+    assert stream.ready and stream.count == 900
+    rows = [stream.update(*r) for r in candles.iloc[900:][["open", "high", "low", "close", "volume"]].itertuples(index=False)]
+    np.testing.assert_array_equal(np.array(rows), batch[900:])
