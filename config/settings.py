@@ -86,8 +86,12 @@ class ExchangeSettings(_Section):
 class RiskSettings(_Section):
     """Risk controls applied by the paper engine."""
 
-    max_drawdown: float = Field(0.25, gt=0, le=1, description="go flat and stop opening positions beyond this drawdown")
-    daily_loss_limit: float = Field(0.05, gt=0, le=1, description="go flat for the rest of the UTC day beyond this loss")
+    max_drawdown: float = Field(
+        0.25, ge=0, le=1, description="go flat and stop opening positions beyond this drawdown from peak (0 = off)"
+    )
+    daily_loss_limit: float = Field(
+        0.05, ge=0, le=1, description="go flat until the next UTC day beyond this loss from the day's start (0 = off)"
+    )
 
 
 class Settings(BaseSettings):
