@@ -94,6 +94,20 @@ class RiskSettings(_Section):
     )
 
 
+class LedgerSettings(_Section):
+    """The SQLite paper ledger (``state/``): where it lives and how it is written."""
+
+    db_path: Path = Field(Path("shadow.sqlite"), description="ledger file; relative paths start in the working directory")
+    lock_timeout_s: float = Field(
+        5.0, gt=0, le=600, description="seconds to wait for another writer's lock before failing with a clear error"
+    )
+    synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL",
+        description="SQLite synchronous level: NORMAL survives a crashed process (replays are idempotent); "
+        "FULL also fsyncs every commit against power loss",
+    )
+
+
 class Settings(BaseSettings):
     """Every setting of Shadow. Sections map to TOML tables (``[env]``, ``[exchange]``...)."""
 
@@ -105,6 +119,7 @@ class Settings(BaseSettings):
     env: EnvSettings = EnvSettings()
     exchange: ExchangeSettings = ExchangeSettings()
     risk: RiskSettings = RiskSettings()
+    ledger: LedgerSettings = LedgerSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,120 @@
+"""Forward-only schema migrations, applied in order under ``PRAGMA user_version``.
+
+Each step is one SQL script in ``state/sql/`` and runs in one ``BEGIN IMMEDIATE``
+transaction together with the ``user_version`` bump, so a ledger is always exactly at
+one version: a crash or an error inside a step leaves it at the previous one. A fresh
+file and a file written by any earlier version both end at :data:`LATEST_VERSION`.
+
+A step that reshapes a table copies its rows the freqtrade way (create the new table,
+``INSERT ... SELECT`` with a value for each new column, drop the old one, rename) with
+foreign keys off for the step and ``PRAGMA foreign_key_check`` before its commit, as
+SQLite's "making other kinds of table schema changes" procedure prescribes.
+
+.. warning:: Never edit a released step: add a new one. Files opened by an older Shadow
+   are told the schema is too new (:class:`state.errors.SchemaVersionError`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from state.errors import LedgerError, NotALedgerError, SchemaVersionError
+
+_SQL_DIR = Path(__file__).resolve().parent / "sql"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step: ``script`` (a file in ``state/sql/``) takes the ledger from
+    ``version - 1`` to ``version``."""
+
+    version: int
+    description: str
+    script: str
+
+    def statements(self) -> Iterator[str]:
+        """The script's statements one by one (``executescript`` would commit our
+        transaction before running)."""
+        buffer = ""
+        for line in (_SQL_DIR / self.script).read_text(encoding="utf-8").splitlines(keepends=True):
+            buffer += line
+            if sqlite3.complete_statement(buffer):
+                yield buffer
+                buffer = ""
+        if buffer.strip():
+            raise ValueError(f"{self.script}: unterminated statement at the end: {buffer.strip()[:80]!r}")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "core ledger: runs, candles, decisions, fills, trades, positions, equity", "0001_core_ledger.sql"),
+    Migration(2, "model registry, retrain and risk journals, trades credited to decisions",
+              "0002_registry_and_attribution.sql"),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The ledger's schema version (0 for an empty file). Raises ``sqlite3.DatabaseError``
+    for a file that is not SQLite."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def check_version(conn: sqlite3.Connection, path: Path | str) -> int:
+    """Refuse files this code cannot use: newer schemas, and SQLite files that hold
+    someone else's tables. Returns the version."""
+    version = schema_version(conn)
+    if version > LATEST_VERSION:
+        raise SchemaVersionError(
+            f"ledger {path}: schema version {version} is newer than this Shadow understands "
+            f"(up to {LATEST_VERSION}); upgrade Shadow or use another --db file"
+        )
+    if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        raise NotALedgerError(f"ledger {path}: a SQLite database, but not a Shadow ledger (it has other tables)")
+    return version
+
+
+def migrate(conn: sqlite3.Connection, path: Path | str, *, target: int = LATEST_VERSION) -> list[int]:
+    """Bring the ledger to ``target``, one transaction per step.
+
+    Args:
+        conn: a connection in autocommit mode (``isolation_level=None``).
+        path: the file, for error messages.
+        target: stop at this version (tests build older fixtures with it).
+
+    Returns:
+        The versions applied, in order (empty when already current).
+    """
+    applied: list[int] = []
+    check_version(conn, path)
+    for step in MIGRATIONS:
+        if step.version > target:
+            break
+        if schema_version(conn) >= step.version:
+            continue
+        conn.execute("PRAGMA foreign_keys = OFF")  # has no effect inside a transaction
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Another process may have migrated while we waited for the write lock.
+                if schema_version(conn) < step.version:
+                    for statement in step.statements():
+                        conn.execute(statement)
+                    broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise LedgerError(
+                            f"ledger {path}: migration to version {step.version} would break "
+                            f"{len(broken)} foreign key(s), first {tuple(broken[0])}; nothing was changed"
+                        )
+                    conn.execute(f"PRAGMA user_version = {step.version}")
+                    applied.append(step.version)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            conn.execute("PRAGMA foreign_keys = ON")
+    return applied

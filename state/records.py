@@ -1,0 +1,136 @@
+"""The typed records the ledger writes and hands back.
+
+The engine builds one :class:`DecisionRecord` per closed candle from what the shared
+models returned (``Portfolio.apply`` fills, ``Portfolio.snapshot()``); the ledger only
+persists it. :class:`ResumePoint` is what a restarted engine needs to carry on exactly
+where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from env.portfolio import Fill, Portfolio, PortfolioState
+from env.types import Action, Candle, Observation
+
+
+def observation_hash(obs: Observation) -> str:
+    """sha256 (hex) of the observation's float32 bytes: two runs that built the same
+    observation store the same hash, so a replay can be checked without storing vectors."""
+    return hashlib.sha256(np.ascontiguousarray(obs, dtype=np.float32).tobytes()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """Everything one decision writes, in one transaction.
+
+    Args:
+        candle: the closed candle the decision was taken at.
+        obs_hash: :func:`observation_hash` of the observation the strategy saw.
+        action: the :class:`~env.types.Action` taken.
+        strategy: strategy name (``"ppo"``, ``"flat"``...), ``None`` if unknown.
+        model_version: registry version of the model, ``None`` for baselines.
+        latency_ms: time from candle close to decision, in milliseconds.
+        decided_ms: wall-clock time of the decision (epoch ms, from the engine's clock).
+        fills: what ``Portfolio.apply`` returned, in order (closing fills carry their trade).
+        state: ``Portfolio.snapshot()`` after the decision.
+        equity: ``Portfolio.equity`` after the decision.
+        unrealized_pnl: ``Portfolio.unrealized_pnl`` after the decision.
+        drawdown: ``Portfolio.drawdown`` after the decision (fraction below peak equity).
+        initial_balance: ``Portfolio.config.initial_balance`` (for PnL read-outs).
+        run_id: the daemon session (:meth:`state.ledger.Ledger.start_run`), if any.
+    """
+
+    candle: Candle
+    obs_hash: str
+    action: int
+    strategy: str | None
+    model_version: str | None
+    latency_ms: float
+    decided_ms: int
+    fills: tuple[Fill, ...]
+    state: PortfolioState
+    equity: float
+    unrealized_pnl: float
+    drawdown: float
+    initial_balance: float
+    run_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.action not in Action._value2member_map_:
+            raise ValueError(f"DecisionRecord.action: {self.action!r} is not an Action (0-3)")
+
+    @classmethod
+    def from_portfolio(
+        cls,
+        candle: Candle,
+        obs: Observation,
+        action: int,
+        fills: tuple[Fill, ...],
+        portfolio: Portfolio,
+        *,
+        strategy: str | None,
+        model_version: str | None,
+        latency_ms: float,
+        decided_ms: int,
+        run_id: int | None = None,
+    ) -> DecisionRecord:
+        """The record of a decision just applied to ``portfolio`` (call right after
+        ``portfolio.apply``)."""
+        return cls(
+            candle=candle, obs_hash=observation_hash(obs), action=int(action), strategy=strategy,
+            model_version=model_version, latency_ms=latency_ms, decided_ms=decided_ms, fills=tuple(fills),
+            state=portfolio.snapshot(), equity=portfolio.equity, unrealized_pnl=portfolio.unrealized_pnl,
+            drawdown=portfolio.drawdown, initial_balance=portfolio.config.initial_balance, run_id=run_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """Where a symbol's engine left off: the last decided candle and the account after it.
+
+    ``Portfolio.restore(point.state)`` reproduces the account bit for bit; process the
+    candles after ``open_time_ms`` next.
+    """
+
+    symbol: str
+    interval: str
+    open_time_ms: int
+    state: PortfolioState
+    initial_balance: float
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """A row of the ``models`` registry (see docs/state.md for the meaning of each field)."""
+
+    version: str
+    path: str
+    sha256: str
+    created_ms: int
+    parent_version: str | None = None
+    status: str = "candidate"
+    symbol: str | None = None
+    interval: str | None = None
+    data_start_ms: int | None = None
+    data_end_ms: int | None = None
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    promoted_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetrainRun:
+    """A row of ``retrain_runs``: one scheduled retraining, whatever its outcome."""
+
+    retrain_id: int
+    started_ms: int
+    status: str
+    finished_ms: int | None = None
+    reason: str | None = None
+    candidate_version: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)

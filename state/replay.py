@@ -1,0 +1,62 @@
+"""A stream of realistic decisions over real candles, for tests, the crash-safety harness
+and the ledger benchmark.
+
+It drives the real :class:`~env.portfolio.Portfolio` with seeded random actions (a
+trader who mostly holds) and builds each observation with the real features and
+:func:`~env.observation.build_observation` (one-candle window), so the records carry
+the same fills, trades and float64 account values a live engine would hand the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+
+from env.candles import infer_interval_ms
+from env.features import compute_features
+from env.observation import build_observation
+from env.portfolio import Portfolio, PortfolioConfig
+from env.types import Action, Candle
+from state.records import DecisionRecord
+
+
+def replay_decisions(
+    candles: pd.DataFrame,
+    *,
+    symbol: str = "BTCUSDT",
+    interval: str = "1",
+    seed: int = 0,
+    trade_probability: float = 0.06,
+    portfolio: Portfolio | None = None,
+    model_versions: tuple[str, ...] = ("ppo-0001",),
+    run_id: int | None = None,
+) -> Iterator[tuple[DecisionRecord, Portfolio]]:
+    """Yield ``(record, portfolio after the decision)`` for every row of ``candles``
+    (``env.candles`` layout).
+
+    Args:
+        trade_probability: chance that a decision is BUY, SELL or CLOSE (split evenly).
+        portfolio: continue this account (e.g. one restored from the ledger).
+        model_versions: the model in service switches evenly through these over the run.
+    """
+    portfolio = portfolio or Portfolio(PortfolioConfig(initial_balance=1000.0, commission=0.00055, slippage_bps=2.0))
+    rng = np.random.default_rng(seed)
+    p_trade = trade_probability / 3
+    actions = rng.choice(len(Action), size=len(candles), p=[1 - trade_probability, p_trade, p_trade, p_trade])
+    latencies = rng.gamma(2.0, 1.5, size=len(candles))
+    features = compute_features(candles).astype(np.float32)
+    interval_ms = infer_interval_ms(candles["open_time_ms"].to_numpy())
+    rows = candles[["open_time_ms", "open", "high", "low", "close", "volume"]].itertuples(index=False)
+    for i, (open_time_ms, o, h, low, c, v) in enumerate(rows):
+        candle = Candle(symbol, interval, int(open_time_ms), float(o), float(h), float(low), float(c), float(v))
+        fills = portfolio.apply(int(actions[i]), candle.close, candle.open_time_ms)
+        obs = build_observation(features[i : i + 1], portfolio)
+        record = DecisionRecord.from_portfolio(
+            candle, obs, int(actions[i]), fills, portfolio, strategy="ppo",
+            model_version=model_versions[i * len(model_versions) // len(candles)],
+            latency_ms=float(latencies[i]), decided_ms=candle.open_time_ms + interval_ms + int(latencies[i]),
+            run_id=run_id,
+        )
+        yield record, portfolio
