@@ -12,6 +12,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from config import UserError
 
@@ -27,6 +28,7 @@ err_console = Console(stderr=True)
 # Each command group lives in its own module with a ``register(app)`` function.
 COMMAND_MODULES: tuple[str, ...] = (
     "bot.commands.basic",
+    "bot.commands.ledger",
 )
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
@@ -37,7 +39,7 @@ def main() -> None:
     try:
         app()
     except UserError as exc:
-        err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
         sys.exit(2)
 
 

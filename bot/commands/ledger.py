@@ -1,0 +1,252 @@
+"""``shadow trades``, ``status``, ``export``, ``models`` and ``migrate``: reviewing the ledger.
+
+Every command opens its own read-only connection (except ``migrate``), so it works
+while the daemon is writing. ``--db`` defaults to ``[ledger] db_path``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich import box
+from rich.table import Table
+
+from bot.commands.common import ConfigOption, console
+from config import UserError, load_settings
+
+DbOption = Annotated[
+    Optional[Path], typer.Option("--db", help="Ledger file (default: [ledger] db_path, shadow.sqlite).")
+]
+_RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
+_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+def _ledger_path(db: Path | None, config: Path | None) -> tuple[Path, float]:
+    settings = load_settings(config).ledger
+    return (db or settings.db_path), settings.lock_timeout_s
+
+
+@contextmanager
+def _reader(db: Path | None, config: Path | None) -> Iterator[sqlite3.Connection]:
+    from state.database import connect_reader
+
+    with closing(connect_reader(*_ledger_path(db, config))) as conn:
+        yield conn
+
+
+def parse_since(text: str, now_ms: int) -> int:
+    """``2024-03-01``, ``2024-03-01 12:00`` (UTC) or a look-back such as ``90m``, ``24h``, ``7d``, ``2w``."""
+    import pandas as pd
+
+    match = _RELATIVE.match(text.strip())
+    if match:
+        return now_ms - int(match.group(1)) * _UNIT_MS[match.group(2)]
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a date, a date-time or a look-back like 24h / 7d") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return int(stamp.timestamp() * 1000)
+
+
+def _money(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
+
+
+def _age(seconds: float) -> str:
+    """``42 s``, ``5 min``, ``3 h 12 min``, ``2 d 4 h``: how stale a decision is, at a glance."""
+    minutes, hours, days = int(seconds // 60), int(seconds // 3600), int(seconds // 86400)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if hours < 1:
+        return f"{minutes} min"
+    if days < 1:
+        return f"{hours} h {minutes % 60} min"
+    return f"{days} d {hours % 24} h"
+
+
+_LEFT_COLUMNS = {"#", "symbol", "side", "model", "version", "status", "market", "parent", "metrics", "sha256"}
+
+
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for column in columns:
+        table.add_column(column, justify="left" if column in _LEFT_COLUMNS else "right", no_wrap=column != "metrics")
+    return table
+
+
+def _pnl(value: float, digits: int = 4) -> str:
+    colour = "green" if value > 0 else "red" if value < 0 else "white"
+    return f"[{colour}]{value:+,.{digits}f}[/{colour}]"
+
+
+def trades(
+    symbol: Annotated[Optional[str], typer.Option("--symbol", "-s", help="Only this symbol, e.g. BTCUSDT.")] = None,
+    since: Annotated[Optional[str], typer.Option(help="Exited at or after: 2024-03-01, '2024-03-01 12:00' or 24h/7d.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Only trades opened by this model version.")] = None,
+    last: Annotated[int, typer.Option("--last", "-n", min=1, help="Show the newest N trades.")] = 50,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """The trade log: closed round trips with PnL, fees, holding time and the model that opened them."""
+    from state.readers import trades_frame
+
+    since_ms = parse_since(since, int(time.time() * 1000)) if since else None
+    with _reader(db, config) as conn:
+        frame = trades_frame(conn, symbol=symbol, since_ms=since_ms, model=model, last=last)
+    if frame.empty:
+        console.print("no closed trades match")
+        return
+    table = _table(f"trades ({len(frame)} shown)", "#", "symbol", "side", "entry (UTC)", "exit (UTC)", "min",
+                   "qty", "entry px", "exit px", "net PnL", "ret %", "model")
+    for t in frame.itertuples(index=False):
+        table.add_row(str(t.trade_id), t.symbol, t.side, t.entry_time[:16], t.exit_time[:16], f"{t.holding_minutes:g}",
+                      f"{t.qty:.6g}", _money(t.entry_price, 2), _money(t.exit_price, 2), _pnl(t.net_pnl),
+                      _pnl(t.return_pct, 2), t.model_version or "-")
+    console.print(table)
+    wins = int((frame["net_pnl"] > 0).sum())
+    console.print(f"{len(frame)} trades, {wins} won ({100 * wins / len(frame):.1f}%), "
+                  f"net PnL {frame['net_pnl'].sum():+,.4f}, fees {frame['fees'].sum():,.4f}", highlight=False, markup=False)
+
+
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the same document the HTTP status serves).")] = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Per symbol: position, entry, unrealised PnL, equity, last candle, model and time since the last decision."""
+    from state.readers import iso_ms, latest_run, symbol_status
+
+    now_ms = int(time.time() * 1000)
+    with _reader(db, config) as conn:
+        document = {"generated_at": iso_ms(now_ms), "run": latest_run(conn),
+                    "symbols": [asdict(s) for s in symbol_status(conn, now_ms)]}
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+        return
+    run = document["run"]
+    if run:
+        state = f"stopped {run['stopped_at']} ({run['stop_reason']})" if run["stopped_at"] else "running (or crashed)"
+        console.print(f"daemon run #{run['run_id']} started {run['started_at']}: {state}", highlight=False, markup=False)
+    if not document["symbols"]:
+        console.print("no decisions recorded yet", markup=False)
+        return
+    # One column per symbol: a handful of symbols with a dozen fields reads best transposed.
+    symbols = document["symbols"]
+    table = Table(title="status", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("")
+    for s in symbols:
+        table.add_column(s["symbol"], justify="right", no_wrap=True)
+    fields = {
+        "position": lambda s: f"{s['position']} {s['qty']:.6g}" if s["qty"] else "flat",
+        "entry price": lambda s: _money(s["entry_price"], 2),
+        "entry time (UTC)": lambda s: (s["entry_time"] or "-")[:16].replace("T", " "),
+        "last price": lambda s: _money(s["last_price"], 2),
+        "unrealised PnL": lambda s: _pnl(s["unrealized_pnl"]),
+        "equity": lambda s: _money(s["equity"]),
+        "total PnL": lambda s: _pnl(s["total_pnl"]),
+        "trades (won)": lambda s: f"{s['trades']} ({100 * (s['win_rate'] or 0):.0f}%)",
+        "max drawdown": lambda s: f"{100 * s['max_drawdown']:.2f}%",
+        "last candle (UTC)": lambda s: s["last_candle"][:16].replace("T", " "),
+        "model": lambda s: s["model_version"] or s["strategy"] or "-",
+        "since last decision": lambda s: _age(s["seconds_since_decision"]),
+    }
+    for name, cell in fields.items():
+        table.add_row(name, *(cell(s) for s in symbols))
+    console.print(table)
+
+
+def export(
+    table: Annotated[str, typer.Option("--table", "-t", help="Table or view, e.g. trades, v_trades, v_daily_pnl.")],
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="csv or parquet (default: from --out, else csv).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file (default: TABLE.FORMAT).")] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write any table or view to CSV or Parquet (atomically: a failed export leaves no partial file)."""
+    from state.readers import read_relation
+
+    fmt = (fmt or (out.suffix.lstrip(".") if out is not None and out.suffix else "csv")).lower()
+    if fmt not in ("csv", "parquet"):
+        raise typer.BadParameter(f"{fmt!r} is not csv or parquet", param_hint="--format")
+    out = out or Path(f"{table}.{fmt}")
+    with _reader(db, config) as conn:
+        frame = read_relation(conn, table)
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise UserError("parquet export needs pyarrow: pip install pyarrow (or use --format csv)") from None
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        if fmt == "csv":
+            frame.to_csv(partial, index=False)
+        else:
+            frame.to_parquet(partial, index=False)
+        os.replace(partial, out)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+    console.print(f"wrote {len(frame)} rows of {table} to {out}", highlight=False, markup=False)
+
+
+def models(
+    status_filter: Annotated[Optional[str], typer.Option("--status", help="candidate, promoted, rejected or retired.")] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """The model registry: versions, status, data range and metrics."""
+    from state.readers import iso_ms, list_models
+    from state.registry import MODEL_STATUSES
+
+    if status_filter is not None and status_filter not in MODEL_STATUSES:
+        raise typer.BadParameter(f"{status_filter!r} is not one of {', '.join(MODEL_STATUSES)}", param_hint="--status")
+    with _reader(db, config) as conn:
+        entries = list_models(conn, status_filter)
+    if not entries:
+        console.print("no models registered")
+        return
+    table = _table("models", "version", "status", "market", "created (UTC)", "promoted (UTC)", "data from",
+                   "data to", "parent", "metrics", "sha256")
+    for m in entries:
+        metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.metrics.items())
+        table.add_row(m.version, m.status, " ".join(filter(None, (m.symbol, m.interval))) or "-",
+                      iso_ms(m.created_ms), iso_ms(m.promoted_ms) or "-", iso_ms(m.data_start_ms) or "-",
+                      iso_ms(m.data_end_ms) or "-", m.parent_version or "-", metrics or "-", m.sha256[:12])
+    console.print(table)
+
+
+def migrate(db: DbOption = None, config: ConfigOption = None) -> None:
+    """Upgrade a ledger written by an older Shadow to this version's schema (the daemon does it on start too)."""
+    from state.database import prepare_for_writing
+    from state.errors import LedgerNotFoundError
+    from state.migrations import LATEST_VERSION
+
+    path, timeout = _ledger_path(db, config)
+    if not path.is_file():
+        raise LedgerNotFoundError(f"ledger {path}: no such file")
+    before, applied = prepare_for_writing(path, timeout)
+    if applied:
+        console.print(f"ledger {path}: schema version {before} -> {LATEST_VERSION}", highlight=False, markup=False)
+    else:
+        console.print(f"ledger {path}: already at schema version {LATEST_VERSION}", highlight=False, markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("trades")(trades)
+    app.command("status")(status)
+    app.command("export")(export)
+    app.command("models")(models)
+    app.command("migrate")(migrate)
