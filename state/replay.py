@@ -32,6 +32,7 @@ def replay_decisions(
     portfolio: Portfolio | None = None,
     model_versions: tuple[str, ...] = ("ppo-0001",),
     run_id: int | None = None,
+    resume_after_ms: int | None = None,
 ) -> Iterator[tuple[DecisionRecord, Portfolio]]:
     """Yield ``(record, portfolio after the decision)`` for every row of ``candles``
     (``env.candles`` layout).
@@ -40,6 +41,9 @@ def replay_decisions(
         trade_probability: chance that a decision is BUY, SELL or CLOSE (split evenly).
         portfolio: continue this account (e.g. one restored from the ledger).
         model_versions: the model in service switches evenly through these over the run.
+        resume_after_ms: skip candles up to this open time, as an engine restarted from
+            :meth:`state.ledger.Ledger.resume_points` does (pass the restored ``portfolio``);
+            the decisions after it are the same as in an uninterrupted run.
     """
     portfolio = portfolio or Portfolio(PortfolioConfig(initial_balance=1000.0, commission=0.00055, slippage_bps=2.0))
     rng = np.random.default_rng(seed)
@@ -50,6 +54,8 @@ def replay_decisions(
     interval_ms = infer_interval_ms(candles["open_time_ms"].to_numpy())
     rows = candles[["open_time_ms", "open", "high", "low", "close", "volume"]].itertuples(index=False)
     for i, (open_time_ms, o, h, low, c, v) in enumerate(rows):
+        if resume_after_ms is not None and open_time_ms <= resume_after_ms:
+            continue
         candle = Candle(symbol, interval, int(open_time_ms), float(o), float(h), float(low), float(c), float(v))
         fills = portfolio.apply(int(actions[i]), candle.close, candle.open_time_ms)
         obs = build_observation(features[i : i + 1], portfolio)
