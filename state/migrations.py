@@ -5,10 +5,11 @@ transaction together with the ``user_version`` bump, so a ledger is always exact
 one version: a crash or an error inside a step leaves it at the previous one. A fresh
 file and a file written by any earlier version both end at :data:`LATEST_VERSION`.
 
-A step that reshapes a table copies its rows the freqtrade way (create the new table,
-``INSERT ... SELECT`` with a value for each new column, drop the old one, rename) with
-foreign keys off for the step and ``PRAGMA foreign_key_check`` before its commit, as
-SQLite's "making other kinds of table schema changes" procedure prescribes.
+A step that reshapes a table copies its rows the freqtrade way (rename the old table
+aside, create the new one, ``INSERT ... SELECT`` with a value for each new column, drop
+the old one) with foreign keys off for the step and ``PRAGMA foreign_key_check`` before
+its commit. The step turns ``legacy_alter_table`` on around its rename so that views
+naming the table keep that name; :func:`migrate` turns it off again whatever happens.
 
 .. warning:: Never edit a released step: add a new one. Files opened by an older Shadow
    are told the schema is too new (:class:`state.errors.SchemaVersionError`).
@@ -116,5 +117,6 @@ def migrate(conn: sqlite3.Connection, path: Path | str, *, target: int = LATEST_
                     conn.execute("ROLLBACK")
                 raise
         finally:
+            conn.execute("PRAGMA legacy_alter_table = OFF")
             conn.execute("PRAGMA foreign_keys = ON")
     return applied

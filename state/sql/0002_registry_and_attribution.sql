@@ -1,8 +1,7 @@
 -- Schema version 2: the model registry, retrain and risk journals, and trade attribution.
--- trades is rebuilt (rename-free copy, the freqtrade way) to replace the closing fill link
--- with links to the decisions that opened and closed the trade, so every trade can be
--- credited to the model that opened it. ALTER TABLE cannot add a NOT NULL foreign key or
--- drop a UNIQUE column, hence the copy.
+-- trades is rebuilt to replace its closing-fill link with links to the decisions that opened
+-- and closed the trade, so every trade can be credited to the model that opened it.
+-- ALTER TABLE cannot add a NOT NULL foreign key or drop a UNIQUE column, hence the copy.
 
 CREATE TABLE models (
     version         TEXT    PRIMARY KEY,
@@ -42,10 +41,16 @@ CREATE TABLE risk_events (
 );
 CREATE INDEX risk_events_time ON risk_events (time_ms);
 
+-- The freqtrade rebuild: move the old table aside, create the new one under the real name,
+-- copy the rows, drop the old one. legacy_alter_table keeps the rename from rewriting the
+-- views that name "trades" (v_daily_pnl), so they read the new table unchanged.
 DROP VIEW v_trades;
-DROP VIEW v_daily_pnl;
+PRAGMA legacy_alter_table = ON;
+ALTER TABLE trades RENAME TO trades_v1;
+PRAGMA legacy_alter_table = OFF;
+DROP INDEX trades_exit;
 
-CREATE TABLE trades_v2 (
+CREATE TABLE trades (
     trade_id          INTEGER PRIMARY KEY,
     symbol            TEXT    NOT NULL,
     side              INTEGER NOT NULL CHECK (side IN (-1, 1)),
@@ -60,16 +65,15 @@ CREATE TABLE trades_v2 (
     entry_decision_id INTEGER REFERENCES decisions (decision_id),
     exit_decision_id  INTEGER NOT NULL UNIQUE REFERENCES decisions (decision_id)
 );
-INSERT INTO trades_v2
+INSERT INTO trades
 SELECT t.trade_id, t.symbol, t.side, t.qty, t.entry_time_ms, t.exit_time_ms, t.entry_price, t.exit_price,
        t.gross_pnl, t.fees, t.net_pnl,
        (SELECT o.decision_id FROM fills o
          WHERE o.symbol = t.symbol AND o.opens = 1 AND o.time_ms = t.entry_time_ms AND o.fill_id < t.fill_id
          ORDER BY o.fill_id DESC LIMIT 1),
        (SELECT x.decision_id FROM fills x WHERE x.fill_id = t.fill_id)
-FROM trades t;
-DROP TABLE trades;
-ALTER TABLE trades_v2 RENAME TO trades;
+FROM trades_v1 t;
+DROP TABLE trades_v1;
 CREATE INDEX trades_exit ON trades (symbol, exit_time_ms);
 CREATE INDEX trades_entry_decision ON trades (entry_decision_id);
 
@@ -93,29 +97,6 @@ SELECT t.trade_id,
        t.exit_time_ms
 FROM trades t
 LEFT JOIN decisions d ON d.decision_id = t.entry_decision_id;
-
-CREATE VIEW v_daily_pnl AS
-WITH day_ends AS (
-    SELECT symbol, date(open_time_ms / 1000, 'unixepoch') AS day, max(open_time_ms) AS last_ms, count(*) AS decisions
-    FROM equity GROUP BY symbol, day
-), closed AS (
-    SELECT symbol, date(exit_time_ms / 1000, 'unixepoch') AS day, count(*) AS trades,
-           sum(net_pnl > 0) AS wins, sum(net_pnl) AS realized_net_pnl, sum(fees) AS fees
-    FROM trades GROUP BY symbol, day
-)
-SELECT d.symbol,
-       d.day,
-       d.decisions,
-       coalesce(c.trades, 0) AS trades,
-       coalesce(c.wins, 0) AS wins,
-       coalesce(c.realized_net_pnl, 0.0) AS realized_net_pnl,
-       coalesce(c.fees, 0.0) AS trade_fees,
-       e.equity AS end_equity,
-       e.equity - coalesce(lag(e.equity) OVER (PARTITION BY d.symbol ORDER BY d.day), p.initial_balance) AS pnl
-FROM day_ends d
-JOIN equity e ON e.symbol = d.symbol AND e.open_time_ms = d.last_ms
-JOIN positions p ON p.symbol = d.symbol
-LEFT JOIN closed c ON c.symbol = d.symbol AND c.day = d.day;
 
 -- Trades are credited to the model whose decision opened them.
 CREATE VIEW v_model_performance AS

@@ -50,9 +50,13 @@ def _relations(conn: sqlite3.Connection) -> dict[str, set[str]]:
     return {kind: {name for k, name in rows if k == kind} for kind in ("table", "view")}
 
 
+def _sql(path: Path, query: str) -> list[tuple]:
+    with closing(sqlite3.connect(path)) as conn:
+        return conn.execute(query).fetchall()
+
+
 def _rows(path: Path, table: str) -> list[tuple]:
-    with sqlite3.connect(path) as conn:
-        return conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+    return sorted(_sql(path, f"SELECT * FROM {table}"), key=repr)
 
 
 def test_a_fresh_file_gets_every_table_and_view(tmp_path):
@@ -82,7 +86,10 @@ async def test_a_version_1_ledger_migrates_with_its_data_and_credits_trades(tmp_
             await ledger.record_decision(record)
     for table, rows in v1_rows.items():
         assert _rows(old, table) == rows == _rows(fresh, table), table
-    assert _rows(old, "trades") == _rows(fresh, "trades")
+    for relation in ("trades", *VIEWS):
+        assert _rows(old, relation) == _rows(fresh, relation), relation
+    schema = "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"
+    assert _sql(old, schema) == _sql(fresh, schema)  # the same schema, to the text
     with sqlite3.connect(old) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
