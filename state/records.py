@@ -61,8 +61,10 @@ class DecisionRecord:
     run_id: int | None = None
 
     def __post_init__(self) -> None:
-        if self.action not in Action._value2member_map_:
-            raise ValueError(f"DecisionRecord.action: {self.action!r} is not an Action (0-3)")
+        try:
+            Action(self.action)
+        except ValueError:
+            raise ValueError(f"DecisionRecord.action: {self.action!r} is not an Action (0-3)") from None
 
     @classmethod
     def from_portfolio(
