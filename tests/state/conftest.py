@@ -1,23 +1,13 @@
-"""Shared fixtures: real BTCUSDT 1m candles and decisions replayed through the real Portfolio."""
+"""Decisions replayed through the real Portfolio over the real BTCUSDT candles
+(``btc_candles`` comes from tests/conftest.py)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from env.candles import load_candles
 from state.records import DecisionRecord
 from state.replay import replay_decisions
-
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
-
-
-@pytest.fixture(scope="session")
-def btc_candles() -> pd.DataFrame:
-    """The first 3000 real candles of the bundled March 2023 file (two days and a bit)."""
-    return load_candles(SAMPLE).iloc[:3000].reset_index(drop=True)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ Compares, in one run, on the same real-candle decision stream and the same SQL
 - ``sqlite3 default`` (the baseline): plain synchronous sqlite3 as it comes, rollback
   journal and synchronous=FULL (foreign keys on, as in every case).
 
-Usage: ``python benchmarks/ledger_commit.py [--decisions 3000] [--dir benchmarks/out]``
+Usage: ``python -m benchmarks.bench_ledger [--decisions 3000] [--rounds 3] [--dir DIR]``
 (the directory should be on the disk the ledger will live on: fsync cost is the point).
 """
 
@@ -20,26 +20,20 @@ import argparse
 import asyncio
 import shutil
 import sqlite3
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from env.candles import load_candles  # noqa: E402
-from state.candle_store import INSERT_CANDLE, candle_params  # noqa: E402
-from state.database import writer_pragmas  # noqa: E402
-from state.decision_sql import INSERT_DECISION, after_decision, decision_params  # noqa: E402
-from state.ledger import Ledger  # noqa: E402
-from state.migrations import migrate  # noqa: E402
-from state.records import DecisionRecord  # noqa: E402
-from state.replay import replay_decisions  # noqa: E402
-
-SAMPLE = ROOT / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
+from benchmarks.common import REPO, real_candles
+from state.candle_store import INSERT_CANDLE, candle_params
+from state.database import writer_pragmas
+from state.decision_sql import INSERT_DECISION, after_decision, decision_params
+from state.ledger import Ledger
+from state.migrations import migrate
+from state.records import DecisionRecord
+from state.replay import replay_decisions
 
 
 def write_sync(conn: sqlite3.Connection, record: DecisionRecord) -> None:
@@ -82,9 +76,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3, help="cases run interleaved; medians are reported")
-    parser.add_argument("--dir", type=Path, default=ROOT / "benchmarks" / "out" / "ledger")
+    parser.add_argument("--dir", type=Path, default=REPO / "benchmarks" / "out" / "ledger")
     args = parser.parse_args()
-    records = [r for r, _ in replay_decisions(load_candles(SAMPLE).iloc[: args.decisions], seed=1)]
+    records = [r for r, _ in replay_decisions(real_candles(args.decisions), seed=1)]
     n_fills = sum(len(r.fills) for r in records)
     shutil.rmtree(args.dir, ignore_errors=True)
     args.dir.mkdir(parents=True)
