@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -139,6 +139,13 @@ def latest_run(conn: sqlite3.Connection) -> dict[str, Any] | None:
     run_id, started, stopped, reason, version, symbols = row
     return {"run_id": run_id, "started_at": iso_ms(started), "stopped_at": iso_ms(stopped), "stop_reason": reason,
             "code_version": version, "symbols": json.loads(symbols)}
+
+
+def status_document(conn: sqlite3.Connection, now_ms: int) -> dict[str, Any]:
+    """What ``shadow status --json`` prints and the HTTP status endpoint serves:
+    ``generated_at``, the latest ``run`` and one entry per symbol (:class:`SymbolStatus`)."""
+    return {"generated_at": iso_ms(now_ms), "run": latest_run(conn),
+            "symbols": [asdict(s) for s in symbol_status(conn, now_ms)]}
 
 
 def list_models(conn: sqlite3.Connection, status: str | None = None) -> list[ModelEntry]:

@@ -9,7 +9,6 @@ coroutines of the same process from interleaving statements on the shared connec
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -63,13 +62,13 @@ class WriterConnection:
                         await self._db.execute("ROLLBACK")
                     raise
 
-    async def read(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+    async def read(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of one query (not inside another coroutine's transaction)."""
         async with self._lock:
             with ledger_errors(self.path, self.lock_timeout_s):
                 return list(await self._db.execute_fetchall(sql, params))
 
-    async def write(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+    async def write(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
         """One statement in its own transaction; returns its ``RETURNING`` rows, if any."""
         async with self.transaction() as db:
             return list(await db.execute_fetchall(sql, params))

@@ -14,7 +14,6 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -127,12 +126,10 @@ def status(
     config: ConfigOption = None,
 ) -> None:
     """Per symbol: position, entry, unrealised PnL, equity, last candle, model and time since the last decision."""
-    from state.readers import iso_ms, latest_run, symbol_status
+    from state.readers import status_document
 
-    now_ms = int(time.time() * 1000)
     with _reader(db, config) as conn:
-        document = {"generated_at": iso_ms(now_ms), "run": latest_run(conn),
-                    "symbols": [asdict(s) for s in symbol_status(conn, now_ms)]}
+        document = status_document(conn, int(time.time() * 1000))
     if as_json:
         typer.echo(json.dumps(document, indent=2))
         return
