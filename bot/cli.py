@@ -29,6 +29,7 @@ err_console = Console(stderr=True)
 COMMAND_MODULES: tuple[str, ...] = (
     "bot.commands.basic",
     "bot.commands.ledger",
+    "bot.commands.train",
 )
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)

@@ -14,7 +14,7 @@ import re
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -83,6 +83,49 @@ class ExchangeSettings(_Section):
         return value.rstrip("/")
 
 
+Timeframe = Literal["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d", "1w", "1M"]
+TIMEFRAMES: tuple[str, ...] = get_args(Timeframe)
+"""Candle timeframes Bybit serves (ccxt names); ``interval`` on the wire is 1, 3, ... D, W, M."""
+
+
+class TrainSettings(_Section):
+    """Defaults of ``shadow train`` / ``python -m trainer.train_ppo``: one field per flag
+    (the seed's flags first), plus the knobs a config file may set. Env parameters live
+    in ``[env]``; ``--initial-balance`` overrides ``env.initial_balance``."""
+
+    symbol: str = Field(
+        "BTC/USDT", pattern=r"^[A-Z0-9]+/[A-Z0-9]+(:[A-Z0-9]+)?$",
+        description="ccxt symbol: BTC/USDT is Bybit spot, BTC/USDT:USDT the linear perpetual",
+    )
+    timeframe: Timeframe = Field("1m", description="candle timeframe")
+    num_candles: int = Field(100_000, ge=1, description="historical candles to train, validate and test on")
+    total_timesteps: int = Field(200_000, ge=1, description="PPO environment steps (on --resume: steps to add)")
+    n_envs: int = Field(4, ge=1, le=256, description="parallel training environments")
+    learning_rate: float = Field(3e-4, gt=0, le=1, description="PPO learning rate")
+    batch_size: int = Field(64, ge=2, description="PPO minibatch size")
+    n_epochs: int = Field(10, ge=1, description="PPO epochs per update")
+    n_steps: int = Field(2048, ge=2, description="rollout steps per env between PPO updates")
+    gamma: float = Field(0.99, gt=0, le=1, description="PPO discount factor")
+    save_path: Path = Field(Path("models/ppo_crypto_model"), description="folder for checkpoints/, best/ and the final model")
+    log_dir: Path = Field(Path("logs"), description="folder for tensorboard/, eval/ and env_N/ monitor logs")
+    data: Path | None = Field(None, description="train from this candle CSV instead of fetching from Bybit")
+    seed: int = Field(0, ge=0, description="seed for numpy, torch and the training envs' random episode starts")
+    resume: Path | None = Field(None, description="checkpoint zip to continue training from")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device; auto picks CUDA when present")
+    vec_env: Literal["auto", "dummy", "subproc"] = Field(
+        "auto", description="vectorised env: dummy (one process), subproc (one process per env), auto"
+    )
+    episode_length: int = Field(2048, ge=2, description="steps per training episode (random start each episode)")
+    checkpoint_freq: int = Field(10_000, ge=1, description="save checkpoints/ppo_model_N_steps.zip every this many steps")
+    eval_freq: int = Field(10_000, ge=1, description="evaluate on the validation slice every this many steps")
+    validation_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of tradable candles for validation")
+    test_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of tradable candles for the test slice")
+    test_data_path: Path = Field(Path("data/test_data.csv"), description="where the test slice is written")
+    cache_dir: Path = Field(Path("data/cache"), description="local candle cache (one CSV per market and timeframe)")
+    torch_threads: int = Field(1, ge=1, le=64, description="torch CPU threads (the daemon shares the cores)")
+    progress: bool = Field(True, description="show a progress bar while fetching and training")
+
+
 class RiskSettings(_Section):
     """Risk controls applied by the paper engine."""
 
@@ -118,6 +161,7 @@ class Settings(BaseSettings):
 
     env: EnvSettings = EnvSettings()
     exchange: ExchangeSettings = ExchangeSettings()
+    train: TrainSettings = TrainSettings()
     risk: RiskSettings = RiskSettings()
     ledger: LedgerSettings = LedgerSettings()
 

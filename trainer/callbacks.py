@@ -1,0 +1,121 @@
+"""SB3 callbacks of the trainer: checkpoints with metadata, metadata for the best model,
+trading metrics in TensorBoard, and a graceful stop on Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+from stable_baselines3.common.callbacks import BaseCallback
+
+from trainer.model_io import MetadataStamp, save_with_metadata
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointWithMetadata(BaseCallback):
+    """Save ``{save_dir}/ppo_model_{N}_steps.zip`` (+ metadata) each time the step count
+    crosses a multiple of ``every_steps``.
+
+    Unlike SB3's ``CheckpointCallback`` this counts environment steps, not callback
+    calls, so the file names are multiples of ``every_steps`` whatever ``n_envs`` is (when
+    ``n_envs`` divides it; otherwise the first step count past each multiple), and a
+    resumed run keeps numbering from its checkpoint's step count.
+    """
+
+    def __init__(self, save_dir: Path, every_steps: int, stamp: MetadataStamp) -> None:
+        super().__init__()
+        self.save_dir = save_dir
+        self.every_steps = every_steps
+        self.stamp = stamp
+        self._next = every_steps
+
+    def _init_callback(self) -> None:
+        self._next = (self.model.num_timesteps // self.every_steps + 1) * self.every_steps
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self.save_now()
+            self._next = (self.num_timesteps // self.every_steps + 1) * self.every_steps
+        return True
+
+    def save_now(self) -> Path:
+        """Save a checkpoint at the current step count (also used on Ctrl-C)."""
+        path = save_with_metadata(self.model, self.save_dir / f"ppo_model_{self.model.num_timesteps}_steps.zip", self.stamp)
+        log.info("checkpoint saved: %s", path)
+        return path
+
+
+class MetadataOnNewBest(BaseCallback):
+    """Child of ``EvalCallback`` (``callback_on_new_best``): the parent has just written
+    ``best_model.zip``; write its metadata beside it."""
+
+    def __init__(self, best_zip: Path, stamp: MetadataStamp) -> None:
+        super().__init__()
+        self.best_zip = best_zip
+        self.stamp = stamp
+
+    def _on_step(self) -> bool:
+        self.stamp(self.model.num_timesteps).save_beside(self.best_zip)
+        log.info("new best model at step %d: mean validation reward %.4f",
+                 self.model.num_timesteps, self.parent.best_mean_reward)
+        return True
+
+
+class TradeMetrics(BaseCallback):
+    """Log each finished training episode's trading outcome under ``trade/`` in TensorBoard."""
+
+    def __init__(self, initial_balance: float) -> None:
+        super().__init__()
+        self.initial_balance = initial_balance
+
+    def _on_step(self) -> bool:
+        for done, info in zip(self.locals["dones"], self.locals["infos"]):
+            if done:
+                self.logger.record_mean("trade/total_pnl_pct", 100.0 * info["total_pnl"] / self.initial_balance)
+                self.logger.record_mean("trade/total_trades", info["total_trades"])
+                self.logger.record_mean("trade/fees_paid", info["fees_paid"])
+                self.logger.record_mean("trade/max_drawdown", info["max_drawdown"])
+        return True
+
+
+class StopOnInterrupt(BaseCallback):
+    """Turn the first Ctrl-C into a clean stop at the end of the current step.
+
+    While training runs, SIGINT sets :attr:`interrupted` and ``_on_step`` returns False,
+    so ``learn()`` returns with the model in a consistent state and the caller saves a
+    checkpoint. A second Ctrl-C interrupts at once (the default behaviour).
+
+    .. warning:: Signal handlers can only be installed from the main thread; elsewhere
+       this callback does nothing.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.interrupted = False
+        self._previous: signal.Handlers | None = None
+
+    def _on_training_start(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _on_training_end(self) -> None:
+        self.restore_handler()
+
+    def restore_handler(self) -> None:
+        """Put the previous SIGINT handler back (also called if ``learn()`` raises)."""
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.interrupted:
+            raise KeyboardInterrupt
+        self.interrupted = True
+        log.warning("Ctrl-C: stopping after this step and saving a checkpoint (press again to abort)")
+
+    def _on_step(self) -> bool:
+        return not self.interrupted

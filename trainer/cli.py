@@ -1,0 +1,136 @@
+"""The trainer's commands: ``train`` (the seed's flags) and ``fetch``.
+
+``shadow train`` and ``python -m trainer.train_ppo`` run the same function with the same
+flags. A flag left out takes its value from the ``[train]`` (or ``[env]``) settings, whose
+defaults are the seed's. Flags are validated by the settings model, so a bad value fails
+with a one-line error naming the setting before any work starts. torch and SB3 are
+imported inside the commands, so ``shadow --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from pydantic import BaseModel
+
+from config.errors import UserError
+from config.settings import EnvSettings, Settings, TrainSettings, load_settings
+
+LOG_FILE = Path("ppo_training.log")
+INTERRUPTED_EXIT_CODE = 130
+
+
+def _flag(field: str, section: type[BaseModel] = TrainSettings) -> Any:
+    """A typer option whose help and shown default come from the settings field."""
+    info = section.model_fields[field]
+    return typer.Option(help=f"{info.description} (default: {info.default})", show_default=False)
+
+
+ConfigFile = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML settings file (default: $SHADOW_CONFIG).")]
+Symbol = Annotated[Optional[str], _flag("symbol")]
+Timeframe = Annotated[Optional[str], _flag("timeframe")]
+NumCandles = Annotated[Optional[int], _flag("num_candles")]
+
+
+def train_command(
+    config: ConfigFile = None,
+    symbol: Symbol = None,
+    timeframe: Timeframe = None,
+    num_candles: NumCandles = None,
+    initial_balance: Annotated[Optional[float], _flag("initial_balance", EnvSettings)] = None,
+    total_timesteps: Annotated[Optional[int], _flag("total_timesteps")] = None,
+    n_envs: Annotated[Optional[int], _flag("n_envs")] = None,
+    learning_rate: Annotated[Optional[float], _flag("learning_rate")] = None,
+    batch_size: Annotated[Optional[int], _flag("batch_size")] = None,
+    n_epochs: Annotated[Optional[int], _flag("n_epochs")] = None,
+    save_path: Annotated[Optional[Path], _flag("save_path")] = None,
+    log_dir: Annotated[Optional[Path], _flag("log_dir")] = None,
+    data: Annotated[Optional[Path], _flag("data")] = None,
+    seed: Annotated[Optional[int], _flag("seed")] = None,
+    resume: Annotated[Optional[Path], _flag("resume")] = None,
+    device: Annotated[Optional[str], _flag("device")] = None,
+    vec_env: Annotated[Optional[str], _flag("vec_env")] = None,
+    n_steps: Annotated[Optional[int], _flag("n_steps")] = None,
+    episode_length: Annotated[Optional[int], _flag("episode_length")] = None,
+    checkpoint_freq: Annotated[Optional[int], _flag("checkpoint_freq")] = None,
+    eval_freq: Annotated[Optional[int], _flag("eval_freq")] = None,
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="progress bars (default: on)")] = None,
+) -> None:
+    """Train a PPO policy on Bybit candles (or on --data FILE), the seed's train_ppo."""
+    flags = {
+        "symbol": symbol, "timeframe": timeframe, "num_candles": num_candles, "total_timesteps": total_timesteps,
+        "n_envs": n_envs, "learning_rate": learning_rate, "batch_size": batch_size, "n_epochs": n_epochs,
+        "save_path": save_path, "log_dir": log_dir, "data": data, "seed": seed, "resume": resume,
+        "device": device, "vec_env": vec_env, "n_steps": n_steps, "episode_length": episode_length,
+        "checkpoint_freq": checkpoint_freq, "eval_freq": eval_freq, "progress": progress,
+    }
+    settings = _settings(config, train=flags, env={"initial_balance": initial_balance})
+    configure_logging()
+    from trainer.train_ppo import train
+
+    try:
+        result = train(settings)
+    except KeyboardInterrupt:
+        logging.getLogger(__name__).warning("interrupted")
+        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+    if result.interrupted:
+        raise typer.Exit(INTERRUPTED_EXIT_CODE)
+    typer.echo(f"final model: {result.final_model} ({result.num_timesteps} steps)")
+
+
+def fetch_command(
+    config: ConfigFile = None, symbol: Symbol = None, timeframe: Timeframe = None, num_candles: NumCandles = None
+) -> None:
+    """Fetch the latest closed candles from Bybit into the local cache (only what is missing)."""
+    settings = _settings(config, train={"symbol": symbol, "timeframe": timeframe, "num_candles": num_candles})
+    configure_logging()
+    from trainer.history import Market, bybit_exchange, format_ms, load_history
+
+    args = settings.train
+    market = Market(args.symbol, args.timeframe)
+    exchange = bybit_exchange(settings.exchange.rest_url, market.category)
+    try:
+        candles = load_history(market, args.num_candles, exchange=exchange, cache_dir=args.cache_dir)
+    except KeyboardInterrupt:
+        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+    times = candles["open_time_ms"]
+    typer.echo(f"{len(candles)} candles {format_ms(times.iloc[0])} .. {format_ms(times.iloc[-1])} "
+               f"in {market.cache_file(args.cache_dir)}")
+
+
+def configure_logging(log_file: Path = LOG_FILE) -> None:
+    """Log to the console and to ``ppo_training.log`` in the working directory (the seed's)."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    target = str(log_file.resolve())
+    if any(getattr(h, "baseFilename", None) == target for h in root.handlers):
+        return
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in (logging.FileHandler(log_file, encoding="utf-8"), logging.StreamHandler(sys.stderr)):
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+
+
+def _settings(config: Path | None, **sections: dict[str, Any]) -> Settings:
+    """Settings with the given flags (those not None) on top of file and environment."""
+    overrides = {name: given for name, values in sections.items() if (given := _given(values))}
+    return load_settings(config, **overrides)
+
+
+def _given(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def run_train_ppo(argv: list[str] | None = None) -> None:
+    """``python -m trainer.train_ppo``: the train command alone, user errors as one line."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(train_command)
+    try:
+        app(args=argv)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

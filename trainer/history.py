@@ -1,0 +1,254 @@
+"""Historical Bybit candles through ccxt, kept in a local cache.
+
+``load_history`` returns the latest ``num_candles`` *closed* candles of one market.
+It reads the cache file of that market first and asks the exchange only for what the
+cache lacks: the older head (when more candles are wanted than cached) and the newer
+tail (everything after the last cached candle). Pages are fetched forward in windows of
+1,000 candles (``start``/``end`` on Bybit's ``/v5/market/kline``), retried with
+exponential back-off on ``RateLimitExceeded``/``NetworkError``, merged with the cache,
+de-duplicated by open time (the newest fetch wins) and written back atomically, even
+when the fetch is interrupted, so a candle fetched once is never fetched again.
+
+The still-forming candle (``open_time + interval > now``) is never stored or returned.
+Gaps inside the cache (an exchange outage) are not re-fetched; they are filled with flat
+candles, with a warning, by :func:`env.candles.normalize_candles`.
+
+Markets are ccxt unified symbols: ``BTC/USDT`` is Bybit spot, ``BTC/USDT:USDT`` the
+linear (USDT-margined) perpetual. No API key is used or needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import ccxt
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from config.errors import UserError
+from env.candles import OHLCV_COLUMNS, RepairPolicy, normalize_candles
+
+log = logging.getLogger(__name__)
+
+PAGE_CANDLES = 1000
+"""Bybit's maximum ``limit`` for ``/v5/market/kline``."""
+CACHE_COLUMNS: tuple[str, ...] = ("timestamp", *OHLCV_COLUMNS)
+"""Cache layout: the bundled sample layout (``timestamp`` = open time in epoch ms)."""
+
+T = TypeVar("T")
+
+
+class HistoryError(UserError):
+    """Candles that cannot be fetched: unknown symbol, exchange down after all retries,
+    an unreadable cache file."""
+
+
+class OhlcvSource(Protocol):
+    """The part of a ccxt exchange the fetcher uses (a fake in tests)."""
+
+    def fetch_ohlcv(
+        self, symbol: str, timeframe: str = "1m", since: int | None = None, limit: int | None = None,
+        params: dict[str, Any] = ...,  # noqa: B006 - ccxt's signature
+    ) -> list[list[float]]: ...
+
+    def milliseconds(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    """One candle series: ``(exchange, category, symbol, timeframe)`` names its cache file.
+
+    Args:
+        symbol: ccxt unified symbol (``BTC/USDT`` spot, ``BTC/USDT:USDT`` linear perpetual).
+        timeframe: ccxt timeframe (``1m``, ``5m``, ``1h`` ...).
+    """
+
+    symbol: str
+    timeframe: str
+    exchange: str = "bybit"
+
+    @property
+    def category(self) -> str:
+        """Bybit's market category: a settle currency after ``:`` means a perpetual."""
+        return "linear" if ":" in self.symbol else "spot"
+
+    @property
+    def market_id(self) -> str:
+        """Bybit's symbol id: ``BTC/USDT:USDT`` -> ``BTCUSDT``."""
+        return self.symbol.split(":")[0].replace("/", "")
+
+    @property
+    def interval_ms(self) -> int:
+        return int(ccxt.Exchange.parse_timeframe(self.timeframe) * 1000)
+
+    def cache_file(self, cache_dir: Path) -> Path:
+        return Path(cache_dir) / f"{self.exchange}_{self.category}_{self.market_id}_{self.timeframe}.csv"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential back-off: the k-th retry waits ``min(max_delay_s, base x 2**k)``, where
+    ``base`` is ``rate_limit_delay_s`` after a rate-limit error, else ``base_delay_s``."""
+
+    attempts: int = 6
+    base_delay_s: float = 1.0
+    rate_limit_delay_s: float = 5.0
+    max_delay_s: float = 60.0
+
+
+def bybit_exchange(rest_url: str, category: str, timeout_ms: int = 15_000) -> ccxt.bybit:
+    """A public (key-less) ccxt Bybit client whose every REST host is ``rest_url``.
+
+    Pointing all of ccxt's ``urls['api']`` entries at one base URL lets the trainer and
+    the daemon talk to a local Bybit-compatible server as easily as to api.bybit.com.
+    Market loading is limited to ``category`` (one ``/v5/market/instruments-info`` call
+    family instead of spot + linear + inverse + options).
+    """
+    exchange = ccxt.bybit({
+        "enableRateLimit": True,
+        "timeout": timeout_ms,
+        "options": {"fetchMarkets": {"types": [category]}},
+    })
+    exchange.urls["api"] = {key: rest_url.rstrip("/") for key in exchange.urls["api"]}
+    return exchange
+
+
+def call_with_retry(
+    fn: Callable[[], T], *, what: str, policy: RetryPolicy = RetryPolicy(), sleep: Callable[[float], None] = time.sleep
+) -> T:
+    """Run ``fn``; retry transient ccxt errors with back-off; turn the rest into :class:`HistoryError`."""
+    for attempt in range(policy.attempts):
+        try:
+            return fn()
+        except ccxt.RateLimitExceeded as exc:  # a NetworkError subclass: must come first
+            base, error = policy.rate_limit_delay_s, exc
+        except ccxt.NetworkError as exc:
+            base, error = policy.base_delay_s, exc
+        except ccxt.BadSymbol as exc:
+            raise HistoryError(f"{what}: the exchange does not list this symbol ({exc})") from None
+        except ccxt.ExchangeError as exc:
+            raise HistoryError(f"{what}: the exchange refused the request ({type(exc).__name__}: {exc})") from None
+        if attempt == policy.attempts - 1:
+            break
+        delay = min(policy.max_delay_s, base * 2**attempt)
+        log.warning("%s: %s (%s); retry %d/%d in %.1f s",
+                    what, type(error).__name__, error, attempt + 1, policy.attempts - 1, delay)
+        sleep(delay)
+    raise HistoryError(f"{what}: gave up after {policy.attempts} attempts ({type(error).__name__}: {error})")
+
+
+def read_cache(path: Path) -> pd.DataFrame:
+    """The cached candles of one market (empty frame when there is no cache yet)."""
+    if not path.exists():
+        return pd.DataFrame({c: pd.Series(dtype="int64" if c == "timestamp" else "float64") for c in CACHE_COLUMNS})
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise HistoryError(f"{path}: unreadable candle cache ({exc}); move it away to fetch afresh") from None
+    if list(frame.columns) != list(CACHE_COLUMNS) or not pd.api.types.is_integer_dtype(frame["timestamp"]):
+        raise HistoryError(f"{path}: not a candle cache (columns {list(frame.columns)}); move it away to fetch afresh")
+    return frame
+
+
+def write_cache(path: Path, frame: pd.DataFrame) -> None:
+    """Write atomically (temp file + rename): an interrupted write never truncates the cache."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def merge_candles(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """Union by open time, sorted; for a timestamp in both, the newer fetch wins."""
+    merged = pd.concat([old, new], ignore_index=True)
+    merged = merged.drop_duplicates("timestamp", keep="last").sort_values("timestamp", kind="stable")
+    return merged.reset_index(drop=True)
+
+
+def load_history(
+    market: Market,
+    num_candles: int,
+    *,
+    exchange: OhlcvSource,
+    cache_dir: Path,
+    progress: bool = True,
+    retry: RetryPolicy = RetryPolicy(),
+    sleep: Callable[[float], None] = time.sleep,
+) -> pd.DataFrame:
+    """The latest ``num_candles`` closed candles of ``market``, from cache plus exchange.
+
+    Returns:
+        A validated frame (:func:`env.candles.normalize_candles`, gaps repaired with a
+        warning); fewer rows than asked when the exchange has less history.
+    """
+    path = market.cache_file(cache_dir)
+    cached = read_cache(path)
+    step = market.interval_ms
+    now_ms = int(exchange.milliseconds())
+    closed_before = now_ms - step  # a candle opening after this has not closed yet
+    want_from = (now_ms // step - num_candles - 1) * step
+    ranges = _missing_ranges(cached, want_from, closed_before, step)
+    pages = [(since, min(since + (PAGE_CANDLES - 1) * step, end)) for start, end in ranges
+             for since in range(start, end + 1, PAGE_CANDLES * step)]
+    fetched: list[list[float]] = []
+    try:
+        with tqdm(total=sum((end - since) // step + 1 for since, end in pages), unit="candle",
+                  desc=f"fetch {market.symbol} {market.timeframe}", disable=not progress) as bar:
+            for since, until in pages:
+                rows = call_with_retry(
+                    lambda s=since, u=until: exchange.fetch_ohlcv(
+                        market.symbol, market.timeframe, since=s, limit=PAGE_CANDLES, params={"until": u}
+                    ),
+                    what=f"fetch_ohlcv {market.symbol} {market.timeframe} since {format_ms(since)}",
+                    policy=retry, sleep=sleep,
+                )
+                fetched.extend(row for row in rows if since <= row[0] <= until)
+                bar.update((until - since) // step + 1)
+    finally:
+        if fetched:  # keep what arrived, even if interrupted
+            cached = merge_candles(cached, _rows_to_frame(fetched))
+            write_cache(path, cached)
+            log.info("%s: cached %d new candle(s), %d in total", path, len(fetched), len(cached))
+    return _latest_closed(cached, closed_before, num_candles, market, path)
+
+
+def _missing_ranges(cached: pd.DataFrame, want_from: int, last_open: int, step: int) -> list[tuple[int, int]]:
+    """Inclusive open-time ranges to fetch: before the cache's first and after its last candle."""
+    if cached.empty:
+        return [(want_from, last_open)]
+    first, last = int(cached["timestamp"].iloc[0]), int(cached["timestamp"].iloc[-1])
+    ranges = []
+    if want_from < first:
+        ranges.append((want_from, first - step))
+    if last + step <= last_open:
+        ranges.append((last + step, last_open))
+    return ranges
+
+
+def _rows_to_frame(rows: list[list[float]]) -> pd.DataFrame:
+    array = np.asarray([row[:6] for row in rows], dtype=np.float64)
+    frame = pd.DataFrame(array, columns=list(CACHE_COLUMNS))
+    frame["timestamp"] = frame["timestamp"].astype(np.int64)
+    return frame
+
+
+def _latest_closed(cached: pd.DataFrame, last_open: int, num_candles: int, market: Market, path: Path) -> pd.DataFrame:
+    closed = cached[cached["timestamp"] <= last_open].tail(num_candles)
+    if closed.empty:
+        raise HistoryError(f"{market.symbol} {market.timeframe}: the exchange returned no candles")
+    if len(closed) < num_candles:
+        log.warning("%s %s: only %d closed candle(s) available, %d asked",
+                    market.symbol, market.timeframe, len(closed), num_candles)
+    return normalize_candles(closed, source=str(path), repair=RepairPolicy.REPAIR, interval_ms=market.interval_ms)
+
+
+def format_ms(ms: int) -> str:
+    """Epoch ms as ``YYYY-MM-DD HH:MM`` (UTC), for messages."""
+    return pd.Timestamp(ms, unit="ms").strftime("%Y-%m-%d %H:%M")
