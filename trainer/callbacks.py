@@ -9,7 +9,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from stable_baselines3.common.callbacks import BaseCallback
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
 from trainer.model_io import MetadataStamp, save_with_metadata
 
@@ -63,6 +64,26 @@ class MetadataOnNewBest(BaseCallback):
         log.info("new best model at step %d: mean validation reward %.4f",
                  self.model.num_timesteps, self.parent.best_mean_reward)
         return True
+
+
+class ContinuingEvalCallback(EvalCallback):
+    """SB3's ``EvalCallback`` that, when ``resume`` is set, continues the previous run's
+    ``evaluations.npz`` and best score instead of starting both afresh (which would
+    overwrite the log and let a worse model replace ``best_model.zip``)."""
+
+    def __init__(self, *args: object, resume: bool = False, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.resume = resume
+
+    def _init_callback(self) -> None:
+        super()._init_callback()
+        previous = Path(f"{self.log_path}.npz") if self.log_path else None
+        if self.resume and previous is not None and previous.is_file():
+            with np.load(previous) as data:
+                self.evaluations_timesteps = data["timesteps"].tolist()
+                self.evaluations_results = data["results"].tolist()
+                self.evaluations_length = data["ep_lengths"].tolist()
+            self.best_mean_reward = float(np.max(np.mean(self.evaluations_results, axis=1)))
 
 
 class TradeMetrics(BaseCallback):

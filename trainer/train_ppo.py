@@ -30,7 +30,7 @@ import gymnasium as gym
 import pandas as pd
 import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import CallbackList, EvalCallback
+from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
@@ -41,7 +41,13 @@ from env.candles import CandleDataError, candles_to_seed_csv, infer_interval_ms,
 from env.crypto_trading_env import CryptoTradingEnv
 from env.features import WARMUP_CANDLES
 from strategies.model_metadata import ModelMetadata, check_compatible, load_metadata
-from trainer.callbacks import CheckpointWithMetadata, MetadataOnNewBest, StopOnInterrupt, TradeMetrics
+from trainer.callbacks import (
+    CheckpointWithMetadata,
+    ContinuingEvalCallback,
+    MetadataOnNewBest,
+    StopOnInterrupt,
+    TradeMetrics,
+)
 from trainer.history import Market, OhlcvSource, bybit_exchange, format_ms, load_history
 from trainer.model_io import load_ppo, save_with_metadata
 from trainer.split import ChronoSplit, chronological_split, min_candles
@@ -158,8 +164,8 @@ def train(settings: Settings, *, exchange: OhlcvSource | None = None) -> TrainRe
     # CALLBACKS: checkpoints, validation eval + best model, trade metrics, Ctrl-C.
     checkpoints = CheckpointWithMetadata(paths.checkpoints, args.checkpoint_freq, stamp)
     stopper = StopOnInterrupt()
-    evaluation = EvalCallback(
-        eval_env, n_eval_episodes=1, deterministic=True, verbose=0,
+    evaluation = ContinuingEvalCallback(
+        eval_env, n_eval_episodes=1, deterministic=True, verbose=0, resume=args.resume is not None,
         eval_freq=max(min(args.eval_freq, args.total_timesteps) // args.n_envs, 1),
         log_path=str(paths.eval_dir), best_model_save_path=str(paths.best_dir),
         callback_on_new_best=MetadataOnNewBest(paths.best_dir / "best_model.zip", stamp),

@@ -1,0 +1,244 @@
+"""train_ppo end to end on real candles (data/sample): every output file, metadata, loading
+and acting, resume, Ctrl-C, and the bad-input paths that must fail before any work."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from config.errors import UserError
+from config.settings import load_settings
+from env.candles import load_candles
+from env.crypto_trading_env import CryptoTradingEnv
+from env.features import FEATURE_SPEC_VERSION
+from fakes import FakeBybit
+from strategies.model_metadata import ModelMismatchError, load_metadata, metadata_path
+from trainer.model_io import load_ppo
+from trainer.train_ppo import train
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
+SMALL = ["--data", str(SAMPLE), "--num-candles", "3000", "--total-timesteps", "64", "--n-envs", "2", "--n-steps", "64", "--batch-size", "64",
+         "--n-epochs", "2", "--checkpoint-freq", "128", "--eval-freq", "128", "--episode-length", "50", "--vec-env", "dummy", "--no-progress"]
+
+
+@pytest.fixture()
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Run in an empty working directory (the seed's outputs are relative to it)."""
+    monkeypatch.chdir(tmp_path)
+    handlers = list(logging.getLogger().handlers)
+    yield tmp_path
+    for handler in set(logging.getLogger().handlers) - set(handlers):
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
+def shadow(*args: str) -> None:
+    result = CliRunner().invoke(app, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    assert result.exit_code == 0, result.output
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One small real training run through ``shadow train``; its directory."""
+    workdir = tmp_path_factory.mktemp("short_run")
+    cwd, handlers = os.getcwd(), list(logging.getLogger().handlers)
+    os.chdir(workdir)
+    try:
+        shadow("train", *SMALL, "--total-timesteps", "256", "--seed", "3")
+    finally:
+        os.chdir(cwd)
+        for handler in set(logging.getLogger().handlers) - set(handlers):
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+    return workdir
+
+
+def test_short_run_writes_every_seed_output(short_run: Path) -> None:
+    models = short_run / "models" / "ppo_crypto_model"
+    expected = [
+        models / "checkpoints" / "ppo_model_128_steps.zip",
+        models / "checkpoints" / "ppo_model_256_steps.zip",
+        models / "best" / "best_model.zip",
+        models / "ppo_crypto_model_final.zip",
+        short_run / "logs" / "eval" / "evaluations.npz",
+        short_run / "logs" / "env_0" / "monitor.csv",
+        short_run / "logs" / "env_1" / "monitor.csv",
+        short_run / "data" / "test_data.csv",
+    ]
+    for path in expected:
+        assert path.is_file(), path
+        if path.suffix == ".zip":
+            assert metadata_path(path).is_file(), f"no metadata beside {path}"
+    assert list((short_run / "logs" / "tensorboard").glob("PPO_1/events.out.tfevents.*"))
+    log_text = (short_run / "ppo_training.log").read_text()
+    assert "final model (256 steps) saved" in log_text and "checkpoint saved" in log_text
+    evaluations = np.load(short_run / "logs" / "eval" / "evaluations.npz")
+    assert evaluations["timesteps"].tolist() == [128, 256]
+
+
+def test_every_model_carries_its_metadata(short_run: Path) -> None:
+    final = short_run / "models" / "ppo_crypto_model" / "ppo_crypto_model_final.zip"
+    meta = load_metadata(final)
+    assert meta.feature_spec["version"] == FEATURE_SPEC_VERSION and meta.lookback_window == 20
+    assert (meta.symbol, meta.timeframe, meta.seed, meta.num_timesteps) == ("BTC/USDT", "1m", 3, 256)
+    assert meta.env["commission"] == 0.0004 and meta.env["reward"]["realized"] == 1.0
+    assert meta.hyperparameters | {"device": "cpu"} == meta.hyperparameters
+    assert {"learning_rate": 3e-4, "batch_size": 64, "n_epochs": 2, "n_steps": 64, "n_envs": 2}.items() <= meta.hyperparameters.items()
+    assert {"torch", "stable-baselines3", "numpy", "python"} <= meta.versions.keys()
+    split = meta.extra["split"]
+    assert meta.data_range == split["train"]
+    assert split["train"]["end_ms"] < split["validation"]["start_ms"] <= split["validation"]["end_ms"] < split["test"]["start_ms"]
+    test = load_candles(short_run / "data" / "test_data.csv")
+    assert test["open_time_ms"].iloc[-1] == split["test"]["end_ms"]
+    checkpoint = load_metadata(short_run / "models" / "ppo_crypto_model" / "checkpoints" / "ppo_model_128_steps.zip")
+    assert checkpoint.num_timesteps == 128
+
+
+def test_final_model_loads_and_trades_the_test_csv_like_the_seed_backtest(short_run: Path) -> None:
+    model = load_ppo(short_run / "models" / "ppo_crypto_model" / "ppo_crypto_model_final.zip", lookback_window=20)
+    test_df = load_candles(short_run / "data" / "test_data.csv")
+    env = CryptoTradingEnv(test_df, initial_balance=100.0)
+    obs, info = env.reset()
+    done, actions = False, []
+    while not done:
+        action, _ = model.predict(obs, deterministic=True)
+        actions.append(int(action))
+        obs, reward, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+    meta = load_metadata(short_run / "models" / "ppo_crypto_model" / "ppo_crypto_model_final.zip")
+    assert len(actions) == meta.extra["split"]["test"]["n_candles"] - 1 or terminated
+    assert set(actions) <= {0, 1, 2, 3} and np.isfinite(info["equity"])
+
+
+def test_resume_continues_step_count_checkpoints_and_logs(short_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
+    monkeypatch.chdir(tmp_path)
+    monitor = tmp_path / "logs" / "env_0" / "monitor.csv"
+    rows_before = len(monitor.read_text().splitlines())
+    checkpoint = "models/ppo_crypto_model/checkpoints/ppo_model_256_steps.zip"
+    settings = load_settings(None, train={"data": SAMPLE, "num_candles": 3000, "n_envs": 2, "checkpoint_freq": 128,
+                                          "eval_freq": 128, "total_timesteps": 128, "resume": checkpoint, "episode_length": 50,
+                                          "vec_env": "dummy", "progress": False})
+    result = train(settings)
+    assert result.num_timesteps == 384
+    assert (tmp_path / "models/ppo_crypto_model/checkpoints/ppo_model_384_steps.zip").is_file()
+    meta = load_metadata(result.final_model)
+    assert meta.num_timesteps == 384 and meta.extra["resumed_from"] == checkpoint
+    assert meta.hyperparameters["n_steps"] == 64  # the checkpoint's, not the flag default
+    lines = monitor.read_text().splitlines()
+    assert len(lines) > rows_before and lines[0].startswith("#") and sum(line.startswith("#") for line in lines) == 1
+    runs = sorted(p.name for p in (tmp_path / "logs" / "tensorboard").iterdir())
+    assert runs == ["PPO_1"] and len(list((tmp_path / "logs/tensorboard/PPO_1").glob("events.*"))) == 2
+    assert np.load(tmp_path / "logs/eval/evaluations.npz")["timesteps"].tolist() == [128, 256, 384]
+
+
+def test_trains_from_the_exchange_through_the_cache(in_tmp: Path) -> None:
+    fake = FakeBybit(900)
+    settings = load_settings(None, train={"symbol": "BTC/USDT:USDT", "num_candles": 800, "total_timesteps": 64,
+                                          "n_envs": 1, "n_steps": 64, "vec_env": "dummy", "progress": False})
+    result = train(settings, exchange=fake)
+    assert fake.calls and (in_tmp / "data/cache/bybit_linear_BTCUSDT_1m.csv").is_file()
+    meta = load_metadata(result.final_model)
+    assert meta.extra["data_source"] == "bybit linear BTC/USDT:USDT 1m"
+    assert meta.extra["split"]["test"]["end_ms"] == fake.rows[-2][0]  # the last closed candle
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--timeframe", "7m"], r"invalid value for train\.timeframe: '7m'"),
+        (["--total-timesteps", "-5"], r"invalid value for train\.total_timesteps: -5"),
+        (["--n-envs", "0"], r"invalid value for train\.n_envs: 0"),
+        (["--learning-rate", "0"], r"invalid value for train\.learning_rate: 0"),
+        (["--device", "tpu"], r"invalid value for train\.device: 'tpu'"),
+        (["--vec-env", "threads"], r"invalid value for train\.vec_env: 'threads'"),
+        (["--symbol", "btcusdt"], r"invalid value for train\.symbol: 'btcusdt'"),
+        (["--initial-balance", "-1"], r"invalid value for env\.initial_balance: -1"),
+        (["--num-candles", "250"], r"--num-candles 250 is too few: the split needs at least \d+ \(219 warm-up"),
+        (["--timeframe", "5m"], r"btcusdt_1m_2023-03.csv.gz: candles are 60 s apart but --timeframe 5m is 300 s"),
+        (["--resume", "nowhere.zip"], r"--resume nowhere.zip: no such checkpoint file"),
+    ],
+)
+def test_bad_flags_fail_clearly_before_any_work(in_tmp: Path, flags: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["train", *SMALL, *flags])
+    assert isinstance(result.exception, UserError), result.output
+    assert __import__("re").search(message, str(result.exception)), str(result.exception)
+    assert not (in_tmp / "models").exists() and not (in_tmp / "data" / "test_data.csv").exists()
+
+
+def test_a_data_file_too_short_for_lookback_and_split_is_named(in_tmp: Path) -> None:
+    short = in_tmp / "short.csv"
+    load_candles(SAMPLE).iloc[:280][["timestamp", "open", "high", "low", "close", "volume"]].to_csv(short, index=False)
+    result = CliRunner().invoke(app, ["train", *SMALL, "--data", str(short)])
+    assert isinstance(result.exception, UserError)
+    assert f"{short}: 280 candles is too short: need at least" in str(result.exception)
+    assert not (in_tmp / "models").exists()
+
+
+def test_cuda_without_a_gpu_is_refused(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    result = CliRunner().invoke(app, ["train", *SMALL, "--device", "cuda"])
+    assert "--device cuda: torch sees no CUDA device" in str(result.exception)
+
+
+def test_resume_refuses_a_checkpoint_built_for_other_features(short_run: Path, in_tmp: Path) -> None:
+    checkpoint = in_tmp / "old.zip"
+    shutil.copy(short_run / "models/ppo_crypto_model/checkpoints/ppo_model_128_steps.zip", checkpoint)
+    meta = json.loads(metadata_path(short_run / "models/ppo_crypto_model/checkpoints/ppo_model_128_steps.zip").read_text())
+    meta["feature_spec"]["version"] = FEATURE_SPEC_VERSION - 1
+    metadata_path(checkpoint).write_text(json.dumps(meta))
+    result = CliRunner().invoke(app, ["train", *SMALL, "--resume", str(checkpoint)])
+    assert isinstance(result.exception, ModelMismatchError)
+    assert f"built for feature spec version {FEATURE_SPEC_VERSION - 1}" in str(result.exception)
+    with pytest.raises(ModelMismatchError, match="retrain the model"):
+        load_ppo(checkpoint)
+    with pytest.raises(ModelMismatchError, match="trained with lookback_window=20, configured 30"):
+        load_ppo(short_run / "models/ppo_crypto_model/ppo_crypto_model_final.zip", lookback_window=30)
+    metadata_path(checkpoint).unlink()
+    with pytest.raises(ModelMismatchError, match=r"old.meta.json is missing"):
+        load_ppo(checkpoint)
+
+
+def test_module_entry_point_prints_user_errors_as_one_line(in_tmp: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "trainer.train_ppo", "--n-envs", "0"], capture_output=True, text=True,
+                          cwd=in_tmp, env=os.environ | {"PYTHONPATH": str(ROOT)}, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: invalid configuration:") and "Traceback" not in done.stderr
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits(in_tmp: Path) -> None:
+    """Ctrl-C reaches the whole process group, subprocess envs included; the first stops
+    training cleanly and saves a checkpoint that --resume accepts."""
+    args = [a for a in SMALL if a not in ("dummy",)]
+    args[args.index("--vec-env") + 1:args.index("--vec-env") + 1] = ["subproc"]
+    proc = subprocess.Popen([sys.executable, "-m", "trainer.train_ppo", *args, "--total-timesteps", "1000000"],
+                            cwd=in_tmp, env=os.environ | {"PYTHONPATH": str(ROOT)}, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    checkpoints = in_tmp / "models/ppo_crypto_model/checkpoints"
+    deadline = time.monotonic() + 120
+    while not list(checkpoints.glob("ppo_model_*_steps.meta.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert "Ctrl-C: stopping after this step" in output and "continue with --resume" in output
+    saved = sorted(int(p.stem.split("_")[2]) for p in checkpoints.glob("ppo_model_*_steps.zip"))
+    assert saved and metadata_path(checkpoints / f"ppo_model_{saved[-1]}_steps.zip").is_file()
+    assert not (in_tmp / "models/ppo_crypto_model/ppo_crypto_model_final.zip").exists()
+    assert load_ppo(checkpoints / f"ppo_model_{saved[-1]}_steps.zip").num_timesteps == saved[-1]
