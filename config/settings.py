@@ -113,7 +113,7 @@ class TrainSettings(_Section):
     resume: Path | None = Field(None, description="checkpoint zip to continue training from")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device; auto picks CUDA when present")
     vec_env: Literal["auto", "dummy", "subproc"] = Field(
-        "auto", description="vectorised env: dummy (one process), subproc (one process per env), auto"
+        "auto", description="vectorised env: dummy (one process), subproc (one process per env); auto = dummy, the faster for this env"
     )
     episode_length: int = Field(2048, ge=2, description="steps per training episode (random start each episode)")
     checkpoint_freq: int = Field(10_000, ge=1, description="save checkpoints/ppo_model_N_steps.zip every this many steps")

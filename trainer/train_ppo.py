@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,23 +200,21 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def resolve_vec_env(requested: str, n_envs: int) -> type[VecEnv]:
-    """``auto`` -> one process per env only when there are cores to run them on.
+def resolve_vec_env(requested: str) -> type[VecEnv]:
+    """``auto`` -> ``DummyVecEnv`` (all envs in this process).
 
-    The env steps in tens of microseconds, so a subprocess round trip per step only pays
-    when each env gets its own core (see docs/trainer.md for the measurements)."""
-    if requested == "subproc":
-        return SubprocVecEnv
-    if requested == "dummy":
-        return DummyVecEnv
-    return SubprocVecEnv if 1 < n_envs <= (os.cpu_count() or 1) else DummyVecEnv
+    One ``CryptoTradingEnv`` step costs about 9 us, far less than the pipe round trip
+    of a ``SubprocVecEnv`` worker, so subprocesses made PPO slower in every measurement
+    (docs/trainer.md: 3,661 vs 2,138 timesteps/s with 4 envs on 2 cores). ``subproc``
+    stays available for an env made costly by future features."""
+    return SubprocVecEnv if requested == "subproc" else DummyVecEnv
 
 
 def make_vec_env(
     frame: pd.DataFrame, env_settings: EnvSettings, args: TrainSettings, paths: RunPaths, *, append_logs: bool
 ) -> VecEnv:
     """``n_envs`` Monitor-wrapped training envs, each logging to ``{log_dir}/env_{i}/``."""
-    vec_cls = resolve_vec_env(args.vec_env, args.n_envs)
+    vec_cls = resolve_vec_env(args.vec_env)
     thunks = [
         functools.partial(
             make_training_env, frame, env_settings, args.episode_length, paths.monitor_file(i),
