@@ -3,6 +3,7 @@ a fake exchange serves candles the way ccxt's bybit.fetch_ohlcv does."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import ccxt
 import pandas as pd
 import pytest
 
-from fakes import MARKET, MINUTE, FakeBybit
+from fakes import MARKET, MINUTE, FakeBybit, LocalBybit
 from trainer.history import (
     PAGE_CANDLES,
     HistoryError,
@@ -141,3 +142,51 @@ def test_bybit_exchange_points_every_rest_host_at_the_configured_url() -> None:
     assert set(exchange.urls["api"].values()) == {"http://127.0.0.1:8123"}
     assert exchange.options["fetchMarkets"]["types"] == ["spot"]
     assert not exchange.apiKey
+
+
+@pytest.mark.parametrize(("symbol", "category"), [("BTC/USDT", "spot"), ("BTC/USDT:USDT", "linear")])
+def test_real_ccxt_client_fetches_from_the_configured_rest_url(tmp_path: Path, symbol: str, category: str) -> None:
+    """The real ccxt Bybit client against a local v5 server: category from the symbol,
+    forward start/end windows, Bybit's 10006 mapped to a rate-limit retry."""
+    with LocalBybit(2500, rate_limited=1) as server:
+        market = Market(symbol, "1m")
+        sleeps: list[float] = []
+        started_ms = time.time() * 1000
+        frame = load_history(market, 2000, exchange=bybit_exchange(server.url, category), cache_dir=tmp_path,
+                             progress=False, sleep=sleeps.append)
+    assert sleeps == [5.0]
+    last = int(frame["open_time_ms"].iloc[-1])
+    assert last in _closed_last(server, started_ms)
+    assert frame["open_time_ms"].tolist() == [r[0] for r in server.rows if r[0] <= last][-2000:]
+    assert {q["category"] for q in server.kline_queries} == {category}
+    assert all(q["symbol"] == "BTCUSDT" and q["interval"] == "1" and int(q["limit"]) == PAGE_CANDLES
+               for q in server.kline_queries)
+    assert server.paths[0] == "/v5/market/instruments-info"
+
+
+def test_shadow_fetch_fills_the_cache_from_the_configured_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    started_ms = time.time() * 1000
+    with LocalBybit(1500) as server:
+        monkeypatch.setenv("SHADOW_EXCHANGE__REST_URL", server.url)
+        result = CliRunner().invoke(app, ["fetch", "--symbol", "BTC/USDT:USDT", "--num-candles", "1200"])
+        assert result.exit_code == 0, result.output
+        assert "1200 candles" in result.output and "data/cache/bybit_linear_BTCUSDT_1m.csv" in result.output
+        requests = len(server.kline_queries)
+        assert CliRunner().invoke(app, ["fetch", "--symbol", "BTC/USDT:USDT", "--num-candles", "1200"]).exit_code == 0
+        assert len(server.kline_queries) - requests <= 1  # only the minute that closed meanwhile, if any
+    cached = read_cache(tmp_path / "data/cache/bybit_linear_BTCUSDT_1m.csv")
+    assert cached["timestamp"].is_unique and cached["timestamp"].iloc[-1] in _closed_last(server, started_ms)
+
+
+def _closed_last(server: LocalBybit, started_ms: float) -> set[int]:
+    """Possible open times of the newest closed candle: the server's newest candle is
+    forming when it starts, and closes if a minute turns during the test."""
+    forming = server.rows[-1][0]
+    if time.time() * 1000 < forming + MINUTE:
+        return {server.rows[-2][0]}
+    return {forming} if started_ms >= forming + MINUTE else {server.rows[-2][0], forming}
