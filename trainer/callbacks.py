@@ -11,6 +11,7 @@ from types import FrameType
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.logger import HParam
 
 from trainer.model_io import MetadataStamp, save_with_metadata
 
@@ -84,6 +85,21 @@ class ContinuingEvalCallback(EvalCallback):
                 self.evaluations_results = data["results"].tolist()
                 self.evaluations_length = data["ep_lengths"].tolist()
             self.best_mean_reward = float(np.max(np.mean(self.evaluations_results, axis=1)))
+
+
+class HParamsToTensorBoard(BaseCallback):
+    """Write the run's hyperparameters once, as TensorBoard's HPARAMS table."""
+
+    def __init__(self, hparams: dict[str, float | int | str | bool]) -> None:
+        super().__init__()
+        self.hparams = hparams
+
+    def _on_training_start(self) -> None:
+        metrics = {"eval/mean_reward": 0.0, "rollout/ep_rew_mean": 0.0}
+        self.logger.record("hparams", HParam(self.hparams, metrics), exclude=("stdout", "log", "json", "csv"))
+
+    def _on_step(self) -> bool:
+        return True
 
 
 class TradeMetrics(BaseCallback):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import logging
 import signal
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from strategies.model_metadata import ModelMetadata, check_compatible, load_meta
 from trainer.callbacks import (
     CheckpointWithMetadata,
     ContinuingEvalCallback,
+    HParamsToTensorBoard,
     MetadataOnNewBest,
     StopOnInterrupt,
     TradeMetrics,
@@ -169,13 +171,17 @@ def train(settings: Settings, *, exchange: OhlcvSource | None = None) -> TrainRe
         log_path=str(paths.eval_dir), best_model_save_path=str(paths.best_dir),
         callback_on_new_best=MetadataOnNewBest(paths.best_dir / "best_model.zip", stamp),
     )
-    callbacks = CallbackList([checkpoints, evaluation, TradeMetrics(env_settings.initial_balance), stopper])
+    hparams = {k: v for k, v in _hyperparameters(model, args).items() if isinstance(v, (int, float, str))}
+    callbacks = CallbackList([checkpoints, evaluation, TradeMetrics(env_settings.initial_balance),
+                              HParamsToTensorBoard(hparams | {"seed": args.seed}), stopper])
 
     log.info("training %s %s: %d steps on %s, %d %s env(s), seed %d", args.symbol, args.timeframe,
              args.total_timesteps, device, args.n_envs, type(vec_env).__name__, args.seed)
     try:
-        model.learn(total_timesteps=args.total_timesteps, callback=callbacks, tb_log_name=TB_LOG_NAME,
-                    reset_num_timesteps=args.resume is None, progress_bar=args.progress)
+        with warnings.catch_warnings():  # SB3 warns when eval (in-process) and training (subproc) envs differ
+            warnings.filterwarnings("ignore", message="Training and eval env are not of the same type")
+            model.learn(total_timesteps=args.total_timesteps, callback=callbacks, tb_log_name=TB_LOG_NAME,
+                        reset_num_timesteps=args.resume is None, progress_bar=args.progress)
     finally:
         stopper.restore_handler()
         vec_env.close()
