@@ -106,17 +106,22 @@ class TrainSettings(_Section):
     n_epochs: int = Field(10, ge=1, description="PPO epochs per update")
     n_steps: int = Field(2048, ge=2, description="rollout steps per env between PPO updates")
     gamma: float = Field(0.99, gt=0, le=1, description="PPO discount factor")
-    save_path: Path = Field(Path("models/ppo_crypto_model"), description="folder for checkpoints/, best/ and the final model")
+    save_path: Path = Field(
+        Path("models/ppo_crypto_model"), description="folder for checkpoints/, best/ and the final model"
+    )
     log_dir: Path = Field(Path("logs"), description="folder for tensorboard/, eval/ and env_N/ monitor logs")
     data: Path | None = Field(None, description="train from this candle CSV instead of fetching from Bybit")
     seed: int = Field(0, ge=0, description="seed for numpy, torch and the training envs' random episode starts")
     resume: Path | None = Field(None, description="checkpoint zip to continue training from")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device; auto picks CUDA when present")
     vec_env: Literal["auto", "dummy", "subproc"] = Field(
-        "auto", description="vectorised env: dummy (one process), subproc (one process per env); auto = dummy, the faster for this env"
+        "auto",
+        description="vectorised env: dummy (one process), subproc (one process per env); auto = dummy, faster here",
     )
     episode_length: int = Field(2048, ge=2, description="steps per training episode (random start each episode)")
-    checkpoint_freq: int = Field(10_000, ge=1, description="save checkpoints/ppo_model_N_steps.zip every this many steps")
+    checkpoint_freq: int = Field(
+        10_000, ge=1, description="save checkpoints/ppo_model_N_steps.zip every this many steps"
+    )
     eval_freq: int = Field(10_000, ge=1, description="evaluate on the validation slice every this many steps")
     validation_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of tradable candles for validation")
     test_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of tradable candles for the test slice")

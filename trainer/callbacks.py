@@ -46,7 +46,8 @@ class CheckpointWithMetadata(BaseCallback):
 
     def save_now(self) -> Path:
         """Save a checkpoint at the current step count (also used on Ctrl-C)."""
-        path = save_with_metadata(self.model, self.save_dir / f"ppo_model_{self.model.num_timesteps}_steps.zip", self.stamp)
+        name = f"ppo_model_{self.model.num_timesteps}_steps.zip"
+        path = save_with_metadata(self.model, self.save_dir / name, self.stamp)
         log.info("checkpoint saved: %s", path)
         return path
 

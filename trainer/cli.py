@@ -30,7 +30,9 @@ def _flag(field: str, section: type[BaseModel] = TrainSettings) -> Any:
     return typer.Option(help=f"{info.description} (default: {info.default})", show_default=False)
 
 
-ConfigFile = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML settings file (default: $SHADOW_CONFIG).")]
+ConfigFile = Annotated[
+    Optional[Path], typer.Option("--config", "-c", help="TOML settings file (default: $SHADOW_CONFIG).")
+]
 Symbol = Annotated[Optional[str], _flag("symbol")]
 Timeframe = Annotated[Optional[str], _flag("timeframe")]
 NumCandles = Annotated[Optional[int], _flag("num_candles")]
@@ -58,7 +60,9 @@ def train_command(
     episode_length: Annotated[Optional[int], _flag("episode_length")] = None,
     checkpoint_freq: Annotated[Optional[int], _flag("checkpoint_freq")] = None,
     eval_freq: Annotated[Optional[int], _flag("eval_freq")] = None,
-    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="progress bars (default: on)")] = None,
+    progress: Annotated[
+        Optional[bool], typer.Option("--progress/--no-progress", help="progress bars (default: on)")
+    ] = None,
 ) -> None:
     """Train a PPO policy on Bybit candles (or on --data FILE), the seed's train_ppo."""
     flags = {

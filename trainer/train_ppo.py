@@ -22,6 +22,7 @@ import functools
 import logging
 import signal
 import warnings
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,8 @@ def train(settings: Settings, *, exchange: OhlcvSource | None = None) -> TrainRe
     candles_to_seed_csv(split.test.frame, args.test_data_path)
     for part in (split.train, split.validation, split.test):
         r = part.data_range()
-        log.info("%-10s %6d traded candles  %s .. %s", part.name, r["n_candles"], format_ms(r["start_ms"]), format_ms(r["end_ms"]))
+        log.info("%-10s %6d traded candles  %s .. %s",
+                 part.name, r["n_candles"], format_ms(r["start_ms"]), format_ms(r["end_ms"]))
     log.info("test slice (with %d warm-up candles) written to %s", prefix, args.test_data_path)
 
     # TRY NOT TO MODIFY: seeding
@@ -145,47 +147,47 @@ def train(settings: Settings, *, exchange: OhlcvSource | None = None) -> TrainRe
     set_random_seed(args.seed)
 
     # ENVS: random-start episodes on the train slice; the whole validation slice for eval.
-    vec_env = make_vec_env(split.train.frame, env_settings, args, paths, append_logs=args.resume is not None)
+    train_env = make_vec_env(split.train.frame, env_settings, args, paths, append_logs=args.resume is not None)
     eval_env = Monitor(CryptoTradingEnv.from_settings(split.validation.frame, env_settings))
+    with closing(train_env) as vec_env, closing(eval_env):
+        # MODEL: new, or continued from a checkpoint (step count and TensorBoard run continue).
+        if args.resume is not None:
+            model = load_ppo(args.resume, lookback_window=env_settings.lookback_window, device=device,
+                             env=vec_env, tensorboard_log=str(paths.tensorboard))
+            model.set_random_seed(args.seed)
+            log.info("resuming %s at step %d with its own hyperparameters (learning rate, batch size, epochs, "
+                     "n_steps)", args.resume, model.num_timesteps)
+        else:
+            model = PPO(
+                "MlpPolicy", vec_env, learning_rate=args.learning_rate, n_steps=args.n_steps,
+                batch_size=args.batch_size, n_epochs=args.n_epochs, gamma=args.gamma, seed=args.seed,
+                device=device, tensorboard_log=str(paths.tensorboard), verbose=0,
+            )
+        stamp = functools.partial(_metadata, settings=settings, model=model, split=split, source=source)
 
-    # MODEL: new, or continued from a checkpoint (step count and TensorBoard run continue).
-    if args.resume is not None:
-        model = load_ppo(args.resume, lookback_window=env_settings.lookback_window, device=device,
-                         env=vec_env, tensorboard_log=str(paths.tensorboard))
-        model.set_random_seed(args.seed)
-        log.info("resuming %s at step %d", args.resume, model.num_timesteps)
-    else:
-        model = PPO(
-            "MlpPolicy", vec_env, learning_rate=args.learning_rate, n_steps=args.n_steps,
-            batch_size=args.batch_size, n_epochs=args.n_epochs, gamma=args.gamma, seed=args.seed,
-            device=device, tensorboard_log=str(paths.tensorboard), verbose=0,
+        # CALLBACKS: checkpoints, validation eval + best model, metrics for TensorBoard, Ctrl-C.
+        checkpoints = CheckpointWithMetadata(paths.checkpoints, args.checkpoint_freq, stamp)
+        evaluation = ContinuingEvalCallback(
+            eval_env, n_eval_episodes=1, deterministic=True, verbose=0, resume=args.resume is not None,
+            eval_freq=max(min(args.eval_freq, args.total_timesteps) // args.n_envs, 1),
+            log_path=str(paths.eval_dir), best_model_save_path=str(paths.best_dir),
+            callback_on_new_best=MetadataOnNewBest(paths.best_dir / "best_model.zip", stamp),
         )
-    stamp = functools.partial(_metadata, settings=settings, model=model, split=split, source=source)
+        hparams = {k: v for k, v in _hyperparameters(model, args).items() if isinstance(v, (int, float, str))}
+        stopper = StopOnInterrupt()
+        callbacks = CallbackList([checkpoints, evaluation, TradeMetrics(env_settings.initial_balance),
+                                  HParamsToTensorBoard(hparams | {"seed": args.seed}), stopper])
 
-    # CALLBACKS: checkpoints, validation eval + best model, trade metrics, Ctrl-C.
-    checkpoints = CheckpointWithMetadata(paths.checkpoints, args.checkpoint_freq, stamp)
-    stopper = StopOnInterrupt()
-    evaluation = ContinuingEvalCallback(
-        eval_env, n_eval_episodes=1, deterministic=True, verbose=0, resume=args.resume is not None,
-        eval_freq=max(min(args.eval_freq, args.total_timesteps) // args.n_envs, 1),
-        log_path=str(paths.eval_dir), best_model_save_path=str(paths.best_dir),
-        callback_on_new_best=MetadataOnNewBest(paths.best_dir / "best_model.zip", stamp),
-    )
-    hparams = {k: v for k, v in _hyperparameters(model, args).items() if isinstance(v, (int, float, str))}
-    callbacks = CallbackList([checkpoints, evaluation, TradeMetrics(env_settings.initial_balance),
-                              HParamsToTensorBoard(hparams | {"seed": args.seed}), stopper])
-
-    log.info("training %s %s: %d steps on %s, %d %s env(s), seed %d", args.symbol, args.timeframe,
-             args.total_timesteps, device, args.n_envs, type(vec_env).__name__, args.seed)
-    try:
-        with warnings.catch_warnings():  # SB3 warns when eval (in-process) and training (subproc) envs differ
-            warnings.filterwarnings("ignore", message="Training and eval env are not of the same type")
-            model.learn(total_timesteps=args.total_timesteps, callback=callbacks, tb_log_name=TB_LOG_NAME,
-                        reset_num_timesteps=args.resume is None, progress_bar=args.progress)
-    finally:
-        stopper.restore_handler()
-        vec_env.close()
-        eval_env.close()
+        # ALGO LOGIC: train.
+        log.info("training %s %s: %d steps on %s, %d %s env(s), seed %d", args.symbol, args.timeframe,
+                 args.total_timesteps, device, args.n_envs, type(vec_env).__name__, args.seed)
+        try:
+            with warnings.catch_warnings():  # SB3 warns when eval (in-process) and training (subproc) envs differ
+                warnings.filterwarnings("ignore", message="Training and eval env are not of the same type")
+                model.learn(total_timesteps=args.total_timesteps, callback=callbacks, tb_log_name=TB_LOG_NAME,
+                            reset_num_timesteps=args.resume is None, progress_bar=args.progress)
+        finally:
+            stopper.restore_handler()
 
     if stopper.interrupted:
         checkpoint = checkpoints.save_now()

@@ -40,7 +40,8 @@ def test_paginates_forward_to_num_candles_and_drops_the_forming_candle(tmp_path:
     assert len(frame) == 2500
     assert frame["open_time_ms"].tolist() == [r[0] for r in closed[-2500:]]
     assert frame["close"].iloc[-1] == closed[-1][4]
-    assert all(limit == PAGE_CANDLES and until - since <= (PAGE_CANDLES - 1) * MINUTE for since, until, limit in fake.calls)
+    assert all(limit == PAGE_CANDLES and until - since <= (PAGE_CANDLES - 1) * MINUTE
+               for since, until, limit in fake.calls)
     starts = [since for since, _, _ in fake.calls]
     assert starts == sorted(starts) and len(starts) == 3  # 2502 wanted candles in pages of 1000
     cached = read_cache(MARKET.cache_file(tmp_path))
@@ -164,7 +165,9 @@ def test_real_ccxt_client_fetches_from_the_configured_rest_url(tmp_path: Path, s
     assert server.paths[0] == "/v5/market/instruments-info"
 
 
-def test_shadow_fetch_fills_the_cache_from_the_configured_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shadow_fetch_fills_the_cache_from_the_configured_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from typer.testing import CliRunner
 
     from bot.cli import app

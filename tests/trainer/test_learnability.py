@@ -58,7 +58,9 @@ def backtest(env: CryptoTradingEnv, act: Callable[[Observation], int]) -> float:
     return float(info["total_pnl"])
 
 
-def test_ppo_beats_flat_and_random_on_a_held_out_learnable_market(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ppo_beats_flat_and_random_on_a_held_out_learnable_market(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     sine_market(4000).to_csv("sine.csv", index=False)
     settings = load_settings(None, train={

@@ -41,7 +41,8 @@ def test_slices_are_chronological_disjoint_and_cover_every_tradable_candle(candl
     assert traded[0][-1] < traded[1][0] and traded[1][-1] < traded[2][0]
     assert np.array_equal(np.concatenate(traded), candles["open_time_ms"].to_numpy()[PREFIX:])
     tradable = len(candles) - PREFIX
-    assert [len(t) for t in traded] == [tradable - 2 * round(0.15 * tradable), round(0.15 * tradable), round(0.15 * tradable)]
+    share = round(0.15 * tradable)
+    assert [len(t) for t in traded] == [tradable - 2 * share, share, share]
     for part in (split.train, split.validation, split.test):
         start = int(np.searchsorted(candles["open_time_ms"], part.traded["open_time_ms"].iloc[0]))
         assert part.frame.equals(candles.iloc[start - PREFIX:start + len(part.traded)].reset_index(drop=True))
@@ -64,7 +65,8 @@ def test_test_slice_round_trips_through_the_seed_csv(candles, tmp_path: Path) ->
 def test_too_few_candles_name_the_minimum(candles) -> None:
     need = min_candles(PREFIX, 0.15, 0.15)
     chronological_split(candles.iloc[:need], prefix=PREFIX, validation_fraction=0.15, test_fraction=0.15)
-    with pytest.raises(CandleDataError, match=rf"x.csv: {need - 1} candles is too short: need at least {need} \({PREFIX} "):
+    message = rf"x.csv: {need - 1} candles is too short: need at least {need} \({PREFIX} "
+    with pytest.raises(CandleDataError, match=message):
         chronological_split(candles.iloc[:need - 1], prefix=PREFIX, validation_fraction=0.15, test_fraction=0.15,
                             source="x.csv")
     assert need - PREFIX >= 3 * (MIN_SLICE_STEPS + 1)

@@ -31,8 +31,9 @@ from trainer.train_ppo import train
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
-SMALL = ["--data", str(SAMPLE), "--num-candles", "3000", "--total-timesteps", "64", "--n-envs", "2", "--n-steps", "64", "--batch-size", "64",
-         "--n-epochs", "2", "--checkpoint-freq", "128", "--eval-freq", "128", "--episode-length", "50", "--vec-env", "dummy", "--no-progress"]
+SMALL = ["--data", str(SAMPLE), "--num-candles", "3000", "--total-timesteps", "64", "--n-envs", "2",
+         "--n-steps", "64", "--batch-size", "64", "--n-epochs", "2", "--checkpoint-freq", "128",
+         "--eval-freq", "128", "--episode-length", "50", "--vec-env", "dummy", "--no-progress"]
 
 
 @pytest.fixture()
@@ -99,11 +100,13 @@ def test_every_model_carries_its_metadata(short_run: Path) -> None:
     assert (meta.symbol, meta.timeframe, meta.seed, meta.num_timesteps) == ("BTC/USDT", "1m", 3, 256)
     assert meta.env["commission"] == 0.0004 and meta.env["reward"]["realized"] == 1.0
     assert meta.hyperparameters | {"device": "cpu"} == meta.hyperparameters
-    assert {"learning_rate": 3e-4, "batch_size": 64, "n_epochs": 2, "n_steps": 64, "n_envs": 2}.items() <= meta.hyperparameters.items()
+    expected = {"learning_rate": 3e-4, "batch_size": 64, "n_epochs": 2, "n_steps": 64, "n_envs": 2}
+    assert expected.items() <= meta.hyperparameters.items()
     assert {"torch", "stable-baselines3", "numpy", "python"} <= meta.versions.keys()
     split = meta.extra["split"]
     assert meta.data_range == split["train"]
-    assert split["train"]["end_ms"] < split["validation"]["start_ms"] <= split["validation"]["end_ms"] < split["test"]["start_ms"]
+    train, validation, test = split["train"], split["validation"], split["test"]
+    assert train["end_ms"] < validation["start_ms"] <= validation["end_ms"] < test["start_ms"]
     test = load_candles(short_run / "data" / "test_data.csv")
     assert test["open_time_ms"].iloc[-1] == split["test"]["end_ms"]
     checkpoint = load_metadata(short_run / "models" / "ppo_crypto_model" / "checkpoints" / "ppo_model_128_steps.zip")
@@ -126,14 +129,17 @@ def test_final_model_loads_and_trades_the_test_csv_like_the_seed_backtest(short_
     assert set(actions) <= {0, 1, 2, 3} and np.isfinite(info["equity"])
 
 
-def test_resume_continues_step_count_checkpoints_and_logs(short_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_continues_step_count_checkpoints_and_logs(
+    short_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
     monkeypatch.chdir(tmp_path)
     monitor = tmp_path / "logs" / "env_0" / "monitor.csv"
     rows_before = len(monitor.read_text().splitlines())
     checkpoint = "models/ppo_crypto_model/checkpoints/ppo_model_256_steps.zip"
     settings = load_settings(None, train={"data": SAMPLE, "num_candles": 3000, "n_envs": 2, "checkpoint_freq": 128,
-                                          "eval_freq": 128, "total_timesteps": 128, "resume": checkpoint, "episode_length": 50,
+                                          "eval_freq": 128, "total_timesteps": 128, "resume": checkpoint,
+                                          "episode_length": 50,
                                           "vec_env": "dummy", "progress": False})
     result = train(settings)
     assert result.num_timesteps == 384
@@ -199,8 +205,9 @@ def test_cuda_without_a_gpu_is_refused(in_tmp: Path, monkeypatch: pytest.MonkeyP
 
 def test_resume_refuses_a_checkpoint_built_for_other_features(short_run: Path, in_tmp: Path) -> None:
     checkpoint = in_tmp / "old.zip"
-    shutil.copy(short_run / "models/ppo_crypto_model/checkpoints/ppo_model_128_steps.zip", checkpoint)
-    meta = json.loads(metadata_path(short_run / "models/ppo_crypto_model/checkpoints/ppo_model_128_steps.zip").read_text())
+    source = short_run / "models/ppo_crypto_model/checkpoints/ppo_model_128_steps.zip"
+    shutil.copy(source, checkpoint)
+    meta = json.loads(metadata_path(source).read_text())
     meta["feature_spec"]["version"] = FEATURE_SPEC_VERSION - 1
     metadata_path(checkpoint).write_text(json.dumps(meta))
     result = CliRunner().invoke(app, ["train", *SMALL, "--resume", str(checkpoint)])
