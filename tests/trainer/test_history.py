@@ -11,7 +11,7 @@ import ccxt
 import pandas as pd
 import pytest
 
-from fakes import MARKET, MINUTE, FakeBybit, LocalBybit
+from trainer_fakes import MARKET, MINUTE, FakeBybit, LocalBybit
 from trainer.history import (
     PAGE_CANDLES,
     HistoryError,

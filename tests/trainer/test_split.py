@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from env.candles import CandleDataError, candles_to_seed_csv, load_candles
@@ -14,14 +15,13 @@ from env.features import WARMUP_CANDLES
 from env.types import Action
 from trainer.split import MIN_SLICE_STEPS, chronological_split, min_candles
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
 LOOKBACK = 20
 PREFIX = WARMUP_CANDLES + LOOKBACK - 1
 
 
 @pytest.fixture(scope="module")
-def candles():
-    return load_candles(SAMPLE).iloc[:5000].reset_index(drop=True)
+def candles(btc_candles: pd.DataFrame) -> pd.DataFrame:
+    return btc_candles.iloc[:5000].reset_index(drop=True)
 
 
 def traded_times(env: CryptoTradingEnv) -> list[int]:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -24,7 +25,7 @@ from config.settings import load_settings
 from env.candles import load_candles
 from env.crypto_trading_env import CryptoTradingEnv
 from env.features import FEATURE_SPEC_VERSION
-from fakes import FakeBybit
+from trainer_fakes import FakeBybit
 from strategies.model_metadata import ModelMismatchError, load_metadata, metadata_path
 from trainer.model_io import load_ppo
 from trainer.train_ppo import train
@@ -188,9 +189,9 @@ def test_bad_flags_fail_clearly_before_any_work(in_tmp: Path, flags: list[str], 
     assert not (in_tmp / "models").exists() and not (in_tmp / "data" / "test_data.csv").exists()
 
 
-def test_a_data_file_too_short_for_lookback_and_split_is_named(in_tmp: Path) -> None:
+def test_a_data_file_too_short_for_lookback_and_split_is_named(in_tmp: Path, btc_candles: pd.DataFrame) -> None:
     short = in_tmp / "short.csv"
-    load_candles(SAMPLE).iloc[:280][["timestamp", "open", "high", "low", "close", "volume"]].to_csv(short, index=False)
+    btc_candles.iloc[:280][["timestamp", "open", "high", "low", "close", "volume"]].to_csv(short, index=False)
     result = CliRunner().invoke(app, ["train", *SMALL, "--data", str(short)])
     assert isinstance(result.exception, UserError)
     assert f"{short}: 280 candles is too short: need at least" in str(result.exception)

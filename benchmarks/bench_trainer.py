@@ -5,34 +5,31 @@ thread, CPU), so the ratio ``crypto / cartpole`` is the cost of our env (steppin
 features lookup, the wider observation) relative to the cheapest classic-control env.
 Target: >= 0.8. Real candles: data/sample/btcusdt_1m_2023-03.csv.gz.
 
-    python benchmarks/trainer_throughput.py [--timesteps 40960] [--n-envs 4] [--vec-env dummy|subproc]
+    python -m benchmarks.bench_trainer [--timesteps 40960] [--n-envs 4] [--vec-env dummy|subproc]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+import functools
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import gymnasium as gym
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-import gymnasium as gym  # noqa: E402
-import torch  # noqa: E402
-from stable_baselines3 import PPO  # noqa: E402
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv  # noqa: E402
+from benchmarks.common import real_candles
+from env.crypto_trading_env import CryptoTradingEnv
 
-from env.candles import load_candles  # noqa: E402
-from env.crypto_trading_env import SAMPLE_CANDLES, CryptoTradingEnv  # noqa: E402
 
-_CANDLES = None
+@functools.cache
+def _candles():
+    return real_candles(30_240)
 
 
 def crypto_env() -> gym.Env:
-    global _CANDLES
-    if _CANDLES is None:
-        _CANDLES = load_candles(SAMPLE_CANDLES)
-    return CryptoTradingEnv(_CANDLES, random_start=True, episode_length=2048)
+    return CryptoTradingEnv(_candles(), random_start=True, episode_length=2048)
 
 
 def cartpole_env() -> gym.Env:
