@@ -124,6 +124,8 @@ def train(settings: Settings, *, exchange: OhlcvSource | None = None) -> TrainRe
         if not args.resume.is_file():
             raise TrainArgsError(f"--resume {args.resume}: no such checkpoint file")
         check_compatible(load_metadata(args.resume), args.resume, env_settings.lookback_window)
+    if args.data is not None and args.data.resolve() == args.test_data_path.resolve():
+        raise TrainArgsError(f"--data {args.data} is where the test slice is written; copy it elsewhere first")
     need = min_candles(prefix, args.validation_fraction, args.test_fraction)
     if args.num_candles < need:
         raise TrainArgsError(

@@ -180,6 +180,7 @@ def test_trains_from_the_exchange_through_the_cache(in_tmp: Path) -> None:
         (["--num-candles", "250"], r"--num-candles 250 is too few: the split needs at least \d+ \(219 warm-up"),
         (["--timeframe", "5m"], r"btcusdt_1m_2023-03.csv.gz: candles are 60 s apart but --timeframe 5m is 300 s"),
         (["--resume", "nowhere.zip"], r"--resume nowhere.zip: no such checkpoint file"),
+        (["--data", "data/test_data.csv"], r"--data data/test_data.csv is where the test slice is written"),
     ],
 )
 def test_bad_flags_fail_clearly_before_any_work(in_tmp: Path, flags: list[str], message: str) -> None:
