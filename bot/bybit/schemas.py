@@ -1,0 +1,76 @@
+"""Typed shapes of the Bybit v5 public websocket messages Shadow reads.
+
+Validated with pydantic straight from the JSON bytes (its Rust core parses and checks in
+one pass), so nothing past :mod:`bot.bybit.parse` ever touches a raw Bybit dict. Prices
+arrive as strings (``"16649.5"``) and are converted to floats here; a price that is not
+a positive finite number, or a candle whose high/low do not bracket its open/close, is a
+malformed message, never a candle.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictInt, Tag, TypeAdapter, model_validator
+
+Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Quantity = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class KlineData(_Message):
+    """One candle state inside a kline push (``data[]``)."""
+
+    start: StrictInt
+    end: StrictInt
+    interval: str
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    volume: Quantity
+    confirm: StrictBool
+
+    @model_validator(mode="after")
+    def _bracketed(self) -> KlineData:
+        if not (self.low <= min(self.open, self.close) and self.high >= max(self.open, self.close)):
+            raise ValueError(
+                f"high/low do not bracket open/close (open {self.open}, high {self.high}, low {self.low}, close {self.close})"
+            )
+        return self
+
+
+class KlinePush(_Message):
+    """A ``kline.{interval}.{symbol}`` push: the forming candle (``confirm`` false) or the closed one."""
+
+    topic: str
+    ts: StrictInt
+    data: list[KlineData] = Field(min_length=1)
+
+
+class OpReply(_Message):
+    """The server's answer to one of our ops: a subscribe ack or a pong.
+
+    A pong on the public channel echoes ``op: "ping"`` with ``ret_msg: "pong"``.
+    """
+
+    op: str
+    success: bool | None = None
+    ret_msg: str = ""
+    req_id: str | None = None
+
+
+def _kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return "kline" if "topic" in value else ("op" if "op" in value else None)
+    return None
+
+
+PublicMessage = Annotated[
+    Annotated[KlinePush, Tag("kline")] | Annotated[OpReply, Tag("op")],
+    Discriminator(_kind, custom_error_type="unknown_message", custom_error_message="neither a topic push nor an op reply"),
+]
+PUBLIC_MESSAGE: TypeAdapter[KlinePush | OpReply] = TypeAdapter(PublicMessage)
