@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bot.commands.basic",
     "bot.commands.ledger",
     "bot.commands.train",
+    "bot.commands.replay",
 )
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)

@@ -21,26 +21,31 @@ class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class KlineData(_Message):
-    """One candle state inside a kline push (``data[]``)."""
+class Ohlcv(_Message):
+    """Prices and volume of one candle, checked the same way for the stream and REST."""
 
-    start: StrictInt
-    end: StrictInt
-    interval: str
     open: Price
     high: Price
     low: Price
     close: Price
     volume: Quantity
-    confirm: StrictBool
 
     @model_validator(mode="after")
-    def _bracketed(self) -> KlineData:
+    def _bracketed(self) -> Ohlcv:
         if not (self.low <= min(self.open, self.close) and self.high >= max(self.open, self.close)):
             raise ValueError(
                 f"high/low do not bracket open/close (open {self.open}, high {self.high}, low {self.low}, close {self.close})"
             )
         return self
+
+
+class KlineData(Ohlcv):
+    """One candle state inside a kline push (``data[]``)."""
+
+    start: StrictInt
+    end: StrictInt
+    interval: str
+    confirm: StrictBool
 
 
 class KlinePush(_Message):

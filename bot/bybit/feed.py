@@ -1,0 +1,230 @@
+"""The live candle feed: every configured symbol's closed candles, in order, once each.
+
+It wires three parts together:
+
+- :class:`~bot.bybit.ws.KlineStream` pushes confirmed candles as they close;
+- one :class:`~bot.bybit.sequencer.CandleSequencer` per symbol releases them in order,
+  drops duplicates and holds back whatever arrives after a hole;
+- one backfill task per symbol fills holes over REST: after every (re)connect (the
+  candles missed while disconnected) and whenever the stream skips a candle.
+
+Per-symbol queues and tasks mean a symbol whose backfill is slow or failing never holds
+up another. The consumer (the daemon's engine) reads ``feed.candles(symbol)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from bot.backoff import jittered_backoff
+from bot.bybit.markets import Interval, interval, kline_topic
+from bot.bybit.parse import TopicTarget
+from bot.bybit.rest import BybitRest, RestError
+from bot.bybit.sequencer import CandleSequencer, FeedCandle, Offer
+from bot.bybit.stats import FeedStats
+from bot.bybit.ws import KlineStream
+from bot.clock import Clock, SystemClock
+from config.settings import ExchangeSettings, FeedSettings
+from env.types import Candle
+
+log = logging.getLogger(__name__)
+
+
+class FeedStopped(Exception):
+    """The feed has been closed; no more candles will come."""
+
+
+@dataclass(slots=True)
+class _Symbol:
+    """Everything the feed keeps for one symbol."""
+
+    name: str
+    sequencer: CandleSequencer
+    queue: asyncio.Queue[FeedCandle | BaseException] = field(default_factory=asyncio.Queue)
+    backfill_wanted: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class CandleFeed:
+    """Closed candles of ``feed.symbols`` from Bybit (or a replay server), gap-free and in order.
+
+    Args:
+        exchange: ``[exchange]`` settings.
+        feed: ``[feed]`` settings (symbols and interval).
+        rest: an open REST client for the same exchange and category; not closed here.
+        resume_after: per symbol, the open time (ms) of the last candle the consumer
+            already has; the feed starts right after it and backfills up to now. A symbol
+            without one starts at the first candle the stream confirms.
+        clock: wall (or virtual) time for the stats.
+        rng: randomness of the back-off jitter.
+
+    Use::
+
+        async with BybitRest(settings.exchange) as rest, CandleFeed(settings.exchange, settings.feed, rest) as feed:
+            async for item in feed.candles("BTCUSDT"):
+                ...
+
+    .. warning:: A symbol's queue is unbounded: read every symbol you configured.
+    """
+
+    def __init__(
+        self,
+        exchange: ExchangeSettings,
+        feed: FeedSettings,
+        rest: BybitRest,
+        *,
+        resume_after: Mapping[str, int] | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.interval: Interval = interval(feed.interval)
+        self.stats = FeedStats()
+        self._exchange = exchange
+        self._rest = rest
+        self._rng = rng or random.Random()
+        resume_after = resume_after or {}
+        self._symbols = {
+            name: _Symbol(name, CandleSequencer(self.interval.ms, resume_after.get(name))) for name in feed.symbols
+        }
+        self._stream = KlineStream(
+            exchange,
+            {kline_topic(name, self.interval): TopicTarget(name, self.interval) for name in feed.symbols},
+            on_candles=self._on_stream_candles,
+            on_connected=self._on_connected,
+            stats=self.stats,
+            clock=clock or SystemClock(),
+            rng=self._rng,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> CandleFeed:
+        await self._rest.resolve(list(self._symbols))  # unknown symbols fail here, clearly
+        self._tasks = [asyncio.create_task(self._stream_forever(), name="feed-stream")]
+        self._tasks += [
+            asyncio.create_task(self._backfill_forever(state), name=f"feed-backfill-{state.name}")
+            for state in self._symbols.values()
+        ]
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._fail_all(FeedStopped("the candle feed is closed"))
+
+    async def candles(self, symbol: str) -> AsyncIterator[FeedCandle]:
+        """``symbol``'s closed candles, in open-time order, each exactly once.
+
+        Raises:
+            SubscriptionError, StreamConnectError: the stream failed for good.
+            FeedStopped: the feed was closed.
+        """
+        state = self._symbols[symbol]
+        while True:
+            item = await state.queue.get()
+            if isinstance(item, BaseException):
+                state.queue.put_nowait(item)  # every later read fails the same way
+                raise item
+            yield item
+
+    # -- stream side ---------------------------------------------------------------
+
+    async def _stream_forever(self) -> None:
+        try:
+            await self._stream.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # fatal: SubscriptionError, StreamConnectError, or a bug
+            log.error("candle stream stopped: %s", exc)
+            self._fail_all(exc)
+
+    def _on_connected(self) -> None:
+        """Every (re)connect: backfill what was missed, before the stream's candles go out."""
+        for state in self._symbols.values():
+            state.backfill_wanted.set()
+
+    def _on_stream_candles(self, candles: list[Candle], received_ns: int) -> None:
+        for candle in candles:
+            self._offer(self._symbols[candle.symbol], FeedCandle(candle, "stream", received_ns))
+
+    # -- backfill side ---------------------------------------------------------------
+
+    async def _backfill_forever(self, state: _Symbol) -> None:
+        delays = None
+        while True:
+            await state.backfill_wanted.wait()
+            state.backfill_wanted.clear()
+            since_ms = state.sequencer.next_open_ms
+            if since_ms is None:  # nothing to resume from yet: the stream sets the start
+                continue
+            try:
+                backfill = await self._rest.fetch_closed(state.name, self.interval, since_ms)
+            except RestError as exc:
+                self.stats.backfill_failures += 1
+                delays = delays or jittered_backoff(self._exchange.backoff_min_s, self._exchange.backoff_max_s, self._rng)
+                delay = next(delays)
+                log.warning("backfill of %s failed (%s); trying again in %.2fs", state.name, exc, delay)
+                await asyncio.sleep(delay)
+                state.backfill_wanted.set()
+                continue
+            delays = None
+            self.stats.backfills += 1
+            received_ns = time.perf_counter_ns()
+            released = sum(len(self._offer(state, FeedCandle(c, "rest", received_ns)).released) for c in backfill.candles)
+            if backfill.candles:
+                log.info("backfilled %s over REST from %s: %d candle(s) fetched, %d released",
+                         state.name, _fmt(since_ms), len(backfill.candles), released)
+            skip = state.sequencer.skip_absent(backfill.covered_until_ms)
+            for first_ms, last_ms in skip.ranges:
+                missing = (last_ms - first_ms) // self.interval.ms + 1
+                self.stats.skipped_absent += missing
+                log.error("%s: the exchange has no candle from %s to %s (%d missing); going on without them",
+                          state.name, _fmt(first_ms), _fmt(last_ms), missing)
+            self._publish(state, skip.released)
+
+    # -- shared ----------------------------------------------------------------------
+
+    def _offer(self, state: _Symbol, item: FeedCandle) -> Offer:
+        offer = state.sequencer.offer(item)
+        candle = item.candle
+        if offer.out_of_order:
+            self.stats.out_of_order += 1
+            log.info("%s %s: candle %s arrived out of order", candle.symbol, candle.interval, _fmt(candle.open_time_ms))
+        if offer.duplicate:
+            # A REST copy of what the stream already gave is the normal overlap of a backfill
+            # (summed up in its log line); a repeated stream candle is worth a line of its own.
+            self.stats.duplicates += 1
+            log.log(logging.INFO if item.source == "stream" else logging.DEBUG,
+                    "%s %s: dropped duplicate candle %s from %s",
+                    candle.symbol, candle.interval, _fmt(candle.open_time_ms), item.source)
+        if offer.opened_gap:
+            self.stats.gaps += 1
+            log.info("%s %s: gap before %s (expected %s); backfilling over REST",
+                     candle.symbol, candle.interval, _fmt(candle.open_time_ms), _fmt(state.sequencer.next_open_ms))
+        if state.sequencer.has_gap:
+            state.backfill_wanted.set()
+        self._publish(state, offer.released)
+        return offer
+
+    def _publish(self, state: _Symbol, released: list[FeedCandle]) -> None:
+        for item in released:
+            self.stats.released += 1
+            self.stats.backfilled_candles += item.source == "rest"
+            state.queue.put_nowait(item)
+
+    def _fail_all(self, exc: BaseException) -> None:
+        for state in self._symbols.values():
+            state.queue.put_nowait(exc)
+
+
+def _fmt(open_ms: int | None) -> str:
+    if open_ms is None:
+        return "?"
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(open_ms / 1000))
+

@@ -1,0 +1,223 @@
+"""Closed candles over Bybit's public REST API, through ccxt.
+
+Used for the warm-up history and to fill every gap the websocket leaves. Three rules:
+
+- **Public market data only.** No API key is ever configured, and the ccxt exchange is
+  a subclass whose ``sign()`` refuses anything but a public GET, so not even a bug can
+  reach an order or account endpoint.
+- **Only closed candles.** Bybit's newest row is the still-forming candle. Whether a
+  candle has closed is decided with the *server's* clock (``/v5/market/time``), fetched
+  before the candles: a local clock a few hundred ms fast would let a half-formed
+  candle in, and the stream's final copy would then be dropped as a duplicate. It also
+  makes a replay server's virtual clock work without sharing anything with it.
+- **Retry what is transient.** Rate limits (retCode 10006/10018, HTTP 403) and network
+  errors are retried with jittered exponential back-off; anything else (an unknown
+  symbol, a bad parameter) fails at once with a clear :class:`RestError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+
+import ccxt.async_support as ccxt_async
+from ccxt.base.errors import BaseError as CcxtError
+from ccxt.base.errors import NetworkError, RateLimitExceeded
+from pydantic import ValidationError
+
+from bot.backoff import jittered_backoff
+from bot.bybit.markets import Interval, UnknownSymbolError, ccxt_symbol
+from bot.bybit.schemas import Ohlcv
+from bot.bybit.stats import RestStats
+from config.errors import UserError
+from config.settings import ExchangeSettings
+from env.types import Candle
+
+log = logging.getLogger(__name__)
+
+PAGE_LIMIT = 1000  # Bybit's maximum rows per /v5/market/kline request
+_T = TypeVar("_T")
+
+
+class RestError(UserError):
+    """A REST request that failed for good (after its retries, or at once if not transient)."""
+
+
+class PrivateEndpointRefused(RuntimeError):
+    """Raised if any code asks for a private or non-GET endpoint: a bug, never allowed."""
+
+
+class PublicBybit(ccxt_async.bybit):  # type: ignore[misc]
+    """ccxt's Bybit that signs public GET requests only.
+
+    ``sign()`` is the one funnel every ccxt request goes through, so refusing here covers
+    ``create_order``, ``fetch_balance`` and every implicit private method alike.
+    """
+
+    def sign(self, path: str, api: Any = "public", method: str = "GET", params: dict | None = None) -> dict:
+        kind = api[0] if isinstance(api, (list, tuple)) else api
+        if kind != "public" or method != "GET":
+            raise PrivateEndpointRefused(
+                f"refused {method} {kind}/{path}: Shadow reads public market data only and never trades"
+            )
+        return super().sign(path, api, method, params or {})
+
+
+@dataclass(frozen=True, slots=True)
+class Backfill:
+    """Closed candles from REST, and how far the exchange was asked.
+
+    Attributes:
+        candles: ascending by open time, no duplicates.
+        covered_until_ms: every closed candle the exchange has with an open time up to this
+            bound was asked for, so a candle missing below it does not exist there.
+    """
+
+    candles: list[Candle]
+    covered_until_ms: int
+
+
+class BybitRest:
+    """Async Bybit REST client for closed candles of one category (spot or linear).
+
+    Args:
+        exchange: the ``[exchange]`` settings (``rest_url``, category, timeouts, back-off).
+        rng: randomness of the back-off jitter (seed it for repeatable tests).
+
+    Use as ``async with BybitRest(settings.exchange) as rest:`` so the HTTP session closes.
+    """
+
+    def __init__(self, exchange: ExchangeSettings, *, rng: random.Random | None = None) -> None:
+        self.category = exchange.category
+        self.url = exchange.rest_url
+        self.stats = RestStats()
+        self._settings = exchange
+        self._rng = rng or random.Random()
+        self._ccxt_symbols: dict[str, str] = {}
+        self._exchange = PublicBybit({
+            "enableRateLimit": True,
+            "timeout": int(exchange.rest_timeout_s * 1000),
+            # Load only the configured category's instruments (not inverse, not options).
+            "options": {"fetchMarkets": {"types": [exchange.category]}},
+        })
+        # Every ccxt host alias points at the configured base URL (mainnet, testnet, a replay).
+        self._exchange.urls["api"] = {name: exchange.rest_url for name in self._exchange.urls["api"]}
+
+    async def __aenter__(self) -> BybitRest:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        await self._exchange.close()
+
+    async def resolve(self, symbols: Sequence[str]) -> None:
+        """Check every symbol is listed in the category and remember its ccxt symbol.
+
+        Raises:
+            UnknownSymbolError: naming every symbol the exchange does not list.
+            RestError: the instruments list could not be loaded.
+        """
+        await self._call("load markets", self._exchange.load_markets)
+        unknown = []
+        for symbol in symbols:
+            try:
+                self._ccxt_symbols[symbol] = ccxt_symbol(self._exchange.markets_by_id, symbol, self.category)
+            except UnknownSymbolError as exc:
+                unknown.append(str(exc))
+        if unknown:
+            raise UnknownSymbolError("; ".join(unknown))
+
+    async def server_time_ms(self) -> int:
+        """The exchange's clock (``/v5/market/time``), in epoch ms."""
+        return int(await self._call("server time", self._exchange.fetch_time))
+
+    async def fetch_closed(self, symbol: str, iv: Interval, since_ms: int, until_ms: int | None = None) -> Backfill:
+        """Every closed candle with ``since_ms <= open time <= until_ms`` (``None``: up to now).
+
+        Pages forward ``PAGE_LIMIT`` candles at a time, each page an explicit
+        ``[start, end]`` window: Bybit answers a wider window with its *newest* rows.
+        """
+        if symbol not in self._ccxt_symbols:
+            await self.resolve([symbol])
+        now_ms = await self.server_time_ms()
+        newest_closed_ms = (now_ms - iv.ms) // iv.ms * iv.ms  # open + interval <= now
+        end_ms = newest_closed_ms if until_ms is None else min(until_ms, newest_closed_ms)
+        candles: list[Candle] = []
+        cursor = since_ms
+        while cursor <= end_ms:
+            window_end = min(end_ms, cursor + (PAGE_LIMIT - 1) * iv.ms)
+            rows = await self._page(symbol, iv, cursor, window_end)
+            for row in rows:
+                candle = _row_to_candle(symbol, iv, row)
+                if candle is None or not cursor <= candle.open_time_ms <= window_end:
+                    continue
+                if not candles or candle.open_time_ms > candles[-1].open_time_ms:
+                    candles.append(candle)
+            cursor = window_end + iv.ms
+        return Backfill(candles, covered_until_ms=end_ms)
+
+    async def fetch_recent(self, symbol: str, iv: Interval, count: int) -> list[Candle]:
+        """The newest ``count`` closed candles (fewer if the exchange has fewer): the warm-up."""
+        now_ms = await self.server_time_ms()
+        newest_closed_ms = (now_ms - iv.ms) // iv.ms * iv.ms
+        backfill = await self.fetch_closed(symbol, iv, newest_closed_ms - (count - 1) * iv.ms, newest_closed_ms)
+        return backfill.candles
+
+    async def _page(self, symbol: str, iv: Interval, start_ms: int, end_ms: int) -> list[list[Any]]:
+        limit = (end_ms - start_ms) // iv.ms + 1
+        return await self._call(
+            f"klines {symbol} {iv.name} from {start_ms}",
+            lambda: self._exchange.fetch_ohlcv(
+                self._ccxt_symbols[symbol], iv.name, since=start_ms, limit=limit, params={"until": end_ms}
+            ),
+        )
+
+    async def _call(self, what: str, request: Callable[[], Awaitable[_T]]) -> _T:
+        """One request with retries on rate-limit and network errors."""
+        delays = jittered_backoff(self._settings.backoff_min_s, self._settings.backoff_max_s, self._rng)
+        attempts = self._settings.rest_attempts
+        attempt = 0
+        while True:
+            attempt += 1
+            self.stats.requests += 1
+            try:
+                return await request()
+            except NetworkError as exc:  # RateLimitExceeded is a NetworkError too
+                limited = isinstance(exc, RateLimitExceeded)
+                self.stats.rate_limited += limited
+                reason = "rate-limited" if limited else "network error"
+                if attempt >= attempts:
+                    raise RestError(
+                        f"Bybit REST {self.url}: {what}: {reason} after {attempts} attempt(s): {_short(exc)}"
+                    ) from None
+                delay = next(delays)
+                self.stats.retries += 1
+                log.warning("REST %s: %s (%s); retry %d/%d in %.2fs",
+                            what, reason, _short(exc), attempt, attempts - 1, delay)
+                await asyncio.sleep(delay)
+            except CcxtError as exc:
+                raise RestError(f"Bybit REST {self.url}: {what}: {_short(exc)}") from None
+
+
+def _row_to_candle(symbol: str, iv: Interval, row: Sequence[Any]) -> Candle | None:
+    """A ccxt OHLCV row as a candle, or ``None`` (logged) when it is not a valid candle."""
+    try:
+        values = Ohlcv(open=row[1], high=row[2], low=row[3], close=row[4], volume=row[5])
+    except (ValidationError, IndexError, TypeError) as exc:
+        log.warning("REST %s %s: skipped invalid row %r (%s)", symbol, iv.name, list(row), _short(exc))
+        return None
+    return Candle(symbol, iv.name, int(row[0]), values.open, values.high, values.low, values.close, values.volume)
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,0 +1,225 @@
+"""The exchange a replay pretends to be: candle files, a virtual clock and Bybit's answers.
+
+The market knows nothing about sockets. It holds one series of real candles per symbol,
+a virtual clock, and answers what Bybit would answer at that virtual time: the REST
+kline rows (closed candles plus the forming one, newest first), the instruments list
+ccxt loads, and the websocket kline pushes. The first ``history`` candles are already
+closed when the replay starts, so a client can warm up over REST.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from bot.bybit.markets import INTERVALS_BY_MS, Interval, kline_topic
+from config.errors import UserError
+from env.candles import OHLCV_COLUMNS, infer_interval_ms, load_candles
+
+log = logging.getLogger(__name__)
+
+# Quote coins recognised when telling a symbol's base from its quote (longest first).
+QUOTE_COINS: tuple[str, ...] = ("USDT", "USDC", "USDE", "FDUSD", "EUR", "BRL", "TRY", "DAI", "BTC", "ETH")
+
+
+class ReplayDataError(UserError, ValueError):
+    """Candle data or replay options a replay cannot use."""
+
+
+class ReplayClock:
+    """The replay's virtual time, the "now" of both its REST and its websocket side."""
+
+    def __init__(self, now_ms: int) -> None:
+        self._now_ms = now_ms
+
+    def now_ms(self) -> int:
+        return self._now_ms
+
+    def advance_to(self, now_ms: int) -> None:
+        """Move forward (never back) to ``now_ms``."""
+        self._now_ms = max(self._now_ms, now_ms)
+
+
+@dataclass(frozen=True)
+class ReplaySeries:
+    """One symbol's candles: ``open_time_ms`` (int64) and ``ohlcv`` rows (float64, n x 5)."""
+
+    symbol: str
+    open_time_ms: npt.NDArray[np.int64]
+    ohlcv: npt.NDArray[np.float64]
+
+    @classmethod
+    def from_frame(cls, symbol: str, frame: pd.DataFrame) -> ReplaySeries:
+        """From a frame in :func:`env.candles.load_candles`'s layout."""
+        return cls(symbol, frame["open_time_ms"].to_numpy(np.int64), frame[list(OHLCV_COLUMNS)].to_numpy(np.float64))
+
+    @classmethod
+    def from_file(cls, symbol: str, path: str | Path) -> ReplaySeries:
+        """Load and validate a candle file (strict: a gap or a bad row is an error)."""
+        return cls.from_frame(symbol, load_candles(path))
+
+
+def split_symbol(symbol: str) -> tuple[str, str]:
+    """``BTCUSDT`` -> ``("BTC", "USDT")``, for the instruments list ccxt reads."""
+    for quote in QUOTE_COINS:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return symbol[: -len(quote)], quote
+    raise ReplayDataError(f"cannot tell the base and quote coin of {symbol!r}; end it in one of {', '.join(QUOTE_COINS)}")
+
+
+class ReplayMarket:
+    """Several symbols replayed side by side on one virtual clock.
+
+    Args:
+        series: one per symbol, all with the same interval. Series that start at different
+            times are shifted onto the first one's start (logged) and all are cut to the
+            shortest length, so candle ``i`` of every symbol closes at the same moment.
+        history: candles already closed when the replay starts.
+
+    The candle at index ``position`` is the one forming; ``clock`` is inside it.
+    """
+
+    def __init__(self, series: Sequence[ReplaySeries], *, history: int) -> None:
+        if not series:
+            raise ReplayDataError("no candle series to replay")
+        symbols = [s.symbol for s in series]
+        if len(set(symbols)) != len(symbols):
+            raise ReplayDataError(f"a symbol is given twice: {', '.join(symbols)}")
+        for s in series:
+            split_symbol(s.symbol)
+        steps = {s.symbol: infer_interval_ms(s.open_time_ms) for s in series}
+        if len(set(steps.values())) != 1:
+            raise ReplayDataError(f"the series have different intervals (ms): {steps}")
+        step = next(iter(steps.values()))
+        if step not in INTERVALS_BY_MS:
+            raise ReplayDataError(f"candle spacing of {step} ms is not a Bybit interval")
+        self.interval: Interval = INTERVALS_BY_MS[step]
+        length = min(len(s.open_time_ms) for s in series)
+        if not 1 <= history < length:
+            raise ReplayDataError(f"history must be between 1 and {length - 1} candles (the data has {length}), not {history}")
+        start_ms = int(series[0].open_time_ms[0])
+        for s in series:
+            if int(s.open_time_ms[0]) != start_ms:
+                log.warning("replay: %s starts at %d, shifted by %+d ms onto %s's start",
+                            s.symbol, int(s.open_time_ms[0]), start_ms - int(s.open_time_ms[0]), series[0].symbol)
+        self.symbols: tuple[str, ...] = tuple(symbols)
+        self.open_time_ms = start_ms + step * np.arange(length, dtype=np.int64)
+        self._ohlcv = {s.symbol: s.ohlcv[:length] for s in series}
+        self.history = history
+        self.position = history
+        self.clock = ReplayClock(int(self.open_time_ms[history]))
+
+    @property
+    def length(self) -> int:
+        """Candles per symbol, history included."""
+        return len(self.open_time_ms)
+
+    @property
+    def finished(self) -> bool:
+        """Every candle has closed."""
+        return self.position >= self.length
+
+    def topic(self, symbol: str) -> str:
+        return kline_topic(symbol, self.interval)
+
+    # -- time ------------------------------------------------------------------
+
+    def form(self, index: int, fraction: float) -> None:
+        """Candle ``index`` is forming, ``fraction`` (0..1) of the way through."""
+        self.position = index
+        self.clock.advance_to(int(self.open_time_ms[index]) + int(fraction * self.interval.ms))
+
+    def close(self, index: int) -> None:
+        """Candle ``index`` has closed; the next one starts forming."""
+        self.position = index + 1
+        self.clock.advance_to(int(self.open_time_ms[index]) + self.interval.ms)
+
+    # -- what Bybit would answer -----------------------------------------------
+
+    def candle_values(self, symbol: str, index: int, fraction: float = 1.0) -> tuple[float, float, float, float, float]:
+        """Candle ``index`` as it looks ``fraction`` of the way through (1.0 = final).
+
+        A forming candle moves from its open towards its final close, high and low, with
+        volume accruing: plausible intermediate states that differ from the final one, so
+        a client that takes a forming candle for a closed one is caught.
+        """
+        o, h, l, c, v = (float(x) for x in self._ohlcv[symbol][index])
+        if fraction >= 1.0:
+            return o, h, l, c, v
+        return o, o + (h - o) * fraction, o - (o - l) * fraction, o + (c - o) * fraction, v * fraction
+
+    def kline_push(self, symbol: str, index: int, fraction: float = 1.0) -> str:
+        """The websocket kline message for candle ``index`` (``confirm`` only when final)."""
+        o, h, l, c, v = self.candle_values(symbol, index, fraction)
+        start = int(self.open_time_ms[index])
+        now = self.clock.now_ms()
+        return json.dumps({
+            "topic": self.topic(symbol),
+            "type": "snapshot",
+            "ts": now,
+            "data": [{
+                "start": start, "end": start + self.interval.ms - 1, "interval": self.interval.bybit,
+                "open": repr(o), "close": repr(c), "high": repr(h), "low": repr(l),
+                "volume": repr(v), "turnover": repr(v * c), "confirm": fraction >= 1.0, "timestamp": now,
+            }],
+        })
+
+    def kline_rows(self, symbol: str, start_ms: int | None, end_ms: int | None, limit: int) -> list[list[str]]:
+        """``/v5/market/kline`` rows: closed candles and the forming one, newest first.
+
+        As Bybit: with ``end`` the newest ``limit`` rows in ``[start, end]``; with only
+        ``start`` the first ``limit`` rows from ``start``; with neither the newest ``limit``.
+        """
+        visible = min(self.position + 1, self.length)  # closed ones plus the forming one
+        times = self.open_time_ms[:visible]
+        low = 0 if start_ms is None else int(np.searchsorted(times, start_ms, "left"))
+        high = visible if end_ms is None else int(np.searchsorted(times, end_ms, "right"))
+        if start_ms is not None and end_ms is None:
+            chosen = range(low, min(high, low + limit))
+        else:
+            chosen = range(max(low, high - limit), high)
+        rows = []
+        for index in reversed(chosen):
+            fraction = 1.0 if index < self.position else self._forming_fraction(index)
+            o, h, l, c, v = self.candle_values(symbol, index, fraction)
+            rows.append([str(int(times[index])), repr(o), repr(h), repr(l), repr(c), repr(v), repr(v * c)])
+        return rows
+
+    def instruments(self, category: str, status: str | None) -> list[dict[str, Any]]:
+        """``/v5/market/instruments-info``: every replayed symbol, listed for spot and linear."""
+        if category not in ("spot", "linear") or status not in (None, "Trading"):
+            return []
+        out = []
+        for symbol in self.symbols:
+            base, quote = split_symbol(symbol)
+            common = {"symbol": symbol, "baseCoin": base, "quoteCoin": quote, "status": "Trading"}
+            if category == "spot":
+                out.append(common | {
+                    "innovation": "0", "marginTrading": "none",
+                    "lotSizeFilter": {"basePrecision": "0.000001", "quotePrecision": "0.00000001",
+                                      "minOrderQty": "0.000001", "maxOrderQty": "1000000",
+                                      "minOrderAmt": "1", "maxOrderAmt": "10000000"},
+                    "priceFilter": {"tickSize": "0.01"},
+                })
+            else:
+                out.append(common | {
+                    "contractType": "LinearPerpetual", "launchTime": str(int(self.open_time_ms[0])),
+                    "deliveryTime": "0", "priceScale": "2", "settleCoin": quote, "fundingInterval": 480,
+                    "unifiedMarginTrade": True,
+                    "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00", "leverageStep": "0.01"},
+                    "priceFilter": {"minPrice": "0.01", "maxPrice": "10000000", "tickSize": "0.01"},
+                    "lotSizeFilter": {"maxOrderQty": "1000000", "minOrderQty": "0.001", "qtyStep": "0.001",
+                                      "postOnlyMaxOrderQty": "1000000", "minNotionalValue": "5"},
+                })
+        return out
+
+    def _forming_fraction(self, index: int) -> float:
+        return (self.clock.now_ms() - int(self.open_time_ms[index])) / self.interval.ms
