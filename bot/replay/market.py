@@ -175,19 +175,16 @@ class ReplayMarket:
     def kline_rows(self, symbol: str, start_ms: int | None, end_ms: int | None, limit: int) -> list[list[str]]:
         """``/v5/market/kline`` rows: closed candles and the forming one, newest first.
 
-        As Bybit: with ``end`` the newest ``limit`` rows in ``[start, end]``; with only
-        ``start`` the first ``limit`` rows from ``start``; with neither the newest ``limit``.
+        The newest ``limit`` rows with ``start <= open time <= end`` (``end`` defaults to
+        now), as Bybit anchors a wider window at its end. A client that pages forward must
+        therefore ask for windows of at most ``limit`` candles.
         """
         visible = min(self.position + 1, self.length)  # closed ones plus the forming one
         times = self.open_time_ms[:visible]
         low = 0 if start_ms is None else int(np.searchsorted(times, start_ms, "left"))
         high = visible if end_ms is None else int(np.searchsorted(times, end_ms, "right"))
-        if start_ms is not None and end_ms is None:
-            chosen = range(low, min(high, low + limit))
-        else:
-            chosen = range(max(low, high - limit), high)
         rows = []
-        for index in reversed(chosen):
+        for index in reversed(range(max(low, high - limit), high)):
             fraction = 1.0 if index < self.position else self._forming_fraction(index)
             o, h, l, c, v = self.candle_values(symbol, index, fraction)
             rows.append([str(int(times[index])), repr(o), repr(h), repr(l), repr(c), repr(v), repr(v * c)])
