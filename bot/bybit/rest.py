@@ -141,16 +141,25 @@ class BybitRest:
         return int(await self._call("server time", self._exchange.fetch_time))
 
     async def fetch_closed(self, symbol: str, iv: Interval, since_ms: int, until_ms: int | None = None) -> Backfill:
-        """Every closed candle with ``since_ms <= open time <= until_ms`` (``None``: up to now).
+        """Every closed candle with ``since_ms <= open time <= until_ms`` (``None``: up to now)."""
+        newest_ms = await self._newest_closed_open_ms(iv)
+        return await self._fetch_range(symbol, iv, since_ms, newest_ms if until_ms is None else min(until_ms, newest_ms))
 
-        Pages forward ``PAGE_LIMIT`` candles at a time, each page an explicit
-        ``[start, end]`` window: Bybit answers a wider window with its *newest* rows.
-        """
+    async def fetch_recent(self, symbol: str, iv: Interval, count: int) -> list[Candle]:
+        """The newest ``count`` closed candles (fewer if the exchange has fewer): the warm-up."""
+        newest_ms = await self._newest_closed_open_ms(iv)
+        return (await self._fetch_range(symbol, iv, newest_ms - (count - 1) * iv.ms, newest_ms)).candles
+
+    async def _newest_closed_open_ms(self, iv: Interval) -> int:
+        """Open time of the newest candle closed on the server's clock (open + interval <= now)."""
+        now_ms = await self.server_time_ms()
+        return (now_ms - iv.ms) // iv.ms * iv.ms
+
+    async def _fetch_range(self, symbol: str, iv: Interval, since_ms: int, end_ms: int) -> Backfill:
+        """Page forward ``PAGE_LIMIT`` candles at a time, each page an explicit ``[start, end]``
+        window: Bybit answers a wider window with its *newest* rows."""
         if symbol not in self._ccxt_symbols:
             await self.resolve([symbol])
-        now_ms = await self.server_time_ms()
-        newest_closed_ms = (now_ms - iv.ms) // iv.ms * iv.ms  # open + interval <= now
-        end_ms = newest_closed_ms if until_ms is None else min(until_ms, newest_closed_ms)
         candles: list[Candle] = []
         cursor = since_ms
         while cursor <= end_ms:
@@ -164,13 +173,6 @@ class BybitRest:
                     candles.append(candle)
             cursor = window_end + iv.ms
         return Backfill(candles, covered_until_ms=end_ms)
-
-    async def fetch_recent(self, symbol: str, iv: Interval, count: int) -> list[Candle]:
-        """The newest ``count`` closed candles (fewer if the exchange has fewer): the warm-up."""
-        now_ms = await self.server_time_ms()
-        newest_closed_ms = (now_ms - iv.ms) // iv.ms * iv.ms
-        backfill = await self.fetch_closed(symbol, iv, newest_closed_ms - (count - 1) * iv.ms, newest_closed_ms)
-        return backfill.candles
 
     async def _page(self, symbol: str, iv: Interval, start_ms: int, end_ms: int) -> list[list[Any]]:
         limit = (end_ms - start_ms) // iv.ms + 1

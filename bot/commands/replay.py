@@ -61,9 +61,9 @@ async def _serve(market: ReplayMarket, *, speed: float, faults: list[Fault], upd
             + (f", faults: {', '.join(f'{f.kind.value}@{f.at}' if f.at is not None else f.kind.value for f in faults)}"
                if faults else "")
         )
-        console.print("point Shadow at it with:\n"
-                      f"  [exchange]\n  ws_url = \"{server.ws_url('linear')}\"   # or {server.ws_url('spot')}\n"
-                      f"  rest_url = \"{server.rest_url}\"", markup=False, highlight=False)
+        console.print("point Shadow at it with (ws_url ends in /spot for category = \"spot\"):", markup=False)
+        for line in ("[exchange]", f'ws_url = "{server.ws_url("linear")}"', f'rest_url = "{server.rest_url}"'):
+            console.print("  " + line, markup=False, highlight=False, soft_wrap=True)
         console.print("waiting for the first subscription (Ctrl-C stops)")
         await server.started.wait()
         console.print("replay started")

@@ -1,0 +1,111 @@
+"""The websocket client's protocol behaviour and its clear errors, on real local sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+from collections.abc import AsyncIterator, Callable
+
+import pandas as pd
+import pytest
+
+from bot.bybit.feed import CandleFeed
+from bot.bybit.markets import INTERVALS, kline_topic
+from bot.bybit.parse import TopicTarget
+from bot.bybit.rest import BybitRest
+from bot.bybit.stats import FeedStats
+from bot.bybit.ws import KlineStream, StreamConnectError, SubscriptionError
+from bot.replay.market import ReplayMarket, ReplaySeries
+from bot.replay.server import ReplayServer
+from config.settings import ExchangeSettings, FeedSettings
+from env.types import Candle
+
+M1 = INTERVALS["1m"]
+
+
+class FixedClock:
+    def now_ms(self) -> int:
+        return 1_700_000_000_000
+
+
+@pytest.fixture
+async def server(btc_frame: pd.DataFrame) -> AsyncIterator[ReplayServer]:
+    market = ReplayMarket([ReplaySeries.from_frame("BTCUSDT", btc_frame.iloc[:60])], history=20)
+    async with ReplayServer(market, speed=100) as srv:
+        yield srv
+
+
+def stream(exchange: ExchangeSettings, symbols: list[str], got: list[Candle], stats: FeedStats,
+           connected: list[int] | None = None) -> KlineStream:
+    return KlineStream(
+        exchange, {kline_topic(s, M1): TopicTarget(s, M1) for s in symbols},
+        on_candles=lambda candles, _ns: got.extend(candles),
+        on_connected=lambda: connected.append(len(got)) if connected is not None else None,
+        stats=stats, clock=FixedClock(), rng=random.Random(0),
+    )
+
+
+async def test_stream_sends_only_subscribe_and_ping_and_hooks_run_in_order(
+    server: ReplayServer, exchange_for: Callable[..., ExchangeSettings]
+) -> None:
+    got: list[Candle] = []
+    connected: list[int] = []
+    stats = FeedStats()
+    task = asyncio.create_task(stream(exchange_for(server), ["BTCUSDT"], got, stats, connected).run())
+    await asyncio.wait_for(server.finished.wait(), 10)
+    await asyncio.sleep(0.3)  # a few pings after the last candle
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+    assert connected == [0]  # backfill hook ran once, before any candle was handed on
+    assert len(got) == 40 and stats.stream_candles == 40 and stats.messages > 40
+    assert stats.last_message_ms == FixedClock().now_ms()
+    ops = [op["op"] for op in server.ws_ops]
+    assert set(ops) == {"subscribe", "ping"} and ops.count("ping") >= 2
+    assert all(op.get("req_id") for op in server.ws_ops)
+
+
+async def test_refused_topic_is_a_clear_fatal_error(
+    server: ReplayServer, exchange_for: Callable[..., ExchangeSettings]
+) -> None:
+    with pytest.raises(SubscriptionError, match=r"kline.1.BTCUSDT, kline.1.FOOUSDT.*Invalid symbol :\[kline.1.FOOUSDT\]"):
+        await asyncio.wait_for(stream(exchange_for(server), ["BTCUSDT", "FOOUSDT"], [], FeedStats()).run(), 10)
+
+
+async def test_a_feed_whose_stream_fails_raises_to_its_reader(
+    server: ReplayServer, exchange_for: Callable[..., ExchangeSettings]
+) -> None:
+    """The symbol exists (REST says so) but the server refuses the 5m topic: the reader learns why."""
+    exchange = exchange_for(server)
+    async with BybitRest(exchange) as rest, CandleFeed(
+        exchange, FeedSettings(symbols=["BTCUSDT"], interval="5m"), rest
+    ) as feed:
+        with pytest.raises(SubscriptionError, match="kline.5.BTCUSDT"):
+            await asyncio.wait_for(anext(feed.candles("BTCUSDT")), 10)
+
+
+async def test_wrong_websocket_path_is_a_clear_error(
+    server: ReplayServer, exchange_for: Callable[..., ExchangeSettings]
+) -> None:
+    exchange = exchange_for(server, category="linear", ws_url=f"ws://127.0.0.1:{server.port}/realtime")
+    with pytest.raises(StreamConnectError, match="refused the connection: HTTP 404"):
+        await asyncio.wait_for(stream(exchange, ["BTCUSDT"], [], FeedStats()).run(), 10)
+
+
+async def test_a_server_that_is_down_is_retried_with_back_off(caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    exchange = ExchangeSettings(ws_url=f"ws://127.0.0.1:{port}/v5/public/linear", ping_interval_s=0.1,
+                                watchdog_s=0.4, backoff_min_s=0.01, backoff_max_s=0.02)
+    stats = FeedStats()
+    task = asyncio.create_task(stream(exchange, ["BTCUSDT"], [], stats).run())
+    for _ in range(200):
+        if stats.connect_failures >= 3:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert stats.connect_failures >= 3 and stats.connections == 0
+    assert "connect failed" in caplog.text
