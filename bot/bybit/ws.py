@@ -57,10 +57,6 @@ class StreamConnectError(UserError):
     """The websocket URL answers, but not as a Bybit stream (e.g. HTTP 404)."""
 
 
-class _Reconnect(Exception):
-    """End this connection and open a new one (the reason is already logged)."""
-
-
 class KlineStream:
     """Keeps one websocket subscribed to ``topics`` and hands closed candles to ``on_candles``.
 
@@ -94,6 +90,8 @@ class KlineStream:
         self._clock = clock
         self._rng = rng
         self._pushes = 0
+        self._closed_by_us = False  # the watchdog closed the current connection (and logged why)
+        self._last_message_at = 0.0  # event-loop time of the last message on the current connection
         self._requests: dict[str, list[str]] = {}  # subscribe req_id -> its topics
 
     async def run(self) -> None:
@@ -121,8 +119,10 @@ class KlineStream:
                     await self._session(ws)
                 except ConnectionClosed as exc:
                     log.warning("websocket connection lost (%s); reconnecting", _close_reason(exc))
-                except _Reconnect:
-                    pass
+                else:
+                    if not self._closed_by_us:
+                        log.warning("websocket closed by the server (code %s %s); reconnecting",
+                                    ws.close_code, ws.close_reason or "")
                 await ws.close()
                 if self._pushes > pushes_before:  # it delivered data: a healthy connection
                     drop_delays = self._backoff()
@@ -146,29 +146,16 @@ class KlineStream:
         return verdict
 
     async def _session(self, ws: ClientConnection) -> None:
-        """Subscribe, keep alive and read one connection until it ends (by an exception)."""
+        """Subscribe, keep alive and read one connection until it closes."""
         acks_due = await self._subscribe(ws)
-        pinger = asyncio.create_task(self._ping_forever(ws), name="bybit-ping")
-        loop = asyncio.get_running_loop()
-        ack_deadline = loop.time() + self._settings.open_timeout_s
+        self._closed_by_us = False
+        self._last_message_at = asyncio.get_running_loop().time()
+        helpers = [asyncio.create_task(self._ping_forever(ws), name="bybit-ping"),
+                   asyncio.create_task(self._watch(ws, acks_due), name="bybit-watchdog")]
         try:
-            while True:
-                timeout = self._settings.watchdog_s
-                if acks_due:
-                    timeout = min(timeout, max(0.0, ack_deadline - loop.time()))
-                try:
-                    async with asyncio.timeout(timeout):
-                        raw = await ws.recv()
-                except TimeoutError:
-                    if acks_due:
-                        log.warning("no subscribe ack within %.1fs (missing %s); reconnecting",
-                                    self._settings.open_timeout_s, ", ".join(sorted(acks_due)))
-                    else:
-                        self.stats.watchdog_closes += 1
-                        log.warning("websocket silent for %.1fs (watchdog); closing it to reconnect",
-                                    self._settings.watchdog_s)
-                    raise _Reconnect from None
+            async for raw in ws:
                 received_ns = time.perf_counter_ns()
+                self._last_message_at = asyncio.get_running_loop().time()
                 self.stats.messages += 1
                 self.stats.last_message_ms = self._clock.now_ms()
                 message = self._decode(raw)
@@ -181,9 +168,33 @@ class KlineStream:
                     if not acks_due:
                         self._on_connected()
         finally:
-            pinger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pinger
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+
+    async def _watch(self, ws: ClientConnection, acks_due: set[str]) -> None:
+        """Close the connection when the acks are late or when it has gone silent.
+
+        One task per connection instead of a timeout around every ``recv()``: arming and
+        cancelling a timer per message would cost more than parsing the message.
+        """
+        loop = asyncio.get_running_loop()
+        settings = self._settings
+        ack_deadline = loop.time() + settings.open_timeout_s
+        while True:
+            now = loop.time()
+            if acks_due and now >= ack_deadline:
+                log.warning("no subscribe ack within %.1fs (missing %s); reconnecting",
+                            settings.open_timeout_s, ", ".join(sorted(acks_due)))
+                break
+            if now - self._last_message_at >= settings.watchdog_s:
+                self.stats.watchdog_closes += 1
+                log.warning("websocket silent for %.1fs (watchdog); closing it to reconnect", settings.watchdog_s)
+                break
+            wake = self._last_message_at + settings.watchdog_s
+            await asyncio.sleep((min(wake, ack_deadline) if acks_due else wake) - now)
+        self._closed_by_us = True
+        await ws.close()
 
     async def _subscribe(self, ws: ClientConnection) -> set[str]:
         topics = list(self._topics)
