@@ -7,7 +7,6 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -20,28 +19,18 @@ from bot.replay.faults import parse_faults
 from bot.replay.market import ReplayMarket, ReplaySeries
 from bot.replay.server import ReplayServer
 from config.settings import ExchangeSettings, FeedSettings
-from env.candles import load_candles
 from env.types import Candle
 
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample"
+@pytest.fixture(scope="session")
+def btc_frame(btc_candles: pd.DataFrame) -> pd.DataFrame:
+    """The first 400 real BTCUSDT 1m candles of March 2023 (bundled sample)."""
+    return btc_candles.iloc[:400].reset_index(drop=True)
 
 
 @pytest.fixture(scope="session")
-def btc_month() -> pd.DataFrame:
-    """Real BTCUSDT 1m candles of March 2023 (the bundled sample, 30,240 rows)."""
-    return load_candles(SAMPLE_DIR / "btcusdt_1m_2023-03.csv.gz")
-
-
-@pytest.fixture(scope="session")
-def btc_frame(btc_month: pd.DataFrame) -> pd.DataFrame:
-    """The first 400 of them."""
-    return btc_month.iloc[:400].reset_index(drop=True)
-
-
-@pytest.fixture(scope="session")
-def eth_frame() -> pd.DataFrame:
+def eth_frame(eth_candles: pd.DataFrame) -> pd.DataFrame:
     """The first 400 real ETHUSDT 1m candles of October 2023 (bundled sample)."""
-    return load_candles(SAMPLE_DIR / "ethusdt_1m_2023-10.csv.gz").iloc[:400].reset_index(drop=True)
+    return eth_candles.iloc[:400].reset_index(drop=True)
 
 
 def frame_candles(symbol: str, frame: pd.DataFrame) -> list[Candle]:

@@ -25,9 +25,9 @@ HISTORY = 2500  # closed candles on the server: three REST pages
 
 
 @pytest.fixture
-async def server(btc_month: pd.DataFrame) -> AsyncIterator[ReplayServer]:
+async def server(btc_candles: pd.DataFrame) -> AsyncIterator[ReplayServer]:
     """A server whose replay never starts (nobody subscribes): its clock stands still."""
-    market = ReplayMarket([ReplaySeries.from_frame("BTCUSDT", btc_month.iloc[:HISTORY + 10])], history=HISTORY)
+    market = ReplayMarket([ReplaySeries.from_frame("BTCUSDT", btc_candles.iloc[:HISTORY + 10])], history=HISTORY)
     async with ReplayServer(market, speed=100) as srv:
         yield srv
 
@@ -44,12 +44,12 @@ def kline_queries(server: ReplayServer) -> list[dict[str, str]]:
 
 
 async def test_fetch_closed_pages_forward_and_returns_exactly_the_closed_candles(
-    server: ReplayServer, rest: BybitRest, btc_month: pd.DataFrame, as_candles: Callable[..., list[Candle]]
+    server: ReplayServer, rest: BybitRest, btc_candles: pd.DataFrame, as_candles: Callable[..., list[Candle]]
 ) -> None:
-    backfill = await rest.fetch_closed("BTCUSDT", M1, int(btc_month.open_time_ms.iloc[0]))
+    backfill = await rest.fetch_closed("BTCUSDT", M1, int(btc_candles.open_time_ms.iloc[0]))
 
-    assert backfill.candles == as_candles("BTCUSDT", btc_month.iloc[:HISTORY])
-    assert backfill.covered_until_ms == int(btc_month.open_time_ms.iloc[HISTORY - 1])
+    assert backfill.candles == as_candles("BTCUSDT", btc_candles.iloc[:HISTORY])
+    assert backfill.covered_until_ms == int(btc_candles.open_time_ms.iloc[HISTORY - 1])
     queries = kline_queries(server)
     assert len(queries) == 3
     for query in queries:  # explicit [start, end] windows of at most one page, on the right market
@@ -58,23 +58,23 @@ async def test_fetch_closed_pages_forward_and_returns_exactly_the_closed_candles
 
 
 async def test_the_forming_candle_is_never_returned(
-    server: ReplayServer, rest: BybitRest, btc_month: pd.DataFrame, as_candles: Callable[..., list[Candle]]
+    server: ReplayServer, rest: BybitRest, btc_candles: pd.DataFrame, as_candles: Callable[..., list[Candle]]
 ) -> None:
     server.market.form(HISTORY, 0.5)  # half-way through candle HISTORY
-    forming_open = int(btc_month.open_time_ms.iloc[HISTORY])
+    forming_open = int(btc_candles.open_time_ms.iloc[HISTORY])
 
     raw = await rest._exchange.fetch_ohlcv("BTC/USDT:USDT", "1m", since=forming_open - 60_000, limit=5)
     assert [row[0] for row in raw] == [forming_open - 60_000, forming_open]  # the server shows it, half-formed
 
     recent = await rest.fetch_recent("BTCUSDT", M1, 220)
-    assert recent == as_candles("BTCUSDT", btc_month.iloc[HISTORY - 220:HISTORY])
+    assert recent == as_candles("BTCUSDT", btc_candles.iloc[HISTORY - 220:HISTORY])
 
 
-async def test_plain_ccxt_pages_through_the_server_in_windows(server: ReplayServer, btc_month: pd.DataFrame) -> None:
+async def test_plain_ccxt_pages_through_the_server_in_windows(server: ReplayServer, btc_candles: pd.DataFrame) -> None:
     """What a trainer fetching history through ordinary ccxt (no key, no network) gets."""
     exchange = ccxt_async.bybit({"options": {"fetchMarkets": {"types": ["linear"]}}})
     exchange.urls["api"] = {name: server.rest_url for name in exchange.urls["api"]}
-    first, step = int(btc_month.open_time_ms.iloc[0]), 60_000
+    first, step = int(btc_candles.open_time_ms.iloc[0]), 60_000
     try:
         # Bybit anchors a window wider than the limit at its end: the newest rows come back.
         wide = await exchange.fetch_ohlcv("BTC/USDT:USDT", "1m", since=first, limit=1000,
@@ -87,18 +87,18 @@ async def test_plain_ccxt_pages_through_the_server_in_windows(server: ReplayServ
             since += 1000 * step
     finally:
         await exchange.close()
-    assert [row[0] for row in rows] == btc_month.open_time_ms.iloc[:HISTORY].tolist()
-    assert [row[1:] for row in rows] == btc_month[["open", "high", "low", "close", "volume"]].iloc[:HISTORY].values.tolist()
+    assert [row[0] for row in rows] == btc_candles.open_time_ms.iloc[:HISTORY].tolist()
+    assert [row[1:] for row in rows] == btc_candles[["open", "high", "low", "close", "volume"]].iloc[:HISTORY].values.tolist()
 
 
 async def test_rate_limit_beyond_the_attempts_is_a_clear_error(
-    btc_month: pd.DataFrame, exchange_for: Callable[..., ExchangeSettings]
+    btc_candles: pd.DataFrame, exchange_for: Callable[..., ExchangeSettings]
 ) -> None:
-    market = ReplayMarket([ReplaySeries.from_frame("BTCUSDT", btc_month.iloc[:100])], history=50)
+    market = ReplayMarket([ReplaySeries.from_frame("BTCUSDT", btc_candles.iloc[:100])], history=50)
     async with ReplayServer(market, speed=100, faults=parse_faults(["ratelimit:10"])) as server:
         async with BybitRest(exchange_for(server, rest_attempts=3), rng=random.Random(0)) as rest:
             with pytest.raises(RestError, match=r"rate-limited after 3 attempt\(s\)"):
-                await rest.fetch_closed("BTCUSDT", M1, int(btc_month.open_time_ms.iloc[0]))
+                await rest.fetch_closed("BTCUSDT", M1, int(btc_candles.open_time_ms.iloc[0]))
             assert rest.stats.retries == 2
 
 

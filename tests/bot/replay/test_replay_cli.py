@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,9 +14,9 @@ from bot.bybit.markets import INTERVALS
 from bot.bybit.rest import BybitRest
 from bot.cli import main
 from config.settings import ExchangeSettings
+from tests.conftest import ETH_SAMPLE, REPO
 
-ROOT = Path(__file__).resolve().parents[3]
-ETH = ROOT / "data" / "sample" / "ethusdt_1m_2023-10.csv.gz"
+ETH = ETH_SAMPLE
 
 
 @pytest.mark.parametrize(
@@ -43,7 +42,7 @@ def test_bad_flags_exit_2_with_one_line(args: list[str], message: str, monkeypat
 async def test_the_command_serves_the_file_to_a_rest_client(eth_frame: pd.DataFrame) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "replay-server", "--data", str(ETH), "--symbol", "ETHUSDT", "--port", "0",
-        "--history", "300", cwd=ROOT, stdout=asyncio.subprocess.PIPE, env=os.environ | {"COLUMNS": "200"},
+        "--history", "300", cwd=REPO, stdout=asyncio.subprocess.PIPE, env=os.environ | {"COLUMNS": "200"},
     )
     try:
         assert process.stdout is not None
