@@ -18,7 +18,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -48,6 +48,7 @@ class _Symbol:
     sequencer: CandleSequencer
     queue: asyncio.Queue[FeedCandle | BaseException] = field(default_factory=asyncio.Queue)
     backfill_wanted: asyncio.Event = field(default_factory=asyncio.Event)
+    reconnected: bool = False  # a (re)connect happened: fetch up to now even without a visible gap
 
 
 class CandleFeed:
@@ -147,33 +148,49 @@ class CandleFeed:
     def _on_connected(self) -> None:
         """Every (re)connect: backfill what was missed, before the stream's candles go out."""
         for state in self._symbols.values():
+            state.reconnected = True
             state.backfill_wanted.set()
 
     def _on_stream_candles(self, candles: list[Candle], received_ns: int) -> None:
         for candle in candles:
-            self._offer(self._symbols[candle.symbol], FeedCandle(candle, "stream", received_ns))
+            state = self._symbols[candle.symbol]
+            self._offer(state, FeedCandle(candle, "stream", received_ns))
+            if state.sequencer.has_gap:
+                state.backfill_wanted.set()
 
     # -- backfill side ---------------------------------------------------------------
 
     async def _backfill_forever(self, state: _Symbol) -> None:
+        try:
+            await self._backfill_loop(state)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug: this symbol stops, the others go on
+            log.exception("backfill of %s stopped", state.name)
+            state.queue.put_nowait(exc)
+
+    async def _backfill_loop(self, state: _Symbol) -> None:
         delays = None
         while True:
             await state.backfill_wanted.wait()
             state.backfill_wanted.clear()
             since_ms = state.sequencer.next_open_ms
-            if since_ms is None:  # nothing to resume from yet: the stream sets the start
+            # Nothing to resume from yet (the stream sets the start), or a gap that the
+            # previous round already filled: no request.
+            if since_ms is None or not (state.reconnected or state.sequencer.has_gap):
                 continue
+            after_reconnect, state.reconnected = state.reconnected, False
             try:
                 backfill = await self._rest.fetch_closed(state.name, self.interval, since_ms)
             except RestError as exc:
                 self.stats.backfill_failures += 1
-                delays = delays or jittered_backoff(self._exchange.backoff_min_s, self._exchange.backoff_max_s, self._rng)
+                state.reconnected = state.reconnected or after_reconnect
+                delays = delays or self._backoff()
                 delay = next(delays)
                 log.warning("backfill of %s failed (%s); trying again in %.2fs", state.name, exc, delay)
                 await asyncio.sleep(delay)
                 state.backfill_wanted.set()
                 continue
-            delays = None
             self.stats.backfills += 1
             received_ns = time.perf_counter_ns()
             released = sum(len(self._offer(state, FeedCandle(c, "rest", received_ns)).released) for c in backfill.candles)
@@ -187,6 +204,15 @@ class CandleFeed:
                 log.error("%s: the exchange has no candle from %s to %s (%d missing); going on without them",
                           state.name, _fmt(first_ms), _fmt(last_ms), missing)
             self._publish(state, skip.released)
+            if state.sequencer.has_gap:  # the REST side has not seen those candles close yet
+                delays = delays or self._backoff()
+                await asyncio.sleep(next(delays))
+                state.backfill_wanted.set()
+            else:
+                delays = None
+
+    def _backoff(self) -> Iterator[float]:
+        return jittered_backoff(self._exchange.backoff_min_s, self._exchange.backoff_max_s, self._rng)
 
     # -- shared ----------------------------------------------------------------------
 
@@ -207,8 +233,6 @@ class CandleFeed:
             self.stats.gaps += 1
             log.info("%s %s: gap before %s (expected %s); backfilling over REST",
                      candle.symbol, candle.interval, _fmt(candle.open_time_ms), _fmt(state.sequencer.next_open_ms))
-        if state.sequencer.has_gap:
-            state.backfill_wanted.set()
         self._publish(state, offer.released)
         return offer
 

@@ -107,6 +107,7 @@ def replay_through_feed() -> ReplayThroughFeed:
         speed: float = 200.0,
         category: str = "linear",
         timeout_s: float = 20.0,
+        rest_class: type[BybitRest] = BybitRest,
     ) -> FeedRun:
         market = ReplayMarket(series, history=history)
         last_ms = int(market.open_time_ms[-1])
@@ -114,7 +115,7 @@ def replay_through_feed() -> ReplayThroughFeed:
         async with ReplayServer(market, speed=speed, faults=parse_faults(faults)) as server:
             exchange = fast_exchange(server, category)
             feed_settings = FeedSettings(symbols=[s.symbol for s in series])
-            async with BybitRest(exchange, rng=random.Random(1)) as rest, CandleFeed(
+            async with rest_class(exchange, rng=random.Random(1)) as rest, CandleFeed(
                 exchange, feed_settings, rest, resume_after=resume, rng=random.Random(2)
             ) as feed:
 

@@ -12,6 +12,8 @@ from collections.abc import Callable
 import pandas as pd
 import pytest
 
+from bot.bybit.markets import Interval
+from bot.bybit.rest import Backfill, BybitRest
 from bot.replay.market import ReplaySeries
 from env.types import Candle
 
@@ -43,8 +45,9 @@ async def test_fault_free_run_delivers_every_candle_from_the_stream(
         (["malformed@30"], "skipped malformed message", "malformed"),
         (["skip@30:3"], "gap before 2023-03-01 00:53 (expected 2023-03-01 00:50); backfilling over REST", "gaps"),
         (["skip@30", "ratelimit:3"], "rate-limited", None),
+        (["skip@30", "ratelimit:8"], "backfill of BTCUSDT failed", "backfill_failures"),  # 6 attempts per call
     ],
-    ids=["drop", "stall", "duplicate", "reorder", "malformed", "skip", "rest-rate-limit"],
+    ids=["drop", "stall", "duplicate", "reorder", "malformed", "skip", "rest-rate-limit", "rest-down-a-while"],
 )
 async def test_every_fault_still_delivers_exactly_the_file(
     btc: pd.DataFrame,
@@ -103,3 +106,23 @@ async def test_many_symbols_on_spot_subscribe_in_chunks_and_all_recover_from_a_d
     assert run.plain("ETHUSDT") == as_candles("ETHUSDT", shifted_eth.iloc[HISTORY:])
     for k in range(10):
         assert run.plain(f"C{k}USDT") == as_candles(f"C{k}USDT", btc.iloc[HISTORY:])
+
+
+async def test_a_candle_the_exchange_does_not_have_is_skipped_loudly_not_waited_for(
+    btc: pd.DataFrame, replay_through_feed, as_candles: Callable[..., list[Candle]], client_log: Callable[[], str]
+) -> None:
+    """The stream skips candle 30 and REST does not have it either: the symbol goes on."""
+    missing_ms = int(btc.open_time_ms.iloc[HISTORY + 30])
+
+    class RestWithAHole(BybitRest):
+        async def fetch_closed(self, symbol: str, iv: Interval, since_ms: int, until_ms: int | None = None) -> Backfill:
+            backfill = await super().fetch_closed(symbol, iv, since_ms, until_ms)
+            return Backfill([c for c in backfill.candles if c.open_time_ms != missing_ms], backfill.covered_until_ms)
+
+    run = await replay_through_feed([ReplaySeries.from_frame("BTCUSDT", btc)], history=HISTORY, faults=["skip@30"],
+                                    rest_class=RestWithAHole)
+
+    expected = [c for c in as_candles("BTCUSDT", btc.iloc[HISTORY:]) if c.open_time_ms != missing_ms]
+    assert run.plain("BTCUSDT") == expected
+    assert run.feed.skipped_absent == 1
+    assert "the exchange has no candle from 2023-03-01 00:50 to 2023-03-01 00:50 (1 missing)" in client_log()
