@@ -33,6 +33,11 @@ async def test_fault_free_run_delivers_every_candle_from_the_stream(
     assert run.plain("BTCUSDT") == as_candles("BTCUSDT", btc.iloc[HISTORY:])
     assert {item.source for item in run.candles["BTCUSDT"]} == {"stream"}
     assert run.feed.reconnects == 0 and run.feed.malformed == 0 and run.feed.gaps == 0
+    # Public market data only: subscribe and ping ops, GETs of market endpoints and the stream.
+    assert {op["op"] for op in run.server.ws_ops} == {"subscribe", "ping"}
+    assert {(method, path.split("?")[0]) for method, path in run.server.http_requests} <= {
+        ("GET", "/v5/public/linear"), ("GET", "/v5/market/instruments-info"), ("GET", "/v5/market/time"),
+        ("GET", "/v5/market/kline")}
 
 
 @pytest.mark.parametrize(
