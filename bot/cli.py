@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bot.commands.ledger",
     "bot.commands.train",
     "bot.commands.replay",
+    "bot.commands.evaluate",
 )
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)

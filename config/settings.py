@@ -228,6 +228,51 @@ class LedgerSettings(_Section):
     )
 
 
+_STRATEGY_SPEC = re.compile(r"^[A-Za-z_]+(:.+)?$")
+
+
+def _check_spec(value: str) -> str:
+    """Syntax only (``name`` or ``name:args``): names are checked when the strategy is built,
+    since config imports nothing of ours."""
+    if not _STRATEGY_SPEC.match(value.strip()):
+        raise ValueError("must be a strategy spec such as 'sma:fast=10,slow=50', 'buy_and_hold' or 'ppo:PATH'")
+    return value.strip()
+
+
+class EvaluationSettings(_Section):
+    """Backtests and walk-forward evaluation (``shadow backtest``, ``shadow evaluate``).
+    Commission and slippage come from ``[env]``, so a backtest pays what training paid."""
+
+    strategy: str = Field(
+        "sma:fast=10,slow=50",
+        description="strategy `shadow backtest` runs when --strategy is not given "
+        "(e.g. 'ppo:models/x.zip', 'sma:fast=10,slow=50', 'rsi:period=14', 'random:seed=0')",
+    )
+    baselines: tuple[str, ...] = Field(
+        ("sma:fast=10,slow=50", "rsi:period=14", "random:seed=0"),
+        description="extra baselines compared with the strategy; buy_and_hold and flat are always shown",
+    )
+    train_candles: int = Field(14_400, ge=300, description="walk-forward: candles per training window (14,400 = 10 days of 1m)")
+    test_candles: int = Field(2_880, ge=2, description="walk-forward: candles per out-of-sample test slice")
+    step_candles: int | None = Field(
+        None, ge=1, description="walk-forward: how far the window moves per fold (default: test_candles, no overlap)"
+    )
+    max_folds: int | None = Field(None, ge=1, description="walk-forward: stop after this many folds (default: all that fit)")
+    total_timesteps: int = Field(50_000, ge=64, description="walk-forward default trainer: PPO timesteps per fold")
+    episode_length: int = Field(2_000, ge=16, description="walk-forward default trainer: steps per training episode")
+    seed: int = Field(0, ge=0, description="walk-forward: seed of fold 1 (fold k uses seed + k - 1)")
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy_spec(cls, value: str) -> str:
+        return _check_spec(value)
+
+    @field_validator("baselines")
+    @classmethod
+    def _baseline_specs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_spec(v) for v in value)
+
+
 class Settings(BaseSettings):
     """Every setting of Shadow. Sections map to TOML tables (``[env]``, ``[exchange]``...)."""
 
@@ -242,6 +287,7 @@ class Settings(BaseSettings):
     train: TrainSettings = TrainSettings()
     risk: RiskSettings = RiskSettings()
     ledger: LedgerSettings = LedgerSettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
 
     @classmethod
     def settings_customise_sources(

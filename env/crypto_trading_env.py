@@ -25,7 +25,7 @@ from config.settings import EnvSettings
 from env.candles import CandleDataError, RepairPolicy, normalize_candles
 from env.features import N_FEATURES, WARMUP_CANDLES, compute_features
 from env.observation import ObservationTable, observation_size
-from env.portfolio import Portfolio, PortfolioConfig
+from env.portfolio import Fill, Portfolio, PortfolioConfig
 from env.reward import BPS, RewardWeights, StepReward
 from env.types import Action, Observation, Side
 
@@ -50,6 +50,9 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
             the first one after warm-up. Uses ``self.np_random``, so it is seeded by
             ``reset(seed=...)``.
         repair: what to do with bad candles (default: raise).
+
+    After each :meth:`step`, :attr:`last_fills` holds the fills of that step's action
+    (:class:`env.portfolio.Fill`), so the backtester logs trades without a second fill model.
 
     .. warning:: The first ``WARMUP_CANDLES + lookback_window - 1`` candles are never
        traded: they fill the indicators and the first observation window.
@@ -111,6 +114,7 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
         self._t = self.first_step
         self._end = self.last_step
         self._flat_steps = 0
+        self.last_fills: tuple[Fill, ...] = ()
         self._blowup_equity = initial_balance * (1.0 - self.reward_weights.max_loss)
 
     @classmethod
@@ -137,6 +141,7 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
         self._t = start
         self._end = self.last_step if self.episode_length is None else min(self.last_step, start + self.episode_length)
         self._flat_steps = 0
+        self.last_fills = ()
         self.portfolio = Portfolio(self.portfolio_config)
         self.portfolio.mark(self._closes[start])
         return self._observation(), self._info()
@@ -145,6 +150,7 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
         portfolio = self.portfolio
         t = self._t
         fills = portfolio.apply(int(action), self._closes[t], self._times_ms[t])
+        self.last_fills = fills
         realized_net = 0.0
         for fill in fills:
             if fill.trade is not None:

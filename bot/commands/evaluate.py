@@ -1,0 +1,217 @@
+"""``shadow backtest`` and ``shadow evaluate``: how would a strategy have done?"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from bot.commands.common import ConfigOption, console
+from config import Settings, load_settings
+
+SAMPLE_CANDLES = Path(__file__).resolve().parents[2] / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
+
+CandlesOption = Annotated[
+    Path, typer.Option("--candles", show_default=False,
+                       help="candle CSV, plain or .gz (default: the bundled data/sample/btcusdt_1m_2023-03.csv.gz)")
+]
+OutOption = Annotated[
+    Optional[Path], typer.Option("--out", help="output directory (default: reports/<command>-<UTC time>)")
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="write into a non-empty --out directory")]
+RepairOption = Annotated[bool, typer.Option("--repair", help="repair bad candles (fill gaps, drop bad rows) instead of failing")]
+
+_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("total_return", "total return", "pct"),
+    ("annualized_return", "annualised return", "pct"),
+    ("sharpe", "Sharpe", "num"),
+    ("sortino", "Sortino", "num"),
+    ("max_drawdown", "max drawdown", "frac"),
+    ("calmar", "Calmar", "num"),
+    ("n_trades", "trades", "int"),
+    ("win_rate", "win rate", "frac"),
+    ("profit_factor", "profit factor", "num"),
+    ("avg_holding_hours", "avg holding (h)", "num"),
+    ("exposure", "exposure", "frac"),
+    ("fees_paid", "fees paid", "num"),
+    ("final_equity", "final equity", "num"),
+)
+
+
+def backtest(
+    strategy: Annotated[
+        Optional[str],
+        typer.Option("--strategy", "-s", help="strategy spec: ppo:PATH, sma:fast=10,slow=50, rsi:period=14, "
+                     "random:seed=0, buy_and_hold, flat (default: \\[evaluation] strategy)"),
+    ] = None,
+    candles: CandlesOption = SAMPLE_CANDLES,
+    start: Annotated[Optional[str], typer.Option("--from", help="first decision time, UTC (e.g. 2023-03-10)")] = None,
+    end: Annotated[Optional[str], typer.Option("--to", help="end time, UTC, exclusive")] = None,
+    out: OutOption = None,
+    force: ForceOption = False,
+    repair: RepairOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Backtest a strategy on a candle file, beside buy & hold and flat on the same candles.
+
+    Same env, features and fills as training; commission and slippage from \\[env].
+
+    Writes metrics.json, trades.csv and report.png to --out.
+    """
+    from env.features import WARMUP_CANDLES
+    from strategies.registry import build_strategy
+    from trainer.backtest import make_env, run_comparison, select_range
+    from trainer.outputs import prepare_out_dir, write_backtest
+
+    settings = load_settings(config)
+    frame = _load(candles, repair)
+    warmup = WARMUP_CANDLES + settings.env.lookback_window - 1
+    frame, start_index = select_range(frame, warmup, start, end)
+    main = build_strategy(strategy or settings.evaluation.strategy, lookback_window=settings.env.lookback_window)
+    _cap_torch_threads()
+    others = _baselines(settings, exclude=main.name)
+    out_dir = prepare_out_dir(out or _default_out("backtest"), force)
+    results = run_comparison([main, *others], make_env(frame, settings.env), start_index)
+    paths = write_backtest(out_dir, results[0], results[1:], source=str(candles), env=settings.env)
+    console.print(_metrics_table(results, f"{main.name} on {candles.name}"))
+    for kind, path in paths.items():
+        console.print(f"{kind}: {path}")
+
+
+def evaluate(
+    walk_forward: Annotated[
+        bool, typer.Option("--walk-forward/--single-split",
+                           help="rolling folds (default) or one split: train, then test on the last slice"),
+    ] = True,
+    candles: CandlesOption = SAMPLE_CANDLES,
+    train_candles: Annotated[Optional[int], typer.Option(help="candles per training window")] = None,
+    test_candles: Annotated[Optional[int], typer.Option(help="candles per test slice")] = None,
+    step_candles: Annotated[Optional[int], typer.Option(help="window shift per fold (default: test size)")] = None,
+    folds: Annotated[Optional[int], typer.Option("--folds", help="at most this many folds")] = None,
+    timesteps: Annotated[Optional[int], typer.Option("--timesteps", help="PPO timesteps per fold")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="seed of fold 1")] = None,
+    symbol: Annotated[str, typer.Option(help="symbol recorded in each model's metadata")] = "UNKNOWN",
+    out: OutOption = None,
+    force: ForceOption = False,
+    repair: RepairOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Train PPO on a rolling window, test on the next slice, repeat; compare with baselines.
+
+    Every test decision is made by a model that never saw that candle.
+
+    Writes each fold's model (with metadata), walk_forward.json, folds.csv and walk_forward.png to --out.
+    """
+    from strategies.ppo import PPOStrategy
+    from trainer.outputs import prepare_out_dir, write_walk_forward
+    from trainer.walk_forward import PPOTrainer, walk_forward as run_walk_forward
+
+    overrides = {"train_candles": train_candles, "test_candles": test_candles, "step_candles": step_candles,
+                 "max_folds": folds, "total_timesteps": timesteps, "seed": seed}
+    settings = load_settings(config, evaluation={k: v for k, v in overrides.items() if v is not None})
+    ev = settings.evaluation
+    frame = _load(candles, repair)
+    if not walk_forward:  # one fold: the last test slice and the training window before it
+        frame = frame.iloc[max(0, len(frame) - ev.train_candles - ev.test_candles - 1):].reset_index(drop=True)
+    out_dir = prepare_out_dir(out or _default_out("walk_forward" if walk_forward else "evaluate"), force)
+    lookback = settings.env.lookback_window
+    result = run_walk_forward(
+        frame,
+        train_fn=PPOTrainer(ev.total_timesteps, ev.episode_length, symbol=symbol),
+        env_settings=settings.env,
+        baselines=_baselines(settings, exclude=""),
+        load_model=lambda path: PPOStrategy.load(path, lookback_window=lookback),
+        train=ev.train_candles,
+        test=ev.test_candles,
+        step=ev.step_candles,
+        max_folds=ev.max_folds if walk_forward else 1,
+        seed=ev.seed,
+        out_dir=out_dir,
+        progress=console.print,
+    )
+    paths = write_walk_forward(out_dir, result, source=str(candles), env=settings.env, settings=ev.model_dump())
+    console.print(_aggregate_table(result.aggregate(), result.strategy))
+    for kind, path in paths.items():
+        console.print(f"{kind}: {path}")
+
+
+def _load(path: Path, repair: bool) -> Any:
+    from env.candles import RepairPolicy, load_candles
+
+    return load_candles(path, repair=RepairPolicy.REPAIR if repair else RepairPolicy.STRICT)
+
+
+def _baselines(settings: Settings, exclude: str) -> list[Any]:
+    """buy_and_hold, flat, then the configured extra baselines; no duplicates, not the
+    strategy under test."""
+    from strategies.registry import build_strategy
+    from trainer.backtest import BASELINES
+
+    built: dict[str, Any] = {}
+    for spec in (*BASELINES, *settings.evaluation.baselines):
+        strategy = build_strategy(spec, lookback_window=settings.env.lookback_window)
+        if strategy.name != exclude:
+            built.setdefault(strategy.name, strategy)
+    return list(built.values())
+
+
+def _cap_torch_threads() -> None:
+    """The daemon and the trainer share two cores; a loaded model gets one thread."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
+def _default_out(command: str) -> Path:
+    return Path("reports") / f"{command}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+
+
+def _metrics_table(results: list[Any], title: str) -> Table:
+    from strategies.base import short_name
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric", overflow="fold")
+    for i, result in enumerate(results):
+        header = short_name(result.strategy).replace(":", ":\n", 1).replace(",", ",\n")  # one parameter a line
+        table.add_column(header, justify="right", overflow="fold", style="bold cyan" if i == 0 else None)
+    for key, label, kind in _ROWS:
+        table.add_row(label, *(_fmt(getattr(r.metrics, key), kind) for r in results))
+    return table
+
+
+def _aggregate_table(aggregate: dict[str, dict[str, Any]], model: str) -> Table:
+    from strategies.base import short_name
+
+    table = Table(title="Walk-forward, out of sample (all folds)", title_justify="left")
+    for column in ("strategy", "chained return", "mean fold return", "median fold return", "mean Sharpe",
+                   "worst drawdown", "trades", "fees", "folds the model beat it"):
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    for name, a in aggregate.items():
+        table.add_row(
+            short_name(name), _fmt(a["chained_return"], "pct"), _fmt(a["mean_fold_return"], "pct"),
+            _fmt(a["median_fold_return"], "pct"), _fmt(a["mean_sharpe"], "num"), _fmt(a["worst_max_drawdown"], "frac"),
+            _fmt(a["n_trades"], "int"), _fmt(a["fees_paid"], "num"),
+            "-" if a["folds_model_beat_it"] is None else str(a["folds_model_beat_it"]),
+            style="bold cyan" if name == model else None,
+        )
+    return table
+
+
+def _fmt(value: Any, kind: str) -> str:
+    if value is None:
+        return "n/a"
+    if kind == "pct":
+        return f"{100 * value:+,.1f}%"
+    if kind == "frac":
+        return f"{100 * value:.1f}%"
+    if kind == "int":
+        return str(int(value))
+    return f"{value:,.2f}"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backtest")(backtest)
+    app.command("evaluate")(evaluate)

@@ -1,0 +1,262 @@
+"""Walk-forward evaluation: the honest answer to "does the model work?".
+
+Train on a window of candles, test on the slice right after it, move both forward,
+repeat. Every test decision is taken by a model that never saw that candle or any later
+one, and the test slices do not overlap (with the default step), so chaining them gives
+one out-of-sample equity curve.
+
+Fold ``k`` (0-based), with ``s = k x step``::
+
+    train: candles [s, s + train)         -> train_fn -> model
+    test:  decisions at [s + train, s + train + test), marked one candle further
+
+The test env also holds the ``first_step`` candles before the test slice (the end of the
+training window) as feature warm-up; nothing is decided on them. Each fold's test slice
+is backtested for the model and for every baseline through :mod:`trainer.backtest`.
+
+Training is pluggable (:class:`TrainFn`); :class:`PPOTrainer` is a small default that
+trains SB3 PPO directly on ``CryptoTradingEnv`` with random-start episodes.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from config.errors import UserError
+from config.settings import EnvSettings
+from env.candles import infer_interval_ms
+from env.features import WARMUP_CANDLES
+from strategies.base import Strategy
+from strategies.model_metadata import ModelMetadata
+from trainer.backtest import BacktestResult, make_env, run_comparison
+
+
+MODEL_LABEL = "ppo"
+"""Name of the trained model's results in each fold (its path differs per fold)."""
+
+
+class WalkForwardError(UserError, ValueError):
+    """Walk-forward parameters that do not fit the data."""
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Candle indices of one fold: train ``[train_start, train_end)``, test decisions
+    ``[train_end, test_end)``."""
+
+    index: int
+    train_start: int
+    train_end: int
+    test_end: int
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def make_folds(
+    n_candles: int, *, train: int, test: int, step: int | None = None, max_folds: int | None = None, warmup: int
+) -> list[Fold]:
+    """Rolling folds over ``n_candles`` candles.
+
+    Args:
+        train: candles per training window.
+        test: decision candles per test slice.
+        step: shift between folds (default ``test``: back-to-back test slices).
+        max_folds: keep at most this many (the earliest).
+        warmup: candles the env needs before its first decision (``env.first_step``);
+            the training window must be at least that long plus two.
+
+    Raises:
+        WalkForwardError: the data is too short for one fold, or bad sizes.
+    """
+    step = step or test
+    if train < warmup + 2:
+        raise WalkForwardError(f"train_candles={train} is too short: the env needs {warmup} warm-up candles + 2")
+    if test < 1 or step < 1:
+        raise WalkForwardError(f"test_candles ({test}) and step_candles ({step}) must be >= 1")
+    folds = []
+    start = 0
+    # The last test decision needs one more candle to be marked at.
+    while start + train + test + 1 <= n_candles and (max_folds is None or len(folds) < max_folds):
+        folds.append(Fold(len(folds), start, start + train, start + train + test))
+        start += step
+    if not folds:
+        raise WalkForwardError(
+            f"{n_candles} candles cannot hold one fold of train_candles={train} + test_candles={test} + 1"
+        )
+    return folds
+
+
+class TrainFn(Protocol):
+    """Trains a model on ``train`` candles only and returns its zip (metadata beside it).
+
+    A trainer that wants a validation set carves it from the end of ``train``; it never
+    gets the test slice.
+    """
+
+    def __call__(self, train: pd.DataFrame, *, seed: int, model_path: Path, env_settings: EnvSettings,
+                 extra: dict[str, Any]) -> Path: ...
+
+
+@dataclass(frozen=True)
+class PPOTrainer:
+    """Default :class:`TrainFn`: SB3 PPO (``MlpPolicy``, SB3's default hyperparameters)
+    on ``CryptoTradingEnv`` with random-start episodes of ``episode_length`` steps.
+
+    Args:
+        total_timesteps: environment steps per fold.
+        episode_length: steps per training episode.
+        symbol: recorded in the model metadata.
+        n_steps: rollout length (capped to ``total_timesteps``).
+    """
+
+    total_timesteps: int
+    episode_length: int = 2_000
+    symbol: str = "UNKNOWN"
+    n_steps: int = 2_048
+
+    def __call__(self, train: pd.DataFrame, *, seed: int, model_path: Path, env_settings: EnvSettings,
+                 extra: dict[str, Any]) -> Path:
+        import torch
+        from stable_baselines3 import PPO
+
+        from env.crypto_trading_env import CryptoTradingEnv
+
+        torch.set_num_threads(1)
+        env = CryptoTradingEnv.from_settings(train, env_settings, random_start=True, episode_length=self.episode_length)
+        n_steps = max(64, min(self.n_steps, self.total_timesteps))
+        hyperparameters = {"policy": "MlpPolicy", "n_steps": n_steps, "batch_size": 64,
+                           "episode_length": self.episode_length, "total_timesteps": self.total_timesteps}
+        model = PPO("MlpPolicy", env, n_steps=n_steps, batch_size=64, seed=seed, device="cpu", verbose=0)
+        model.learn(total_timesteps=self.total_timesteps)
+        model_path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(model_path)
+        times = env.candles["open_time_ms"].to_numpy()
+        ModelMetadata.for_current_code(
+            lookback_window=env_settings.lookback_window,
+            env=env_settings.model_dump(),
+            symbol=self.symbol,
+            timeframe=_timeframe(infer_interval_ms(times)),
+            data_range={"start_ms": int(times[0]), "end_ms": int(times[-1]), "n_candles": len(times)},
+            hyperparameters=hyperparameters,
+            seed=seed,
+            num_timesteps=int(model.num_timesteps),
+            extra={"trainer": "trainer.walk_forward.PPOTrainer"} | extra,
+        ).save_beside(model_path)
+        return model_path
+
+
+@dataclass
+class FoldResult:
+    """One fold: where it sits, the model it trained, and every strategy's test run."""
+
+    fold: Fold
+    model_path: Path
+    results: dict[str, BacktestResult]
+
+
+@dataclass
+class WalkForwardResult:
+    """All folds plus the aggregate; ``strategy`` names the trained model's results."""
+
+    strategy: str
+    folds: list[FoldResult]
+    candles: pd.DataFrame
+
+    def aggregate(self) -> dict[str, dict[str, Any]]:
+        """Per strategy, across folds: chained (compounded) return, mean and median fold
+        return, mean Sharpe, worst drawdown, trades, fees, and how many folds the model
+        beat it on."""
+        names = list(self.folds[0].results) if self.folds else []
+        out: dict[str, dict[str, Any]] = {}
+        for name in names:
+            metrics = [f.results[name].metrics for f in self.folds]
+            returns = [m.total_return for m in metrics]
+            sharpes = [m.sharpe for m in metrics if m.sharpe is not None]
+            model_returns = [f.results[self.strategy].metrics.total_return for f in self.folds]
+            out[name] = {
+                "chained_return": float(np.prod([1.0 + r for r in returns]) - 1.0),
+                "mean_fold_return": statistics.fmean(returns),
+                "median_fold_return": statistics.median(returns),
+                "mean_sharpe": statistics.fmean(sharpes) if sharpes else None,
+                "worst_max_drawdown": max(m.max_drawdown for m in metrics),
+                "n_trades": sum(m.n_trades for m in metrics),
+                "fees_paid": sum(m.fees_paid for m in metrics),
+                "folds_model_beat_it": None if name == self.strategy
+                else sum(mr > r for mr, r in zip(model_returns, returns)),
+            }
+        return out
+
+
+def walk_forward(
+    candles: pd.DataFrame,
+    *,
+    train_fn: TrainFn,
+    env_settings: EnvSettings,
+    baselines: Sequence[Strategy],
+    load_model: Callable[[Path], Strategy],
+    train: int,
+    test: int,
+    step: int | None = None,
+    max_folds: int | None = None,
+    seed: int = 0,
+    out_dir: Path,
+    progress: Callable[[str], None] = lambda message: None,
+) -> WalkForwardResult:
+    """Run the folds (see the module docstring).
+
+    Args:
+        candles: validated candles, oldest first.
+        train_fn: trains one model per fold.
+        env_settings: the ``[env]`` settings for training and testing.
+        baselines: strategies tested on every slice beside the model.
+        load_model: turns a trained zip into a strategy (``PPOStrategy.load``).
+        train, test, step, max_folds: fold sizes (see :func:`make_folds`).
+        seed: fold ``k`` trains with ``seed + k``.
+        out_dir: fold ``k``'s model goes to ``out_dir/fold_{k+1:02d}/model.zip``.
+        progress: called with a line of text as each fold starts and ends.
+    """
+    warmup = WARMUP_CANDLES + env_settings.lookback_window - 1
+    folds = make_folds(len(candles), train=train, test=test, step=step, max_folds=max_folds, warmup=warmup)
+    results = []
+    times = candles["open_time_ms"].to_numpy()
+    for fold in folds:
+        label = f"fold {fold.index + 1}/{len(folds)}"
+        progress(f"{label}: training on {_span(times, fold.train_start, fold.train_end)}")
+        train_frame = candles.iloc[fold.train_start : fold.train_end].reset_index(drop=True)
+        model_path = train_fn(
+            train_frame, seed=seed + fold.index, model_path=out_dir / f"fold_{fold.index + 1:02d}" / "model.zip",
+            env_settings=env_settings, extra={"walk_forward_fold": fold.to_dict()},
+        )
+        model = load_model(model_path)
+        # Warm-up from the end of the training window, decisions on the test slice,
+        # one candle more to mark the last decision at.
+        test_frame = candles.iloc[fold.train_end - warmup : fold.test_end + 1].reset_index(drop=True)
+        env = make_env(test_frame, env_settings)
+        runs = run_comparison([model, *baselines], env, start_index=warmup)
+        by_name = {MODEL_LABEL: runs[0]} | {r.strategy: r for r in runs[1:]}
+        results.append(FoldResult(fold, model_path, by_name))
+        returns = ", ".join(f"{name} {100 * r.metrics.total_return:+.2f}%" for name, r in by_name.items())
+        progress(f"{label}: tested on {_span(times, fold.train_end, fold.test_end)}: {returns}")
+    return WalkForwardResult(MODEL_LABEL, results, candles)
+
+
+def _span(times: np.ndarray, start: int, end: int) -> str:
+    fmt = "%Y-%m-%d %H:%M"
+    return (f"{pd.Timestamp(int(times[start]), unit='ms').strftime(fmt)} .. "
+            f"{pd.Timestamp(int(times[end - 1]), unit='ms').strftime(fmt)} ({end - start} candles)")
+
+
+def _timeframe(interval_ms: int) -> str:
+    """``60000`` -> ``"1m"``, ``3600000`` -> ``"1h"`` (the names exchanges use)."""
+    for unit, ms in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)):
+        if interval_ms % ms == 0:
+            return f"{interval_ms // ms}{unit}"
+    return f"{interval_ms}ms"
