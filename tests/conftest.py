@@ -42,3 +42,62 @@ def make_candles(closes: list[float] | np.ndarray, start_ms: int = 1_700_000_000
         "close": closes,
         "volume": np.full(len(closes), volume),
     })
+
+
+@pytest.fixture(scope="session")
+def ppo_model(tmp_path_factory: pytest.TempPathFactory, btc_candles: pd.DataFrame) -> Path:
+    """A PPO model briefly trained (2,048 steps) on real BTC candles, saved with metadata."""
+    import torch
+
+    from config.settings import EnvSettings
+    from trainer.walk_forward import PPOTrainer
+
+    torch.set_num_threads(1)
+    path = tmp_path_factory.mktemp("ppo") / "model.zip"
+    trainer = PPOTrainer(total_timesteps=2048, episode_length=256, symbol="BTCUSDT", n_steps=512)
+    return trainer(btc_candles.iloc[:4000].reset_index(drop=True), seed=0, model_path=path,
+                   env_settings=EnvSettings(), extra={})
+
+
+@pytest.fixture(scope="session")
+def decisive_ppo_model(tmp_path_factory: pytest.TempPathFactory, ppo_model: Path) -> Path:
+    """``ppo_model`` with its action head scaled up and shuffled: a policy that uses all four
+    actions with confident logits, so equality tests see every action (a briefly trained
+    policy mostly repeats one)."""
+    import shutil
+
+    import torch
+    from stable_baselines3 import PPO
+
+    from strategies.model_metadata import metadata_path
+
+    model = PPO.load(ppo_model, device="cpu")
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        head = model.policy.action_net
+        head.weight.copy_(torch.randn(head.weight.shape, generator=generator) * 3.0)
+        head.bias.zero_()
+    path = tmp_path_factory.mktemp("ppo_decisive") / "model.zip"
+    model.save(path)
+    shutil.copy(metadata_path(ppo_model), metadata_path(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def eth_observations(eth_candles: pd.DataFrame) -> np.ndarray:
+    """Every observation of a real test set: one episode over the ETH candles, driven by
+    a seeded trader who mostly waits, so position and PnL features take all their values."""
+    from config.settings import EnvSettings
+    from env.crypto_trading_env import CryptoTradingEnv
+
+    env = CryptoTradingEnv.from_settings(eth_candles, EnvSettings())
+    rng = np.random.default_rng(7)
+    actions = rng.choice(4, size=len(eth_candles), p=[0.94, 0.02, 0.02, 0.02])
+    obs, _ = env.reset()
+    seen = [obs]
+    for action in actions:
+        obs, _, terminated, truncated, _ = env.step(int(action))
+        seen.append(obs)
+        if terminated or truncated:
+            break
+    return np.array(seen)

@@ -195,15 +195,17 @@ def select_range(
 
 
 def _parse_time_ms(text: str, flag: str) -> int:
+    """ISO 8601 date or date-time (naive = UTC) to epoch ms; strict, so a typo is an error,
+    not a guess."""
     try:
-        stamp = pd.Timestamp(text)
-        if stamp is pd.NaT:
-            raise ValueError(text)
+        stamp = pd.to_datetime(text, format="ISO8601")
     except (ValueError, TypeError):
-        raise RangeError(f"{flag} {text!r} is not a date or date-time (e.g. 2023-03-10 or 2023-03-10T12:00)") from None
+        stamp = pd.NaT
+    if stamp is pd.NaT:
+        raise RangeError(f"{flag} {text!r} is not a date or date-time (e.g. 2023-03-10 or 2023-03-10T12:00)")
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return int(stamp.value // 1_000_000)
+    return int(stamp.asm8.astype("datetime64[ms]").astype(np.int64))
 
 
 def _fmt(ms: int) -> str:

@@ -101,16 +101,17 @@ def plot_walk_forward(
     """
     fig = Figure(figsize=(13, 10))
     price_ax, equity_ax, bar_ax = fig.subplots(
-        3, 1, gridspec_kw={"height_ratios": [1.6, 1.8, 1.4], "hspace": 0.32}
+        3, 1, gridspec_kw={"height_ratios": [1.5, 1.8, 1.4], "hspace": 0.35}
     )
     price_ax.plot(_dates(times_ms), closes, color="#555555", lw=0.7)
     for i, fold in enumerate(folds):
         test = fold[strategy]
         start, end = _dates(test.times_ms[[0, -1]])
         price_ax.axvspan(start, end, color="#1f5fbf" if i % 2 == 0 else "#6fa0e8", alpha=0.15, lw=0)
-        price_ax.text(start + (end - start) / 2, 0.97, f"test {i + 1}", transform=price_ax.get_xaxis_transform(),
+        price_ax.text(start + (end - start) / 2, 0.97, str(i + 1), transform=price_ax.get_xaxis_transform(),
                       ha="center", va="top", fontsize=8, color="#1f3f7f")
-    price_ax.set_title("Price; shaded: out-of-sample test slices (each model trained only on the candles before)",
+    price_ax.set_title("Price; shaded and numbered: the out-of-sample test slices (each fold's model trained only "
+                       "on candles before its slice)",
                        loc="left", fontsize=10)
     price_ax.set_ylabel("close")
     _date_axis(price_ax)
@@ -126,7 +127,7 @@ def plot_walk_forward(
     equity_ax.axhline(0.0, color="#bbbbbb", lw=0.8, zorder=0)
     equity_ax.set_title("Out-of-sample equity, test slices chained (compounded)", loc="left", fontsize=10)
     equity_ax.set_ylabel("return (%)")
-    equity_ax.legend(loc="upper left", fontsize=8.5, framealpha=0.9)
+    equity_ax.legend(loc="best", fontsize=8.5, framealpha=0.9)
     _date_axis(equity_ax)
 
     width = 0.8 / max(len(names), 1)
@@ -137,15 +138,16 @@ def plot_walk_forward(
         style = {"color": STRATEGY_COLOR} if name == strategy else {"color": _style(name, j - 1)["color"]}
         bar_ax.bar(x + (j - (len(order) - 1) / 2) * width, values, width, label=short_name(name), **style)
     bar_ax.axhline(0.0, color="#555555", lw=0.8)
-    bar_ax.set_xticks(x, [f"fold {i + 1}" for i in range(len(folds))])
+    starts = [_dates(fold[strategy].times_ms[:1])[0].astype("datetime64[m]") for fold in folds]
+    bar_ax.set_xticks(x, [f"fold {i + 1}\n{str(t).replace('T', ' ')}" for i, t in enumerate(starts)], fontsize=8.5)
     bar_ax.set_ylabel("return (%)")
     bar_ax.set_title("Return of each test slice", loc="left", fontsize=10)
-    bar_ax.legend(fontsize=8, ncol=min(len(order), 6), loc="best", framealpha=0.9)
+    bar_ax.legend(fontsize=8, ncol=min(len(order), 3), loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     for ax in (price_ax, equity_ax, bar_ax):
         _grid(ax)
     if title:
         fig.suptitle(title, fontsize=12, x=0.01, ha="left")
-    fig.subplots_adjust(left=0.07, right=0.98, top=0.93, bottom=0.05)
+    fig.subplots_adjust(left=0.07, right=0.98, top=0.93, bottom=0.12)
     fig.savefig(path, dpi=110)
     return fig
 

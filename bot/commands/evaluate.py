@@ -186,9 +186,9 @@ def _aggregate_table(aggregate: dict[str, dict[str, Any]], model: str) -> Table:
     from strategies.base import short_name
 
     table = Table(title="Walk-forward, out of sample (all folds)", title_justify="left")
-    for column in ("strategy", "chained return", "mean fold return", "median fold return", "mean Sharpe",
-                   "worst drawdown", "trades", "fees", "folds the model beat it"):
-        table.add_column(column, justify="left" if column == "strategy" else "right")
+    for column in ("strategy", "chained return", "mean fold", "median fold", "mean Sharpe",
+                   "worst drawdown", "trades", "fees", "folds PPO beat it"):
+        table.add_column(column, justify="left" if column == "strategy" else "right", overflow="fold")
     for name, a in aggregate.items():
         table.add_row(
             short_name(name), _fmt(a["chained_return"], "pct"), _fmt(a["mean_fold_return"], "pct"),

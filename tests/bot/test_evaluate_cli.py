@@ -1,0 +1,100 @@
+"""``shadow backtest`` and ``shadow evaluate`` from the command line, bad input included."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bot.cli import main
+
+
+def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``shadow ARGS`` as the console script does; returns (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["shadow", *args])
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out, err = capsys.readouterr()
+    return int(exit_info.value.code or 0), out, err
+
+
+def test_backtest_writes_metrics_trades_and_report(tmp_path, monkeypatch, capsys):
+    out_dir = tmp_path / "bt"
+    code, out, err = run(monkeypatch, capsys, "backtest", "--strategy", "sma:fast=20,slow=100",
+                         "--from", "2023-03-06", "--to", "2023-03-08", "--out", str(out_dir))
+    assert code == 0, err
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    strategy = "sma:fast=20,slow=100,short=false"
+    assert metrics["strategy"] == strategy
+    assert list(metrics["results"])[:3] == [strategy, "buy_and_hold", "flat"]
+    assert metrics["candles"]["first_decision"] == "2023-03-06T00:00:00"
+    assert metrics["candles"]["n_steps"] == 2 * 1440 - 1
+    trades = pd.read_csv(out_dir / "trades.csv")
+    assert len(trades[trades.status == "closed"]) == metrics["results"][strategy]["n_trades"] > 0
+    assert (out_dir / "report.png").stat().st_size > 50_000
+    assert "total return" in out and "buy_and_hold" in out
+
+
+def test_backtest_runs_a_ppo_model(tmp_path, monkeypatch, capsys, ppo_model):
+    code, out, err = run(monkeypatch, capsys, "backtest", "-s", f"ppo:{ppo_model}", "--from", "2023-03-20",
+                         "--out", str(tmp_path / "bt"))
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "bt" / "metrics.json").read_text())
+    assert metrics["strategy"] == f"ppo:{ppo_model}"
+    assert f"ppo:{ppo_model} on btcusdt_1m_2023-03.csv.gz" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-s", "macd"], "unknown strategy 'macd'"),
+    (["-s", "sma:fast=ten"], "fast='ten' is not an integer"),
+    (["--candles", "missing.csv"], "missing.csv: file not found"),
+    (["--from", "March"], "--from 'March' is not a date"),
+    (["--from", "2025-01-01"], "no candles in [2025-01-01, end)"),
+    (["-s", "ppo:nowhere.zip"], "nowhere.zip: model file not found"),
+])
+def test_backtest_bad_input_is_one_clear_line(tmp_path, monkeypatch, capsys, args, message):
+    code, out, err = run(monkeypatch, capsys, "backtest", *args, "--out", str(tmp_path / "bt"))
+    assert code == 2
+    assert err.startswith("error: ") and message in " ".join(err.split())
+    assert "Traceback" not in err
+    assert not (tmp_path / "bt").exists()  # nothing half-written
+
+
+def test_backtest_refuses_a_model_built_for_another_lookback(tmp_path, monkeypatch, capsys, ppo_model):
+    monkeypatch.setenv("SHADOW_ENV__LOOKBACK_WINDOW", "30")
+    code, _, err = run(monkeypatch, capsys, "backtest", "-s", f"ppo:{ppo_model}", "--out", str(tmp_path / "bt"))
+    assert code == 2 and "trained with lookback_window=20, configured 30" in " ".join(err.split())
+
+
+def test_backtest_never_overwrites_an_earlier_run(tmp_path, monkeypatch, capsys):
+    out_dir = tmp_path / "bt"
+    out_dir.mkdir()
+    (out_dir / "metrics.json").write_text("earlier run")
+    code, _, err = run(monkeypatch, capsys, "backtest", "--to", "2023-03-02", "--out", str(out_dir))
+    assert code == 2 and "directory is not empty" in err
+    assert (out_dir / "metrics.json").read_text() == "earlier run"
+    code, _, err = run(monkeypatch, capsys, "backtest", "--to", "2023-03-02", "--out", str(out_dir), "--force")
+    assert code == 0, err
+    assert json.loads((out_dir / "metrics.json").read_text())["strategy"]
+
+
+def test_bad_evaluation_setting_names_field_and_value(tmp_path, monkeypatch, capsys):
+    code, _, err = run(monkeypatch, capsys, "evaluate", "--test-candles", "1", "--out", str(tmp_path / "wf"))
+    assert code == 2 and "evaluation.test_candles: 1" in err
+
+
+def test_evaluate_walk_forward_tiny(tmp_path, monkeypatch, capsys):
+    sample = Path(__file__).resolve().parents[2] / "data" / "sample" / "ethusdt_1m_2023-10.csv.gz"
+    code, out, err = run(monkeypatch, capsys, "evaluate", "--walk-forward", "--candles", str(sample),
+                         "--train-candles", "600", "--test-candles", "300", "--folds", "2", "--timesteps", "64",
+                         "--symbol", "ETHUSDT", "--out", str(tmp_path / "wf"))
+    assert code == 0, err
+    summary = json.loads((tmp_path / "wf" / "walk_forward.json").read_text())
+    assert len(summary["folds"]) == 2 and summary["walk_forward"]["total_timesteps"] == 64
+    assert {"ppo", "buy_and_hold", "flat"} <= set(summary["aggregate"])
+    assert (tmp_path / "wf" / "fold_02" / "model.meta.json").is_file()
+    assert "fold 2/2" in out and "chained return" in out

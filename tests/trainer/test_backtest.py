@@ -1,0 +1,96 @@
+"""The backtester is the env: one PnL, and commission/slippage from the settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from config.settings import EnvSettings
+from env.crypto_trading_env import CryptoTradingEnv
+from env.types import Side
+from strategies.baselines import BuyAndHold, RandomStrategy
+from strategies.ppo import PPOStrategy
+from trainer.backtest import RangeError, make_env, run_backtest, run_comparison, select_range
+
+
+def test_ppo_backtest_equals_the_seed_snippet_on_real_candles(decisive_ppo_model, eth_candles):
+    """The seed README's loop (``model.predict`` + ``env.step``) and the backtester give
+    the same actions, the same equity at every step and the same final ``info`` PnL."""
+    strategy = PPOStrategy.load(decisive_ppo_model)
+    frame = eth_candles.iloc[:4000]
+    result = run_backtest(strategy, make_env(frame, EnvSettings()))
+
+    env = CryptoTradingEnv(frame, initial_balance=100.0)
+    obs, info = env.reset()
+    actions, equity, done = [], [info["equity"]], False
+    while not done:
+        action, _ = strategy.model.predict(obs, deterministic=True)
+        obs, _, terminated, truncated, info = env.step(action)
+        actions.append(int(action))
+        equity.append(info["equity"])
+        done = terminated or truncated
+
+    assert len(result.trades) > 20, "the comparison needs a model that trades"
+    np.testing.assert_array_equal(result.actions, actions)
+    np.testing.assert_array_equal(result.equity, equity)
+    assert result.total_pnl == info["total_pnl"]
+    assert result.metrics.total_pnl == pytest.approx(info["total_pnl"], abs=1e-9)
+    assert result.metrics.fees_paid == info["fees_paid"]
+    assert result.metrics.n_trades == info["total_trades"]
+
+
+def test_trade_log_adds_up_to_the_env_pnl(btc_candles):
+    result = run_backtest(RandomStrategy(seed=4, trade_prob=0.1), make_env(btc_candles.iloc[:5000], EnvSettings()))
+    logged = sum(t.net_pnl for t in result.trades)
+    if result.open_position is not None:
+        logged += result.open_position.unrealized_pnl - result.open_position.entry_fee
+    assert logged == pytest.approx(result.total_pnl, abs=1e-9)
+    assert sum(f.fee for f in result.fills) == pytest.approx(result.final_info["fees_paid"], abs=1e-12)
+    assert len(result.trades) == result.final_info["total_trades"] > 100
+
+
+def test_commission_and_slippage_come_from_the_settings(btc_candles):
+    settings = EnvSettings(commission=0.001, slippage_bps=5.0)
+    result = run_backtest(BuyAndHold(), make_env(btc_candles.iloc[:1000], settings))
+    (fill,) = result.fills
+    assert fill.price == pytest.approx(fill.market_price * 1.0005)
+    assert fill.fee == pytest.approx(0.001 * fill.qty * fill.price)
+    assert fill.qty * fill.price == pytest.approx(100.0)  # max_position_size 1.0 of the initial balance
+    assert result.equity[-1] == pytest.approx(100.0 - fill.fee + fill.qty * (result.closes[-1] - fill.price))
+
+
+def test_every_strategy_of_a_comparison_runs_on_the_same_candles(btc_candles):
+    results = run_comparison([BuyAndHold(), RandomStrategy()], make_env(btc_candles.iloc[:2000], EnvSettings()), 500)
+    np.testing.assert_array_equal(results[0].times_ms, results[1].times_ms)
+    assert results[0].times_ms[0] == btc_candles["open_time_ms"].iloc[500]
+    assert results[0].positions[0] == Side.LONG
+
+
+def test_select_range_keeps_warm_up_before_the_first_decision(btc_candles):
+    frame, start = select_range(btc_candles, 219, "2023-03-10", "2023-03-11")
+    assert start == 219
+    assert frame["timestamp"].iloc[start] == np.datetime64("2023-03-10T00:00")
+    assert frame["timestamp"].iloc[-1] == np.datetime64("2023-03-10T23:59")  # --to is exclusive
+    frame, start = select_range(btc_candles, 219, None, "2023-03-02")
+    assert start == 219 and len(frame) == 1440  # no history before the data: decisions begin after warm-up
+
+
+@pytest.mark.parametrize("start, end, message", [
+    ("yesterday-ish", None, r"--from 'yesterday-ish' is not a date"),
+    (None, "", r"--to '' is not a date"),
+    ("10/03/2023", None, r"--from '10/03/2023' is not a date"),
+    ("2023-03-10", "2023-03-09", r"--from 2023-03-10 is not before --to 2023-03-09"),
+    ("2024-01-01", None, r"no candles in \[2024-01-01, end\); the data covers 2023-03-01 00:00 .. "),
+    (None, "2023-03-01T03:00", r"leaves 180 candles: need 219 of warm-up"),
+])
+def test_select_range_errors_name_the_problem(btc_candles, start, end, message):
+    with pytest.raises(RangeError, match=message):
+        select_range(btc_candles, 219, start, end)
+
+
+def test_a_blow_up_ends_the_backtest_where_the_env_terminates(btc_candles):
+    settings = EnvSettings(max_position_size=20.0)  # 20x leverage: one bad hour ends it
+    result = run_backtest(RandomStrategy(seed=1, trade_prob=0.2), make_env(btc_candles.iloc[:30000], settings))
+    assert result.terminated
+    assert result.equity[-1] < 50.0 and len(result.actions) < 30000 - 220
+    assert len(result.equity) == len(result.actions) + 1 == len(result.times_ms)

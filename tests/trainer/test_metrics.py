@@ -1,0 +1,104 @@
+"""Metrics against values computed by hand, including the edge cases."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from env.portfolio import ClosedTrade
+from trainer.metrics import compute_metrics, periods_per_year
+
+DAY_MS = 86_400_000
+
+
+def trade(net: float, entry_day: int = 0, exit_day: int = 1) -> ClosedTrade:
+    return ClosedTrade(1, 1.0, entry_day * DAY_MS, exit_day * DAY_MS, 100.0, 100.0 + net, net, 0.0, net)
+
+
+def test_periods_per_year_counts_around_the_clock_candles():
+    assert periods_per_year(60_000) == 525_600
+    assert periods_per_year(DAY_MS) == 365
+    with pytest.raises(ValueError):
+        periods_per_year(0)
+
+
+def test_a_small_run_by_hand():
+    # Daily candles: +10%, -5%, +10%.
+    m = compute_metrics([100.0, 110.0, 104.5, 114.95], [1, 1, 0],
+                        [trade(10.0, 0, 2), trade(-5.0, 2, 3), trade(2.5, 3, 4)], fees_paid=1.25, interval_ms=DAY_MS)
+    assert m.total_return == pytest.approx(0.1495)
+    assert m.annualized_return == pytest.approx(1.1495 ** (365 / 3) - 1)
+    # mean 0.05; sample std sqrt((0.05^2 + 0.1^2 + 0.05^2) / 2) = sqrt(0.0075)
+    assert m.sharpe == pytest.approx(0.05 / math.sqrt(0.0075) * math.sqrt(365))
+    # downside deviation sqrt(0.05^2 / 3)
+    assert m.sortino == pytest.approx(0.05 / math.sqrt(0.0025 / 3) * math.sqrt(365))
+    assert m.max_drawdown == pytest.approx(0.05)  # 110 -> 104.5
+    assert m.calmar == pytest.approx(m.annualized_return / 0.05)
+    assert (m.n_trades, m.win_rate, m.profit_factor) == (3, pytest.approx(2 / 3), pytest.approx(12.5 / 5.0))
+    assert m.avg_holding_candles == pytest.approx(4 / 3) and m.avg_holding_hours == pytest.approx(32.0)
+    assert m.exposure == pytest.approx(2 / 3)
+    assert (m.fees_paid, m.final_equity, m.total_pnl, m.n_steps) == (1.25, 114.95, pytest.approx(14.95), 3)
+
+
+def test_no_trades_and_no_volatility_is_all_zeros_and_nones():
+    m = compute_metrics([100.0] * 6, [0] * 5, [], fees_paid=0.0, interval_ms=60_000)
+    assert (m.total_return, m.annualized_return, m.sharpe, m.sortino, m.max_drawdown, m.calmar) == (0, 0, 0, 0, 0, 0)
+    assert (m.n_trades, m.win_rate, m.profit_factor, m.avg_holding_candles, m.avg_holding_hours) == (0, None, None, None, None)
+    assert m.exposure == 0.0
+
+
+def test_all_losses():
+    m = compute_metrics([100.0, 99.0, 97.0], [1, 1], [trade(-1.0), trade(-2.0)], fees_paid=0.0, interval_ms=DAY_MS)
+    assert (m.win_rate, m.profit_factor) == (0.0, 0.0)
+    assert m.max_drawdown == pytest.approx(0.03)
+    r1, r2 = 99 / 100 - 1, 97 / 99 - 1
+    mean = (r1 + r2) / 2
+    assert m.sharpe == pytest.approx(mean / (abs(r1 - r2) / math.sqrt(2)) * math.sqrt(365))
+    assert m.sortino == pytest.approx(mean / math.sqrt((r1**2 + r2**2) / 2) * math.sqrt(365))
+
+
+def test_only_wins_has_unbounded_profit_factor():
+    m = compute_metrics([100.0, 101.0], [1], [trade(1.0)], fees_paid=0.0, interval_ms=DAY_MS)
+    assert (m.win_rate, m.profit_factor) == (1.0, None)
+
+
+def test_constant_positive_return_has_no_volatility_so_ratios_are_unbounded():
+    equity = [100.0 * 1.001 ** k for k in range(50)]
+    m = compute_metrics(equity, [1] * 49, [], fees_paid=0.0, interval_ms=DAY_MS)
+    assert (m.sharpe, m.sortino, m.max_drawdown, m.calmar) == (None, None, 0.0, None)
+
+
+def test_single_step_has_no_sharpe():
+    m = compute_metrics([100.0, 101.0], [1], [], fees_paid=0.0, interval_ms=DAY_MS)
+    assert (m.sharpe, m.sortino) == (None, None)
+
+
+def test_wiped_out_account():
+    m = compute_metrics([100.0, 50.0, 0.0], [1, 1], [], fees_paid=0.0, interval_ms=DAY_MS)
+    assert (m.total_return, m.annualized_return, m.max_drawdown) == (-1.0, -1.0, 1.0)
+
+
+def test_annualising_a_short_spike_overflows_to_none():
+    m = compute_metrics([100.0, 200.0], [1], [], fees_paid=0.0, interval_ms=60_000)
+    assert m.annualized_return is None and m.calmar is None
+
+
+def test_no_steps():
+    m = compute_metrics([100.0], [], [], fees_paid=0.0, interval_ms=60_000)
+    assert (m.total_return, m.annualized_return, m.exposure, m.max_drawdown, m.n_steps) == (0.0, 0.0, 0.0, 0.0, 0)
+
+
+@pytest.mark.parametrize("equity, positions", [
+    ([100.0] * 3, [0, 0]), ([100.0, 200.0], [1]), ([100.0, 0.0], [1]), ([100.0], []), ([100.0, 90.0, 80.0], [1, 1]),
+])
+def test_every_edge_case_is_strict_json(equity, positions):
+    json.dumps(compute_metrics(equity, positions, [], 0.0, 60_000).to_dict(), allow_nan=False)
+
+
+def test_bad_inputs_are_rejected():
+    with pytest.raises(ValueError, match="positions has 1 values; expected one per step \\(2\\)"):
+        compute_metrics([100.0, 101.0, 102.0], [1], [], 0.0, 60_000)
+    with pytest.raises(ValueError, match="starting above 0"):
+        compute_metrics([0.0, 1.0], [1], [], 0.0, 60_000)

@@ -1,0 +1,107 @@
+"""Walk-forward folds never let a model see its test slice; the run writes its outputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from config.settings import EnvSettings
+from strategies.baselines import BuyAndHold, Flat
+from strategies.model_metadata import check_compatible, load_metadata, metadata_path
+from strategies.ppo import PPOStrategy
+from trainer.outputs import write_walk_forward
+from trainer.walk_forward import Fold, PPOTrainer, WalkForwardError, make_folds, walk_forward
+
+
+def test_folds_by_hand():
+    assert make_folds(1000, train=300, test=200, warmup=219) == [
+        Fold(0, 0, 300, 500), Fold(1, 200, 500, 700), Fold(2, 400, 700, 900),
+    ]  # a fourth would need candle 1100 to mark its last decision
+    assert make_folds(1000, train=300, test=200, step=100, max_folds=2, warmup=219) == [
+        Fold(0, 0, 300, 500), Fold(1, 100, 400, 600),
+    ]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_candles": 500, "train": 300, "test": 200}, "500 candles cannot hold one fold"),
+    ({"n_candles": 5000, "train": 220, "test": 200}, "train_candles=220 is too short"),
+])
+def test_fold_errors(kwargs, message):
+    with pytest.raises(WalkForwardError, match=message):
+        make_folds(**kwargs, warmup=219)
+
+
+class RecordingTrainer:
+    """Records what each fold trains on and serves a prepared model (no training)."""
+
+    def __init__(self, model: Path) -> None:
+        self.model = model
+        self.seen: list[pd.DataFrame] = []
+
+    def __call__(self, train, *, seed, model_path, env_settings, extra):
+        self.seen.append(train)
+        model_path.parent.mkdir(parents=True)
+        shutil.copy(self.model, model_path)
+        shutil.copy(metadata_path(self.model), metadata_path(model_path))
+        return model_path
+
+
+def test_no_fold_trains_on_its_test_slice(tmp_path, btc_candles, ppo_model):
+    trainer = RecordingTrainer(ppo_model)
+    candles = btc_candles.iloc[:3000].reset_index(drop=True)
+    result = walk_forward(
+        candles, train_fn=trainer, env_settings=EnvSettings(), baselines=[BuyAndHold(), Flat()],
+        load_model=PPOStrategy.load, train=1000, test=600, out_dir=tmp_path, seed=5,
+    )
+    assert len(result.folds) == len(trainer.seen) == 3
+    for fold, train in zip(result.folds, trainer.seen):
+        test = fold.results["ppo"]
+        first_test_time = candles["open_time_ms"].iloc[fold.fold.train_end]
+        assert train["open_time_ms"].max() < first_test_time == test.times_ms[0]
+        assert len(train) == 1000 and len(test.actions) == 600
+        assert set(fold.results) == {"ppo", "buy_and_hold", "flat"}
+        assert fold.results["buy_and_hold"].times_ms[0] == first_test_time
+    # Back-to-back slices: each fold's last mark is the next fold's first decision.
+    for before, after in zip(result.folds, result.folds[1:]):
+        assert before.results["ppo"].times_ms[-1] == after.results["ppo"].times_ms[0]
+
+    aggregate = result.aggregate()
+    returns = [f.results["buy_and_hold"].metrics.total_return for f in result.folds]
+    assert aggregate["buy_and_hold"]["chained_return"] == pytest.approx(
+        (1 + returns[0]) * (1 + returns[1]) * (1 + returns[2]) - 1)
+    model_returns = [f.results["ppo"].metrics.total_return for f in result.folds]
+    assert aggregate["flat"]["folds_model_beat_it"] == sum(r > 0 for r in model_returns)
+    assert aggregate["ppo"]["folds_model_beat_it"] is None
+
+
+def test_tiny_real_walk_forward_trains_saves_and_reports(tmp_path, btc_candles):
+    candles = btc_candles.iloc[:2200].reset_index(drop=True)
+    settings = EnvSettings()
+    result = walk_forward(
+        candles, train_fn=PPOTrainer(total_timesteps=128, episode_length=64, n_steps=64, symbol="BTCUSDT"),
+        env_settings=settings, baselines=[BuyAndHold(), Flat()], load_model=PPOStrategy.load,
+        train=800, test=300, max_folds=2, out_dir=tmp_path / "wf", seed=3,
+    )
+    assert len(result.folds) == 2
+    for fold in result.folds:
+        meta = load_metadata(fold.model_path)
+        check_compatible(meta, fold.model_path, settings.lookback_window)
+        assert meta.seed == 3 + fold.fold.index and meta.num_timesteps >= 128
+        assert meta.data_range["end_ms"] < candles["open_time_ms"].iloc[fold.fold.train_end]
+        assert meta.extra["walk_forward_fold"]["index"] == fold.fold.index
+        assert (meta.symbol, meta.timeframe) == ("BTCUSDT", "1m")
+
+    paths = write_walk_forward(tmp_path / "wf", result, source="btc.csv.gz", env=settings,
+                               settings={"train_candles": 800, "test_candles": 300})
+    summary = json.loads(paths["summary"].read_text())
+    assert [f["fold"] for f in summary["folds"]] == [1, 2]
+    assert set(summary["aggregate"]) == {"ppo", "buy_and_hold", "flat"}
+    assert summary["folds"][0]["test"]["start"] == pd.Timestamp(
+        int(candles["open_time_ms"].iloc[800]), unit="ms").isoformat()
+    folds_csv = pd.read_csv(paths["folds"])
+    assert len(folds_csv) == 2 * 3 and {"fold", "strategy", "total_return", "sharpe"} <= set(folds_csv.columns)
+    assert paths["report"].stat().st_size > 50_000
