@@ -30,6 +30,7 @@ value exactly; simple averages over a fixed window can, bit for bit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -125,28 +126,34 @@ def rolling_sum(x: npt.NDArray[np.float64], window: int) -> npt.NDArray[np.float
     return total
 
 
+class _ConstantTarget(_TableStrategy):
+    """Wants the same position at every candle."""
+
+    target: ClassVar[Side]
+    label: ClassVar[str]
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    def targets(self, context: MarketContext) -> TargetTable:
+        return np.full((len(context), 3), self.target, dtype=np.int8)
+
+
 @dataclass(frozen=True)
-class Flat(_TableStrategy):
+class Flat(_ConstantTarget):
     """Never holds a position (closes one if it finds one)."""
 
-    @property
-    def name(self) -> str:
-        return "flat"
-
-    def targets(self, context: MarketContext) -> TargetTable:
-        return np.full((len(context), 3), Side.FLAT, dtype=np.int8)
+    target = Side.FLAT
+    label = "flat"
 
 
 @dataclass(frozen=True)
-class BuyAndHold(_TableStrategy):
+class BuyAndHold(_ConstantTarget):
     """Long from the first decision on."""
 
-    @property
-    def name(self) -> str:
-        return "buy_and_hold"
-
-    def targets(self, context: MarketContext) -> TargetTable:
-        return np.full((len(context), 3), Side.LONG, dtype=np.int8)
+    target = Side.LONG
+    label = "buy_and_hold"
 
 
 @dataclass(frozen=True)

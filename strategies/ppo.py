@@ -10,8 +10,8 @@ numpy float64 matrices: one decision is a few µs.
 function in higher precision than torch's float32, so the two can only disagree when the
 two best logits are within torch's rounding error of each other. That error is bounded
 by the size of the terms summed into a logit, ``scale = |h| @ |W| + |b|`` (``h`` the last
-hidden layer): measured at most 2.5e-7 x (1 + scale) on real data, for heads of very
-different sizes. When the top-two gap is below ``TIE_MARGIN x (1 + scale)``, 400 times
+hidden layer; with tanh ``|h| <= 1``, so the head's largest absolute row sum bounds it):
+measured at most 2.5e-7 x (1 + scale) on real data, for heads of very different sizes. When the top-two gap is below ``TIE_MARGIN x (1 + scale)``, 400 times
 that, the decision is handed to SB3's own ``predict``, so a near-tie is settled by the
 same code and arithmetic as in training. Activations other
 than those in :data:`_ACTIVATIONS` make every decision go through ``predict`` (slow but
@@ -43,11 +43,14 @@ TIE_MARGIN = 1e-4
 the decision to SB3 ``predict``."""
 
 FloatArray = npt.NDArray[np.float64]
-_ACTIVATIONS: dict[str, Callable[[FloatArray], FloatArray]] = {
+Activation = Callable[[FloatArray], FloatArray]
+_ACTIVATIONS: dict[str, Activation] = {
     "Tanh": np.tanh,
     "ReLU": lambda x: np.maximum(x, 0.0),
     "Identity": lambda x: x,
 }
+_BOUNDED = {"Tanh"}
+"""Activations with outputs in [-1, 1]: the logit scale then has a fixed bound."""
 
 
 class UnsupportedPolicyError(ValueError):
@@ -58,18 +61,18 @@ class NumpyActor:
     """The actor half of an SB3 ``ActorCriticPolicy`` (MLP, discrete actions) in numpy.
 
     Args:
-        layers: ``(weight (in, out), bias (out,), activation)`` per hidden layer.
+        layers: ``(weight (in, out), bias (out,), activation name)`` per hidden layer.
         head: ``(weight (hidden, n_actions), bias)`` of ``action_net``.
     """
 
-    def __init__(
-        self,
-        layers: Sequence[tuple[FloatArray, FloatArray, Callable[[FloatArray], FloatArray]]],
-        head: tuple[FloatArray, FloatArray],
-    ) -> None:
-        self.layers = list(layers)
+    def __init__(self, layers: Sequence[tuple[FloatArray, FloatArray, str]], head: tuple[FloatArray, FloatArray]) -> None:
+        self.layers = [(weight, bias, _ACTIVATIONS[name]) for weight, bias, name in layers]
         self.head = head
         self._abs_head = (np.abs(head[0]), np.abs(head[1]))
+        # With |h| <= 1 the scale never exceeds the head's largest absolute row sum: a
+        # constant, which saves computing it per decision.
+        bounded = bool(layers) and layers[-1][2] in _BOUNDED
+        self._scale_bound = float((self._abs_head[0].sum(axis=0) + self._abs_head[1]).max()) if bounded else None
 
     @classmethod
     def from_sb3(cls, policy: ActorCriticPolicy) -> NumpyActor:
@@ -78,18 +81,18 @@ class NumpyActor:
         Raises:
             UnsupportedPolicyError: not a flatten + MLP + linear-head policy.
         """
-        from torch import nn
         from stable_baselines3.common.torch_layers import FlattenExtractor
+        from torch import nn
 
         if not isinstance(policy.pi_features_extractor, FlattenExtractor):
             raise UnsupportedPolicyError(f"features extractor {type(policy.pi_features_extractor).__name__}")
-        layers: list[tuple[FloatArray, FloatArray, Callable[[FloatArray], FloatArray]]] = []
+        layers: list[tuple[FloatArray, FloatArray, str]] = []
         for module in policy.mlp_extractor.policy_net:
             if isinstance(module, nn.Linear):
-                layers.append((_weight(module), _bias(module), _ACTIVATIONS["Identity"]))
+                layers.append((_weight(module), _bias(module), "Identity"))
             elif type(module).__name__ in _ACTIVATIONS and layers:
                 weight, bias, _ = layers[-1]
-                layers[-1] = (weight, bias, _ACTIVATIONS[type(module).__name__])
+                layers[-1] = (weight, bias, type(module).__name__)
             else:
                 raise UnsupportedPolicyError(f"layer {module!r} in policy_net")
         head = policy.action_net
@@ -97,21 +100,22 @@ class NumpyActor:
             raise UnsupportedPolicyError(f"action_net {head!r}")
         return cls(layers, (_weight(head), _bias(head)))
 
-        self._abs_head = (np.abs(head[0]), np.abs(head[1]))
-
     def logits(self, obs: npt.NDArray[Any]) -> FloatArray:
         """Logits for one observation ``(d,)`` or a batch ``(n, d)``."""
         return self.logits_and_scale(obs)[0]
 
-    def logits_and_scale(self, obs: npt.NDArray[Any]) -> tuple[FloatArray, FloatArray]:
-        """Logits and, per logit, the size of the terms summed into it (``|h| @ |W| + |b|``),
-        which bounds float32 rounding error in torch's computation of the same logit."""
+    def logits_and_scale(self, obs: npt.NDArray[Any]) -> tuple[FloatArray, float | FloatArray]:
+        """Logits, and an upper bound of the size of the terms summed into any logit
+        (``max(|h| @ |W| + |b|)``, per observation), which bounds the float32 rounding
+        error of torch's computation of the same logits."""
         x = np.asarray(obs, dtype=np.float64)
         for weight, bias, activation in self.layers:
             x = activation(x @ weight + bias)
         weight, bias = self.head
+        if self._scale_bound is not None:
+            return x @ weight + bias, self._scale_bound
         abs_weight, abs_bias = self._abs_head
-        return x @ weight + bias, np.abs(x) @ abs_weight + abs_bias
+        return x @ weight + bias, (np.abs(x) @ abs_weight + abs_bias).max(axis=-1)
 
 
 def _weight(linear: Any) -> FloatArray:
@@ -201,7 +205,7 @@ class PPOStrategy:
         best = max(range(len(logits)), key=logits.__getitem__)
         top = logits[best]
         logits[best] = -np.inf
-        if top - max(logits) < TIE_MARGIN * (1.0 + float(scale.max())):
+        if top - max(logits) < TIE_MARGIN * (1.0 + float(scale)):
             self.delegated += 1
             return Action(self.predict(obs))
         return Action(best)
@@ -214,7 +218,7 @@ class PPOStrategy:
         logits, scale = self._actor.logits_and_scale(obs)
         actions = np.argmax(logits, axis=1).astype(np.int64)
         ranked = np.sort(logits, axis=1)
-        for i in np.flatnonzero(ranked[:, -1] - ranked[:, -2] < TIE_MARGIN * (1.0 + scale.max(axis=1))):
+        for i in np.flatnonzero(ranked[:, -1] - ranked[:, -2] < TIE_MARGIN * (1.0 + np.asarray(scale))):
             self.delegated += 1
             actions[i] = self.predict(obs[i])
         return actions

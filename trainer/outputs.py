@@ -140,8 +140,9 @@ def write_walk_forward(out_dir: Path, result: WalkForwardResult, *, source: str,
     pd.DataFrame(rows).to_csv(paths["folds"], index=False)
     plot_walk_forward(
         times, result.candles["close"].to_numpy(), [f.results for f in result.folds], result.strategy, paths["report"],
-        title=f"Walk-forward on {Path(source).name}: {len(result.folds)} folds, "
-              f"train {settings.get('train_candles')} / test {settings.get('test_candles')} candles",
+        title=f"Walk-forward on {Path(source).name}: {len(result.folds)} folds, train {settings.get('train_candles'):,} / "
+              f"test {settings.get('test_candles'):,} candles" + (
+                  f", PPO {settings['total_timesteps']:,} timesteps per fold" if "total_timesteps" in settings else ""),
     )
     return paths
 

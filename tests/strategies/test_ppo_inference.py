@@ -51,7 +51,7 @@ def test_logits_agree_with_torch_far_inside_the_tie_margin(decisive_ppo_model, e
     with torch.no_grad():
         reference = policy.action_net(policy.mlp_extractor.forward_actor(torch.as_tensor(eth_observations))).numpy()
     ours, scale = NumpyActor.from_sb3(policy).logits_and_scale(eth_observations)
-    error = np.abs(ours - reference) / (1.0 + scale)
+    error = np.abs(ours - reference) / (1.0 + np.reshape(scale, (-1, 1)))
     assert error.max() < ppo_module.TIE_MARGIN / 100
 
 
