@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.common import SAMPLE, best_of
 from config.settings import EnvSettings
 from env.candles import load_candles
-from env.crypto_trading_env import SAMPLE_CANDLES, CryptoTradingEnv
+from env.crypto_trading_env import CryptoTradingEnv
 from strategies.baselines import SmaCross
 from strategies.model_metadata import ModelMetadata
 from strategies.ppo import PPOStrategy
@@ -41,15 +42,6 @@ def seed_snippet(model, env: CryptoTradingEnv) -> tuple[list[int], float]:
         actions.append(int(action))
         done = terminated or truncated
     return actions, info["total_pnl"]
-
-
-def best_of(repeat: int, fn):
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def latency_us(fn, observations: np.ndarray) -> tuple[float, float]:
@@ -81,16 +73,16 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=20_000, help="timesteps of the trained model")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    candles = load_candles(SAMPLE_CANDLES)
+    candles = load_candles(SAMPLE)
     settings = EnvSettings()
     tmp = Path(tempfile.mkdtemp(prefix="bench_backtest_"))
     models = {
         "default MlpPolicy, untrained": default_model(tmp / "default.zip", candles),
-        f"trained {args.train_steps:,} steps": PPOTrainer(args.train_steps, 2_000)(
+        f"trained {args.train_steps:,} steps": PPOTrainer(args.train_steps)(
             candles.iloc[:15_000].reset_index(drop=True), seed=0, model_path=tmp / "trained.zip",
             env_settings=settings, extra={}),
     }
-    print(f"{len(candles):,} candles ({SAMPLE_CANDLES.name}), torch threads {torch.get_num_threads()}, "
+    print(f"{len(candles):,} candles ({SAMPLE.name}), torch threads {torch.get_num_threads()}, "
           f"best of {args.repeat}\n")
     header = f"{'model':<30} {'seed snippet c/s':>17} {'backtest c/s':>13} {'speed-up':>9} {'delegated':>10} " \
              f"{'act p50/p99 us':>15} {'predict p50/p99 us':>19}"
@@ -100,10 +92,12 @@ def main() -> None:
         strategy = PPOStrategy.load(path, lookback_window=settings.lookback_window)
         snippet_env = CryptoTradingEnv(candles, initial_balance=100.0)
         env = make_env(candles, settings)
-        t_snippet, (snippet_actions, snippet_pnl) = best_of(args.repeat, lambda: seed_snippet(strategy.model, snippet_env))
-        strategy.delegated = 0
-        t_fast, result = best_of(args.repeat, lambda: run_backtest(strategy, env))
+        snippet_actions, snippet_pnl = seed_snippet(strategy.model, snippet_env)
+        result = run_backtest(strategy, env)
         assert result.actions.tolist() == snippet_actions and result.total_pnl == snippet_pnl, "paths disagree"
+        t_snippet = best_of(args.repeat, lambda: seed_snippet(strategy.model, snippet_env))
+        strategy.delegated = 0
+        t_fast = best_of(args.repeat, lambda: run_backtest(strategy, env))
         n = len(snippet_actions)
         observations = _observations(env, result.actions)
         act_p50, act_p99 = latency_us(strategy.act, observations)
@@ -111,7 +105,7 @@ def main() -> None:
         print(f"{label:<30} {n / t_snippet:>17,.0f} {n / t_fast:>13,.0f} {t_snippet / t_fast:>8.1f}x "
               f"{strategy.delegated / (n * args.repeat):>9.3%} {act_p50:>7.1f}/{act_p99:<7.1f} "
               f"{pred_p50:>9.1f}/{pred_p99:<9.1f}")
-    t_sma, result = best_of(args.repeat, lambda: run_backtest(SmaCross(), env))
+    t_sma = best_of(args.repeat, lambda: run_backtest(SmaCross(), env))
     print(f"\nbaseline sma:fast=10,slow=50 through the same backtester: {len(result.actions) / t_sma:,.0f} candles/s")
 
 

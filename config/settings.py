@@ -258,8 +258,9 @@ class EvaluationSettings(_Section):
         None, ge=1, description="walk-forward: how far the window moves per fold (default: test_candles, no overlap)"
     )
     max_folds: int | None = Field(None, ge=1, description="walk-forward: stop after this many folds (default: all that fit)")
-    total_timesteps: int = Field(50_000, ge=64, description="walk-forward default trainer: PPO timesteps per fold")
-    episode_length: int = Field(2_000, ge=16, description="walk-forward default trainer: steps per training episode")
+    total_timesteps: int = Field(
+        50_000, ge=64, description="walk-forward: PPO timesteps per fold (other hyperparameters come from [train])"
+    )
     seed: int = Field(0, ge=0, description="walk-forward: seed of fold 1 (fold k uses seed + k - 1)")
 
     @field_validator("strategy")

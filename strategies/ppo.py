@@ -128,6 +128,45 @@ def _bias(linear: Any) -> FloatArray:
     return linear.bias.detach().cpu().numpy().astype(np.float64)
 
 
+def load_ppo(path: str | Path, *, lookback_window: int | None = None, device: str = "cpu", **kwargs: Any) -> PPO:
+    """Load an SB3 PPO zip saved by Shadow's trainer, after checking its metadata.
+
+    The metadata is checked before torch unpickles anything, and the loaded policy must
+    take the observation the metadata describes and choose among the four actions.
+
+    Args:
+        path: the model zip.
+        lookback_window: the lookback the caller's env uses; refused if the model differs.
+        device: torch device.
+        kwargs: passed to :meth:`PPO.load` (``env=``, ``tensorboard_log=`` ...).
+
+    Raises:
+        ModelMismatchError: no such file, missing or bad metadata, a feature spec,
+            lookback, observation or action space this code does not serve, or a zip SB3
+            cannot load.
+    """
+    from gymnasium import spaces
+    from stable_baselines3 import PPO
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelMismatchError(f"{path}: no such model file")
+    metadata = load_metadata(path)
+    check_compatible(metadata, path, lookback_window)
+    try:
+        model = PPO.load(path, device=device, **kwargs)
+    except Exception as exc:  # SB3 raises anything from zipfile, pickle or torch here
+        raise ModelMismatchError(f"{path}: not a loadable SB3 PPO model ({type(exc).__name__}: {exc})") from None
+    if model.observation_space.shape != (metadata.observation_size,):
+        raise ModelMismatchError(
+            f"{path}: the policy takes observations of shape {model.observation_space.shape}, "
+            f"its metadata says ({metadata.observation_size},)"
+        )
+    if not isinstance(model.action_space, spaces.Discrete) or model.action_space.n != len(Action):
+        raise ModelMismatchError(f"{path}: action space {model.action_space} is not Discrete({len(Action)})")
+    return model
+
+
 class PPOStrategy:
     """A trained SB3 PPO model behind the :class:`~strategies.base.Strategy` protocol.
 
@@ -152,36 +191,9 @@ class PPOStrategy:
 
     @classmethod
     def load(cls, path: str | Path, lookback_window: int | None = None) -> PPOStrategy:
-        """Load ``path`` (an SB3 zip with its ``.meta.json``) once.
-
-        Args:
-            path: the model zip.
-            lookback_window: the lookback the env will use; refused if the model differs.
-
-        Raises:
-            ModelMismatchError: missing file or metadata, incompatible features or
-                lookback, or a zip SB3 cannot load.
-        """
-        path = Path(path)
-        if not path.is_file():
-            raise ModelMismatchError(f"{path}: model file not found")
-        metadata = load_metadata(path)
-        check_compatible(metadata, path, lookback_window)
-        from gymnasium import spaces
-        from stable_baselines3 import PPO
-
-        try:
-            model = PPO.load(path, device="cpu")
-        except Exception as exc:  # SB3 raises anything from zipfile, pickle or torch here
-            raise ModelMismatchError(f"{path}: not a loadable SB3 PPO model ({type(exc).__name__}: {exc})") from None
-        if model.observation_space.shape != (metadata.observation_size,):
-            raise ModelMismatchError(
-                f"{path}: observation space {model.observation_space.shape} does not match its metadata "
-                f"({metadata.observation_size},)"
-            )
-        if not isinstance(model.action_space, spaces.Discrete) or model.action_space.n != len(Action):
-            raise ModelMismatchError(f"{path}: action space {model.action_space} is not Discrete({len(Action)})")
-        return cls(model, path, metadata)
+        """Load ``path`` (an SB3 zip with its ``.meta.json``) once; see :func:`load_ppo`."""
+        model = load_ppo(path, lookback_window=lookback_window)
+        return cls(model, Path(path), load_metadata(path))
 
     @property
     def name(self) -> str:

@@ -1,4 +1,4 @@
-"""Shared fixtures: the bundled real candles and small synthetic frames."""
+"""Shared fixtures: the bundled real candles, small synthetic frames, small PPO models."""
 
 from __future__ import annotations
 
@@ -49,12 +49,12 @@ def ppo_model(tmp_path_factory: pytest.TempPathFactory, btc_candles: pd.DataFram
     """A PPO model briefly trained (2,048 steps) on real BTC candles, saved with metadata."""
     import torch
 
-    from config.settings import EnvSettings
+    from config.settings import EnvSettings, TrainSettings
     from trainer.walk_forward import PPOTrainer
 
     torch.set_num_threads(1)
     path = tmp_path_factory.mktemp("ppo") / "model.zip"
-    trainer = PPOTrainer(total_timesteps=2048, episode_length=256, symbol="BTCUSDT", n_steps=512)
+    trainer = PPOTrainer(2048, TrainSettings(episode_length=256, n_steps=512, n_envs=1), symbol="BTCUSDT")
     return trainer(btc_candles.iloc[:4000].reset_index(drop=True), seed=0, model_path=path,
                    env_settings=EnvSettings(), extra={})
 

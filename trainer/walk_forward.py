@@ -15,7 +15,8 @@ training window) as feature warm-up; nothing is decided on them. Each fold's tes
 is backtested for the model and for every baseline through :mod:`trainer.backtest`.
 
 Training is pluggable (:class:`TrainFn`); :class:`PPOTrainer` is a small default that
-trains SB3 PPO directly on ``CryptoTradingEnv`` with random-start episodes.
+trains SB3 PPO directly on ``CryptoTradingEnv`` with random-start episodes and the
+``[train]`` hyperparameters.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from config.errors import UserError
-from config.settings import EnvSettings
+from config.settings import EnvSettings, TrainSettings
 from env.candles import infer_interval_ms
 from env.features import WARMUP_CANDLES
 from strategies.base import Strategy
@@ -107,50 +108,62 @@ class TrainFn(Protocol):
 
 @dataclass(frozen=True)
 class PPOTrainer:
-    """Default :class:`TrainFn`: SB3 PPO (``MlpPolicy``, SB3's default hyperparameters)
-    on ``CryptoTradingEnv`` with random-start episodes of ``episode_length`` steps.
+    """Default :class:`TrainFn`: SB3 PPO (``MlpPolicy``) with the ``[train]`` hyperparameters
+    ``shadow train`` uses (learning rate, n_steps, batch size, epochs, gamma, n_envs,
+    episode_length, torch threads), on random-start ``CryptoTradingEnv`` episodes in one
+    process (``DummyVecEnv``, the trainer's default). No validation, checkpoints or logs: a
+    fold is one ``learn`` call.
 
     Args:
         total_timesteps: environment steps per fold.
-        episode_length: steps per training episode.
-        symbol: recorded in the model metadata.
-        n_steps: rollout length (capped to ``total_timesteps``).
+        args: the ``[train]`` settings.
+        symbol: recorded in the model metadata (default: ``args.symbol``).
     """
 
     total_timesteps: int
-    episode_length: int = 2_000
-    symbol: str = "UNKNOWN"
-    n_steps: int = 2_048
+    args: TrainSettings = TrainSettings()
+    symbol: str | None = None
 
     def __call__(self, train: pd.DataFrame, *, seed: int, model_path: Path, env_settings: EnvSettings,
                  extra: dict[str, Any]) -> Path:
         import torch
         from stable_baselines3 import PPO
+        from stable_baselines3.common.utils import set_random_seed
+        from stable_baselines3.common.vec_env import DummyVecEnv
 
         from env.crypto_trading_env import CryptoTradingEnv
+        from trainer.model_io import save_with_metadata
 
-        torch.set_num_threads(1)
-        env = CryptoTradingEnv.from_settings(train, env_settings, random_start=True, episode_length=self.episode_length)
-        n_steps = max(64, min(self.n_steps, self.total_timesteps))
-        hyperparameters = {"policy": "MlpPolicy", "n_steps": n_steps, "batch_size": 64,
-                           "episode_length": self.episode_length, "total_timesteps": self.total_timesteps}
-        model = PPO("MlpPolicy", env, n_steps=n_steps, batch_size=64, seed=seed, device="cpu", verbose=0)
+        args = self.args
+        torch.set_num_threads(args.torch_threads)
+        set_random_seed(seed)
+        env = DummyVecEnv([
+            lambda: CryptoTradingEnv.from_settings(train, env_settings, random_start=True,
+                                                   episode_length=args.episode_length)
+        ] * args.n_envs)
+        # A small fold budget still gets a few updates: the rollout never exceeds it.
+        n_steps = max(8, min(args.n_steps, self.total_timesteps // args.n_envs))
+        batch_size = max(2, min(args.batch_size, n_steps * args.n_envs))
+        hyperparameters = {
+            "algorithm": "PPO", "policy": "MlpPolicy", "learning_rate": args.learning_rate, "n_steps": n_steps,
+            "batch_size": batch_size, "n_epochs": args.n_epochs, "gamma": args.gamma, "n_envs": args.n_envs,
+            "episode_length": args.episode_length, "total_timesteps": self.total_timesteps,
+        }
+        model = PPO("MlpPolicy", env, learning_rate=args.learning_rate, n_steps=n_steps, batch_size=batch_size,
+                    n_epochs=args.n_epochs, gamma=args.gamma, seed=seed, device="cpu", verbose=0)
         model.learn(total_timesteps=self.total_timesteps)
-        model_path.parent.mkdir(parents=True, exist_ok=True)
-        model.save(model_path)
-        times = env.candles["open_time_ms"].to_numpy()
-        ModelMetadata.for_current_code(
+        times = train["open_time_ms"].to_numpy()
+        return save_with_metadata(model, model_path, lambda num_timesteps: ModelMetadata.for_current_code(
             lookback_window=env_settings.lookback_window,
-            env=env_settings.model_dump(),
-            symbol=self.symbol,
+            env=env_settings.model_dump(mode="json"),
+            symbol=self.symbol or args.symbol,
             timeframe=_timeframe(infer_interval_ms(times)),
             data_range={"start_ms": int(times[0]), "end_ms": int(times[-1]), "n_candles": len(times)},
             hyperparameters=hyperparameters,
             seed=seed,
-            num_timesteps=int(model.num_timesteps),
+            num_timesteps=num_timesteps,
             extra={"trainer": "trainer.walk_forward.PPOTrainer"} | extra,
-        ).save_beside(model_path)
-        return model_path
+        ))
 
 
 @dataclass

@@ -94,7 +94,9 @@ def evaluate(
     folds: Annotated[Optional[int], typer.Option("--folds", help="at most this many folds")] = None,
     timesteps: Annotated[Optional[int], typer.Option("--timesteps", help="PPO timesteps per fold")] = None,
     seed: Annotated[Optional[int], typer.Option(help="seed of fold 1")] = None,
-    symbol: Annotated[str, typer.Option(help="symbol recorded in each model's metadata")] = "UNKNOWN",
+    symbol: Annotated[
+        Optional[str], typer.Option(help="symbol recorded in each model's metadata (default: \\[train] symbol)")
+    ] = None,
     out: OutOption = None,
     force: ForceOption = False,
     repair: RepairOption = False,
@@ -121,7 +123,7 @@ def evaluate(
     lookback = settings.env.lookback_window
     result = run_walk_forward(
         frame,
-        train_fn=PPOTrainer(ev.total_timesteps, ev.episode_length, symbol=symbol),
+        train_fn=PPOTrainer(ev.total_timesteps, settings.train, symbol=symbol),
         env_settings=settings.env,
         baselines=_baselines(settings, exclude=""),
         load_model=lambda path: PPOStrategy.load(path, lookback_window=lookback),

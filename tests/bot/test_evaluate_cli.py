@@ -54,7 +54,7 @@ def test_backtest_runs_a_ppo_model(tmp_path, monkeypatch, capsys, ppo_model):
     (["--candles", "missing.csv"], "missing.csv: file not found"),
     (["--from", "March"], "--from 'March' is not a date"),
     (["--from", "2025-01-01"], "no candles in [2025-01-01, end)"),
-    (["-s", "ppo:nowhere.zip"], "nowhere.zip: model file not found"),
+    (["-s", "ppo:nowhere.zip"], "nowhere.zip: no such model file"),
 ])
 def test_backtest_bad_input_is_one_clear_line(tmp_path, monkeypatch, capsys, args, message):
     code, out, err = run(monkeypatch, capsys, "backtest", *args, "--out", str(tmp_path / "bt"))

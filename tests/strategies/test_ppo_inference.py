@@ -94,7 +94,7 @@ def test_unsupported_activation_falls_back_to_predict(tmp_path, ppo_model, eth_c
 
 
 def test_missing_model_file_is_a_clear_error(tmp_path):
-    with pytest.raises(ModelMismatchError, match="model file not found"):
+    with pytest.raises(ModelMismatchError, match="no such model file"):
         PPOStrategy.load(tmp_path / "nope.zip")
 
 
@@ -124,5 +124,5 @@ def test_metadata_that_lies_about_the_observation_is_refused(tmp_path, ppo_model
     meta = json.loads(metadata_path(ppo_model).read_text())
     meta["lookback_window"], meta["observation_size"] = 10, 155
     metadata_path(path).write_text(json.dumps(meta))
-    with pytest.raises(ModelMismatchError, match=r"observation space \(305,\) does not match"):
+    with pytest.raises(ModelMismatchError, match=r"takes observations of shape \(305,\), its metadata says \(155,\)"):
         PPOStrategy.load(path)

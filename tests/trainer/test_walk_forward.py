@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from config.settings import EnvSettings
+from config.settings import EnvSettings, TrainSettings
 from strategies.baselines import BuyAndHold, Flat
 from strategies.model_metadata import check_compatible, load_metadata, metadata_path
 from strategies.ppo import PPOStrategy
@@ -82,7 +82,7 @@ def test_tiny_real_walk_forward_trains_saves_and_reports(tmp_path, btc_candles):
     candles = btc_candles.iloc[:2200].reset_index(drop=True)
     settings = EnvSettings()
     result = walk_forward(
-        candles, train_fn=PPOTrainer(total_timesteps=128, episode_length=64, n_steps=64, symbol="BTCUSDT"),
+        candles, train_fn=PPOTrainer(128, TrainSettings(episode_length=64, n_steps=64, n_envs=1), symbol="BTCUSDT"),
         env_settings=settings, baselines=[BuyAndHold(), Flat()], load_model=PPOStrategy.load,
         train=800, test=300, max_folds=2, out_dir=tmp_path / "wf", seed=3,
     )
