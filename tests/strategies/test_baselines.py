@@ -18,6 +18,7 @@ from strategies.baselines import (
     candle_uniforms,
     cutler_rsi,
 )
+from tests.conftest import make_candles
 from trainer.backtest import make_env, run_backtest
 
 WARMUP = 219  # first decision candle with the default lookback of 20 (200 warm-up + 19)
@@ -25,13 +26,8 @@ T0 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000
 
 
 def candles(segment: list[float]) -> pd.DataFrame:
-    """Flat warm-up candles at the segment's first price, then ``segment`` (index WARMUP
-    onwards); each candle's OHLC is its close, one minute apart."""
-    closes = [segment[0]] * WARMUP + segment
-    return pd.DataFrame({
-        "timestamp": T0 + 60_000 * np.arange(len(closes)),
-        "open": closes, "high": closes, "low": closes, "close": closes, "volume": 1.0,
-    })
+    """Warm-up candles at the segment's first price, then ``segment`` (index WARMUP on)."""
+    return make_candles([segment[0]] * WARMUP + segment, start_ms=T0)
 
 
 def trades_of(strategy, segment: list[float]) -> tuple[list[tuple], object]:
