@@ -4,8 +4,9 @@ Baseline (named in the issue): the seed README's backtest snippet, ``model.predi
 deterministic=True)`` + ``env.step(action)`` until the episode ends, on the same env and
 candles. Candidate: ``trainer.backtest.run_backtest`` with ``PPOStrategy`` (numpy actor).
 
-Both run over the bundled 30,240 real BTCUSDT 1m candles (30,020 decisions), one torch
-thread, best of ``--repeat`` runs. Latency is one ``act(obs)`` call on real observations,
+Both run over the bundled 30,240 real BTCUSDT 1m candles, 30,020 decisions (the env's
+blow-up stop is moved to a 100% loss, ``max_loss=1.0``, so a losing model still runs the
+whole series), one torch thread, best of ``--repeat`` runs. Latency is one ``act(obs)`` call on real observations,
 ``time.perf_counter_ns`` around each call. Run from the repository root:
 
     python -m benchmarks.bench_backtest [--repeat 3] [--train-steps 20000]
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import SAMPLE, best_of
-from config.settings import EnvSettings
+from config.settings import EnvSettings, RewardSettings
 from env.candles import load_candles
 from env.crypto_trading_env import CryptoTradingEnv
 from strategies.baselines import SmaCross
@@ -74,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     candles = load_candles(SAMPLE)
-    settings = EnvSettings()
+    settings = EnvSettings(reward=RewardSettings(max_loss=1.0))
     tmp = Path(tempfile.mkdtemp(prefix="bench_backtest_"))
     models = {
         "default MlpPolicy, untrained": default_model(tmp / "default.zip", candles),
@@ -84,13 +85,13 @@ def main() -> None:
     }
     print(f"{len(candles):,} candles ({SAMPLE.name}), torch threads {torch.get_num_threads()}, "
           f"best of {args.repeat}\n")
-    header = f"{'model':<30} {'seed snippet c/s':>17} {'backtest c/s':>13} {'speed-up':>9} {'delegated':>10} " \
+    header = f"{'model':<30} {'decisions':>9} {'seed snippet c/s':>17} {'backtest c/s':>13} {'speed-up':>9} {'delegated':>10} " \
              f"{'act p50/p99 us':>15} {'predict p50/p99 us':>19}"
     print(header)
     print("-" * len(header))
     for label, path in models.items():
         strategy = PPOStrategy.load(path, lookback_window=settings.lookback_window)
-        snippet_env = CryptoTradingEnv(candles, initial_balance=100.0)
+        snippet_env = CryptoTradingEnv.from_settings(candles, settings)
         env = make_env(candles, settings)
         snippet_actions, snippet_pnl = seed_snippet(strategy.model, snippet_env)
         result = run_backtest(strategy, env)
@@ -102,11 +103,12 @@ def main() -> None:
         observations = _observations(env, result.actions)
         act_p50, act_p99 = latency_us(strategy.act, observations)
         pred_p50, pred_p99 = latency_us(strategy.predict, observations[:5000])
-        print(f"{label:<30} {n / t_snippet:>17,.0f} {n / t_fast:>13,.0f} {t_snippet / t_fast:>8.1f}x "
+        print(f"{label:<30} {n:>9,} {n / t_snippet:>17,.0f} {n / t_fast:>13,.0f} {t_snippet / t_fast:>8.1f}x "
               f"{strategy.delegated / (n * args.repeat):>9.3%} {act_p50:>7.1f}/{act_p99:<7.1f} "
               f"{pred_p50:>9.1f}/{pred_p99:<9.1f}")
+    steps = len(run_backtest(SmaCross(), env).actions)
     t_sma = best_of(args.repeat, lambda: run_backtest(SmaCross(), env))
-    print(f"\nbaseline sma:fast=10,slow=50 through the same backtester: {len(result.actions) / t_sma:,.0f} candles/s")
+    print(f"\nbaseline sma:fast=10,slow=50 through the same backtester: {steps / t_sma:,.0f} candles/s")
 
 
 def _observations(env: CryptoTradingEnv, actions: np.ndarray) -> np.ndarray:
