@@ -156,6 +156,7 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
             if fill.trade is not None:
                 realized_net += fill.trade.net_pnl
         unrealized_before = portfolio.unrealized_pnl
+        decision_equity = portfolio.equity
         t += 1
         self._t = t
         equity = portfolio.mark(self._closes[t])
@@ -168,6 +169,7 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
             self.render()
         info = self._info()
         info["fills"] = len(fills)
+        info["decision_equity"] = decision_equity
         return self._observations.at(t, portfolio), reward, blew_up, t >= self._end and not blew_up, info
 
     def render(self) -> None:
@@ -183,6 +185,11 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
     def current_index(self) -> int:
         """Index (into :attr:`candles`) of the candle the next action is taken at."""
         return self._t
+
+    @property
+    def current_time_ms(self) -> int:
+        """Open time (epoch ms) of the candle the next action is taken at."""
+        return self._times_ms[self._t]
 
     def _observation(self) -> Observation:
         return self._observations.at(self._t, self.portfolio)

@@ -23,10 +23,11 @@ import numpy.typing as npt
 import pandas as pd
 
 from config.errors import UserError
-from config.settings import EnvSettings
+from config.settings import EnvSettings, RiskSettings
 from env.candles import infer_interval_ms
 from env.crypto_trading_env import CryptoTradingEnv
 from env.portfolio import ClosedTrade, Fill
+from env.risk import RiskEvent, RiskGuard
 from strategies.base import MarketContext, Strategy
 from trainer.metrics import Metrics, compute_metrics
 
@@ -55,8 +56,10 @@ class BacktestResult:
     """Everything one run produced.
 
     ``times_ms``, ``closes`` and ``equity`` have ``n + 1`` entries: the first decision
-    candle, then the candle after each step. ``actions`` and ``positions`` have ``n``: the
-    action at each decision candle and the position held from it to the next close.
+    candle, then the candle after each step. ``actions``, ``positions`` and
+    ``decision_equity`` have ``n``: the action at each decision candle, the position held
+    from it to the next close, and the equity right after its fills (what the live
+    ledger's ``equity`` table records for that candle).
     """
 
     strategy: str
@@ -65,12 +68,14 @@ class BacktestResult:
     equity: npt.NDArray[np.float64]
     actions: npt.NDArray[np.int8]
     positions: npt.NDArray[np.int8]
+    decision_equity: npt.NDArray[np.float64]
     fills: list[Fill]
     trades: list[ClosedTrade]
     open_position: OpenPosition | None
     final_info: dict[str, Any]
     interval_ms: int
     terminated: bool
+    risk_events: list[RiskEvent] = field(default_factory=list)
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
@@ -90,7 +95,8 @@ def make_env(candles: pd.DataFrame, settings: EnvSettings) -> CryptoTradingEnv:
     return CryptoTradingEnv.from_settings(candles, settings, random_start=False, episode_length=None)
 
 
-def run_backtest(strategy: Strategy, env: CryptoTradingEnv, start_index: int | None = None) -> BacktestResult:
+def run_backtest(strategy: Strategy, env: CryptoTradingEnv, start_index: int | None = None,
+                 risk: RiskSettings | None = None) -> BacktestResult:
     """Run ``strategy`` from candle ``start_index`` (default: the env's first step) to the
     end of the env's candles, or until the env terminates (blow-up).
 
@@ -98,25 +104,34 @@ def run_backtest(strategy: Strategy, env: CryptoTradingEnv, start_index: int | N
         strategy: what decides.
         env: built by :func:`make_env`; it is reset here, so it can be reused.
         start_index: first decision candle (index into ``env.candles``).
+        risk: apply the live engine's risk guard (``[risk]``) between the strategy and the
+            fill, so the backtest decides what the daemon would; ``None``: no guard.
     """
     start = env.first_step if start_index is None else start_index
     obs, info = env.reset(options={"start_index": start})
     decide = strategy.prepare(MarketContext.from_candles(env.candles))
+    guard = None if risk is None else RiskGuard.from_settings(risk.max_drawdown, risk.daily_loss_limit)
+    risk_events: list[RiskEvent] = []
     n_max = env.last_step - start
     equity = np.empty(n_max + 1)
     actions = np.zeros(n_max, dtype=np.int8)
     positions = np.zeros(n_max, dtype=np.int8)
+    decision_equity = np.empty(n_max)
     equity[0] = info["equity"]
     fills: list[Fill] = []
     step = env.step
     k, terminated = 0, False
     while k < n_max:
         action = decide(env.current_index, obs)
+        if guard is not None:
+            action, events = guard.check(action, env.portfolio, env.current_time_ms)
+            risk_events.extend(events)
         obs, _, terminated, truncated, info = step(action)
         if env.last_fills:
             fills.extend(env.last_fills)
         actions[k] = action
         positions[k] = info["position"]
+        decision_equity[k] = info["decision_equity"]
         k += 1
         equity[k] = info["equity"]
         if terminated or truncated:
@@ -131,20 +146,23 @@ def run_backtest(strategy: Strategy, env: CryptoTradingEnv, start_index: int | N
         equity=equity[: k + 1],
         actions=actions[:k],
         positions=positions[:k],
+        decision_equity=decision_equity[:k],
         fills=fills,
         trades=[f.trade for f in fills if f.trade is not None],
         open_position=_open_position(env),
         final_info=info,
         interval_ms=infer_interval_ms(env.candles["open_time_ms"].to_numpy()),
         terminated=bool(terminated),
+        risk_events=risk_events,
     )
 
 
 def run_comparison(
-    strategies: Sequence[Strategy], env: CryptoTradingEnv, start_index: int | None = None
+    strategies: Sequence[Strategy], env: CryptoTradingEnv, start_index: int | None = None,
+    risk: RiskSettings | None = None,
 ) -> list[BacktestResult]:
     """Backtest several strategies on the same env and start candle."""
-    return [run_backtest(s, env, start_index) for s in strategies]
+    return [run_backtest(s, env, start_index, risk) for s in strategies]
 
 
 def _open_position(env: CryptoTradingEnv) -> OpenPosition | None:
