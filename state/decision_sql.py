@@ -7,13 +7,16 @@ then fills with their trades, the position and the equity row.
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import asdict, astuple, fields
 from typing import Any
 
 from env.portfolio import PortfolioState
+from env.risk import RiskState
 from state.records import DecisionRecord
 
 STATE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(PortfolioState))
+RISK_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(RiskState))
+RISK_COLUMNS: tuple[str, ...] = tuple(f"risk_{name}" for name in RISK_FIELDS)
 
 _DECISION_COLUMNS = ("symbol", "interval", "open_time_ms", "action", "obs_hash", "strategy", "model_version",
                      "latency_ms", "decided_ms", "run_id")
@@ -46,7 +49,7 @@ INSERT_TRADE = (
 )
 
 POSITION_COLUMNS: tuple[str, ...] = ("symbol", "interval", "open_time_ms", "decision_id", "initial_balance",
-                                     *STATE_FIELDS, "equity", "unrealized_pnl")
+                                     *STATE_FIELDS, "equity", "unrealized_pnl", *RISK_COLUMNS)
 UPSERT_POSITION = (
     f"INSERT INTO positions ({', '.join(POSITION_COLUMNS)}) VALUES ({', '.join(':' + c for c in POSITION_COLUMNS)}) "
     "ON CONFLICT (symbol) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in POSITION_COLUMNS[1:])
@@ -85,7 +88,7 @@ def after_decision(record: DecisionRecord, decision_id: int) -> list[tuple[str, 
     statements.append((UPSERT_POSITION, asdict(state) | {
         "symbol": c.symbol, "interval": c.interval, "open_time_ms": c.open_time_ms, "decision_id": decision_id,
         "initial_balance": record.initial_balance, "equity": record.equity, "unrealized_pnl": record.unrealized_pnl,
-    }))
+    } | {column: value for column, value in zip(RISK_COLUMNS, astuple(record.risk), strict=True)}))
     statements.append((INSERT_EQUITY, {
         "symbol": c.symbol, "open_time_ms": c.open_time_ms, "decision_id": decision_id, "close": c.close,
         "side": state.side, "cash": state.cash, "unrealized_pnl": record.unrealized_pnl, "equity": record.equity,

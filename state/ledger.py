@@ -15,9 +15,10 @@ the same writer: :attr:`Ledger.registry` and :attr:`Ledger.journal`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import aiosqlite
 import pandas as pd
@@ -25,10 +26,12 @@ import pandas as pd
 from config.settings import LedgerSettings
 from env.candles import RepairPolicy
 from env.portfolio import PortfolioState
+from env.risk import RiskState
 from env.types import Candle
 from state.candle_store import INSERT_CANDLE, SELECT_CANDLES, candle_params, candles_frame, select_candles_params
 from state.database import Synchronous
 from state.decision_sql import (
+    RISK_COLUMNS,
     INSERT_DECISION,
     SELECT_DECISION,
     SELECT_POSITION_KEY,
@@ -44,7 +47,8 @@ from state.writer import WriterConnection
 
 log = logging.getLogger(__name__)
 
-_SELECT_RESUME = f"SELECT symbol, interval, open_time_ms, initial_balance, {', '.join(STATE_FIELDS)} FROM positions"
+_SELECT_RESUME = (f"SELECT symbol, interval, open_time_ms, initial_balance, {', '.join(STATE_FIELDS)}, "
+                  f"{', '.join(RISK_COLUMNS)} FROM positions")
 
 
 class Ledger:
@@ -131,7 +135,8 @@ class Ledger:
         return {
             row[0]: ResumePoint(
                 symbol=row[0], interval=row[1], open_time_ms=row[2], initial_balance=row[3],
-                state=PortfolioState(**dict(zip(STATE_FIELDS, row[4:], strict=True))),
+                state=PortfolioState(**dict(zip(STATE_FIELDS, row[4:4 + len(STATE_FIELDS)], strict=True))),
+                risk=_risk_state(row[4 + len(STATE_FIELDS):]),
             )
             for row in rows
         }
@@ -158,3 +163,8 @@ class Ledger:
         a gap raises :class:`~env.candles.CandleDataError` unless ``repair`` fills it."""
         rows = await self._writer.read(SELECT_CANDLES, select_candles_params(symbol, interval, start_ms, end_ms))
         return candles_frame(rows, f"ledger {self.path} {symbol} {interval}", repair)
+
+
+def _risk_state(values: Sequence[Any]) -> RiskState:
+    day, day_start_equity, drawdown_stopped, daily_stopped = values
+    return RiskState(day, day_start_equity, bool(drawdown_stopped), bool(daily_stopped))

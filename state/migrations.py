@@ -53,6 +53,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core ledger: runs, candles, decisions, fills, trades, positions, equity", "0001_core_ledger.sql"),
     Migration(2, "model registry, retrain and risk journals, trades credited to decisions",
               "0002_registry_and_attribution.sql"),
+    Migration(3, "risk guard state kept with each position", "0003_risk_guard_state.sql"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -9,12 +9,13 @@ where it stopped.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from env.portfolio import Fill, Portfolio, PortfolioState
+from env.risk import RiskState
 from env.types import Action, Candle, Observation
 
 
@@ -43,6 +44,7 @@ class DecisionRecord:
         drawdown: ``Portfolio.drawdown`` after the decision (fraction below peak equity).
         initial_balance: ``Portfolio.config.initial_balance`` (for PnL read-outs).
         run_id: the daemon session (:meth:`state.ledger.Ledger.start_run`), if any.
+        risk: the risk guard's state after the decision (kept with the position).
     """
 
     candle: Candle
@@ -59,6 +61,7 @@ class DecisionRecord:
     drawdown: float
     initial_balance: float
     run_id: int | None = None
+    risk: RiskState = field(default_factory=RiskState)
 
     def __post_init__(self) -> None:
         try:
@@ -80,6 +83,7 @@ class DecisionRecord:
         latency_ms: float,
         decided_ms: int,
         run_id: int | None = None,
+        risk: RiskState | None = None,
     ) -> DecisionRecord:
         """The record of a decision just applied to ``portfolio`` (call right after
         ``portfolio.apply``)."""
@@ -88,6 +92,7 @@ class DecisionRecord:
             model_version=model_version, latency_ms=latency_ms, decided_ms=decided_ms, fills=tuple(fills),
             state=portfolio.snapshot(), equity=portfolio.equity, unrealized_pnl=portfolio.unrealized_pnl,
             drawdown=portfolio.drawdown, initial_balance=portfolio.config.initial_balance, run_id=run_id,
+            risk=replace(risk) if risk is not None else RiskState(),
         )
 
 
@@ -104,6 +109,7 @@ class ResumePoint:
     open_time_ms: int
     state: PortfolioState
     initial_balance: float
+    risk: RiskState = field(default_factory=RiskState)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,15 @@ import pytest
 import state.migrations as migrations
 from state.database import connect_reader, prepare_for_writing
 from state.candle_store import INSERT_CANDLE, candle_params
-from state.decision_sql import INSERT_DECISION, INSERT_TRADE, after_decision, decision_params
+from state.decision_sql import (
+    INSERT_DECISION,
+    INSERT_TRADE,
+    POSITION_COLUMNS,
+    RISK_COLUMNS,
+    UPSERT_POSITION,
+    after_decision,
+    decision_params,
+)
 from state.errors import SchemaVersionError
 from state.ledger import Ledger
 from state.migrations import LATEST_VERSION, MIGRATIONS, migrate, schema_version
@@ -34,7 +42,11 @@ def _write_v1(path: Path, records: list[DecisionRecord]) -> None:
         conn.execute(INSERT_CANDLE, candle_params(record.candle))
         (decision_id,) = conn.execute(INSERT_DECISION, decision_params(record)).fetchone()
         for sql, params in after_decision(record, decision_id):
-            if sql == INSERT_TRADE:
+            if sql == UPSERT_POSITION:  # version 1 had no risk guard columns
+                columns = [c for c in POSITION_COLUMNS if c not in RISK_COLUMNS]
+                conn.execute(f"INSERT OR REPLACE INTO positions ({', '.join(columns)}) "
+                             f"VALUES ({', '.join(':' + c for c in columns)})", params)
+            elif sql == INSERT_TRADE:
                 conn.execute(
                     "INSERT INTO trades (fill_id, symbol, side, qty, entry_time_ms, exit_time_ms, entry_price, "
                     "exit_price, gross_pnl, fees, net_pnl) VALUES (last_insert_rowid(), :symbol, :side, :qty, "
@@ -77,15 +89,18 @@ async def test_a_version_1_ledger_migrates_with_its_data_and_credits_trades(tmp_
     n_trades = len(_rows(old, "trades"))
     assert n_trades > 20
 
-    assert prepare_for_writing(old, 1.0) == (1, [2])
+    assert prepare_for_writing(old, 1.0) == (1, [2, 3])
 
     # The migrated file holds exactly what the current code writes for the same decisions.
     fresh = tmp_path / "v2.sqlite"
     async with await Ledger.open(fresh) as ledger:
         for record in records:
             await ledger.record_decision(record)
-    for table, rows in v1_rows.items():
-        assert _rows(old, table) == rows == _rows(fresh, table), table
+    for table, rows in v1_rows.items():  # version 1's columns are unchanged (later versions add columns)
+        width = len(rows[0])
+        assert [r[:width] for r in _rows(old, table)] == rows == [r[:width] for r in _rows(fresh, table)], table
+    assert _rows(old, "positions") == _rows(fresh, "positions")
+    assert {row[-4:] for row in _rows(old, "positions")} == {(-1, 0.0, 0, 0)}  # the guard's initial state
     for relation in ("trades", *VIEWS):
         assert _rows(old, relation) == _rows(fresh, relation), relation
     schema = "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"
