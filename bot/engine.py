@@ -144,7 +144,7 @@ class SymbolEngine:
         record = DecisionRecord.from_portfolio(
             candle, obs, int(action), fills, portfolio, strategy=serving.label,
             model_version=serving.model_version, latency_ms=latency_ms, decided_ms=decided_ms, run_id=run_id,
-            risk=self.guard.state,
+            risk=self.guard.state, risk_events=tuple(events),
         )
         return EngineOutput(candle, record, events)
 

@@ -62,6 +62,11 @@ INSERT_EQUITY = (
 )
 
 
+INSERT_RISK_EVENT = (
+    "INSERT INTO risk_events (symbol, time_ms, kind, detail, run_id) VALUES (:symbol, :time_ms, :kind, :detail, :run_id)"
+)
+
+
 def decision_params(record: DecisionRecord) -> dict[str, Any]:
     c = record.candle
     return {
@@ -73,7 +78,8 @@ def decision_params(record: DecisionRecord) -> dict[str, Any]:
 
 def after_decision(record: DecisionRecord, decision_id: int) -> list[tuple[str, dict[str, Any]]]:
     """The statements that follow a newly inserted decision: fills (each closing fill
-    followed by its trade, before a reversal's opening fill), position, equity."""
+    followed by its trade, before a reversal's opening fill), position, equity, and the
+    risk events the decision raised."""
     c, state = record.candle, record.state
     statements: list[tuple[str, dict[str, Any]]] = []
     for seq, fill in enumerate(record.fills):
@@ -94,4 +100,6 @@ def after_decision(record: DecisionRecord, decision_id: int) -> list[tuple[str, 
         "side": state.side, "cash": state.cash, "unrealized_pnl": record.unrealized_pnl, "equity": record.equity,
         "realized_pnl": state.realized_pnl, "fees_paid": state.fees_paid, "drawdown": record.drawdown,
     }))
+    statements += [(INSERT_RISK_EVENT, event._asdict() | {"symbol": c.symbol, "run_id": record.run_id})
+                   for event in record.risk_events]
     return statements

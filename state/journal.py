@@ -1,4 +1,5 @@
-"""The daemon's own history in the ledger: sessions (``runs``) and risk events."""
+"""The daemon's own history in the ledger: its sessions (``runs``). Risk events are written
+with the decision that raised them (:class:`state.records.DecisionRecord`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from state.writer import WriterConnection
 
 
 class Journal:
-    """Writes ``runs`` and ``risk_events`` rows (each call is one short transaction)."""
+    """Writes ``runs`` rows (each call is one short transaction)."""
 
     def __init__(self, writer: WriterConnection) -> None:
         self._writer = writer
@@ -30,14 +31,3 @@ class Journal:
         )
         if not rows:
             raise LookupError(f"no run {run_id} in ledger {self._writer.path}")
-
-    async def record_risk_event(
-        self, *, time_ms: int, kind: str, detail: str | None = None, symbol: str | None = None,
-        run_id: int | None = None,
-    ) -> int:
-        """Record a risk control firing (``kind`` such as ``max_drawdown`` or ``daily_loss``)."""
-        rows = await self._writer.write(
-            "INSERT INTO risk_events (symbol, time_ms, kind, detail, run_id) VALUES (?, ?, ?, ?, ?) RETURNING event_id",
-            (symbol, time_ms, kind, detail, run_id),
-        )
-        return int(rows[0][0])

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from env.portfolio import Fill, Portfolio, PortfolioState
-from env.risk import RiskState
+from env.risk import RiskEvent, RiskState
 from env.types import Action, Candle, Observation
 
 
@@ -45,6 +45,7 @@ class DecisionRecord:
         initial_balance: ``Portfolio.config.initial_balance`` (for PnL read-outs).
         run_id: the daemon session (:meth:`state.ledger.Ledger.start_run`), if any.
         risk: the risk guard's state after the decision (kept with the position).
+        risk_events: the guard's events raised at this candle (written in the same transaction).
     """
 
     candle: Candle
@@ -62,6 +63,7 @@ class DecisionRecord:
     initial_balance: float
     run_id: int | None = None
     risk: RiskState = field(default_factory=RiskState)
+    risk_events: tuple[RiskEvent, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -84,6 +86,7 @@ class DecisionRecord:
         decided_ms: int,
         run_id: int | None = None,
         risk: RiskState | None = None,
+        risk_events: tuple[RiskEvent, ...] = (),
     ) -> DecisionRecord:
         """The record of a decision just applied to ``portfolio`` (call right after
         ``portfolio.apply``)."""
@@ -92,7 +95,7 @@ class DecisionRecord:
             model_version=model_version, latency_ms=latency_ms, decided_ms=decided_ms, fills=tuple(fills),
             state=portfolio.snapshot(), equity=portfolio.equity, unrealized_pnl=portfolio.unrealized_pnl,
             drawdown=portfolio.drawdown, initial_balance=portfolio.config.initial_balance, run_id=run_id,
-            risk=replace(risk) if risk is not None else RiskState(),
+            risk=replace(risk) if risk is not None else RiskState(), risk_events=tuple(risk_events),
         )
 
 

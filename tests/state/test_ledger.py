@@ -266,8 +266,6 @@ async def test_registry_and_journal_rows(tmp_path):
     async with await Ledger.open(tmp_path / "l.sqlite") as ledger:
         run_id = await ledger.journal.start_run(started_ms=1, config_hash="abc", code_version="0.1.0",
                                                 symbols=["BTCUSDT"])
-        await ledger.journal.record_risk_event(time_ms=5, kind="max_drawdown", detail="dd 26% > 25%",
-                                               symbol="BTCUSDT", run_id=run_id)
         await ledger.journal.stop_run(run_id, stopped_ms=9, reason="SIGTERM")
         with pytest.raises(LookupError):
             await ledger.journal.stop_run(run_id + 1, stopped_ms=9, reason="x")
@@ -296,3 +294,20 @@ async def test_registry_and_journal_rows(tmp_path):
         assert (run.status, run.reason, run.metrics) == ("rejected", "lost to incumbent", {"holdout_sharpe": -0.5})
         with pytest.raises(ValueError, match="retrain status 'running'"):
             await ledger.registry.finish_retrain(retrain, status="running", finished_ms=41)
+
+
+async def test_risk_events_are_written_with_their_decision(tmp_path, btc_records):
+    from env.risk import RiskEvent, RiskState
+
+    path = tmp_path / "l.sqlite"
+    record, _ = btc_records[0]
+    event = RiskEvent(record.candle.open_time_ms, "max_drawdown", "drawdown 26% >= limit 25%")
+    guarded = replace(record, risk=RiskState(19_500, 100.0, True, False), risk_events=(event,))
+    async with await Ledger.open(path) as ledger:
+        assert await ledger.record_decision(guarded)
+        assert not await ledger.record_decision(guarded)  # a replay writes the event once
+        (point,) = (await ledger.resume_points()).values()
+    assert point.risk == RiskState(19_500, 100.0, True, False)
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT symbol, time_ms, kind, detail FROM risk_events").fetchall()
+    assert rows == [(record.candle.symbol, event.time_ms, "max_drawdown", event.detail)]
