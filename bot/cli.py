@@ -28,6 +28,7 @@ err_console = Console(stderr=True)
 # Each command group lives in its own module with a ``register(app)`` function.
 COMMAND_MODULES: tuple[str, ...] = (
     "bot.commands.basic",
+    "bot.commands.run",
     "bot.commands.ledger",
     "bot.commands.train",
     "bot.commands.replay",

@@ -274,6 +274,33 @@ class EvaluationSettings(_Section):
         return tuple(_check_spec(v) for v in value)
 
 
+class DaemonSettings(_Section):
+    """``shadow run``: which strategy trades, and how the service reports on itself.
+    Symbols and interval are in ``[feed]``, the account in ``[env]``, limits in ``[risk]``."""
+
+    strategy: str = Field(
+        "registry",
+        description="'registry' (the promoted model of the model registry) or any strategy spec "
+        "('ppo:models/x.zip', 'sma:fast=10,slow=50', 'flat', ...)",
+    )
+    fallback: str = Field(
+        "flat", description="baseline traded while the registry has no promoted model (cold start); recorded per decision"
+    )
+    warmup_candles: int = Field(
+        1000, ge=220, le=100_000,
+        description="closed candles fetched over REST at first start to warm up the features and the observation",
+    )
+    heartbeat_minutes: float = Field(5.0, gt=0, description="minutes between status lines in the log")
+    torch_threads: int = Field(1, ge=1, le=64, description="torch threads for model inference (share the cores with the trainer)")
+
+    @field_validator("strategy", "fallback")
+    @classmethod
+    def _spec_shape(cls, value: str) -> str:
+        if not _STRATEGY_SPEC.match(value.strip()):
+            raise ValueError("expected 'registry' or a strategy spec such as 'flat', 'sma:fast=10,slow=50' or 'ppo:PATH'")
+        return value.strip()
+
+
 class Settings(BaseSettings):
     """Every setting of Shadow. Sections map to TOML tables (``[env]``, ``[exchange]``...)."""
 
@@ -289,6 +316,7 @@ class Settings(BaseSettings):
     risk: RiskSettings = RiskSettings()
     ledger: LedgerSettings = LedgerSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
+    daemon: DaemonSettings = DaemonSettings()
 
     @classmethod
     def settings_customise_sources(

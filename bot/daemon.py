@@ -1,0 +1,241 @@
+"""``shadow run``: the long-lived paper-trading service.
+
+Start-up, per configured symbol: load every stored candle from the ledger (or, on a first
+start, fetch ``[daemon] warmup_candles`` over REST and store them), warm the engine with
+them, restore the account and risk guard from the ledger's last decision, and pick the
+strategy (:mod:`bot.serving`). Then one websocket feed (:class:`bot.bybit.feed.CandleFeed`)
+hands each symbol's closed candles, gap-free and in order, to that symbol's task, which
+runs the engine and writes the decision in one ledger transaction.
+
+Shutdown (SIGTERM/SIGINT, or the ``stop`` event): candles being decided are finished and
+committed, nothing new is started, the session is closed in ``runs``. A restart resumes
+after the last decided candle; the feed backfills what was missed over REST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+
+import pandas as pd
+
+from bot.bybit.feed import CandleFeed
+from bot.bybit.markets import interval as parse_interval
+from bot.bybit.rest import BybitRest
+from bot.bybit.sequencer import FeedCandle
+from bot.clock import Clock, SystemClock
+from bot.engine import SymbolEngine
+from bot.serving import choose_strategy
+from config.errors import UserError
+from config.settings import Settings
+from env.features import WARMUP_CANDLES
+from state.ledger import Ledger
+from state.records import ResumePoint
+
+log = logging.getLogger(__name__)
+
+LATENCY_SAMPLES = 10_000
+"""Arrival-to-commit latencies kept for the heartbeat and benchmarks (the newest)."""
+
+
+class LedgerMismatchError(UserError):
+    """The ledger's account was opened with other settings than the configured ones."""
+
+
+@dataclass
+class SymbolStats:
+    """What one symbol's task has done this session."""
+
+    decisions: int = 0
+    warmup_candles: int = 0
+    skipped_replays: int = 0
+    failed: str | None = None
+
+
+@dataclass
+class DaemonReport:
+    """A session's summary (also logged at every heartbeat)."""
+
+    run_id: int
+    symbols: dict[str, SymbolStats] = field(default_factory=dict)
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+    stop_reason: str = "running"
+
+
+class Daemon:
+    """The service. ``await Daemon(settings).run(stop)`` until ``stop`` is set.
+
+    Args:
+        settings: all of Shadow's settings (``[feed]``, ``[daemon]``, ``[env]``, ``[risk]``,
+            ``[ledger]``, ``[exchange]``).
+        clock: wall time for ``decided_ms`` and the session rows (a replay may inject its own).
+    """
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        needed = WARMUP_CANDLES + settings.env.lookback_window - 1
+        if settings.daemon.warmup_candles < needed:
+            raise UserError(
+                f"invalid value for daemon.warmup_candles: {settings.daemon.warmup_candles}: needs at least "
+                f"{needed} ({WARMUP_CANDLES} feature warm-up + lookback_window {settings.env.lookback_window} - 1)"
+            )
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.interval = parse_interval(settings.feed.interval)
+        self.engines: dict[str, SymbolEngine] = {}
+        self.report: DaemonReport | None = None
+        self.on_decision: Callable[[str, FeedCandle], None] | None = None  # hook for tests and metrics
+        self._ledger: Ledger | None = None
+        self._in_flight: set[asyncio.Future[None]] = set()
+
+    async def run(self, stop: asyncio.Event | None = None) -> DaemonReport:
+        """Serve until ``stop`` is set (or every symbol's feed has failed); returns the report."""
+        stop = stop or asyncio.Event()
+        settings = self.settings
+        symbols = settings.feed.symbols
+        async with await Ledger.from_settings(settings.ledger) as ledger, BybitRest(settings.exchange) as rest:
+            self._ledger = ledger
+            await rest.resolve(symbols)
+            resume = await ledger.resume_points()
+            models = await ledger.registry.list_models("promoted")
+            for symbol in symbols:
+                self.engines[symbol] = await self._prepare(symbol, ledger, rest, resume.get(symbol), models)
+            _cap_torch_threads(settings.daemon.torch_threads)
+            run_id = await ledger.journal.start_run(started_ms=self.clock.now_ms(), config_hash=config_hash(settings),
+                                                    code_version=_code_version(), symbols=symbols)
+            report = self.report = DaemonReport(run_id, {s: SymbolStats() for s in symbols})
+            log.info("run %d: serving %s (%s) into %s", run_id, ", ".join(symbols), self.interval.name, ledger.path)
+            resume_after = {s: e.last_open_ms for s, e in self.engines.items() if e.last_open_ms is not None}
+            async with CandleFeed(settings.exchange, settings.feed, rest, resume_after=resume_after) as feed:
+                consumers = [asyncio.create_task(self._consume(symbol, feed), name=f"consume-{symbol}")
+                             for symbol in symbols]
+                heartbeat = asyncio.create_task(self._heartbeat(feed), name="heartbeat")
+                stopper = asyncio.create_task(stop.wait(), name="stop")
+                pending: set[asyncio.Task[object]] = {*consumers, stopper}
+                while stopper in pending and any(c in pending for c in consumers):
+                    _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                report.stop_reason = "stop requested" if stop.is_set() else "every symbol's feed stopped"
+                for task in (*consumers, heartbeat, stopper):
+                    task.cancel()
+                await asyncio.gather(*consumers, heartbeat, stopper, return_exceptions=True)
+                await asyncio.gather(*self._in_flight, return_exceptions=True)  # finish decisions under way
+                log.info("run %d: stopping (%s); %s", run_id, report.stop_reason, self.status_line(feed))
+            await ledger.journal.stop_run(run_id, stopped_ms=self.clock.now_ms(), reason=report.stop_reason)
+        return report
+
+    # ------------------------------------------------------------------ start-up
+    async def _prepare(self, symbol: str, ledger: Ledger, rest: BybitRest, point: ResumePoint | None,
+                       models: list) -> SymbolEngine:
+        settings = self.settings
+        iv = self.interval
+        serving = choose_strategy(settings.daemon, models, symbol, iv.name, settings.env.lookback_window)
+        engine = SymbolEngine(symbol, iv.name, settings.env, settings.risk, serving)
+        history = await ledger.load_candles(symbol, iv.name)
+        if history.empty:
+            fetched = await rest.fetch_recent(symbol, iv, settings.daemon.warmup_candles)
+            await ledger.store_candles(fetched)
+            history = await ledger.load_candles(symbol, iv.name)
+            log.info("%s: first start: %d warm-up candle(s) fetched over REST", symbol, len(fetched))
+        engine.warm(history)
+        if point is not None:
+            if point.interval != iv.name:
+                raise LedgerMismatchError(f"ledger {ledger.path}: {symbol} was traded at interval {point.interval}, "
+                                          f"the configuration says {iv.name}; use another ledger file")
+            if point.initial_balance != settings.env.initial_balance:
+                raise LedgerMismatchError(
+                    f"ledger {ledger.path}: the {symbol} account started with initial_balance "
+                    f"{point.initial_balance}, the configuration says {settings.env.initial_balance}; "
+                    "restore the setting or use another ledger file")
+            engine.restore(point.state, point.risk)
+        log.info("%s: %d stored candle(s) up to %s; strategy %s%s; account equity %.8g", symbol, len(history),
+                 _fmt_ms(engine.last_open_ms), serving.label,
+                 f" {serving.model_version}" if serving.model_version else "", engine.portfolio.equity)
+        return engine
+
+    # ----------------------------------------------------------------- decisions
+    async def _consume(self, symbol: str, feed: CandleFeed) -> None:
+        """One symbol's loop; a failure stops this symbol only."""
+        stats = self.report.symbols[symbol]
+        try:
+            async for item in feed.candles(symbol):
+                work = asyncio.ensure_future(self._process(symbol, item))
+                self._in_flight.add(work)
+                work.add_done_callback(self._in_flight.discard)
+                await asyncio.shield(work)  # a shutdown lets this decision finish and commit
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            stats.failed = f"{type(exc).__name__}: {exc}"
+            log.error("%s: stopped: %s", symbol, stats.failed, exc_info=not isinstance(exc, UserError))
+
+    async def _process(self, symbol: str, item: FeedCandle) -> None:
+        engine, ledger, report = self.engines[symbol], self._ledger, self.report
+        output = engine.on_candle(item.candle, decided_ms=self.clock.now_ms(), run_id=report.run_id,
+                                  arrived_ns=item.received_ns)
+        stats = report.symbols[symbol]
+        if output.record is None:
+            await ledger.store_candles([item.candle])
+            stats.warmup_candles += 1
+            return
+        if await ledger.record_decision(output.record):
+            stats.decisions += 1
+        else:
+            stats.skipped_replays += 1
+        report.latencies_ms.append((time.perf_counter_ns() - item.received_ns) / 1e6)
+        for event in output.risk_events:
+            log.warning("%s: risk: %s at %s: %s", symbol, event.kind, _fmt_ms(event.time_ms), event.detail)
+        if self.on_decision is not None:
+            self.on_decision(symbol, item)
+
+    # ----------------------------------------------------------------- reporting
+    async def _heartbeat(self, feed: CandleFeed) -> None:
+        period_s = self.settings.daemon.heartbeat_minutes * 60
+        while True:
+            await asyncio.sleep(period_s)
+            log.info("heartbeat: %s", self.status_line(feed))
+
+    def status_line(self, feed: CandleFeed) -> str:
+        """One line: per symbol position, equity, last candle, decisions; then feed counters."""
+        parts = []
+        for symbol, engine in self.engines.items():
+            stats = self.report.symbols[symbol]
+            p = engine.portfolio
+            state = f"FAILED ({stats.failed})" if stats.failed else f"pos {p.side:+d} equity {p.equity:.6g}"
+            parts.append(f"{symbol} {state} last {_fmt_ms(engine.last_open_ms)} decisions {stats.decisions}")
+        latencies = sorted(self.report.latencies_ms)
+        if latencies:
+            parts.append(f"latency p50 {latencies[len(latencies) // 2]:.2f} ms "
+                         f"p99 {latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]:.2f} ms")
+        feed_stats = feed.stats.as_dict()
+        parts.append("feed " + " ".join(f"{k}={v}" for k, v in feed_stats.items() if v))
+        return " | ".join(parts)
+
+
+def config_hash(settings: Settings) -> str:
+    """sha256 prefix of the resolved settings, stored with each session (``runs.config_hash``)."""
+    return hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:16]
+
+
+def _code_version() -> str:
+    try:
+        return importlib_metadata.version("shadow-trader")
+    except importlib_metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _cap_torch_threads(threads: int) -> None:
+    """Cap torch's intra-op threads if torch is loaded (a PPO strategy imports it)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
+def _fmt_ms(ms: int | None) -> str:
+    return "-" if ms is None else pd.Timestamp(ms, unit="ms").strftime("%Y-%m-%d %H:%M")

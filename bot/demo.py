@@ -1,0 +1,191 @@
+"""``shadow demo``: the real service end to end on this machine, no account, no network.
+
+1. A local Bybit-compatible server (:mod:`bot.replay`) holds the bundled real BTCUSDT
+   candles: the first ones as history (closed, served over REST), the last ``candles`` to
+   be replayed live over the websocket at ``speed`` candles per second.
+2. A first PPO model is trained on the history only and published to the registry as the
+   promoted model (or, with ``timesteps=0``, a baseline trades).
+3. The daemon runs exactly as ``shadow run`` does: REST warm-up, websocket stream, engine,
+   one SQLite transaction per decision, until the last replayed candle is decided.
+4. A summary compares the paper account with buy & hold and flat on the same candles,
+   none of which the model saw in training.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from bot.daemon import Daemon
+from bot.replay.market import ReplayMarket, ReplaySeries
+from bot.replay.server import ReplayServer
+from config.errors import UserError
+from config.settings import (
+    DaemonSettings,
+    EnvSettings,
+    ExchangeSettings,
+    FeedSettings,
+    LedgerSettings,
+    Settings,
+    TrainSettings,
+)
+from env.candles import load_candles
+from env.crypto_trading_env import SAMPLE_CANDLES
+from env.features import WARMUP_CANDLES
+from env.portfolio import Portfolio, PortfolioConfig
+from env.types import Action
+from state.ledger import Ledger
+from trainer.registry import publish_model
+
+SYMBOL = "BTCUSDT"
+MIN_HISTORY = 2_000  # candles the first model trains on, at the least
+
+
+@dataclass
+class DemoSummary:
+    """What the demo produced, for the printed summary and for tests."""
+
+    run_dir: Path
+    db_path: Path
+    strategy: str
+    decisions: int
+    trades: int
+    win_rate: float
+    fees: float
+    equity: float
+    buy_and_hold_equity: float
+    initial_balance: float
+    first_ms: int
+    last_ms: int
+
+
+def run_demo(directory: Path, *, candles: int, speed: float, timesteps: int, baseline: str,
+             console: Console, seed: int = 0) -> DemoSummary:
+    """Run the demo in a new folder under ``directory``; returns (and prints) the summary."""
+    data = load_candles(SAMPLE_CANDLES)
+    if not 2 <= candles <= len(data) - MIN_HISTORY:
+        raise UserError(f"--candles {candles}: must be between 2 and {len(data) - MIN_HISTORY} "
+                        f"(the bundled sample has {len(data)} candles, {MIN_HISTORY} kept as history)")
+    run_dir = directory / time.strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=False)
+    history = len(data) - candles
+    summary = asyncio.run(_demo(data, history, run_dir, speed=speed, timesteps=timesteps, baseline=baseline,
+                                console=console, seed=seed))
+    console.print(summary_table(summary))
+    _print_next_steps(summary, console)
+    return summary
+
+
+async def _demo(data, history: int, run_dir: Path, *, speed: float, timesteps: int, baseline: str,
+                console: Console, seed: int) -> DemoSummary:
+    db_path = run_dir / "shadow.sqlite"
+    env = EnvSettings()
+    if timesteps > 0:
+        console.print(f"[bold]1/3[/bold] training a first PPO model on {history:,} candles "
+                      f"({_span(data, 0, history - 1)}), {timesteps:,} timesteps ...")
+        await asyncio.to_thread(_train_first_model, data.iloc[:history].reset_index(drop=True), run_dir, db_path,
+                                timesteps, env, seed)
+        strategy = "registry"
+    else:
+        console.print(f"[bold]1/3[/bold] no training (--timesteps 0): trading {baseline}")
+        strategy = baseline
+    market = ReplayMarket([ReplaySeries.from_frame(SYMBOL, data)], history=history)
+    last_ms = int(market.open_time_ms[-1])
+    async with ReplayServer(market, speed=speed) as server:
+        settings = Settings(
+            env=env,
+            exchange=ExchangeSettings(category="linear", ws_url=server.ws_url("linear"), rest_url=server.rest_url),
+            feed=FeedSettings(symbols=[SYMBOL], interval="1m"),
+            ledger=LedgerSettings(db_path=db_path),
+            daemon=DaemonSettings(strategy=strategy, warmup_candles=WARMUP_CANDLES + env.lookback_window * 10),
+        )
+        console.print(f"[bold]2/3[/bold] local Bybit replay on {server.rest_url}: "
+                      f"{len(data) - history:,} live candles ({_span(data, history, len(data) - 1)}) "
+                      f"at {speed:g} candles/s")
+        daemon = Daemon(settings)
+        stop = asyncio.Event()
+        with Progress(TextColumn("[bold]3/3[/bold] paper trading"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=console) as progress:
+            task = progress.add_task("decisions", total=len(data) - history)
+
+            def on_decision(symbol: str, item: object) -> None:
+                progress.advance(task)
+                if item.candle.open_time_ms >= last_ms:  # type: ignore[attr-defined]
+                    stop.set()
+
+            daemon.on_decision = on_decision
+            report = await daemon.run(stop)
+    failures = {s: st.failed for s, st in report.symbols.items() if st.failed}
+    if failures:
+        raise UserError(f"the daemon stopped a symbol: {failures}")
+    return _summarize(run_dir, db_path, data, history, env)
+
+
+def _train_first_model(train, run_dir: Path, db_path: Path, timesteps: int, env: EnvSettings, seed: int) -> None:
+    """Train on the history only, then publish the model to the registry as promoted."""
+    from trainer.walk_forward import PPOTrainer
+
+    model = PPOTrainer(timesteps, TrainSettings(), symbol=SYMBOL)(
+        train, seed=seed, model_path=run_dir / "training" / "first_model.zip", env_settings=env,
+        extra={"source": "shadow demo"})
+
+    async def publish() -> None:
+        async with await Ledger.open(db_path) as ledger:
+            await publish_model(ledger, run_dir / "models", model, symbol=SYMBOL, interval="1m", status="promoted")
+
+    asyncio.run(publish())
+
+
+def _summarize(run_dir: Path, db_path: Path, data, history: int, env: EnvSettings) -> DemoSummary:
+    import sqlite3
+
+    with sqlite3.connect(db_path) as conn:
+        decisions, first_ms, last_ms, strategies = conn.execute(
+            "SELECT count(*), min(open_time_ms), max(open_time_ms), group_concat(DISTINCT "
+            "coalesce(strategy, '') || coalesce(' ' || model_version, '')) FROM decisions").fetchone()
+        trades, wins, fees_traded = conn.execute(
+            "SELECT count(*), coalesce(sum(net_pnl > 0), 0), coalesce(sum(fees), 0) FROM trades").fetchone()
+        equity, fees = conn.execute("SELECT equity, fees_paid FROM positions WHERE symbol = ?", (SYMBOL,)).fetchone()
+    closes = data.set_index("open_time_ms")["close"]
+    hold = Portfolio(PortfolioConfig(env.initial_balance, env.commission, env.max_position_size, env.slippage_bps))
+    hold.apply(Action.BUY, float(closes[first_ms]), first_ms)
+    hold.mark(float(closes[last_ms]))
+    return DemoSummary(run_dir, db_path, strategies, decisions, trades, wins / trades if trades else 0.0, fees,
+                       equity, hold.equity, env.initial_balance, first_ms, last_ms)
+
+
+def summary_table(s: DemoSummary) -> Table:
+    """Paper account vs buy & hold and flat, on the decided candles."""
+    table = Table(title=f"Paper trading {SYMBOL} 1m, {s.decisions:,} decisions "
+                        f"({_fmt(s.first_ms)} .. {_fmt(s.last_ms)}), unseen in training")
+    for column in ("strategy", "final equity", "return", "trades", "win rate", "fees"):
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    pct = lambda equity: f"{100 * (equity / s.initial_balance - 1):+.2f}%"  # noqa: E731
+    table.add_row(f"shadow ({s.strategy})", f"{s.equity:.2f}", pct(s.equity), f"{s.trades}",
+                  f"{100 * s.win_rate:.1f}%", f"{s.fees:.2f}")
+    table.add_row("buy & hold", f"{s.buy_and_hold_equity:.2f}", pct(s.buy_and_hold_equity), "1", "-", "")
+    table.add_row("flat", f"{s.initial_balance:.2f}", "+0.00%", "0", "-", "0.00")
+    return table
+
+
+def _print_next_steps(s: DemoSummary, console: Console) -> None:
+    db = s.db_path
+    console.print(f"\nLedger: [bold]{db}[/bold]  (models in {s.run_dir / 'models'})")
+    console.print("Look inside:")
+    for command in (f"shadow trades --db {db} --last 10", f"shadow status --db {db}", f"shadow models --db {db}",
+                    f"sqlite3 {db} \"SELECT * FROM v_daily_pnl\""):
+        console.print(f"  {command}", highlight=False, markup=False)
+
+
+def _span(data, first: int, last: int) -> str:
+    return f"{_fmt(int(data['open_time_ms'].iloc[first]))} .. {_fmt(int(data['open_time_ms'].iloc[last]))}"
+
+
+def _fmt(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000))

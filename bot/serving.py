@@ -1,0 +1,80 @@
+"""Which strategy trades a symbol: a configured spec, or the model registry's promoted model.
+
+With ``[daemon] strategy = "registry"`` the daemon serves the newest promoted model for
+the symbol (or a shared one). A model file is a pickle, so it is only loaded when its
+sha256 matches the registry row and its metadata matches this code's features. With no
+promoted model yet (cold start), the configured fallback baseline trades, and every
+decision it takes says so in ``decisions.strategy``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from bot.engine import ServingStrategy
+from config.errors import UserError
+from config.settings import DaemonSettings
+from state.records import ModelEntry
+from strategies.registry import build_strategy
+from trainer.registry import file_sha256
+
+log = logging.getLogger(__name__)
+
+REGISTRY = "registry"
+
+
+class ModelIntegrityError(UserError):
+    """A registry model whose file is missing or does not match its recorded sha256."""
+
+
+def promoted_model(models: list[ModelEntry], symbol: str, interval: str) -> ModelEntry | None:
+    """The newest promoted model for ``symbol``/``interval``; a per-symbol model wins over a
+    shared one (a row without symbol or interval)."""
+    matching = [m for m in models if m.status == "promoted"
+                and m.symbol in (symbol, None) and m.interval in (interval, None)]
+    matching.sort(key=lambda m: (m.symbol is not None, m.promoted_ms or 0, m.created_ms), reverse=True)
+    return matching[0] if matching else None
+
+
+def load_registry_model(entry: ModelEntry, lookback_window: int) -> ServingStrategy:
+    """Verify and load a registry model.
+
+    Raises:
+        ModelIntegrityError: the file is missing or its sha256 differs from the registry's.
+        ModelMismatchError: its metadata does not fit this code (feature spec, lookback).
+    """
+    path = Path(entry.path)
+    if not path.is_file():
+        raise ModelIntegrityError(f"model {entry.version}: file {path} is missing")
+    actual = file_sha256(path)
+    if actual != entry.sha256:
+        raise ModelIntegrityError(
+            f"model {entry.version}: {path} has sha256 {actual[:16]}…, the registry recorded {entry.sha256[:16]}…; "
+            "refusing to load a file that changed after it was published"
+        )
+    strategy = build_strategy(f"ppo:{path}", lookback_window=lookback_window)
+    return ServingStrategy(strategy, "ppo", entry.version)
+
+
+def configured_strategy(spec: str, lookback_window: int) -> ServingStrategy:
+    """A strategy named by spec, labelled with its canonical spec (``sma:fast=10,...``); a
+    PPO file is labelled ``ppo`` with its sha256 prefix as model version."""
+    strategy = build_strategy(spec, lookback_window=lookback_window)
+    if strategy.name.split(":", 1)[0] == "ppo":
+        path = Path(spec.split(":", 1)[1])
+        return ServingStrategy(strategy, "ppo", "sha256:" + file_sha256(path)[:12])
+    return ServingStrategy(strategy, strategy.name)
+
+
+def choose_strategy(daemon: DaemonSettings, models: list[ModelEntry], symbol: str, interval: str,
+                    lookback_window: int) -> ServingStrategy:
+    """The strategy a symbol starts with (see the module docstring)."""
+    if daemon.strategy != REGISTRY:
+        return configured_strategy(daemon.strategy, lookback_window)
+    entry = promoted_model(models, symbol, interval)
+    if entry is None:
+        log.warning("%s: cold start: the model registry has no promoted model; trading the fallback %r",
+                    symbol, daemon.fallback)
+        return configured_strategy(daemon.fallback, lookback_window)
+    return load_registry_model(entry, lookback_window)

@@ -1,0 +1,41 @@
+"""``shadow demo`` end to end: local replay server, first model, daemon, ledger, summary."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from bot.demo import run_demo
+from tests.conftest import REPO
+
+
+def test_demo_trains_publishes_and_paper_trades_every_replayed_candle(tmp_path: Path) -> None:
+    console = Console(record=True, width=140)
+    summary = run_demo(tmp_path, candles=300, speed=1000, timesteps=2048, baseline="flat", console=console)
+    assert summary.decisions == 300
+    assert summary.strategy == "ppo v0001"  # the registry's promoted model, not the cold-start fallback
+    with sqlite3.connect(summary.db_path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        (models,) = conn.execute("SELECT count(*) FROM models WHERE status = 'promoted'").fetchone()
+        equity = conn.execute("SELECT equity FROM equity ORDER BY open_time_ms DESC LIMIT 1").fetchone()[0]
+        last_time = conn.execute("SELECT max(open_time_ms) FROM candles").fetchone()[0]
+    assert models == 1 and equity == summary.equity and last_time == summary.last_ms
+    text = console.export_text()
+    assert "buy & hold" in text and "shadow trades --db" in text and str(summary.db_path) in text
+
+
+def test_demo_cli_with_a_baseline_and_a_clear_error_for_bad_options(tmp_path: Path) -> None:
+    ok = subprocess.run([sys.executable, "-m", "bot", "demo", "--dir", str(tmp_path), "--candles", "120",
+                         "--speed", "1000", "--timesteps", "0", "--baseline", "sma:fast=5,slow=20"],
+                        cwd=REPO, capture_output=True, text=True, timeout=120, env=os.environ | {"COLUMNS": "200"})
+    assert ok.returncode == 0, ok.stderr
+    assert "shadow (sma:fast=5,slow=20" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "bot", "demo", "--dir", str(tmp_path), "--candles", "1"],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--candles 1: must be between 2 and" in bad.stderr
+    assert "Traceback" not in bad.stderr
