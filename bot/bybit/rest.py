@@ -3,8 +3,8 @@
 Used for the warm-up history and to fill every gap the websocket leaves. Three rules:
 
 - **Public market data only.** No API key is ever configured, and the ccxt exchange is
-  a subclass whose ``sign()`` refuses anything but a public GET, so not even a bug can
-  reach an order or account endpoint.
+  :class:`trainer.bybit_public.AsyncPublicBybit`, whose ``sign()`` refuses anything but a
+  public GET, so not even a bug can reach an order or account endpoint.
 - **Only closed candles.** Bybit's newest row is the still-forming candle. Whether a
   candle has closed is decided with the *server's* clock (``/v5/market/time``), fetched
   before the candles: a local clock a few hundred ms fast would let a half-formed
@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
-import ccxt.async_support as ccxt_async
 from ccxt.base.errors import BaseError as CcxtError
 from ccxt.base.errors import NetworkError, RateLimitExceeded
 from pydantic import ValidationError
@@ -37,6 +36,7 @@ from bot.bybit.stats import RestStats
 from config.errors import UserError
 from config.settings import ExchangeSettings
 from env.types import Candle
+from trainer.bybit_public import AsyncPublicBybit, bybit_exchange, newest_closed_open_ms
 
 log = logging.getLogger(__name__)
 
@@ -46,26 +46,6 @@ _T = TypeVar("_T")
 
 class RestError(UserError):
     """A REST request that failed for good (after its retries, or at once if not transient)."""
-
-
-class PrivateEndpointRefused(RuntimeError):
-    """Raised if any code asks for a private or non-GET endpoint: a bug, never allowed."""
-
-
-class PublicBybit(ccxt_async.bybit):  # type: ignore[misc]
-    """ccxt's Bybit that signs public GET requests only.
-
-    ``sign()`` is the one funnel every ccxt request goes through, so refusing here covers
-    ``create_order``, ``fetch_balance`` and every implicit private method alike.
-    """
-
-    def sign(self, path: str, api: Any = "public", method: str = "GET", params: dict | None = None) -> dict:
-        kind = api[0] if isinstance(api, (list, tuple)) else api
-        if kind != "public" or method != "GET":
-            raise PrivateEndpointRefused(
-                f"refused {method} {kind}/{path}: Shadow reads public market data only and never trades"
-            )
-        return super().sign(path, api, method, params or {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,14 +79,8 @@ class BybitRest:
         self._settings = exchange
         self._rng = rng or random.Random()
         self._ccxt_symbols: dict[str, str] = {}
-        self._exchange = PublicBybit({
-            "enableRateLimit": True,
-            "timeout": int(exchange.rest_timeout_s * 1000),
-            # Load only the configured category's instruments (not inverse, not options).
-            "options": {"fetchMarkets": {"types": [exchange.category]}},
-        })
-        # Every ccxt host alias points at the configured base URL (mainnet, testnet, a replay).
-        self._exchange.urls["api"] = {name: exchange.rest_url for name in self._exchange.urls["api"]}
+        self._exchange = bybit_exchange(exchange.rest_url, exchange.category, int(exchange.rest_timeout_s * 1000),
+                                        exchange_class=AsyncPublicBybit)
 
     async def __aenter__(self) -> BybitRest:
         return self
@@ -152,8 +126,7 @@ class BybitRest:
 
     async def _newest_closed_open_ms(self, iv: Interval) -> int:
         """Open time of the newest candle closed on the server's clock (open + interval <= now)."""
-        now_ms = await self.server_time_ms()
-        return (now_ms - iv.ms) // iv.ms * iv.ms
+        return newest_closed_open_ms(await self.server_time_ms(), iv.ms)
 
     async def _fetch_range(self, symbol: str, iv: Interval, since_ms: int, end_ms: int) -> Backfill:
         """Page forward ``PAGE_LIMIT`` candles at a time, each page an explicit ``[start, end]``
