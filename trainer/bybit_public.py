@@ -82,3 +82,11 @@ def newest_closed_open_ms(now_ms: int, interval_ms: int) -> int:
     candle pass for closed, and a replay server's virtual clock is not the local one.
     """
     return (now_ms - interval_ms) // interval_ms * interval_ms
+
+
+def short_error(exc: BaseException, limit: int = 200) -> str:
+    """``exc`` as one line of at most ``limit`` characters: ccxt puts whole HTTP response
+    bodies (an HTML error page, say) into its messages, which must not flood a log line or
+    a one-line CLI error."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + "..."

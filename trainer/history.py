@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from config.errors import UserError
 from env.candles import OHLCV_COLUMNS, RepairPolicy, normalize_candles
 from trainer.bybit_public import bybit_exchange as bybit_exchange  # re-exported: callers import it from here
-from trainer.bybit_public import newest_closed_open_ms
+from trainer.bybit_public import newest_closed_open_ms, short_error
 
 log = logging.getLogger(__name__)
 
@@ -128,16 +128,20 @@ def call_with_retry(
         except ccxt.NetworkError as exc:
             base, error = policy.base_delay_s, exc
         except ccxt.BadSymbol as exc:
-            raise HistoryError(f"{what}: the exchange does not list this symbol ({exc})") from None
+            raise HistoryError(f"{what}: the exchange does not list this symbol ({short_error(exc)})") from None
         except ccxt.ExchangeError as exc:
-            raise HistoryError(f"{what}: the exchange refused the request ({type(exc).__name__}: {exc})") from None
+            raise HistoryError(
+                f"{what}: the exchange refused the request ({type(exc).__name__}: {short_error(exc)})"
+            ) from None
         if attempt == policy.attempts - 1:
             break
         delay = min(policy.max_delay_s, base * 2**attempt)
         log.warning("%s: %s (%s); retry %d/%d in %.1f s",
-                    what, type(error).__name__, error, attempt + 1, policy.attempts - 1, delay)
+                    what, type(error).__name__, short_error(error), attempt + 1, policy.attempts - 1, delay)
         sleep(delay)
-    raise HistoryError(f"{what}: gave up after {policy.attempts} attempts ({type(error).__name__}: {error})")
+    raise HistoryError(
+        f"{what}: gave up after {policy.attempts} attempts ({type(error).__name__}: {short_error(error)})"
+    )
 
 
 def exchange_now_ms(
@@ -175,12 +179,24 @@ def read_cache(path: Path) -> pd.DataFrame:
     return frame
 
 
+def make_cache_dir(path: Path) -> None:
+    """Create the cache file's directory, before anything is fetched into it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HistoryError(f"{path.parent}: cannot create the candle cache directory ({exc}); "
+                           "check [train] cache_dir") from None
+
+
 def write_cache(path: Path, frame: pd.DataFrame) -> None:
     """Write atomically (temp file + rename): an interrupted write never truncates the cache."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_cache_dir(path)
     tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    try:
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise HistoryError(f"{path}: cannot write the candle cache ({exc}); the file is unchanged") from None
 
 
 def merge_candles(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
@@ -208,6 +224,7 @@ def load_history(
     """
     path = market.cache_file(cache_dir)
     cached = read_cache(path)
+    make_cache_dir(path)
     step = market.interval_ms
     last_open = newest_closed_open_ms(exchange_now_ms(exchange, retry=retry, sleep=sleep), step)
     want_from = last_open - num_candles * step

@@ -36,7 +36,7 @@ from bot.bybit.stats import RestStats
 from config.errors import UserError
 from config.settings import ExchangeSettings
 from env.types import Candle
-from trainer.bybit_public import AsyncPublicBybit, bybit_exchange, newest_closed_open_ms
+from trainer.bybit_public import AsyncPublicBybit, bybit_exchange, newest_closed_open_ms, short_error
 
 log = logging.getLogger(__name__)
 
@@ -172,15 +172,15 @@ class BybitRest:
                 reason = "rate-limited" if limited else "network error"
                 if attempt >= attempts:
                     raise RestError(
-                        f"Bybit REST {self.url}: {what}: {reason} after {attempts} attempt(s): {_short(exc)}"
+                        f"Bybit REST {self.url}: {what}: {reason} after {attempts} attempt(s): {short_error(exc)}"
                     ) from None
                 delay = next(delays)
                 self.stats.retries += 1
                 log.warning("REST %s: %s (%s); retry %d/%d in %.2fs",
-                            what, reason, _short(exc), attempt, attempts - 1, delay)
+                            what, reason, short_error(exc), attempt, attempts - 1, delay)
                 await asyncio.sleep(delay)
             except CcxtError as exc:
-                raise RestError(f"Bybit REST {self.url}: {what}: {_short(exc)}") from None
+                raise RestError(f"Bybit REST {self.url}: {what}: {short_error(exc)}") from None
 
 
 def _row_to_candle(symbol: str, iv: Interval, row: Sequence[Any]) -> Candle | None:
@@ -188,11 +188,7 @@ def _row_to_candle(symbol: str, iv: Interval, row: Sequence[Any]) -> Candle | No
     try:
         values = Ohlcv(open=row[1], high=row[2], low=row[3], close=row[4], volume=row[5])
     except (ValidationError, IndexError, TypeError) as exc:
-        log.warning("REST %s %s: skipped invalid row %r (%s)", symbol, iv.name, list(row), _short(exc))
+        log.warning("REST %s %s: skipped invalid row %r (%s)", symbol, iv.name, list(row), short_error(exc))
         return None
     return Candle(symbol, iv.name, int(row[0]), values.open, values.high, values.low, values.close, values.volume)
 
-
-def _short(exc: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[:limit] + "..."

@@ -257,3 +257,43 @@ def assert_cached_as_replayed(cached: pd.DataFrame, candles: pd.DataFrame) -> No
     expected = candles.set_index("open_time_ms").loc[cached["timestamp"], ["open", "high", "low", "close", "volume"]]
     assert cached["timestamp"].diff().dropna().eq(MINUTE).all()
     assert cached[["open", "high", "low", "close", "volume"]].to_numpy().tolist() == expected.to_numpy().tolist()
+
+
+def test_a_cache_dir_that_cannot_be_created_fails_before_fetching(tmp_path: Path) -> None:
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache directory should be")
+    fake = FakeBybit(600)
+    with pytest.raises(HistoryError, match=f"{blocker}: cannot create the candle cache directory"):
+        fetch(fake, blocker, 500)
+    assert fake.calls == []
+
+
+def test_shadow_fetch_user_errors_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    from bot.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "blocker").write_text("")
+    monkeypatch.setenv("SHADOW_TRAIN__CACHE_DIR", "blocker")
+    monkeypatch.setenv("SHADOW_EXCHANGE__REST_URL", "http://127.0.0.1:9")  # never reached
+    monkeypatch.setattr(sys, "argv", ["shadow", "fetch", "--num-candles", "500"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert "error: blocker: cannot create the candle cache directory" in " ".join(err.split())
+
+
+def test_a_cache_that_cannot_be_written_is_a_clear_error_and_stays_as_it_was(tmp_path: Path) -> None:
+    fake = FakeBybit(600)
+    fetch(fake, tmp_path, 500)
+    path = MARKET.cache_file(tmp_path)
+    before = path.read_text()
+    path.with_name(path.name + ".tmp").mkdir()  # the temp file cannot be written
+    fake.add_candles(5)
+    with pytest.raises(HistoryError, match=f"{path}: cannot write the candle cache .*the file is unchanged"):
+        fetch(fake, tmp_path, 500)
+    assert path.read_text() == before
