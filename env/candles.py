@@ -236,7 +236,8 @@ def _check_gaps(frame: pd.DataFrame, source: str, repair: RepairPolicy, interval
         raise CandleDataError(
             source,
             f"gap: {missing} candle(s) missing between {_fmt_ms(times[i - 1])} and {_fmt_ms(times[i])} "
-            f"({len(gaps)} gap(s) in total); pass repair=RepairPolicy.REPAIR to fill them with flat candles",
+            f"({len(gaps)} gap(s) in total); repairing (RepairPolicy.REPAIR, --repair in shadow backtest and "
+            "evaluate) fills them with flat candles",
             int(frame.index[i]),
         )
     full = np.arange(times[0], times[-1] + step, step, dtype=np.int64)

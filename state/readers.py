@@ -166,3 +166,24 @@ def read_candles(
     """Stored candles in :mod:`env.candles` layout (for a trainer in another process)."""
     rows = conn.execute(SELECT_CANDLES, select_candles_params(symbol, interval, start_ms, end_ms)).fetchall()
     return candles_frame(rows, f"ledger {symbol} {interval}", repair)
+
+
+@dataclass(frozen=True, slots=True)
+class CandleSeries:
+    """One market's stored candles: what ``read_candles`` can return for it."""
+
+    symbol: str
+    interval: str
+    count: int
+    first_ms: int
+    last_ms: int
+
+
+def candle_series(conn: sqlite3.Connection) -> list[CandleSeries]:
+    """Every ``(symbol, interval)`` the ledger holds candles of, with their count and span
+    (so a caller can offer a choice, or say what there is when a request finds nothing)."""
+    rows = conn.execute(
+        "SELECT symbol, interval, count(*), min(open_time_ms), max(open_time_ms) FROM candles "
+        "GROUP BY symbol, interval ORDER BY symbol, interval"
+    ).fetchall()
+    return [CandleSeries(*row) for row in rows]

@@ -26,7 +26,7 @@ def replay_decisions(
     candles: pd.DataFrame,
     *,
     symbol: str = "BTCUSDT",
-    interval: str = "1",
+    interval: str = "1m",
     seed: int = 0,
     trade_probability: float = 0.06,
     portfolio: Portfolio | None = None,

@@ -101,3 +101,22 @@ def eth_observations(eth_candles: pd.DataFrame) -> np.ndarray:
         if terminated or truncated:
             break
     return np.array(seen)
+
+
+@pytest.fixture(scope="session")
+def btc_ledger(tmp_path_factory: pytest.TempPathFactory, btc_candles: pd.DataFrame) -> Path:
+    """A ledger as the daemon leaves it: seeded decisions (state.replay) over the first 1,700
+    real BTCUSDT 1m candles, each stored with its candle."""
+    import asyncio
+
+    from state.ledger import Ledger
+    from state.replay import replay_decisions
+
+    async def fill(path: Path) -> None:
+        async with await Ledger.open(path) as ledger:
+            for record, _ in replay_decisions(btc_candles.iloc[:1700], symbol="BTCUSDT", interval="1m", seed=5):
+                await ledger.record_decision(record)
+
+    path = tmp_path_factory.mktemp("ledger") / "shadow.sqlite"
+    asyncio.run(fill(path))
+    return path

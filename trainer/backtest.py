@@ -193,10 +193,7 @@ def select_range(
         RangeError: an unparsable date, ``start >= end``, or no candles in the range.
     """
     times = candles["open_time_ms"].to_numpy()
-    start_ms = None if start is None else _parse_time_ms(start, "--from")
-    end_ms = None if end is None else _parse_time_ms(end, "--to")
-    if start_ms is not None and end_ms is not None and start_ms >= end_ms:
-        raise RangeError(f"--from {start} is not before --to {end}")
+    start_ms, end_ms = parse_range(start, end)
     first = 0 if start_ms is None else int(np.searchsorted(times, start_ms, side="left"))
     stop = len(times) if end_ms is None else int(np.searchsorted(times, end_ms, side="left"))
     span = f"the data covers {_fmt(times[0])} .. {_fmt(times[-1])}"
@@ -210,6 +207,19 @@ def select_range(
             f"before the first decision and at least 2 to trade; {span}"
         )
     return candles.iloc[begin:stop].reset_index(drop=True), start_index
+
+
+def parse_range(start: str | None, end: str | None) -> tuple[int | None, int | None]:
+    """``--from``/``--to`` as epoch ms (``None`` where not given).
+
+    Raises:
+        RangeError: an unparsable date, or ``start >= end``.
+    """
+    start_ms = None if start is None else _parse_time_ms(start, "--from")
+    end_ms = None if end is None else _parse_time_ms(end, "--to")
+    if start_ms is not None and end_ms is not None and start_ms >= end_ms:
+        raise RangeError(f"--from {start} is not before --to {end}")
+    return start_ms, end_ms
 
 
 def _parse_time_ms(text: str, flag: str) -> int:

@@ -92,7 +92,8 @@ def fetch_command(
     """Fetch the latest closed candles from Bybit into the local cache (only what is missing)."""
     settings = _settings(config, train={"symbol": symbol, "timeframe": timeframe, "num_candles": num_candles})
     configure_logging()
-    from trainer.history import Market, bybit_exchange, format_ms, load_history
+    from trainer.bybit_public import bybit_exchange
+    from trainer.history import Market, format_ms, load_history
 
     args = settings.train
     market = Market(args.symbol, args.timeframe)

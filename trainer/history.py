@@ -9,7 +9,10 @@ exponential back-off on ``RateLimitExceeded``/``NetworkError``, merged with the 
 de-duplicated by open time (the newest fetch wins) and written back atomically, even
 when the fetch is interrupted, so a candle fetched once is never fetched again.
 
-The still-forming candle (``open_time + interval > now``) is never stored or returned.
+The still-forming candle (``open_time + interval > now``) is never stored or returned;
+"now" is the exchange's clock (Bybit's ``/v5/market/time``), not the local one, so a fast
+local clock cannot let a half-formed candle into the cache, and a replay server's virtual
+clock (``shadow replay-server``) is respected.
 Gaps inside the cache (an exchange outage) are not re-fetched; they are filled with flat
 candles, with a warning, by :func:`env.candles.normalize_candles`.
 
@@ -23,7 +26,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -34,6 +37,8 @@ from tqdm.auto import tqdm
 
 from config.errors import UserError
 from env.candles import OHLCV_COLUMNS, RepairPolicy, normalize_candles
+from trainer.bybit_public import bybit_exchange as bybit_exchange  # re-exported: callers import it from here
+from trainer.bybit_public import newest_closed_open_ms, short_error
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,12 @@ PAGE_CANDLES = 1000
 """Bybit's maximum ``limit`` for ``/v5/market/kline``."""
 CACHE_COLUMNS: tuple[str, ...] = ("timestamp", *OHLCV_COLUMNS)
 """Cache layout: the bundled sample layout (``timestamp`` = open time in epoch ms)."""
+SERVER_TIME_ATTEMPTS = 2
+"""Tries to read the exchange's clock before falling back to the local one."""
+LOCAL_CLOCK_MARGIN_MS = 60_000
+"""When the exchange's clock cannot be read, a candle counts as closed only this long after
+its close by the local clock, so a local clock up to a minute fast cannot let a forming
+candle into the cache (where it would stay: later runs fetch only after the last cached)."""
 
 T = TypeVar("T")
 
@@ -57,6 +68,8 @@ class OhlcvSource(Protocol):
         self, symbol: str, timeframe: str = "1m", since: int | None = None, limit: int | None = None,
         params: dict[str, Any] = ...,  # noqa: B006 - ccxt's signature
     ) -> list[list[float]]: ...
+
+    def fetch_time(self, params: dict[str, Any] = ...) -> int | None: ...  # noqa: B006 - ccxt's signature
 
     def milliseconds(self) -> int: ...
 
@@ -103,23 +116,6 @@ class RetryPolicy:
     max_delay_s: float = 60.0
 
 
-def bybit_exchange(rest_url: str, category: str, timeout_ms: int = 15_000) -> ccxt.bybit:
-    """A public (key-less) ccxt Bybit client whose every REST host is ``rest_url``.
-
-    Pointing all of ccxt's ``urls['api']`` entries at one base URL lets the trainer and
-    the daemon talk to a local Bybit-compatible server as easily as to api.bybit.com.
-    Market loading is limited to ``category`` (one ``/v5/market/instruments-info`` call
-    family instead of spot + linear + inverse + options).
-    """
-    exchange = ccxt.bybit({
-        "enableRateLimit": True,
-        "timeout": timeout_ms,
-        "options": {"fetchMarkets": {"types": [category]}},
-    })
-    exchange.urls["api"] = {key: rest_url.rstrip("/") for key in exchange.urls["api"]}
-    return exchange
-
-
 def call_with_retry(
     fn: Callable[[], T], *, what: str, policy: RetryPolicy = RetryPolicy(), sleep: Callable[[float], None] = time.sleep
 ) -> T:
@@ -132,16 +128,42 @@ def call_with_retry(
         except ccxt.NetworkError as exc:
             base, error = policy.base_delay_s, exc
         except ccxt.BadSymbol as exc:
-            raise HistoryError(f"{what}: the exchange does not list this symbol ({exc})") from None
+            raise HistoryError(f"{what}: the exchange does not list this symbol ({short_error(exc)})") from None
         except ccxt.ExchangeError as exc:
-            raise HistoryError(f"{what}: the exchange refused the request ({type(exc).__name__}: {exc})") from None
+            raise HistoryError(
+                f"{what}: the exchange refused the request ({type(exc).__name__}: {short_error(exc)})"
+            ) from None
         if attempt == policy.attempts - 1:
             break
         delay = min(policy.max_delay_s, base * 2**attempt)
         log.warning("%s: %s (%s); retry %d/%d in %.1f s",
-                    what, type(error).__name__, error, attempt + 1, policy.attempts - 1, delay)
+                    what, type(error).__name__, short_error(error), attempt + 1, policy.attempts - 1, delay)
         sleep(delay)
-    raise HistoryError(f"{what}: gave up after {policy.attempts} attempts ({type(error).__name__}: {error})")
+    raise HistoryError(
+        f"{what}: gave up after {policy.attempts} attempts ({type(error).__name__}: {short_error(error)})"
+    )
+
+
+def exchange_now_ms(
+    exchange: OhlcvSource, *, retry: RetryPolicy = RetryPolicy(), sleep: Callable[[float], None] = time.sleep
+) -> int:
+    """"Now" for deciding which candles have closed: the exchange's clock.
+
+    Read with ccxt's ``fetch_time`` (Bybit ``GET /v5/market/time``), as the daemon's REST
+    client does. If it cannot be read in :data:`SERVER_TIME_ATTEMPTS` tries (a
+    Bybit-compatible server without that endpoint, a garbled answer), this logs a warning
+    and returns the local clock minus :data:`LOCAL_CLOCK_MARGIN_MS` instead.
+    """
+    policy = replace(retry, attempts=max(1, min(retry.attempts, SERVER_TIME_ATTEMPTS)))
+    try:
+        now_ms = call_with_retry(exchange.fetch_time, what="server time", policy=policy, sleep=sleep)
+        if not isinstance(now_ms, int) or now_ms <= 0:
+            raise HistoryError(f"server time: the exchange answered {now_ms!r}, not epoch milliseconds")
+        return now_ms
+    except HistoryError as exc:
+        log.warning("%s; cannot read the exchange's clock, so a candle counts as closed %d s after its close "
+                    "by the local clock instead", exc, LOCAL_CLOCK_MARGIN_MS // 1000)
+        return int(exchange.milliseconds()) - LOCAL_CLOCK_MARGIN_MS
 
 
 def read_cache(path: Path) -> pd.DataFrame:
@@ -157,12 +179,24 @@ def read_cache(path: Path) -> pd.DataFrame:
     return frame
 
 
+def make_cache_dir(path: Path) -> None:
+    """Create the cache file's directory, before anything is fetched into it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HistoryError(f"{path.parent}: cannot create the candle cache directory ({exc}); "
+                           "check [train] cache_dir") from None
+
+
 def write_cache(path: Path, frame: pd.DataFrame) -> None:
     """Write atomically (temp file + rename): an interrupted write never truncates the cache."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_cache_dir(path)
     tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    try:
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise HistoryError(f"{path}: cannot write the candle cache ({exc}); the file is unchanged") from None
 
 
 def merge_candles(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
@@ -190,11 +224,11 @@ def load_history(
     """
     path = market.cache_file(cache_dir)
     cached = read_cache(path)
+    make_cache_dir(path)
     step = market.interval_ms
-    now_ms = int(exchange.milliseconds())
-    closed_before = now_ms - step  # a candle opening after this has not closed yet
-    want_from = (now_ms // step - num_candles - 1) * step
-    ranges = _missing_ranges(cached, want_from, closed_before, step)
+    last_open = newest_closed_open_ms(exchange_now_ms(exchange, retry=retry, sleep=sleep), step)
+    want_from = last_open - num_candles * step
+    ranges = _missing_ranges(cached, want_from, last_open, step)
     pages = [(since, min(since + (PAGE_CANDLES - 1) * step, end)) for start, end in ranges
              for since in range(start, end + 1, PAGE_CANDLES * step)]
     fetched: list[list[float]] = []
@@ -216,7 +250,7 @@ def load_history(
             cached = merge_candles(cached, _rows_to_frame(fetched))
             write_cache(path, cached)
             log.info("%s: cached %d new candle(s), %d in total", path, len(fetched), len(cached))
-    return _latest_closed(cached, closed_before, num_candles, market, path)
+    return _latest_closed(cached, last_open, num_candles, market, path)
 
 
 def _missing_ranges(cached: pd.DataFrame, want_from: int, last_open: int, step: int) -> list[tuple[int, int]]:

@@ -37,7 +37,10 @@ def prepare_out_dir(path: Path, force: bool) -> Path:
         raise OutputDirError(f"--out {path}: exists and is not a directory")
     if path.is_dir() and any(path.iterdir()) and not force:
         raise OutputDirError(f"--out {path}: directory is not empty; pick another or pass --force to overwrite")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputDirError(f"--out {path}: cannot create the directory ({exc.strerror})") from None
     return path
 
 

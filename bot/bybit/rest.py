@@ -3,8 +3,8 @@
 Used for the warm-up history and to fill every gap the websocket leaves. Three rules:
 
 - **Public market data only.** No API key is ever configured, and the ccxt exchange is
-  a subclass whose ``sign()`` refuses anything but a public GET, so not even a bug can
-  reach an order or account endpoint.
+  :class:`trainer.bybit_public.AsyncPublicBybit`, whose ``sign()`` refuses anything but a
+  public GET, so not even a bug can reach an order or account endpoint.
 - **Only closed candles.** Bybit's newest row is the still-forming candle. Whether a
   candle has closed is decided with the *server's* clock (``/v5/market/time``), fetched
   before the candles: a local clock a few hundred ms fast would let a half-formed
@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
-import ccxt.async_support as ccxt_async
 from ccxt.base.errors import BaseError as CcxtError
 from ccxt.base.errors import NetworkError, RateLimitExceeded
 from pydantic import ValidationError
@@ -37,6 +36,7 @@ from bot.bybit.stats import RestStats
 from config.errors import UserError
 from config.settings import ExchangeSettings
 from env.types import Candle
+from trainer.bybit_public import AsyncPublicBybit, bybit_exchange, newest_closed_open_ms, short_error
 
 log = logging.getLogger(__name__)
 
@@ -46,26 +46,6 @@ _T = TypeVar("_T")
 
 class RestError(UserError):
     """A REST request that failed for good (after its retries, or at once if not transient)."""
-
-
-class PrivateEndpointRefused(RuntimeError):
-    """Raised if any code asks for a private or non-GET endpoint: a bug, never allowed."""
-
-
-class PublicBybit(ccxt_async.bybit):  # type: ignore[misc]
-    """ccxt's Bybit that signs public GET requests only.
-
-    ``sign()`` is the one funnel every ccxt request goes through, so refusing here covers
-    ``create_order``, ``fetch_balance`` and every implicit private method alike.
-    """
-
-    def sign(self, path: str, api: Any = "public", method: str = "GET", params: dict | None = None) -> dict:
-        kind = api[0] if isinstance(api, (list, tuple)) else api
-        if kind != "public" or method != "GET":
-            raise PrivateEndpointRefused(
-                f"refused {method} {kind}/{path}: Shadow reads public market data only and never trades"
-            )
-        return super().sign(path, api, method, params or {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,14 +79,8 @@ class BybitRest:
         self._settings = exchange
         self._rng = rng or random.Random()
         self._ccxt_symbols: dict[str, str] = {}
-        self._exchange = PublicBybit({
-            "enableRateLimit": True,
-            "timeout": int(exchange.rest_timeout_s * 1000),
-            # Load only the configured category's instruments (not inverse, not options).
-            "options": {"fetchMarkets": {"types": [exchange.category]}},
-        })
-        # Every ccxt host alias points at the configured base URL (mainnet, testnet, a replay).
-        self._exchange.urls["api"] = {name: exchange.rest_url for name in self._exchange.urls["api"]}
+        self._exchange = bybit_exchange(exchange.rest_url, exchange.category, int(exchange.rest_timeout_s * 1000),
+                                        exchange_class=AsyncPublicBybit)
 
     async def __aenter__(self) -> BybitRest:
         return self
@@ -152,8 +126,7 @@ class BybitRest:
 
     async def _newest_closed_open_ms(self, iv: Interval) -> int:
         """Open time of the newest candle closed on the server's clock (open + interval <= now)."""
-        now_ms = await self.server_time_ms()
-        return (now_ms - iv.ms) // iv.ms * iv.ms
+        return newest_closed_open_ms(await self.server_time_ms(), iv.ms)
 
     async def _fetch_range(self, symbol: str, iv: Interval, since_ms: int, end_ms: int) -> Backfill:
         """Page forward ``PAGE_LIMIT`` candles at a time, each page an explicit ``[start, end]``
@@ -199,15 +172,15 @@ class BybitRest:
                 reason = "rate-limited" if limited else "network error"
                 if attempt >= attempts:
                     raise RestError(
-                        f"Bybit REST {self.url}: {what}: {reason} after {attempts} attempt(s): {_short(exc)}"
+                        f"Bybit REST {self.url}: {what}: {reason} after {attempts} attempt(s): {short_error(exc)}"
                     ) from None
                 delay = next(delays)
                 self.stats.retries += 1
                 log.warning("REST %s: %s (%s); retry %d/%d in %.2fs",
-                            what, reason, _short(exc), attempt, attempts - 1, delay)
+                            what, reason, short_error(exc), attempt, attempts - 1, delay)
                 await asyncio.sleep(delay)
             except CcxtError as exc:
-                raise RestError(f"Bybit REST {self.url}: {what}: {_short(exc)}") from None
+                raise RestError(f"Bybit REST {self.url}: {what}: {short_error(exc)}") from None
 
 
 def _row_to_candle(symbol: str, iv: Interval, row: Sequence[Any]) -> Candle | None:
@@ -215,11 +188,7 @@ def _row_to_candle(symbol: str, iv: Interval, row: Sequence[Any]) -> Candle | No
     try:
         values = Ohlcv(open=row[1], high=row[2], low=row[3], close=row[4], volume=row[5])
     except (ValidationError, IndexError, TypeError) as exc:
-        log.warning("REST %s %s: skipped invalid row %r (%s)", symbol, iv.name, list(row), _short(exc))
+        log.warning("REST %s %s: skipped invalid row %r (%s)", symbol, iv.name, list(row), short_error(exc))
         return None
     return Candle(symbol, iv.name, int(row[0]), values.open, values.high, values.low, values.close, values.volume)
 
-
-def _short(exc: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[:limit] + "..."

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from bot.commands.common import ConfigOption, console
-from config import Settings, load_settings
+from config import Settings, UserError, load_settings
 
 SAMPLE_CANDLES = Path(__file__).resolve().parents[2] / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
 
@@ -48,7 +48,19 @@ def backtest(
         typer.Option("--strategy", "-s", help="strategy spec: ppo:PATH, sma:fast=10,slow=50, rsi:period=14, "
                      "random:seed=0, buy_and_hold, flat (default: \\[evaluation] strategy)"),
     ] = None,
-    candles: CandlesOption = SAMPLE_CANDLES,
+    candles: Annotated[
+        Optional[Path], typer.Option("--candles", show_default=False, help="candle CSV, plain or .gz "
+                                     "(default: the bundled data/sample/btcusdt_1m_2023-03.csv.gz, unless --db)")
+    ] = None,
+    db: Annotated[
+        Optional[Path], typer.Option("--db", help="take the candles the daemon stored in this ledger instead of a file")
+    ] = None,
+    symbol: Annotated[
+        Optional[str], typer.Option("--symbol", help="with --db: the symbol, e.g. BTCUSDT (default: the only one stored)")
+    ] = None,
+    interval: Annotated[
+        Optional[str], typer.Option("--interval", help="with --db: the interval, e.g. 1m (default: the only one stored)")
+    ] = None,
     start: Annotated[Optional[str], typer.Option("--from", help="first decision time, UTC (e.g. 2023-03-10)")] = None,
     end: Annotated[Optional[str], typer.Option("--to", help="end time, UTC, exclusive")] = None,
     out: OutOption = None,
@@ -56,7 +68,8 @@ def backtest(
     repair: RepairOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Backtest a strategy on a candle file, beside buy & hold and flat on the same candles.
+    """Backtest a strategy on a candle file or on the ledger's candles, beside buy & hold and
+    flat on the same candles.
 
     Same env, features and fills as training; commission and slippage from \\[env].
 
@@ -68,16 +81,24 @@ def backtest(
     from trainer.outputs import prepare_out_dir, write_backtest
 
     settings = load_settings(config)
-    frame = _load(candles, repair)
     warmup = WARMUP_CANDLES + settings.env.lookback_window - 1
-    frame, start_index = select_range(frame, warmup, start, end)
+    if db is not None:
+        if candles is not None:
+            raise UserError("--candles and --db are two sources of candles; give one of them")
+        frame, start_index, source = _ledger_candles(db, symbol, interval, warmup, start, end, repair, settings)
+    elif symbol is not None or interval is not None:
+        raise UserError("--symbol and --interval choose candles in a ledger; they need --db")
+    else:
+        candles = candles or SAMPLE_CANDLES
+        frame, start_index = select_range(_load(candles, repair), warmup, start, end)
+        source = str(candles)
     main = build_strategy(strategy or settings.evaluation.strategy, lookback_window=settings.env.lookback_window)
     _cap_torch_threads()
     others = _baselines(settings, exclude=main.name)
     out_dir = prepare_out_dir(out or _default_out("backtest"), force)
     results = run_comparison([main, *others], make_env(frame, settings.env), start_index)
-    paths = write_backtest(out_dir, results[0], results[1:], source=str(candles), env=settings.env)
-    console.print(_metrics_table(results, f"{main.name} on {candles.name}"))
+    paths = write_backtest(out_dir, results[0], results[1:], source=source, env=settings.env)
+    console.print(_metrics_table(results, f"{main.name} on {Path(source).name}"))
     for kind, path in paths.items():
         console.print(f"{kind}: {path}")
 
@@ -142,9 +163,29 @@ def evaluate(
 
 
 def _load(path: Path, repair: bool) -> Any:
-    from env.candles import RepairPolicy, load_candles
+    from env.candles import load_candles
 
-    return load_candles(path, repair=RepairPolicy.REPAIR if repair else RepairPolicy.STRICT)
+    return load_candles(path, repair=_policy(repair))
+
+
+def _ledger_candles(db: Path, symbol: str | None, interval: str | None, warmup: int, start: str | None,
+                    end: str | None, repair: bool, settings: Settings) -> tuple[Any, int, str]:
+    """The backtest frame, first decision index and source label from a ledger's candles."""
+    from contextlib import closing
+
+    from state.database import connect_reader
+    from trainer.ledger_source import ledger_backtest_candles, pick_series
+
+    with closing(connect_reader(db, settings.ledger.lock_timeout_s)) as conn:
+        series = pick_series(conn, db, symbol, interval)
+        frame, start_index = ledger_backtest_candles(conn, db, series, warmup, start, end, _policy(repair))
+    return frame, start_index, f"{db} {series.symbol} {series.interval}"
+
+
+def _policy(repair: bool) -> Any:
+    from env.candles import RepairPolicy
+
+    return RepairPolicy.REPAIR if repair else RepairPolicy.STRICT
 
 
 def _baselines(settings: Settings, exclude: str) -> list[Any]:

@@ -55,11 +55,15 @@ def test_backtest_runs_a_ppo_model(tmp_path, monkeypatch, capsys, ppo_model):
     (["--from", "March"], "--from 'March' is not a date"),
     (["--from", "2025-01-01"], "no candles in [2025-01-01, end)"),
     (["-s", "ppo:nowhere.zip"], "nowhere.zip: no such model file"),
+    (["--out", "BLOCKER/bt"], "BLOCKER/bt: cannot create the directory (Not a directory)"),
 ])
 def test_backtest_bad_input_is_one_clear_line(tmp_path, monkeypatch, capsys, args, message):
-    code, out, err = run(monkeypatch, capsys, "backtest", *args, "--out", str(tmp_path / "bt"))
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where --out wants a directory")
+    args = [a.replace("BLOCKER", str(blocker)) for a in args]
+    code, out, err = run(monkeypatch, capsys, "backtest", "--out", str(tmp_path / "bt"), *args)  # a later --out wins
     assert code == 2
-    assert err.startswith("error: ") and message in " ".join(err.split())
+    assert err.startswith("error: ") and message.replace("BLOCKER", str(blocker)) in " ".join(err.split())
     assert "Traceback" not in err
     assert not (tmp_path / "bt").exists()  # nothing half-written
 
@@ -98,3 +102,40 @@ def test_evaluate_walk_forward_tiny(tmp_path, monkeypatch, capsys):
     assert {"ppo", "buy_and_hold", "flat"} <= set(summary["aggregate"])
     assert (tmp_path / "wf" / "fold_02" / "model.meta.json").is_file()
     assert "fold 2/2" in out and "chained return" in out
+
+
+def test_backtest_on_the_ledger_equals_the_backtest_on_the_same_candles_from_the_file(
+    tmp_path, monkeypatch, capsys, btc_ledger
+):
+    window = ["--strategy", "sma:fast=20,slow=100", "--from", "2023-03-01T06:00", "--to", "2023-03-02T04:00"]
+    code, out, err = run(monkeypatch, capsys, "backtest", "--db", str(btc_ledger), "--symbol", "BTCUSDT",
+                         "--interval", "1m", *window, "--out", str(tmp_path / "ledger"))
+    assert code == 0, err
+    assert "on shadow.sqlite BTCUSDT 1m" in " ".join(out.split())
+    code, _, err = run(monkeypatch, capsys, "backtest", *window, "--out", str(tmp_path / "file"))
+    assert code == 0, err
+    from_ledger, from_file = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("ledger", "file"))
+    assert from_ledger["candles"]["source"] == f"{btc_ledger} BTCUSDT 1m"
+    assert from_ledger["candles"]["first_decision"] == "2023-03-01T06:00:00"
+    assert from_ledger["results"] == from_file["results"]
+    assert from_ledger["results"]["sma:fast=20,slow=100,short=false"]["n_trades"] > 0
+    assert (tmp_path / "ledger" / "trades.csv").read_text() == (tmp_path / "file" / "trades.csv").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--db", "LEDGER", "--candles", "x.csv"], "--candles and --db are two sources of candles"),
+    (["--symbol", "BTCUSDT"], "--symbol and --interval choose candles in a ledger; they need --db"),
+    (["--db", "missing.sqlite"], "ledger missing.sqlite: no such file"),
+    (["--db", "LEDGER", "--symbol", "ETHUSDT"], "no ETHUSDT candles; it holds BTCUSDT 1m (1700 candles)"),
+    (["--db", "LEDGER", "--interval", "1"], "no 1 candles; it holds BTCUSDT 1m (1700 candles)"),
+    (["--db", "LEDGER", "--from", "2023-03-05"], "no BTCUSDT 1m candles in [2023-03-05, last candle); it holds "
+                                                 "1700 BTCUSDT 1m candles from 2023-03-01 00:00 to 2023-03-02 04:19"),
+    (["--db", "LEDGER", "--from", "2023-03-02T04:19"], "leaves 220 candles: need 219 of warm-up"),
+])
+def test_backtest_on_the_ledger_bad_input_is_one_clear_line(tmp_path, monkeypatch, capsys, btc_ledger, args, message):
+    args = [str(btc_ledger) if a == "LEDGER" else a for a in args]
+    code, _, err = run(monkeypatch, capsys, "backtest", *args, "--out", str(tmp_path / "bt"))
+    assert code == 2, err
+    assert err.startswith("error: ") and message in " ".join(err.split())
+    assert "Traceback" not in err
+    assert not (tmp_path / "bt").exists()

@@ -1,17 +1,20 @@
-"""Fetching Bybit history: forward pagination, retry with back-off, the cache. No network:
-a fake exchange serves candles the way ccxt's bybit.fetch_ohlcv does."""
+"""Fetching Bybit history: forward pagination, retry with back-off, the cache, the exchange's
+clock. No network: a fake exchange serves candles the way ccxt's bybit.fetch_ohlcv does, and
+the product's replay server (127.0.0.1) serves the real ccxt client."""
 
 from __future__ import annotations
 
-import time
+import asyncio
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import ccxt
 import pandas as pd
 import pytest
 
-from trainer_fakes import MARKET, MINUTE, FakeBybit, LocalBybit
+from bot.replay.server import ReplayServer
+from trainer.bybit_public import PrivateEndpointRefused
 from trainer.history import (
     PAGE_CANDLES,
     HistoryError,
@@ -22,6 +25,7 @@ from trainer.history import (
     load_history,
     read_cache,
 )
+from trainer_fakes import MARKET, MINUTE, FakeBybit, replay_bybit
 
 
 def fetch(fake: FakeBybit, cache: Path, n: int, sleeps: list[float] | None = None, **kw: Any) -> pd.DataFrame:
@@ -59,7 +63,7 @@ def test_second_run_fetches_only_the_missing_tail(tmp_path: Path) -> None:
     second = fetch(fake, tmp_path, 1200)
     assert len(fake.calls) == 1
     since, until, _ = fake.calls[0]
-    assert since == first["open_time_ms"].iloc[-1] + MINUTE and until == fake.now - MINUTE
+    assert since == first["open_time_ms"].iloc[-1] + MINUTE and until == fake.rows[-2][0]  # the newest closed
     assert second["open_time_ms"].iloc[-1] == fake.rows[-2][0] and len(second) == 1200
 
 
@@ -145,51 +149,151 @@ def test_bybit_exchange_points_every_rest_host_at_the_configured_url() -> None:
     assert not exchange.apiKey
 
 
-@pytest.mark.parametrize(("symbol", "category"), [("BTC/USDT", "spot"), ("BTC/USDT:USDT", "linear")])
-def test_real_ccxt_client_fetches_from_the_configured_rest_url(tmp_path: Path, symbol: str, category: str) -> None:
-    """The real ccxt Bybit client against a local v5 server: category from the symbol,
-    forward start/end windows, Bybit's 10006 mapped to a rate-limit retry."""
-    with LocalBybit(2500, rate_limited=1) as server:
-        market = Market(symbol, "1m")
-        sleeps: list[float] = []
-        started_ms = time.time() * 1000
-        frame = load_history(market, 2000, exchange=bybit_exchange(server.url, category), cache_dir=tmp_path,
-                             progress=False, sleep=sleeps.append)
-    assert sleeps == [5.0]
-    last = int(frame["open_time_ms"].iloc[-1])
-    assert last in _closed_last(server, started_ms)
-    assert frame["open_time_ms"].tolist() == [r[0] for r in server.rows if r[0] <= last][-2000:]
-    assert {q["category"] for q in server.kline_queries} == {category}
-    assert all(q["symbol"] == "BTCUSDT" and q["interval"] == "1" and int(q["limit"]) == PAGE_CANDLES
-               for q in server.kline_queries)
-    assert server.paths[0] == "/v5/market/instruments-info"
+def test_the_trainers_client_cannot_reach_a_private_endpoint() -> None:
+    exchange = bybit_exchange("http://127.0.0.1:9", "linear")  # nothing listens: a sent request would fail otherwise
+    with pytest.raises(PrivateEndpointRefused, match="never trades"):
+        exchange.privateGetV5AccountWalletBalance({"accountType": "UNIFIED"})
+    with pytest.raises(PrivateEndpointRefused):
+        exchange.request("v5/order/create", "public", "POST", {"symbol": "BTCUSDT"})
 
 
-def test_shadow_fetch_fills_the_cache_from_the_configured_server(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_closed_is_decided_by_the_exchange_clock_not_a_fast_local_one(tmp_path: Path) -> None:
+    fake = FakeBybit(600)  # the exchange is 30 s into candle 599
+    fake.milliseconds = lambda: fake.now + 45_000  # type: ignore[method-assign] # local clock 45 s fast
+    frame = fetch(fake, tmp_path, 500)
+    assert frame["open_time_ms"].iloc[-1] == fake.rows[-2][0]  # candle 599 is still forming: not returned
+    assert read_cache(MARKET.cache_file(tmp_path))["timestamp"].iloc[-1] == fake.rows[-2][0]  # nor cached
+
+
+def test_without_the_exchange_clock_the_local_clock_is_used_with_a_margin(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    fake = FakeBybit(600)
+    fake.time_failures = [ccxt.ExchangeNotAvailable("404 Not Found")] * 2
+    sleeps: list[float] = []
+    frame = fetch(fake, tmp_path, 500, sleeps)
+    assert sleeps == [1.0]  # one retry, then the fallback; the candles themselves came at once
+    # local now - 60 s lies in candle 598, so 597 is the newest that surely closed
+    assert frame["open_time_ms"].iloc[-1] == fake.rows[-3][0]
+    assert "server time: gave up after 2 attempts (ExchangeNotAvailable: 404 Not Found)" in caplog.text
+    assert "cannot read the exchange's clock" in caplog.text
+
+
+async def _load_from(server: ReplayServer, market: Market, n: int, cache: Path, sleeps: list[float]) -> pd.DataFrame:
+    """``load_history`` with the real ccxt client, in a thread while the server answers here."""
+    exchange = bybit_exchange(server.rest_url, market.category)
+    return await asyncio.to_thread(load_history, market, n, exchange=exchange, cache_dir=cache, progress=False,
+                                   sleep=sleeps.append)
+
+
+def _queries(server: ReplayServer, path: str) -> list[dict[str, str]]:
+    return [dict(parse_qsl(urlsplit(p).query)) for _, p in server.http_requests if urlsplit(p).path == path]
+
+
+@pytest.mark.parametrize(("symbol", "category"), [("BTC/USDT", "spot"), ("BTC/USDT:USDT", "linear")])
+async def test_real_ccxt_client_gets_exactly_the_replayed_closed_candles(
+    tmp_path: Path, btc_candles: pd.DataFrame, symbol: str, category: str
+) -> None:
+    """The real ccxt Bybit client against the replay server: category from the symbol,
+    forward start/end windows, the server's clock, Bybit's 10006 and HTTP 403 retried."""
+    history = 2500  # closed candles on the server; candle 2500 is forming
+    async with replay_bybit(btc_candles.iloc[:history + 10], history=history, faults=["ratelimit:2"]) as server:
+        sleeps: list[float] = []
+        frame = await _load_from(server, Market(symbol, "1m"), 2000, tmp_path, sleeps)
+    assert sleeps == [5.0, 10.0]
+    expected = btc_candles.iloc[history - 2000:history].reset_index(drop=True)
+    pd.testing.assert_frame_equal(frame, expected)
+    klines = _queries(server, "/v5/market/kline")
+    assert {q["category"] for q in klines} == {category}
+    assert all(q["symbol"] == "BTCUSDT" and q["interval"] == "1" and int(q["limit"]) == PAGE_CANDLES for q in klines)
+    paths = [urlsplit(p).path for _, p in server.http_requests]
+    assert paths[0] == "/v5/market/time" and set(paths) == {
+        "/v5/market/time", "/v5/market/instruments-info", "/v5/market/kline"}
+
+
+async def test_shadow_fetch_gets_the_replay_files_closed_candles_up_to_the_virtual_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """The replay's clock is in March 2023; the local one is not. Only candles closed by the
+    server's clock are cached, and moving that clock is what makes the next one appear."""
     from typer.testing import CliRunner
 
     from bot.cli import app
 
     monkeypatch.chdir(tmp_path)
-    started_ms = time.time() * 1000
-    with LocalBybit(1500) as server:
-        monkeypatch.setenv("SHADOW_EXCHANGE__REST_URL", server.url)
-        result = CliRunner().invoke(app, ["fetch", "--symbol", "BTC/USDT:USDT", "--num-candles", "1200"])
-        assert result.exit_code == 0, result.output
-        assert "1200 candles" in result.output and "data/cache/bybit_linear_BTCUSDT_1m.csv" in result.output
-        requests = len(server.kline_queries)
-        assert CliRunner().invoke(app, ["fetch", "--symbol", "BTC/USDT:USDT", "--num-candles", "1200"]).exit_code == 0
-        assert len(server.kline_queries) - requests <= 1  # only the minute that closed meanwhile, if any
-    cached = read_cache(tmp_path / "data/cache/bybit_linear_BTCUSDT_1m.csv")
-    assert cached["timestamp"].is_unique and cached["timestamp"].iloc[-1] in _closed_last(server, started_ms)
+    history = 1500
+    cache = tmp_path / "data/cache/bybit_linear_BTCUSDT_1m.csv"
+    args = ["fetch", "--symbol", "BTC/USDT:USDT", "--num-candles", "1200"]
+    async with replay_bybit(btc_candles.iloc[:history + 10], history=history) as server:
+
+        async def shadow_fetch() -> str:
+            result = await asyncio.to_thread(CliRunner().invoke, app, args,
+                                             env={"SHADOW_EXCHANGE__REST_URL": server.rest_url})
+            assert result.exit_code == 0, result.output
+            return result.output
+
+        output = await shadow_fetch()
+        assert "1200 candles 2023-03-01 05:00 .. 2023-03-02 00:59 in data/cache/bybit_linear_BTCUSDT_1m.csv" in output
+        cached = read_cache(cache)
+        assert cached["timestamp"].iloc[-1] == btc_candles["open_time_ms"].iloc[history - 1]
+        assert_cached_as_replayed(cached, btc_candles)
+
+        klines = len(_queries(server, "/v5/market/kline"))
+        server.market.form(history, 0.5)  # half-way through the forming candle: still not closed
+        await shadow_fetch()
+        assert read_cache(cache).equals(cached) and len(_queries(server, "/v5/market/kline")) == klines
+
+        server.market.close(history)  # it closed: exactly that one candle is fetched, with its final values
+        output = await shadow_fetch()
+        assert len(_queries(server, "/v5/market/kline")) == klines + 1
+        assert "2023-03-02 01:00 in" in output
+        grown = read_cache(cache)
+        assert len(grown) == len(cached) + 1 and grown["timestamp"].iloc[-1] == btc_candles["open_time_ms"].iloc[history]
+        assert_cached_as_replayed(grown, btc_candles)
 
 
-def _closed_last(server: LocalBybit, started_ms: float) -> set[int]:
-    """Possible open times of the newest closed candle: the server's newest candle is
-    forming when it starts, and closes if a minute turns during the test."""
-    forming = server.rows[-1][0]
-    if time.time() * 1000 < forming + MINUTE:
-        return {server.rows[-2][0]}
-    return {forming} if started_ms >= forming + MINUTE else {server.rows[-2][0], forming}
+def assert_cached_as_replayed(cached: pd.DataFrame, candles: pd.DataFrame) -> None:
+    """The cache holds exactly the file's rows for its timestamps, no gaps."""
+    expected = candles.set_index("open_time_ms").loc[cached["timestamp"], ["open", "high", "low", "close", "volume"]]
+    assert cached["timestamp"].diff().dropna().eq(MINUTE).all()
+    assert cached[["open", "high", "low", "close", "volume"]].to_numpy().tolist() == expected.to_numpy().tolist()
+
+
+def test_a_cache_dir_that_cannot_be_created_fails_before_fetching(tmp_path: Path) -> None:
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache directory should be")
+    fake = FakeBybit(600)
+    with pytest.raises(HistoryError, match=f"{blocker}: cannot create the candle cache directory"):
+        fetch(fake, blocker, 500)
+    assert fake.calls == []
+
+
+def test_shadow_fetch_user_errors_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    from bot.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "blocker").write_text("")
+    monkeypatch.setenv("SHADOW_TRAIN__CACHE_DIR", "blocker")
+    monkeypatch.setenv("SHADOW_EXCHANGE__REST_URL", "http://127.0.0.1:9")  # never reached
+    monkeypatch.setattr(sys, "argv", ["shadow", "fetch", "--num-candles", "500"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert "error: blocker: cannot create the candle cache directory" in " ".join(err.split())
+
+
+def test_a_cache_that_cannot_be_written_is_a_clear_error_and_stays_as_it_was(tmp_path: Path) -> None:
+    fake = FakeBybit(600)
+    fetch(fake, tmp_path, 500)
+    path = MARKET.cache_file(tmp_path)
+    before = path.read_text()
+    path.with_name(path.name + ".tmp").mkdir()  # the temp file cannot be written
+    fake.add_candles(5)
+    with pytest.raises(HistoryError, match=f"{path}: cannot write the candle cache .*the file is unchanged"):
+        fetch(fake, tmp_path, 500)
+    assert path.read_text() == before

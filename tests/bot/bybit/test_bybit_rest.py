@@ -13,12 +13,13 @@ import pandas as pd
 import pytest
 
 from bot.bybit.markets import INTERVALS, UnknownSymbolError
-from bot.bybit.rest import PAGE_LIMIT, BybitRest, PrivateEndpointRefused, RestError
+from bot.bybit.rest import PAGE_LIMIT, BybitRest, RestError
 from bot.replay.faults import parse_faults
 from bot.replay.market import ReplayMarket, ReplaySeries
 from bot.replay.server import ReplayServer
 from config.settings import ExchangeSettings
 from env.types import Candle
+from trainer.bybit_public import PrivateEndpointRefused
 
 M1 = INTERVALS["1m"]
 HISTORY = 2500  # closed candles on the server: three REST pages

@@ -1,0 +1,92 @@
+"""The one way Shadow builds a ccxt Bybit client: key-less, public GETs only, one base URL.
+
+Both the trainer's history fetch (:mod:`trainer.history`, synchronous ccxt) and the
+daemon's REST backfill (:mod:`bot.bybit.rest`, ``ccxt.async_support``) build their client
+here, so they point at the same ``[exchange] rest_url`` the same way and share the same
+rule for which candles have closed.
+
+It lives in ``trainer/`` because that is the lowest layer that may talk to an exchange:
+``bot`` may import ``trainer`` but ``trainer`` may not import ``bot`` (architecture.md),
+and ``env``/``config`` know nothing about networks.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import ccxt
+import ccxt.async_support as ccxt_async
+
+_Exchange = TypeVar("_Exchange", bound=ccxt.Exchange)
+
+
+class PrivateEndpointRefused(RuntimeError):
+    """Raised if any code asks for a private or non-GET endpoint: a bug, never allowed."""
+
+
+class _PublicOnly:
+    """Refuses to sign anything but a public GET.
+
+    ``sign()`` is the one funnel every ccxt request goes through (sync and async alike),
+    so refusing here covers ``create_order``, ``fetch_balance`` and every implicit private
+    method: not even a bug can reach an order or account endpoint.
+    """
+
+    def sign(self, path: str, api: Any = "public", method: str = "GET", params: dict | None = None) -> dict:
+        kind = api[0] if isinstance(api, (list, tuple)) else api
+        if kind != "public" or method != "GET":
+            raise PrivateEndpointRefused(
+                f"refused {method} {kind}/{path}: Shadow reads public market data only and never trades"
+            )
+        return super().sign(path, api, method, params or {})  # type: ignore[misc]
+
+
+class PublicBybit(_PublicOnly, ccxt.bybit):  # type: ignore[misc]
+    """Synchronous ccxt Bybit limited to public GETs (the trainer)."""
+
+
+class AsyncPublicBybit(_PublicOnly, ccxt_async.bybit):  # type: ignore[misc]
+    """Asynchronous ccxt Bybit limited to public GETs (the daemon)."""
+
+
+def bybit_exchange(
+    rest_url: str, category: str, timeout_ms: int = 15_000, *, exchange_class: type[_Exchange] = PublicBybit
+) -> _Exchange:
+    """A key-less Bybit client whose every REST host is ``rest_url``.
+
+    Pointing all of ccxt's ``urls['api']`` entries at one base URL lets the trainer and
+    the daemon talk to a local Bybit-compatible server (``shadow replay-server``, testnet)
+    as easily as to api.bybit.com. Market loading is limited to ``category`` (one
+    ``/v5/market/instruments-info`` family instead of spot + linear + inverse + options).
+
+    Args:
+        rest_url: base URL, e.g. ``https://api.bybit.com``.
+        category: ``spot`` or ``linear``.
+        timeout_ms: one request's timeout.
+        exchange_class: :class:`PublicBybit` (default) or :class:`AsyncPublicBybit`.
+    """
+    exchange = exchange_class({
+        "enableRateLimit": True,
+        "timeout": timeout_ms,
+        "options": {"fetchMarkets": {"types": [category]}},
+    })
+    exchange.urls["api"] = {name: rest_url.rstrip("/") for name in exchange.urls["api"]}
+    return exchange
+
+
+def newest_closed_open_ms(now_ms: int, interval_ms: int) -> int:
+    """Open time of the newest candle closed at ``now_ms`` (``open + interval <= now``).
+
+    ``now_ms`` should be the *exchange's* clock (``fetch_time``, Bybit's
+    ``/v5/market/time``): a local clock a few hundred ms fast would let a half-formed
+    candle pass for closed, and a replay server's virtual clock is not the local one.
+    """
+    return (now_ms - interval_ms) // interval_ms * interval_ms
+
+
+def short_error(exc: BaseException, limit: int = 200) -> str:
+    """``exc`` as one line of at most ``limit`` characters: ccxt puts whole HTTP response
+    bodies (an HTML error page, say) into its messages, which must not flood a log line or
+    a one-line CLI error."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + "..."
