@@ -20,7 +20,7 @@ from config import UserError
 from env.candles import load_candles
 from state.errors import LedgerNotFoundError, NotALedgerError, SchemaVersionError
 from state.ledger import Ledger
-from state.migrations import migrate
+from state.migrations import LATEST_VERSION, migrate
 from state.readers import UnknownTableError
 from state.records import ModelEntry
 from state.replay import replay_decisions
@@ -177,9 +177,9 @@ def test_migrate_upgrades_an_old_ledger(tmp_path):
     conn.close()
     assert isinstance(_run("trades", "--db", str(path)).exception, SchemaVersionError)
     result = _run("migrate", "--db", str(path))
-    assert result.exit_code == 0 and "schema version 1 -> 2" in result.output
+    assert result.exit_code == 0 and f"schema version 1 -> {LATEST_VERSION}" in result.output
     assert "no closed trades match" in _run("trades", "--db", str(path)).output
-    assert "already at schema version 2" in _run("migrate", "--db", str(path)).output
+    assert f"already at schema version {LATEST_VERSION}" in _run("migrate", "--db", str(path)).output
 
 
 def test_commands_work_while_the_daemon_writes(tmp_path):
