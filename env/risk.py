@@ -8,8 +8,8 @@ the backtester, so a backtest with the same settings makes the same decisions.
 - **Daily loss limit**: once equity falls ``daily_loss_limit`` below the equity at the start
   of the UTC day, the account is closed and no position is opened until the next UTC day.
 
-While a guard is active, CLOSE and HOLD pass, BUY/SELL become CLOSE (go flat) if a
-position is open and HOLD otherwise.
+While a guard is active every action becomes CLOSE while a position is open (go flat at
+once, whatever the strategy says) and HOLD once flat.
 """
 
 from __future__ import annotations
@@ -86,6 +86,6 @@ class RiskGuard:
                                     f"equity {equity:.8g} is {1 - equity / state.day_start_equity:.2%} below the "
                                     f"day's start {state.day_start_equity:.8g} (limit {self.daily_loss_limit:.2%}); "
                                     "flat until the next UTC day"))
-        if not self.blocking or action in (Action.HOLD, Action.CLOSE):
+        if not self.blocking:
             return action, events
         return (Action.CLOSE if portfolio.side != Side.FLAT else Action.HOLD), events

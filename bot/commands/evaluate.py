@@ -66,18 +66,23 @@ def backtest(
     out: OutOption = None,
     force: ForceOption = False,
     repair: RepairOption = False,
+    risk: Annotated[
+        bool, typer.Option("--risk/--no-risk", help="apply the \\[risk] limits between strategy and fill, as the "
+                           "live daemon does (the strategy only; baselines run unguarded)"),
+    ] = True,
     config: ConfigOption = None,
 ) -> None:
     """Backtest a strategy on a candle file or on the ledger's candles, beside buy & hold and
     flat on the same candles.
 
-    Same env, features and fills as training; commission and slippage from \\[env].
+    Same env, features, fills and (with --risk) risk limits as the live daemon; commission
+    and slippage from \\[env].
 
     Writes metrics.json, trades.csv and report.png to --out.
     """
     from env.features import WARMUP_CANDLES
     from strategies.registry import build_strategy
-    from trainer.backtest import make_env, run_comparison, select_range
+    from trainer.backtest import make_env, run_backtest, run_comparison, select_range
     from trainer.outputs import prepare_out_dir, write_backtest
 
     settings = load_settings(config)
@@ -96,7 +101,9 @@ def backtest(
     _cap_torch_threads()
     others = _baselines(settings, exclude=main.name)
     out_dir = prepare_out_dir(out or _default_out("backtest"), force)
-    results = run_comparison([main, *others], make_env(frame, settings.env), start_index)
+    env = make_env(frame, settings.env)
+    results = [run_backtest(main, env, start_index, settings.risk if risk else None),
+               *run_comparison(others, env, start_index)]
     paths = write_backtest(out_dir, results[0], results[1:], source=source, env=settings.env)
     console.print(_metrics_table(results, f"{main.name} on {Path(source).name}"))
     for kind, path in paths.items():

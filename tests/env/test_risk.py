@@ -27,7 +27,7 @@ def test_max_drawdown_stop_goes_flat_and_stays_out() -> None:
     p = long_account()
     p.mark(79.0)
     action, events = guard.check(Action.HOLD, p, T0)
-    assert action == Action.HOLD  # HOLD passes... but BUY/SELL do not:
+    assert action == Action.CLOSE  # the strategy would hold a losing position: the guard closes it
     action, events2 = guard.check(Action.BUY, p, T0 + 60_000)
     assert action == Action.CLOSE and events2 == []
     assert [e.kind for e in events] == ["max_drawdown"]

@@ -94,3 +94,16 @@ def test_a_blow_up_ends_the_backtest_where_the_env_terminates(btc_candles):
     assert result.terminated
     assert result.equity[-1] < 50.0 and len(result.actions) < 30000 - 220
     assert len(result.equity) == len(result.actions) + 1 == len(result.times_ms)
+
+
+def test_the_risk_guard_goes_flat_and_stays_out_after_the_drawdown_stop(btc_candles):
+    from config.settings import RiskSettings
+
+    env = make_env(btc_candles.iloc[:3000], EnvSettings())
+    unguarded = run_backtest(RandomStrategy(seed=3), env)
+    guarded = run_backtest(RandomStrategy(seed=3), env, risk=RiskSettings(max_drawdown=0.01, daily_loss_limit=0))
+    (stop,) = [e for e in guarded.risk_events if e.kind == "max_drawdown"]
+    after = np.searchsorted(guarded.times_ms, stop.time_ms)
+    assert (guarded.positions[after:] == Side.FLAT).all()  # flat from the stop on, for good
+    assert (unguarded.positions[after:] != Side.FLAT).any()
+    assert guarded.final_info["max_drawdown"] < unguarded.final_info["max_drawdown"]
