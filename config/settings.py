@@ -178,6 +178,11 @@ class TrainSettings(_Section):
     n_epochs: int = Field(10, ge=1, description="PPO epochs per update")
     n_steps: int = Field(2048, ge=2, description="rollout steps per env between PPO updates")
     gamma: float = Field(0.99, gt=0, le=1, description="PPO discount factor")
+    ent_coef: float = Field(0.0, ge=0, le=1, description="PPO entropy bonus coefficient (exploration)")
+    net_arch: tuple[int, ...] = Field(
+        (64, 64), min_length=1, max_length=8,
+        description="hidden layer sizes of the policy and value networks (SB3's default is 64, 64)",
+    )
     save_path: Path = Field(
         Path("models/ppo_crypto_model"), description="folder for checkpoints/, best/ and the final model"
     )
@@ -201,6 +206,13 @@ class TrainSettings(_Section):
     cache_dir: Path = Field(Path("data/cache"), description="local candle cache (one CSV per market and timeframe)")
     torch_threads: int = Field(1, ge=1, le=64, description="torch CPU threads (the daemon shares the cores)")
     progress: bool = Field(True, description="show a progress bar while fetching and training")
+
+    @field_validator("net_arch")
+    @classmethod
+    def _layer_sizes(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 1 <= size <= 4096 for size in value):
+            raise ValueError("every layer size must be between 1 and 4096")
+        return value
 
 
 class RiskSettings(_Section):

@@ -1,11 +1,13 @@
 """SB3 callbacks of the trainer: checkpoints with metadata, metadata for the best model,
-trading metrics in TensorBoard, and a graceful stop on Ctrl-C."""
+trading metrics in TensorBoard, a graceful stop on Ctrl-C and a wall-clock time limit."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -157,3 +159,30 @@ class StopOnInterrupt(BaseCallback):
 
     def _on_step(self) -> bool:
         return not self.interrupted
+
+
+class StopAtDeadline(BaseCallback):
+    """Stop training cleanly once ``time_limit_s`` of wall-clock time has passed since
+    training started; :attr:`expired` tells the caller why ``learn()`` returned early.
+
+    The check runs after every environment step (a few µs here), so training overshoots
+    the limit by at most one step plus, when the limit falls inside an update, that
+    update. ``clock`` is injectable for tests.
+    """
+
+    def __init__(self, time_limit_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.time_limit_s = time_limit_s
+        self.clock = clock
+        self.expired = False
+        self._deadline = 0.0
+
+    def _on_training_start(self) -> None:
+        self._deadline = self.clock() + self.time_limit_s
+
+    def _on_step(self) -> bool:
+        if self.clock() >= self._deadline:
+            self.expired = True
+            log.warning("time limit of %.1f s reached at step %d: stopping", self.time_limit_s, self.num_timesteps)
+            return False
+        return True

@@ -14,9 +14,8 @@ The test env also holds the ``first_step`` candles before the test slice (the en
 training window) as feature warm-up; nothing is decided on them. Each fold's test slice
 is backtested for the model and for every baseline through :mod:`trainer.backtest`.
 
-Training is pluggable (:class:`TrainFn`); :class:`PPOTrainer` is a small default that
-trains SB3 PPO directly on ``CryptoTradingEnv`` with random-start episodes and the
-``[train]`` hyperparameters.
+Training is pluggable (:class:`TrainFn`); :class:`PPOTrainer`, the default, calls the
+trainer's :func:`trainer.fit.fit` with the ``[train]`` hyperparameters.
 """
 
 from __future__ import annotations
@@ -31,11 +30,10 @@ import numpy as np
 import pandas as pd
 
 from config.errors import UserError
-from config.settings import EnvSettings, TrainSettings
+from config.settings import EnvSettings, Settings, TrainSettings
 from env.candles import infer_interval_ms
 from env.features import WARMUP_CANDLES
 from strategies.base import Strategy
-from strategies.model_metadata import ModelMetadata
 from trainer.backtest import BacktestResult, make_env, run_comparison
 
 
@@ -108,11 +106,9 @@ class TrainFn(Protocol):
 
 @dataclass(frozen=True)
 class PPOTrainer:
-    """Default :class:`TrainFn`: SB3 PPO (``MlpPolicy``) with the ``[train]`` hyperparameters
-    ``shadow train`` uses (learning rate, n_steps, batch size, epochs, gamma, n_envs,
-    episode_length, torch threads), on random-start ``CryptoTradingEnv`` episodes in one
-    process (``DummyVecEnv``, the trainer's default). No validation, checkpoints or logs: a
-    fold is one ``learn`` call.
+    """Default :class:`TrainFn`: :func:`trainer.fit.fit` (the routine ``shadow train`` uses)
+    with the ``[train]`` hyperparameters, on random-start ``CryptoTradingEnv`` episodes. No
+    validation, checkpoints, logs or progress bar: a fold is one ``learn`` call.
 
     Args:
         total_timesteps: environment steps per fold.
@@ -126,44 +122,21 @@ class PPOTrainer:
 
     def __call__(self, train: pd.DataFrame, *, seed: int, model_path: Path, env_settings: EnvSettings,
                  extra: dict[str, Any]) -> Path:
-        import torch
-        from stable_baselines3 import PPO
-        from stable_baselines3.common.utils import set_random_seed
-        from stable_baselines3.common.vec_env import DummyVecEnv
+        from trainer.fit import fit
 
-        from env.crypto_trading_env import CryptoTradingEnv
-        from trainer.model_io import save_with_metadata
-
-        args = self.args
-        torch.set_num_threads(args.torch_threads)
-        set_random_seed(seed)
-        env = DummyVecEnv([
-            lambda: CryptoTradingEnv.from_settings(train, env_settings, random_start=True,
-                                                   episode_length=args.episode_length)
-        ] * args.n_envs)
         # A small fold budget still gets a few updates: the rollout never exceeds it.
-        n_steps = max(8, min(args.n_steps, self.total_timesteps // args.n_envs))
-        batch_size = max(2, min(args.batch_size, n_steps * args.n_envs))
-        hyperparameters = {
-            "algorithm": "PPO", "policy": "MlpPolicy", "learning_rate": args.learning_rate, "n_steps": n_steps,
-            "batch_size": batch_size, "n_epochs": args.n_epochs, "gamma": args.gamma, "n_envs": args.n_envs,
-            "episode_length": args.episode_length, "total_timesteps": self.total_timesteps,
-        }
-        model = PPO("MlpPolicy", env, learning_rate=args.learning_rate, n_steps=n_steps, batch_size=batch_size,
-                    n_epochs=args.n_epochs, gamma=args.gamma, seed=seed, device="cpu", verbose=0)
-        model.learn(total_timesteps=self.total_timesteps)
-        times = train["open_time_ms"].to_numpy()
-        return save_with_metadata(model, model_path, lambda num_timesteps: ModelMetadata.for_current_code(
-            lookback_window=env_settings.lookback_window,
-            env=env_settings.model_dump(mode="json"),
-            symbol=self.symbol or args.symbol,
-            timeframe=_timeframe(infer_interval_ms(times)),
-            data_range={"start_ms": int(times[0]), "end_ms": int(times[-1]), "n_candles": len(times)},
-            hyperparameters=hyperparameters,
-            seed=seed,
-            num_timesteps=num_timesteps,
-            extra={"trainer": "trainer.walk_forward.PPOTrainer"} | extra,
-        ))
+        n_steps = max(8, min(self.args.n_steps, self.total_timesteps // self.args.n_envs))
+        args = self.args.model_copy(update={
+            "total_timesteps": self.total_timesteps, "n_steps": n_steps, "progress": False,
+            "batch_size": max(2, min(self.args.batch_size, n_steps * self.args.n_envs)),
+        })
+        settings = Settings.model_construct(train=args, env=env_settings)
+        result = fit(train, None, settings, model_path.parent, seed=seed, symbol=self.symbol or args.symbol,
+                     timeframe=_timeframe(infer_interval_ms(train["open_time_ms"].to_numpy())),
+                     model_name=model_path.name,
+                     extra={"trainer": "trainer.walk_forward.PPOTrainer", "total_timesteps": self.total_timesteps}
+                     | extra)
+        return result.model_path
 
 
 @dataclass
@@ -222,6 +195,7 @@ def walk_forward(
     seed: int = 0,
     out_dir: Path,
     progress: Callable[[str], None] = lambda message: None,
+    on_fold: Callable[[FoldResult], None] = lambda fold: None,
 ) -> WalkForwardResult:
     """Run the folds (see the module docstring).
 
@@ -235,6 +209,8 @@ def walk_forward(
         seed: fold ``k`` trains with ``seed + k``.
         out_dir: fold ``k``'s model goes to ``out_dir/fold_{k+1:02d}/model.zip``.
         progress: called with a line of text as each fold starts and ends.
+        on_fold: called with each fold's result as soon as it is tested; an exception it
+            raises stops the run (a tuning trial uses it to report and to be pruned).
     """
     warmup = WARMUP_CANDLES + env_settings.lookback_window - 1
     folds = make_folds(len(candles), train=train, test=test, step=step, max_folds=max_folds, warmup=warmup)
@@ -258,6 +234,7 @@ def walk_forward(
         results.append(FoldResult(fold, model_path, by_name))
         returns = ", ".join(f"{name} {100 * r.metrics.total_return:+.2f}%" for name, r in by_name.items())
         progress(f"{label}: tested on {_span(times, fold.train_end, fold.test_end)}: {returns}")
+        on_fold(results[-1])
     return WalkForwardResult(MODEL_LABEL, results, candles)
 
 
