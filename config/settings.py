@@ -313,6 +313,96 @@ class DaemonSettings(_Section):
         return value.strip()
 
 
+class ComputeSettings(_Section):
+    """Where many trainings run (``shadow tune``, ``shadow train --symbols``): processes on
+    this machine or tasks on a Ray cluster; the same command and config run on both."""
+
+    backend: Literal["local", "ray"] = Field(
+        "local", description="local: processes on this machine; ray: tasks on a Ray cluster (optional extra)"
+    )
+    workers: int | None = Field(
+        None, ge=1, le=4096,
+        description="jobs run at once (default: cores / train.torch_threads locally, the cluster's CPUs on Ray)",
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster to use (ray://host:10001 or host:6379); default: start a local Ray instance"
+    )
+
+
+_LOG_RANGES = ("learning_rate", "ent_coef")
+_UNIFORM_RANGES = ("reward_unrealized", "reward_losing_hold", "reward_inactivity")
+
+
+class SearchSpaceSettings(_Section):
+    """What ``shadow tune`` searches. A range is ``[low, high]`` (sampled log-uniformly for
+    learning_rate and ent_coef, uniformly for the reward weights); other entries list the
+    choices. An empty list keeps the ``[train]``/``[env]`` value (not searched)."""
+
+    learning_rate: list[float] = Field([1e-5, 1e-3], description="PPO learning rate: log range [low, high]")
+    n_steps: list[int] = Field([256, 512, 1024, 2048], description="rollout steps per env: choices")
+    batch_size: list[int] = Field([32, 64, 128, 256], description="PPO minibatch size: choices")
+    gamma: list[float] = Field([0.9, 0.95, 0.98, 0.99, 0.995], description="discount factor: choices")
+    ent_coef: list[float] = Field([1e-8, 0.05], description="entropy coefficient: log range [low, high]")
+    net_arch: list[tuple[int, ...]] = Field(
+        [(64, 64), (128, 128), (256, 256)], description="network hidden layer sizes: choices, e.g. [[64, 64], [256]]"
+    )
+    lookback_window: list[int] = Field([10, 20, 30], description="candles per observation: choices")
+    reward_unrealized: list[float] = Field([0.0, 0.5], description="env.reward.unrealized: range [low, high]")
+    reward_losing_hold: list[float] = Field([0.0, 0.05], description="env.reward.losing_hold: range [low, high]")
+    reward_inactivity: list[float] = Field([0.0, 0.5], description="env.reward.inactivity: range [low, high]")
+
+    @field_validator("*")
+    @classmethod
+    def _valid_entries(cls, value: list[Any], info: ValidationInfo) -> list[Any]:
+        name = info.field_name
+        if name in _LOG_RANGES or name in _UNIFORM_RANGES:
+            if value and (len(value) != 2 or not value[0] <= value[1]):
+                raise ValueError("must be a range [low, high] with low <= high, or [] to keep the configured value")
+            if value and name in _LOG_RANGES and value[0] <= 0:
+                raise ValueError("a log range needs low > 0")
+        elif len(set(value)) != len(value):
+            raise ValueError("lists a choice more than once")
+        section, field = (RewardSettings, name.removeprefix("reward_")) if name.startswith("reward_") else (
+            (EnvSettings, name) if name == "lookback_window" else (TrainSettings, name))
+        for entry in value:
+            try:
+                section(**{field: entry})
+            except ValidationError as exc:
+                raise ValueError(f"{entry!r}: {exc.errors()[0]['msg']}") from None
+        return value
+
+
+class TuneSettings(_Section):
+    """``shadow tune``: Optuna search (TPE sampler, median pruning) scored by walk-forward
+    validation inside the data left after holding out ``shadow train``'s test slice."""
+
+    n_trials: int = Field(20, ge=1, le=100_000, description="trials to run (added to a study resumed from storage)")
+    timeout_s: float | None = Field(None, gt=0, description="start no new trial after this many seconds")
+    timesteps: int = Field(20_000, ge=16, description="PPO timesteps per fold of a trial")
+    folds: int = Field(3, ge=1, le=100, description="walk-forward folds per trial; pruning is decided after each")
+    fold_train_candles: int | None = Field(
+        None, ge=300, description="candles per fold's training window (default: all that fit before the first "
+        "validation slice)",
+    )
+    fold_validation_candles: int | None = Field(
+        None, ge=2, description="candles per fold's validation slice (default: train.validation_fraction of the "
+        "tuning data, split among the folds)",
+    )
+    objective: Literal["return", "sharpe"] = Field(
+        "return", description="per-fold validation score, averaged over folds: total return or Sharpe ratio"
+    )
+    seed: int = Field(0, ge=0, description="seed of the TPE sampler (trials train with train.seed)")
+    startup_trials: int = Field(5, ge=0, description="random trials before TPE starts modelling")
+    prune_startup_trials: int = Field(3, ge=0, description="completed trials before any trial is pruned")
+    prune_warmup_folds: int = Field(0, ge=0, description="folds a trial always runs before it can be pruned")
+    study_name: str = Field("shadow", min_length=1, description="Optuna study name inside the storage")
+    storage: str | None = Field(
+        None, description="Optuna storage URL (default: sqlite:///<out_dir>/study.sqlite)"
+    )
+    out_dir: Path = Field(Path("tune"), description="folder for trials.csv, summary.json, summary.png and best.toml")
+    space: SearchSpaceSettings = SearchSpaceSettings()
+
+
 class Settings(BaseSettings):
     """Every setting of Shadow. Sections map to TOML tables (``[env]``, ``[exchange]``...)."""
 
@@ -329,6 +419,8 @@ class Settings(BaseSettings):
     ledger: LedgerSettings = LedgerSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     daemon: DaemonSettings = DaemonSettings()
+    compute: ComputeSettings = ComputeSettings()
+    tune: TuneSettings = TuneSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,214 @@
+"""``shadow tune``: hyperparameter search with Optuna, scored by walk-forward validation.
+
+1. **Data.** The candles ``shadow train`` would use (``--data`` or Bybit through the cache).
+   The test slice that ``shadow train`` holds out is cut off first and never reaches a
+   trial: with a searched lookback, the slice of the *smallest* lookback is cut, which
+   contains the test slice of every lookback in the space.
+2. **Folds.** Inside what is left, ``folds`` back-to-back validation slices at the end, each
+   preceded by a training window (:class:`trainer.tune_trial.FoldPlan`). The slices are the
+   same candles for every trial, whatever its lookback.
+3. **Trials.** The driver owns the study (TPE sampler, median pruner, SQLite storage by
+   default): it asks for a trial, sends its parameters to a worker
+   (:func:`trainer.tune_trial.run_trial`) through the backend, and tells the study the
+   outcome: complete (mean fold score), pruned, or failed (recorded, the search goes on).
+   Trials are asked and told in order (:func:`trainer.jobs.run_jobs` ``ordered``), so the
+   same seed gives the same trials locally with any worker count and on Ray.
+4. **Summary.** :mod:`trainer.tune_report`: trials.csv, summary.json, summary.png and the best
+   trial as a config file (best.toml) for ``shadow train --config``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from config.errors import UserError
+from config.settings import Settings
+from env.features import WARMUP_CANDLES
+from trainer.backends import Backend
+from trainer.board import Board
+from trainer.history import OhlcvSource
+from trainer.jobs import Job, JobOutcome, run_jobs
+from trainer.split import chronological_split
+from trainer.train_ppo import check_train_args, load_training_candles
+from trainer.tune_space import apply, lookback_range, suggest
+from trainer.tune_trial import FoldPlan, PrunerConfig, TrialJob, TrialOutcome, run_trial
+from trainer.walk_forward import Fold, make_folds
+
+log = logging.getLogger(__name__)
+
+
+class TuneError(UserError):
+    """A search that cannot run on this data (too few candles for the folds)."""
+
+
+@dataclass(frozen=True)
+class TuningData:
+    """The candles trials may see, how they are folded, and what is held out."""
+
+    candles: pd.DataFrame
+    plan: FoldPlan
+    folds: list[Fold]
+    source: str
+    holdout: dict[str, int]
+
+    def describe(self) -> dict[str, Any]:
+        """Boundaries for the summary: tuning range, each fold, the held-out test slice."""
+        times = self.candles["open_time_ms"].to_numpy()
+        return {
+            "source": self.source,
+            "tuning": {"start_ms": int(times[0]), "end_ms": int(times[-1]), "n_candles": len(times)},
+            "folds": [{"fold": f.index + 1, "train_start_ms": int(times[f.train_start]),
+                       "validation_start_ms": int(times[f.train_end]), "validation_end_ms": int(times[f.test_end - 1])}
+                      for f in self.folds],
+            "plan": {"train_candles": self.plan.train, "validation_candles": self.plan.validation,
+                     "folds": self.plan.folds},
+            "held_out_test": self.holdout,
+        }
+
+
+@dataclass
+class TuneResult:
+    """This run's trials (by number), the study's best, and the files written."""
+
+    study_name: str
+    storage: str
+    outcomes: dict[int, TrialOutcome] = field(default_factory=dict)
+    best_number: int | None = None
+    best_value: float | None = None
+    best_params: dict[str, Any] = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)
+    interrupted: bool = False
+
+
+def prepare_tuning_data(candles: pd.DataFrame, settings: Settings, source: str) -> TuningData:
+    """Cut off the test slice and lay out the folds (see the module docstring).
+
+    Raises:
+        TuneError / CandleDataError: too few candles for the split or for the folds.
+    """
+    args, tune = settings.train, settings.tune
+    low, high = lookback_range(settings)
+    prefix_min, prefix_max = WARMUP_CANDLES + low - 1, WARMUP_CANDLES + high - 1
+    split = chronological_split(candles, prefix=prefix_min, validation_fraction=args.validation_fraction,
+                                test_fraction=args.test_fraction, source=source)
+    region = candles.iloc[: len(candles) - len(split.test.traded)].reset_index(drop=True)
+    tradable = len(region) - prefix_max
+    validation = tune.fold_validation_candles or max(2, round(tradable * args.validation_fraction / tune.folds))
+    train = tune.fold_train_candles or len(region) - tune.folds * validation - 1
+    if train < prefix_max + 2:
+        raise TuneError(
+            f"{source}: {len(region)} candles before the held-out test slice leave {train} for the first fold's "
+            f"training window; it needs more than the {prefix_max} warm-up candles of lookback {high} "
+            f"(fewer folds, smaller fold_validation_candles or more data)"
+        )
+    folds = make_folds(len(region), train=train, test=validation, max_folds=tune.folds, warmup=prefix_max)
+    if len(folds) < tune.folds:
+        raise TuneError(f"{source}: only {len(folds)} of {tune.folds} folds of {train} + {validation} candles fit "
+                        f"in the {len(region)} candles before the held-out test slice")
+    return TuningData(region, FoldPlan(train, validation, tune.folds), folds, source, split.test.data_range())
+
+
+def tune(settings: Settings, backend: Backend, *, board: Board | None = None,
+         exchange: OhlcvSource | None = None) -> TuneResult:
+    """Run ``settings.tune.n_trials`` trials on ``backend``; write the summary; see the module docstring.
+
+    Ctrl-C stops asking for trials; running ones are recorded as failed ("interrupted")
+    and the summary is still written (``TuneResult.interrupted``).
+    """
+    import optuna
+
+    from trainer.tune_report import write_tune_outputs
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ts = settings.tune
+    check_train_args(settings)
+    candles, source = load_training_candles(settings.train, settings, exchange)
+    data = prepare_tuning_data(candles, settings, source)
+    ts.out_dir.mkdir(parents=True, exist_ok=True)
+    storage = ts.storage or f"sqlite:///{ts.out_dir / 'study.sqlite'}"
+    study = optuna.create_study(
+        study_name=ts.study_name, storage=storage, load_if_exists=True, direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=ts.seed, n_startup_trials=ts.startup_trials),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=ts.prune_startup_trials,
+                                           n_warmup_steps=ts.prune_warmup_folds),
+    )
+    study.set_user_attr("objective", ts.objective)
+    board = board or Board(f"shadow tune: {ts.study_name}", value_label=f"mean {ts.objective}")
+    result = TuneResult(ts.study_name, storage)
+    shared = backend.share(data.candles)
+    asked: dict[int, optuna.Trial] = {}
+    deadline = time.monotonic() + ts.timeout_s if ts.timeout_s else None
+    symbol = settings.train.symbol
+
+    def make_job(index: int) -> Job | None:
+        if index >= ts.n_trials or (deadline is not None and time.monotonic() > deadline):
+            return None
+        trial = study.ask()
+        params = suggest(trial, ts.space)
+        completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        pruning = PrunerConfig(ts.prune_startup_trials, ts.prune_warmup_folds, completed)
+        asked[index] = trial
+        job = TrialJob(trial.number, params, apply(settings, params), data.plan, symbol, pruning)
+        return Job(f"trial {trial.number}", run_trial, (job, shared))
+
+    def on_start(index: int, job: Job) -> None:
+        board.start(job.key, _short_params(job.args[0].params))
+
+    def on_finish(index: int, outcome: JobOutcome) -> None:
+        trial = asked.pop(index)
+        trial_outcome = outcome.result if outcome.ok else TrialOutcome(
+            trial.number, "failed", None, {}, [], [], 0.0, outcome.error)
+        _tell(study, trial, trial_outcome)
+        result.outcomes[trial.number] = trial_outcome
+        status = {"complete": "done", "pruned": "pruned", "failed": "failed"}[trial_outcome.state]
+        shown = trial_outcome.value if trial_outcome.state == "complete" else (
+            trial_outcome.intermediate[max(trial_outcome.intermediate)] if trial_outcome.intermediate else None)
+        detail = None if trial_outcome.error is None else trial_outcome.error.strip().splitlines()[-1]
+        board.finish(outcome.key, status, shown, detail)
+
+    try:
+        run_jobs(backend, make_job, on_finish, on_start=on_start, ordered=True)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        log.warning("interrupted: recording running trials as failed and writing the summary")
+        for trial in asked.values():
+            trial.set_user_attr("error", "interrupted")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if complete:
+        best = study.best_trial
+        result.best_number, result.best_value, result.best_params = best.number, best.value, dict(best.params)
+    result.paths = write_tune_outputs(study, settings, data)
+    return result
+
+
+def _tell(study: Any, trial: Any, outcome: TrialOutcome) -> None:
+    """Record a worker's outcome in the study: its fold reports, metrics, then its state."""
+    import optuna
+
+    for step, value in sorted(outcome.intermediate.items()):
+        trial.report(value, step)
+    trial.set_user_attr("fold_scores", outcome.fold_scores)
+    trial.set_user_attr("fold_metrics", outcome.fold_metrics)
+    trial.set_user_attr("duration_s", round(outcome.duration_s, 3))
+    if outcome.error is not None:
+        trial.set_user_attr("error", outcome.error)
+    states = {"pruned": optuna.trial.TrialState.PRUNED, "failed": optuna.trial.TrialState.FAIL}
+    if outcome.state == "complete":
+        study.tell(trial, outcome.value)
+    else:
+        study.tell(trial, state=states[outcome.state])
+
+
+def _short_params(params: dict[str, Any]) -> str:
+    names = {"learning_rate": "lr", "n_steps": "steps", "batch_size": "batch", "ent_coef": "ent",
+             "net_arch": "net", "lookback_window": "lookback", "reward_unrealized": "w_unreal",
+             "reward_losing_hold": "w_hold", "reward_inactivity": "w_idle"}
+    return " ".join(f"{names.get(k, k)}={v:.3g}" if isinstance(v, float) else f"{names.get(k, k)}={v}"
+                    for k, v in params.items())
