@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bot.commands.train",
     "bot.commands.replay",
     "bot.commands.evaluate",
+    "bot.commands.tune",
 )
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
+from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
 Status = Literal["queued", "running", "done", "pruned", "failed"]
@@ -95,3 +98,14 @@ class Board:
                 "" if elapsed is None else f"{elapsed:.0f} s", row.detail, style=STYLES.get(row.status),
             )
         return table
+
+
+@contextmanager
+def live(board: Board, enabled: bool = True, console: Console | None = None) -> Iterator[Board]:
+    """Show ``board`` on stderr, refreshed twice a second, while the block runs (and once
+    more, final, when it ends); ``enabled=False`` shows nothing."""
+    if not enabled:
+        yield board
+        return
+    with Live(board, console=console or Console(stderr=True), refresh_per_second=2):
+        yield board

@@ -34,6 +34,11 @@ ConfigFile = Annotated[
     Optional[Path], typer.Option("--config", "-c", help="TOML settings file (default: $SHADOW_CONFIG).")
 ]
 Symbol = Annotated[Optional[str], _flag("symbol")]
+Backend = Annotated[Optional[str], typer.Option(help="local (processes here) or ray (default: \\[compute] backend)")]
+Workers = Annotated[Optional[int], typer.Option(help="jobs at once (default: cores / torch threads, or the Ray "
+                                                      "cluster's CPUs)")]
+RayAddress = Annotated[Optional[str], typer.Option(help="Ray cluster address (ray://host:10001 or host:6379); "
+                                                        "default: a local Ray instance")]
 Timeframe = Annotated[Optional[str], _flag("timeframe")]
 NumCandles = Annotated[Optional[int], _flag("num_candles")]
 
@@ -63,6 +68,14 @@ def train_command(
     progress: Annotated[
         Optional[bool], typer.Option("--progress/--no-progress", help="progress bars (default: on)")
     ] = None,
+    symbols: Annotated[
+        Optional[str], typer.Option(help="train one model per symbol, side by side: BTCUSDT,ETHUSDT (Bybit ids in the "
+                                    "\\[exchange] category) or ccxt symbols; outputs under save-path/ID/, and "
+                                    "--data needs {symbol} in its path")
+    ] = None,
+    backend: Backend = None,
+    workers: Workers = None,
+    ray_address: RayAddress = None,
 ) -> None:
     """Train a PPO policy on Bybit candles (or on --data FILE), the seed's train_ppo."""
     flags = {
@@ -72,8 +85,14 @@ def train_command(
         "device": device, "vec_env": vec_env, "n_steps": n_steps, "episode_length": episode_length,
         "checkpoint_freq": checkpoint_freq, "eval_freq": eval_freq, "progress": progress,
     }
-    settings = _settings(config, train=flags, env={"initial_balance": initial_balance})
+    settings = _settings(config, train=flags, env={"initial_balance": initial_balance},
+                         compute={"backend": backend, "workers": workers, "ray_address": ray_address})
     configure_logging()
+    if symbols is not None:
+        if symbol is not None:
+            raise UserError("give --symbol or --symbols, not both")
+        _train_symbols(settings, symbols)
+        return
     from trainer.train_ppo import train
 
     try:
@@ -84,6 +103,34 @@ def train_command(
     if result.interrupted:
         raise typer.Exit(INTERRUPTED_EXIT_CODE)
     typer.echo(f"final model: {result.final_model} ({result.num_timesteps} steps)")
+
+
+def _train_symbols(settings: Settings, symbols: str) -> None:
+    """``--symbols``: one model per symbol on the chosen backend, with a live table."""
+    from trainer.backends import make_backend
+    from trainer.board import Board, live
+    from trainer.multi_symbol import parse_symbols, train_symbols
+
+    markets = parse_symbols(symbols, settings.exchange.category)
+    runner = make_backend(settings.compute, settings.train.torch_threads)
+    board = Board(f"shadow train: {len(markets)} symbols on {runner.name} ({runner.workers} at a time)",
+                  value_label="validation return")
+    try:
+        with live(board, settings.train.progress):
+            outcomes = train_symbols(settings, markets, runner, board=board)
+    except KeyboardInterrupt:
+        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+    finally:
+        runner.close()
+    failed = [symbol for symbol, outcome in outcomes.items() if not outcome.ok]
+    for symbol, outcome in outcomes.items():
+        if outcome.ok:
+            typer.echo(f"{symbol}: {outcome.result.num_timesteps} steps, validation return "
+                       f"{100 * outcome.result.validation_return:+.2f}%")
+        else:
+            typer.echo(f"{symbol}: FAILED: {outcome.error.strip().splitlines()[-1]}", err=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 def fetch_command(

@@ -54,21 +54,25 @@ class TrainResult:
     split: ChronoSplit
 
 
-def train(settings: Settings, *, exchange: OhlcvSource | None = None) -> TrainResult:
+def train(
+    settings: Settings, *, exchange: OhlcvSource | None = None, candles: tuple[pd.DataFrame, str] | None = None
+) -> TrainResult:
     """Run one training (or ``--resume``) as configured; see the module docstring.
 
     Args:
         settings: validated settings; ``settings.train`` holds the flags.
         exchange: candle source for a run without ``--data`` (default: ccxt Bybit at
             ``settings.exchange.rest_url``).
+        candles: ``(frame, source name)`` already loaded by :func:`load_training_candles`
+            (``shadow train --symbols`` loads on the driver and trains on a worker).
 
     Raises:
         UserError: a bad flag, data file or checkpoint, before any training starts.
     """
     check_train_args(settings)
     args = settings.train
-    candles, source = load_training_candles(args, settings, exchange)
-    split = split_and_write_test(candles, settings, source)
+    frame, source = candles or load_training_candles(args, settings, exchange)
+    split = split_and_write_test(frame, settings, source)
 
     # ALGO LOGIC: the shared training routine, with every output of the seed's script.
     result = fit(

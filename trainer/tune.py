@@ -36,7 +36,7 @@ from trainer.history import OhlcvSource
 from trainer.jobs import Job, JobOutcome, run_jobs
 from trainer.split import chronological_split
 from trainer.train_ppo import check_train_args, load_training_candles
-from trainer.tune_space import apply, lookback_range, suggest
+from trainer.tune_space import apply, describe_params, lookback_range, suggest
 from trainer.tune_trial import FoldPlan, PrunerConfig, TrialJob, TrialOutcome, run_trial
 from trainer.walk_forward import Fold, make_folds
 
@@ -158,7 +158,7 @@ def tune(settings: Settings, backend: Backend, *, board: Board | None = None,
         return Job(f"trial {trial.number}", run_trial, (job, shared))
 
     def on_start(index: int, job: Job) -> None:
-        board.start(job.key, _short_params(job.args[0].params))
+        board.start(job.key, describe_params(job.args[0].params))
 
     def on_finish(index: int, outcome: JobOutcome) -> None:
         trial = asked.pop(index)
@@ -204,11 +204,3 @@ def _tell(study: Any, trial: Any, outcome: TrialOutcome) -> None:
         study.tell(trial, outcome.value)
     else:
         study.tell(trial, state=states[outcome.state])
-
-
-def _short_params(params: dict[str, Any]) -> str:
-    names = {"learning_rate": "lr", "n_steps": "steps", "batch_size": "batch", "ent_coef": "ent",
-             "net_arch": "net", "lookback_window": "lookback", "reward_unrealized": "w_unreal",
-             "reward_losing_hold": "w_hold", "reward_inactivity": "w_idle"}
-    return " ".join(f"{names.get(k, k)}={v:.3g}" if isinstance(v, float) else f"{names.get(k, k)}={v}"
-                    for k, v in params.items())

@@ -67,3 +67,14 @@ def lookback_range(settings: Settings) -> tuple[int, int]:
     """Smallest and largest lookback a trial can use: they bound the warm-up every fold needs."""
     choices = settings.tune.space.lookback_window or [settings.env.lookback_window]
     return min(choices), max(choices)
+
+
+SHORT_NAMES = {"learning_rate": "lr", "n_steps": "steps", "batch_size": "batch", "ent_coef": "ent", "net_arch": "net",
+               "lookback_window": "lookback", "reward_unrealized": "w_unreal", "reward_losing_hold": "w_hold",
+               "reward_inactivity": "w_idle"}
+
+
+def describe_params(params: dict[str, Any]) -> str:
+    """One line for tables: ``lr=3e-04 steps=512 net=64x64 ...``."""
+    return " ".join(f"{SHORT_NAMES.get(k, k)}={v:.3g}" if isinstance(v, float) else f"{SHORT_NAMES.get(k, k)}={v}"
+                    for k, v in params.items())

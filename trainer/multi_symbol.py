@@ -1,0 +1,188 @@
+"""``shadow train --symbols A,B,...``: one model per symbol, each trained by the single-symbol
+pipeline (:func:`trainer.train_ppo.train`), run side by side on a backend.
+
+Per symbol (``ID`` = Bybit's id, ``BTCUSDT``) the outputs are those of ``shadow train``,
+one level down::
+
+    {save_path}/{ID}/ppo_crypto_model_final.zip, checkpoints/, best/
+    {log_dir}/{ID}/tensorboard/, eval/, env_N/
+    {test_data_path.parent}/{ID}/{test_data_path.name}
+
+The driver loads every symbol's candles (``--data`` with ``{symbol}`` in the path, or Bybit
+through the cache: one connection, rate limits respected), then each worker trains one
+symbol in a scratch folder and returns the folder packed as a tar archive, which the driver
+unpacks into the paths above. So a Ray worker on another machine delivers the same files as
+a local process. A symbol that fails is recorded (with its error) and the others go on.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from pydantic import ValidationError
+
+from config.errors import UserError
+from config.settings import Settings
+from trainer.backends import Backend
+from trainer.board import Board
+from trainer.history import Market, OhlcvSource
+from trainer.jobs import Job, JobOutcome, run_jobs
+from trainer.train_ppo import check_train_args, load_training_candles
+
+log = logging.getLogger(__name__)
+
+QUOTES = ("USDT", "USDC", "BTC", "ETH", "EUR", "DAI")
+"""Quote currencies recognised at the end of a Bybit symbol (``ETHBTC`` = ETH/BTC)."""
+SYMBOL_PLACEHOLDER = "{symbol}"
+PARTS = ("save", "logs", "test")
+"""Top folders of a worker's archive: save_path, log_dir, the test slice's folder."""
+
+
+class SymbolsError(UserError):
+    """A ``--symbols`` list or ``--data`` pattern that cannot be trained."""
+
+
+@dataclass(frozen=True)
+class SymbolResult:
+    """What a worker sends back: the run's numbers and its files (a tar archive)."""
+
+    symbol: str
+    num_timesteps: int
+    validation_return: float
+    archive: bytes
+
+
+def parse_symbols(text: str, category: str) -> list[str]:
+    """``"BTCUSDT,ETH/USDT"`` -> ccxt symbols. A Bybit id (no ``/``) becomes the ``[exchange]
+    category`` market: ``BTC/USDT:USDT`` for linear, ``BTC/USDT`` for spot.
+
+    Raises:
+        SymbolsError: an empty list, an id with no known quote currency, or a market twice.
+    """
+    symbols = []
+    for token in (t.strip() for t in text.split(",")):
+        if not token:
+            continue
+        if "/" not in token:
+            quote = next((q for q in QUOTES if token.upper().endswith(q) and len(token) > len(q)), None)
+            if quote is None:
+                raise SymbolsError(f"--symbols {token}: cannot tell base from quote; write it as BASE/QUOTE "
+                                   f"(ccxt form, e.g. {token.upper()}/USDT), known quotes: {', '.join(QUOTES)}")
+            base = token.upper()[: -len(quote)]
+            token = f"{base}/{quote}:{quote}" if category == "linear" else f"{base}/{quote}"
+        symbols.append(token)
+    if not symbols:
+        raise SymbolsError(f"--symbols {text!r}: no symbol given")
+    ids = [Market(s, "1m").market_id for s in symbols]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise SymbolsError(f"--symbols {text}: {', '.join(twice)} given more than once (outputs are per symbol id)")
+    return symbols
+
+
+def symbol_settings(settings: Settings, symbol: str) -> Settings:
+    """The single-symbol settings of ``symbol``: its own output folders and data file."""
+    args = settings.train
+    market_id = Market(symbol, args.timeframe).market_id
+    data = args.data
+    if data is not None:
+        if SYMBOL_PLACEHOLDER not in str(data):
+            raise SymbolsError(f"--data {data}: with --symbols, put {SYMBOL_PLACEHOLDER} in the path "
+                               f"(e.g. data/{SYMBOL_PLACEHOLDER}_1m.csv.gz); it is replaced by the symbol id")
+        data = Path(str(data).replace(SYMBOL_PLACEHOLDER, market_id))
+    if args.resume is not None:
+        raise SymbolsError("--resume continues one model; it cannot be combined with --symbols")
+    train = args.model_copy(update={
+        "symbol": symbol, "data": data, "save_path": args.save_path / market_id, "log_dir": args.log_dir / market_id,
+        "test_data_path": args.test_data_path.parent / market_id / args.test_data_path.name, "progress": False,
+    })
+    try:
+        checked = type(args).model_validate(train.model_dump())
+    except ValidationError as exc:
+        raise SymbolsError(f"--symbols {symbol}: {exc.errors()[0]['msg']}") from None
+    return settings.model_copy(update={"train": checked})
+
+
+def train_symbols(
+    settings: Settings, symbols: list[str], backend: Backend, *, board: Board | None = None,
+    exchange: OhlcvSource | None = None,
+) -> dict[str, JobOutcome]:
+    """Train one model per symbol on ``backend``; returns each symbol's outcome (a
+    :class:`SymbolResult` or an error). Bad settings fail before any work."""
+    per_symbol = {symbol: symbol_settings(settings, symbol) for symbol in symbols}
+    for one in per_symbol.values():
+        check_train_args(one)
+    board = board or Board("shadow train --symbols", value_label="validation return")
+    for symbol in symbols:
+        board.add(symbol)
+    jobs: list[Job] = []
+    outcomes: dict[str, JobOutcome] = {}
+    for symbol, one in per_symbol.items():
+        try:
+            candles = load_training_candles(one.train, one, exchange)
+        except UserError as exc:  # a missing file or a delisted symbol stops that symbol only
+            outcomes[symbol] = JobOutcome(symbol, error=str(exc))
+            board.finish(symbol, "failed", detail=str(exc))
+            continue
+        jobs.append(Job(symbol, train_in_scratch, (one, backend.share(candles))))
+
+    def on_finish(index: int, outcome: JobOutcome) -> None:
+        outcomes[outcome.key] = outcome
+        if outcome.ok:
+            unpack(outcome.result.archive, per_symbol[outcome.key])
+            board.finish(outcome.key, "done", outcome.result.validation_return,
+                         f"{outcome.result.num_timesteps} steps -> {per_symbol[outcome.key].train.save_path}")
+        else:
+            board.finish(outcome.key, "failed", detail=outcome.error.strip().splitlines()[-1])
+
+    run_jobs(backend, lambda i: jobs[i] if i < len(jobs) else None, on_finish,
+             on_start=lambda index, job: board.start(job.key))
+    return {symbol: outcomes[symbol] for symbol in symbols}
+
+
+def train_in_scratch(settings: Settings, candles: tuple[pd.DataFrame, str]) -> SymbolResult:
+    """Worker side: :func:`trainer.train_ppo.train` into a scratch folder, score the final model
+    on the validation slice, and pack the folder."""
+    from strategies.ppo import PPOStrategy
+    from trainer.backtest import make_env, run_backtest
+    from trainer.train_ppo import train
+
+    with tempfile.TemporaryDirectory(prefix="shadow-symbol-") as scratch:
+        root = Path(scratch)
+        args = settings.train
+        local = settings.model_copy(update={"train": args.model_copy(update={
+            "save_path": root / "save", "log_dir": root / "logs", "test_data_path": root / "test" / args.test_data_path.name,
+        })})
+        result = train(local, candles=candles)
+        if result.final_model is None:
+            raise RuntimeError(f"{args.symbol}: training was interrupted")
+        model = PPOStrategy.load(result.final_model, lookback_window=settings.env.lookback_window)
+        validation = run_backtest(model, make_env(result.split.validation.frame, settings.env))
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            for part in PARTS:
+                if (root / part).exists():
+                    archive.add(root / part, arcname=part)
+        return SymbolResult(args.symbol, result.num_timesteps, validation.metrics.total_return, buffer.getvalue())
+
+
+def unpack(archive: bytes, settings: Settings) -> None:
+    """Put a worker's files where ``shadow train`` would have written them."""
+    args = settings.train
+    targets = {"save": args.save_path, "logs": args.log_dir, "test": args.test_data_path.parent}
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        for member in tar.getmembers():
+            part, _, rest = member.name.partition("/")
+            if part not in targets or not rest or not member.isfile():
+                continue
+            destination = targets[part] / rest
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            source = tar.extractfile(member)
+            if source is not None:
+                destination.write_bytes(source.read())
