@@ -392,6 +392,11 @@ class TuneSettings(_Section):
         "return", description="per-fold validation score, averaged over folds: total return or Sharpe ratio"
     )
     seed: int = Field(0, ge=0, description="seed of the TPE sampler (trials train with train.seed)")
+    parallel_trials: int | None = Field(
+        None, ge=1, le=4096,
+        description="trials run side by side; trial i is chosen knowing trials up to i - parallel_trials, so a "
+        "fixed value gives the same trials on any backend and worker count (default: the backend's workers)",
+    )
     startup_trials: int = Field(5, ge=0, description="random trials before TPE starts modelling")
     prune_startup_trials: int = Field(3, ge=0, description="completed trials before any trial is pruned")
     prune_warmup_folds: int = Field(0, ge=0, description="folds a trial always runs before it can be pruned")

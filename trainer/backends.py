@@ -26,6 +26,7 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from config.errors import UserError
@@ -81,8 +82,8 @@ class LocalBackend:
     """One process per job, forked from a preloaded server (see the module docstring).
 
     Args:
-        workers: how many jobs the caller should keep running at once (the core count
-            by default); this class starts every job it is given.
+        workers: jobs running at once (the core count by default); more jobs submitted
+            wait for a free slot.
     """
 
     name = "local"
@@ -93,23 +94,34 @@ class LocalBackend:
         self.workers = workers
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(list(PRELOAD))
+        _start_fork_server(str(Path(__file__).resolve().parents[1]))
         self._running: dict[int, multiprocessing.process.BaseProcess] = {}
         self._lock = threading.Lock()
+        self._slots = threading.Semaphore(workers)
+        self._closed = False
 
     def share(self, value: Any) -> Any:
         return value
 
     def submit(self, fn: Callable[..., R], *args: Any) -> Future[R]:
         future: Future[R] = Future()
-        receiver, sender = self._context.Pipe(duplex=False)
-        process = self._context.Process(target=_run_child, args=(sender, fn, args), daemon=True)
-        process.start()
-        sender.close()
-        with self._lock:
-            self._running[process.pid] = process
-        threading.Thread(target=self._collect, args=(process, receiver, future), daemon=True).start()
-        future.set_running_or_notify_cancel()
+        threading.Thread(target=self._run, args=(fn, args, os.getcwd(), future), daemon=True).start()
         return future
+
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...], cwd: str, future: Future) -> None:
+        """Wait for a free worker slot, start the job's process, collect its answer."""
+        with self._slots:
+            if self._closed:
+                future.set_exception(WorkerDied("backend closed before the job started"))
+                return
+            future.set_running_or_notify_cancel()
+            receiver, sender = self._context.Pipe(duplex=False)
+            process = self._context.Process(target=_run_child, args=(sender, cwd, fn, args), daemon=True)
+            process.start()
+            sender.close()
+            with self._lock:
+                self._running[process.pid] = process
+            self._collect(process, receiver, future)
 
     def _collect(self, process: multiprocessing.process.BaseProcess, receiver: Connection, future: Future) -> None:
         """Wait for the job's answer or its death, whichever comes first."""
@@ -134,15 +146,38 @@ class LocalBackend:
             future.set_exception(RuntimeError(message[1]))
 
     def close(self) -> None:
+        self._closed = True
         with self._lock:
             running = list(self._running.values())
         for process in running:
             process.terminate()
 
 
-def _run_child(sender: Connection, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-    """Body of a job's process: run, send ``("ok", result)`` or ``("error", text)``."""
+def _start_fork_server(package_root: str) -> None:
+    """Start the fork server (once per process) able to import this code.
+
+    Python 3.11's fork server ignores the parent's ``sys.path``: it resolves imports from
+    its working directory and ``PYTHONPATH``. ``PYTHONPATH`` is set to the folder this code
+    was loaded from while it starts, so jobs run this same code wherever the parent ran.
+    """
+    from multiprocessing import forkserver
+
+    previous = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, previous) if p)
     try:
+        forkserver.ensure_running()
+    finally:
+        if previous is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = previous
+
+
+def _run_child(sender: Connection, cwd: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """Body of a job's process: run in the parent's working directory, send ``("ok",
+    result)`` or ``("error", text)``."""
+    try:
+        os.chdir(cwd)
         result = fn(*args)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which records the job as failed
         text = f"{type(exc).__name__}: {exc}" if isinstance(exc, UserError) else traceback.format_exc(limit=8)

@@ -1,11 +1,12 @@
 """Run many independent jobs on a backend, a fixed number at a time, and record each outcome.
 
 A job that raises, or whose process dies, becomes a failed :class:`JobOutcome`; the other
-jobs go on. In ``ordered`` mode, outcomes are handed over in job order and job ``i + w``
-(``w`` = the backend's workers) is created only after the outcome of job ``i`` was
-handled: a tuning study then asks for each trial knowing exactly the same finished trials,
-however the backend schedules them, so every backend and worker count gives the same trials.
-The price is idle time: a worker that finishes early waits for the oldest running job.
+jobs go on. In ``ordered`` mode, outcomes are handed over in job order and job ``i + w`` (``w`` =
+the window, by default the backend's workers) is created only after the outcome of job
+``i`` was handled: a tuning study then asks for each trial knowing exactly the same
+finished trials, however the backend schedules them, so with the same window every
+backend and worker count gives the same trials. The price is idle time: a worker that
+finishes early waits for the oldest running job.
 """
 
 from __future__ import annotations
@@ -50,14 +51,18 @@ def run_jobs(
     *,
     on_start: Callable[[int, Job], None] = lambda index, job: None,
     ordered: bool = False,
+    window: int | None = None,
 ) -> int:
-    """Keep ``backend.workers`` jobs running until ``make_job`` returns None; returns how many ran.
+    """Keep ``window`` (default ``backend.workers``) jobs submitted until ``make_job`` returns
+    None; returns how many ran.
 
     Args:
         make_job: builds job ``i`` (called lazily, so it may use earlier outcomes).
         on_finish: called once per job with its outcome (in job order when ``ordered``).
         on_start: called as each job is submitted.
         ordered: deterministic mode (see the module docstring).
+        window: jobs submitted at once; in ordered mode it fixes which outcomes job ``i``
+            may depend on (those of jobs up to ``i - window``), whatever the backend's size.
     """
     running: dict[Future[Any], tuple[int, Job]] = {}
     finished: dict[int, JobOutcome] = {}
@@ -74,7 +79,7 @@ def run_jobs(
         running[backend.submit(job.fn, *job.args)] = (next_index, job)
         next_index += 1
 
-    for _ in range(backend.workers):
+    for _ in range(window or backend.workers):
         start_next()
     while running:
         done, _ = wait(running, return_when=FIRST_COMPLETED)

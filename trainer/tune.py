@@ -11,8 +11,9 @@
    default): it asks for a trial, sends its parameters to a worker
    (:func:`trainer.tune_trial.run_trial`) through the backend, and tells the study the
    outcome: complete (mean fold score), pruned, or failed (recorded, the search goes on).
-   Trials are asked and told in order (:func:`trainer.jobs.run_jobs` ``ordered``), so the
-   same seed gives the same trials locally with any worker count and on Ray.
+   Trials are asked and told in order (:func:`trainer.jobs.run_jobs` ``ordered``): trial
+   ``i`` is chosen knowing trials up to ``i - parallel_trials``, so the same seed and
+   ``parallel_trials`` give the same trials locally with any worker count and on Ray.
 4. **Summary.** :mod:`trainer.tune_report`: trials.csv, summary.json, summary.png and the best
    trial as a config file (best.toml) for ``shadow train --config``.
 """
@@ -173,7 +174,7 @@ def tune(settings: Settings, backend: Backend, *, board: Board | None = None,
         board.finish(outcome.key, status, shown, detail)
 
     try:
-        run_jobs(backend, make_job, on_finish, on_start=on_start, ordered=True)
+        run_jobs(backend, make_job, on_finish, on_start=on_start, ordered=True, window=ts.parallel_trials)
     except KeyboardInterrupt:
         result.interrupted = True
         log.warning("interrupted: recording running trials as failed and writing the summary")

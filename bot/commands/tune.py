@@ -26,6 +26,11 @@ def tune_command(
     trials: Annotated[Optional[int], typer.Option("--trials", help="trials to run (default: 20)")] = None,
     timesteps: Annotated[Optional[int], typer.Option(help="PPO timesteps per fold of a trial (default: 20000)")] = None,
     folds: Annotated[Optional[int], typer.Option(help="walk-forward folds per trial (default: 3)")] = None,
+    fold_train_candles: Annotated[Optional[int], typer.Option(help="candles per fold's training window (default: "
+                                                                    "all that fit)")] = None,
+    fold_validation_candles: Annotated[Optional[int], typer.Option(help="candles per fold's validation slice "
+                                                                         "(default: \\[train] validation_fraction "
+                                                                         "split among the folds)")] = None,
     objective: Annotated[Optional[str], typer.Option(help="fold score: return or sharpe (default: return)")] = None,
     study_name: Annotated[Optional[str], typer.Option(help="Optuna study name (default: shadow)")] = None,
     storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL (default: sqlite in --out)")] = None,
@@ -43,6 +48,7 @@ def tune_command(
     the study lives in an Optuna storage (SQLite by default) and a rerun continues it.
     """
     tune_flags = {"n_trials": trials, "timesteps": timesteps, "folds": folds, "objective": objective,
+                  "fold_train_candles": fold_train_candles, "fold_validation_candles": fold_validation_candles,
                   "study_name": study_name, "storage": storage, "out_dir": out, "seed": seed, "timeout_s": timeout}
     train_flags = {"data": data, "symbol": symbol, "timeframe": timeframe, "num_candles": num_candles,
                    "progress": False}
