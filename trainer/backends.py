@@ -180,7 +180,7 @@ def _run_child(sender: Connection, cwd: str, fn: Callable[..., Any], args: tuple
         os.chdir(cwd)
         result = fn(*args)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which records the job as failed
-        text = f"{type(exc).__name__}: {exc}" if isinstance(exc, UserError) else traceback.format_exc(limit=8)
+        text = str(exc) if isinstance(exc, UserError) else traceback.format_exc(limit=8)
         sender.send(("error", text.strip()))
     else:
         sender.send(("ok", result))

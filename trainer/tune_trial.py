@@ -144,7 +144,7 @@ def run_trial(job: TrialJob, candles: pd.DataFrame) -> TrialOutcome:
             state = "pruned"
         except Exception as exc:  # noqa: BLE001 - a failed trial is recorded; the search goes on
             state = "failed"
-            error = f"{type(exc).__name__}: {exc}" if isinstance(exc, UserError) else traceback.format_exc(limit=6)
+            error = str(exc) if isinstance(exc, UserError) else traceback.format_exc(limit=6)
     value = intermediate[max(intermediate)] if state == "complete" else None
     return TrialOutcome(job.number, state, value, intermediate, scores, fold_metrics, time.perf_counter() - started,
                         error)
