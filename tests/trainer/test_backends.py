@@ -38,10 +38,8 @@ def test_every_job_runs_in_its_own_process(local: LocalBackend) -> None:
     assert len(set(pids)) == 4 and os.getpid() not in pids
 
 
-def test_ordered_mode_hands_outcomes_over_in_job_order(local: LocalBackend) -> None:
-    """Job 0 is the slowest; job 2 may only be made once job 0's outcome was handled."""
-    delays = [0.6, 0.0, 0.0, 0.0]
-    events: list[str] = []
+def recording(delays: list[float], events: list[str]):
+    """Job ``i`` squares ``i`` after ``delays[i]`` s; making it is logged in ``events``."""
 
     def make(i: int) -> Job | None:
         if i >= len(delays):
@@ -49,21 +47,25 @@ def test_ordered_mode_hands_outcomes_over_in_job_order(local: LocalBackend) -> N
         events.append(f"make {i}")
         return Job(str(i), square_after, (i, delays[i]))
 
-    run_jobs(local, make, lambda i, o: events.append(f"finish {i}"), ordered=True)
+    return make
+
+
+def test_ordered_mode_hands_outcomes_over_in_job_order(local: LocalBackend) -> None:
+    """Job 0 is the slowest; job 2 may only be made once job 0's outcome was handled."""
+    events: list[str] = []
+    run_jobs(local, recording([0.6, 0.0, 0.0, 0.0], events), lambda i, o: events.append(f"finish {i}"), ordered=True)
     assert events == ["make 0", "make 1", "finish 0", "make 2", "finish 1", "make 3", "finish 2", "finish 3"]
 
 
-def test_unordered_mode_starts_the_next_job_as_soon_as_one_ends(local: LocalBackend) -> None:
-    delays = [0.6, 0.0, 0.0]
+def test_ordered_window_can_exceed_the_workers(local: LocalBackend) -> None:
     events: list[str] = []
+    run_jobs(local, recording([0.3] * 4, events), lambda i, o: events.append(f"finish {i}"), ordered=True, window=3)
+    assert events[:4] == ["make 0", "make 1", "make 2", "finish 0"]
 
-    def make(i: int) -> Job | None:
-        if i >= len(delays):
-            return None
-        events.append(f"make {i}")
-        return Job(str(i), square_after, (i, delays[i]))
 
-    run_jobs(local, make, lambda i, o: events.append(f"finish {i}"))
+def test_unordered_mode_starts_the_next_job_as_soon_as_one_ends(local: LocalBackend) -> None:
+    events: list[str] = []
+    run_jobs(local, recording([0.6, 0.0, 0.0], events), lambda i, o: events.append(f"finish {i}"))
     assert events.index("make 2") < events.index("finish 0")
 
 

@@ -3,8 +3,7 @@ save_path/ID, a failing symbol recorded without stopping the others, bad input r
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -21,16 +20,6 @@ from trainer.multi_symbol import SymbolsError, parse_symbols, symbol_settings
 SMALL = ["--num-candles", "1500", "--total-timesteps", "64", "--n-envs", "1", "--n-steps", "32",
          "--batch-size", "32", "--n-epochs", "1", "--episode-length", "40", "--checkpoint-freq", "64",
          "--eval-freq", "64", "--no-progress", "--workers", "2"]
-
-
-@pytest.fixture()
-def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.chdir(tmp_path)
-    handlers = list(logging.getLogger().handlers)
-    yield tmp_path
-    for handler in set(logging.getLogger().handlers) - set(handlers):
-        logging.getLogger().removeHandler(handler)
-        handler.close()
 
 
 def test_parse_symbols() -> None:
@@ -82,7 +71,7 @@ def test_each_symbol_gets_shadow_trains_outputs_and_a_failure_stays_alone(
 def test_bad_symbol_flags_fail_clearly(in_tmp: Path, flags: list[str], message: str) -> None:
     result = CliRunner().invoke(app, ["train", *SMALL, *flags])
     assert isinstance(result.exception, UserError), result.output
-    assert __import__("re").search(message, str(result.exception)), str(result.exception)
+    assert re.search(message, str(result.exception)), str(result.exception)
     assert not (in_tmp / "models").exists()
 
 

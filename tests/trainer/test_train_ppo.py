@@ -4,14 +4,12 @@ and acting, resume, Ctrl-C, and the bad-input paths that must fail before any wo
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +24,7 @@ from env.candles import load_candles
 from env.crypto_trading_env import CryptoTradingEnv
 from env.features import FEATURE_SPEC_VERSION
 from trainer_fakes import FakeBybit
+from workdir import working_dir
 from strategies.model_metadata import ModelMismatchError, load_metadata, metadata_path
 from trainer.model_io import load_ppo
 from trainer.train_ppo import train
@@ -35,17 +34,6 @@ SAMPLE = ROOT / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
 SMALL = ["--data", str(SAMPLE), "--num-candles", "3000", "--total-timesteps", "64", "--n-envs", "2",
          "--n-steps", "64", "--batch-size", "64", "--n-epochs", "2", "--checkpoint-freq", "128",
          "--eval-freq", "128", "--episode-length", "50", "--vec-env", "dummy", "--no-progress"]
-
-
-@pytest.fixture()
-def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Run in an empty working directory (the seed's outputs are relative to it)."""
-    monkeypatch.chdir(tmp_path)
-    handlers = list(logging.getLogger().handlers)
-    yield tmp_path
-    for handler in set(logging.getLogger().handlers) - set(handlers):
-        logging.getLogger().removeHandler(handler)
-        handler.close()
 
 
 def shadow(*args: str) -> None:
@@ -59,15 +47,8 @@ def shadow(*args: str) -> None:
 def short_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One small real training run through ``shadow train``; its directory."""
     workdir = tmp_path_factory.mktemp("short_run")
-    cwd, handlers = os.getcwd(), list(logging.getLogger().handlers)
-    os.chdir(workdir)
-    try:
+    with working_dir(workdir):
         shadow("train", *SMALL, "--total-timesteps", "256", "--seed", "3")
-    finally:
-        os.chdir(cwd)
-        for handler in set(logging.getLogger().handlers) - set(handlers):
-            logging.getLogger().removeHandler(handler)
-            handler.close()
     return workdir
 
 

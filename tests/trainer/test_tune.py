@@ -5,11 +5,7 @@ Ray; the best trial's config trains; failures are recorded and the search goes o
 from __future__ import annotations
 
 import json
-import logging
-import os
-import shutil
-import sys
-from collections.abc import Iterator
+import re
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -29,6 +25,7 @@ from trainer.board import Board
 from trainer.split import chronological_split
 from trainer.tune import TuneError, prepare_tuning_data, tune
 from trainer.tune_space import apply
+from workdir import working_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
@@ -59,7 +56,7 @@ lookback_window = [10, 20]
 
 def write_config(folder: Path) -> Path:
     path = folder / "tune.toml"
-    path.write_text(CONFIG + f'\n[compute]\nworkers = 2\n', encoding="utf-8")
+    path.write_text(CONFIG + "\n[compute]\nworkers = 2\n", encoding="utf-8")
     return path
 
 
@@ -78,16 +75,9 @@ def trial_results(trials_csv: Path) -> list[tuple[Any, ...]]:
 def search(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The small search through ``shadow tune`` with the local backend, 2 workers."""
     folder = tmp_path_factory.mktemp("search")
-    cwd, handlers = os.getcwd(), list(logging.getLogger().handlers)
-    os.chdir(folder)
-    try:
+    with working_dir(folder):
         result = CliRunner().invoke(app, ["tune", "--config", str(write_config(folder)), "--data", str(SAMPLE),
                                           "--out", "out", "--no-progress"])
-    finally:
-        os.chdir(cwd)
-        for handler in set(logging.getLogger().handlers) - set(handlers):
-            logging.getLogger().removeHandler(handler)
-            handler.close()
     assert result.exit_code == 0, (result.output, result.exception)
     return folder
 
@@ -159,7 +149,7 @@ def test_ray_backend_gives_the_same_trials(search: Path, tmp_path: Path) -> None
     assert trial_results(tmp_path / "out" / "trials.csv") == trial_results(search / "out" / "trials.csv")
 
 
-def test_best_config_round_trips_into_shadow_train(search: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_best_config_round_trips_into_shadow_train(search: Path, tmp_path: Path) -> None:
     best_toml = search / "out" / "best.toml"
     assert best_toml.read_text().startswith("# best trial ")
     summary = json.loads((search / "out" / "summary.json").read_text())
@@ -169,19 +159,15 @@ def test_best_config_round_trips_into_shadow_train(search: Path, tmp_path: Path,
         exclude={"data", "test_data_path"})
     assert loaded.env == expected.env
 
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["train", "--config", str(best_toml), "--data", str(SAMPLE),
-                                      "--total-timesteps", "64", "--no-progress"])
+    with working_dir(tmp_path):
+        result = CliRunner().invoke(app, ["train", "--config", str(best_toml), "--data", str(SAMPLE),
+                                          "--total-timesteps", "64", "--no-progress"])
     assert result.exit_code == 0, (result.output, result.exception)
     meta = load_metadata(tmp_path / "models" / "ppo_crypto_model" / "ppo_crypto_model_final.zip")
     assert meta.lookback_window == expected.env.lookback_window
     assert meta.env["reward"] == expected.env.reward.model_dump()
     assert meta.hyperparameters["learning_rate"] == pytest.approx(expected.train.learning_rate)
     assert meta.hyperparameters["net_arch"] == list(expected.train.net_arch)
-    for handler in logging.getLogger().handlers[:]:
-        if getattr(handler, "baseFilename", "").startswith(str(tmp_path)):
-            logging.getLogger().removeHandler(handler)
-            handler.close()
 
 
 class FailingInline:
@@ -229,14 +215,12 @@ def test_too_little_data_for_the_folds_is_a_clear_error(tmp_path: Path, btc_cand
     (["--folds", "6", "--fold-validation-candles", "400"], r"leave -?\d+ for the first fold's training window"),
     (["--backend", "cluster"], r"invalid value for compute\.backend: 'cluster'"),
 ])
-def test_bad_flags_fail_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str],
-                                      message: str) -> None:
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["tune", "--config", str(write_config(tmp_path)), "--data", str(SAMPLE),
+def test_bad_flags_fail_with_one_line(in_tmp: Path, flags: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["tune", "--config", str(write_config(in_tmp)), "--data", str(SAMPLE),
                                       "--no-progress", *flags])
     assert isinstance(result.exception, UserError), result.output
-    assert __import__("re").search(message, str(result.exception)), str(result.exception)
-    assert not (tmp_path / "tune" / "trials.csv").exists()
+    assert re.search(message, str(result.exception)), str(result.exception)
+    assert not (in_tmp / "tune" / "trials.csv").exists()
 
 
 def test_a_bad_search_space_names_the_field(tmp_path: Path) -> None:
