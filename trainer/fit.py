@@ -186,7 +186,8 @@ def fit(
                 functools.partial(_validation_env, frame, env_settings) for frame in val_frames])))
             chain.append(ContinuingEvalCallback(
                 eval_env, n_eval_episodes=len(val_frames), deterministic=True, verbose=0,
-                resume=warm_start is not None, eval_freq=max(min(args.eval_freq, args.total_timesteps) // args.n_envs, 1),
+                resume=warm_start is not None,
+                eval_freq=max(min(args.eval_freq, args.total_timesteps) // args.n_envs, 1),
                 log_path=str(log_dir / "eval") if log_dir is not None else None,
                 best_model_save_path=str(best_zip.parent), callback_on_new_best=MetadataOnNewBest(best_zip, stamp),
             ))

@@ -157,7 +157,8 @@ def train_in_scratch(settings: Settings, candles: tuple[pd.DataFrame, str]) -> S
         root = Path(scratch)
         args = settings.train
         local = settings.model_copy(update={"train": args.model_copy(update={
-            "save_path": root / "save", "log_dir": root / "logs", "test_data_path": root / "test" / args.test_data_path.name,
+            "save_path": root / "save", "log_dir": root / "logs",
+            "test_data_path": root / "test" / args.test_data_path.name,
         })})
         result = train(local, candles=candles)
         if result.final_model is None:

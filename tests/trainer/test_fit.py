@@ -46,7 +46,8 @@ def test_same_seed_same_model_and_metadata(tmp_path: Path, btc: pd.DataFrame) ->
     # The traded candles: after the 219 warm-up rows.
     assert meta.data_range == {"start_ms": int(btc["open_time_ms"].iloc[219]),
                                "end_ms": int(btc["open_time_ms"].iloc[-1]), "n_candles": len(btc) - 219}
-    assert {"n_steps": 32, "batch_size": 32, "ent_coef": 0.0, "net_arch": [64, 64]}.items() <= meta.hyperparameters.items()
+    expected = {"n_steps": 32, "batch_size": 32, "ent_coef": 0.0, "net_arch": [64, 64]}
+    assert expected.items() <= meta.hyperparameters.items()
     assert not (tmp_path / "a" / "checkpoints").exists() and not (tmp_path / "a" / "best").exists()
 
 
@@ -113,7 +114,8 @@ def test_several_markets_share_one_model(tmp_path: Path, btc: pd.DataFrame, eth_
     assert (tmp_path / "logs/env_0/monitor.csv").is_file() and (tmp_path / "logs/env_1/monitor.csv").is_file()
     evaluations = np.load(tmp_path / "logs" / "eval" / "evaluations.npz")
     assert evaluations["results"].shape == (1, 2)  # one evaluation, one episode per market
-    assert result.best_model_path == tmp_path / "best" / "best_model.zip" and metadata_path(result.best_model_path).is_file()
+    assert result.best_model_path == tmp_path / "best" / "best_model.zip"
+    assert metadata_path(result.best_model_path).is_file()
 
 
 def test_training_envs_take_the_markets_in_turn(btc: pd.DataFrame, eth_candles: pd.DataFrame) -> None:
