@@ -1,0 +1,71 @@
+"""The README's configuration reference is generated from the settings model and must not drift."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from config.reference import BEGIN_MARKER, END_MARKER, ReferenceMarkersError, reference_markdown, with_reference
+from config.settings import Settings
+from tests.conftest import REPO
+
+REGENERATE = "python -m config.reference --write README.md"
+
+
+def test_readme_holds_exactly_the_generated_reference() -> None:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    if text.count(BEGIN_MARKER) != 1 or text.count(END_MARKER) != 1:
+        pytest.fail(f"README.md has no configuration reference: put the lines\n{BEGIN_MARKER}\n{END_MARKER}\n"
+                    f"where it belongs, then run `{REGENERATE}`")
+    block = text[text.index(BEGIN_MARKER): text.index(END_MARKER) + len(END_MARKER)]
+    assert block == reference_markdown(), f"README.md's configuration reference is out of date: run `{REGENERATE}`"
+
+
+def _fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, object]]:
+    found = []
+    for name, info in model.model_fields.items():
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            found += _fields(info.annotation, f"{prefix}{name}.")
+        else:
+            found.append((prefix + name, info))
+    return found
+
+
+def test_every_setting_has_a_row_with_its_env_var_and_a_description() -> None:
+    table = reference_markdown()
+    rows = table.splitlines()[3:-1]
+    fields = _fields(Settings)
+    assert len(rows) == len(fields)
+    for (dotted, info), row in zip(fields, rows, strict=True):
+        assert info.description, f"{dotted} has no description"
+        env_var = "SHADOW_" + dotted.upper().replace(".", "__")
+        assert f"`{env_var}`" in row
+        # a table row has exactly 5 cells: an unescaped | in a type or description would add one
+        assert len(row.replace("\\|", "").split("|")) == 7, row
+
+
+def test_write_replaces_only_the_text_between_the_markers(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\nbefore\n{BEGIN_MARKER}\nstale table\n{END_MARKER}\nafter\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "config.reference", "--write", str(readme)], cwd=REPO,
+                            capture_output=True, text=True, check=True)
+    assert "updated" in result.stdout
+    assert readme.read_text(encoding="utf-8") == f"# Title\n\nbefore\n{reference_markdown()}\nafter\n"
+
+
+@pytest.mark.parametrize("text", ["no markers at all\n", f"{END_MARKER}\n{BEGIN_MARKER}\n",
+                                  f"{BEGIN_MARKER}\n{END_MARKER}\n{BEGIN_MARKER}\n{END_MARKER}\n"],
+                         ids=["missing", "reversed", "twice"])
+def test_missing_or_broken_markers_say_how_to_fix(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ReferenceMarkersError, match="needs exactly one pair of marker lines"):
+        with_reference(text, "README.md")
+    readme = tmp_path / "README.md"
+    readme.write_text(text, encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "config.reference", "--write", str(readme)], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and BEGIN_MARKER in result.stderr and "Traceback" not in result.stderr
+    assert readme.read_text(encoding="utf-8") == text  # left alone
