@@ -43,6 +43,12 @@ log = logging.getLogger(__name__)
 LATENCY_SAMPLES = 10_000
 """Arrival-to-commit latencies kept for the heartbeat and benchmarks (the newest)."""
 
+STOP_REQUESTED = "stop requested"
+"""``DaemonReport.stop_reason`` of a stop asked for (signal or ``stop`` event); any other is a failure."""
+
+DecisionListener = Callable[[str, FeedCandle, float], None]
+"""Told of every decided candle after its commit: symbol, the candle, arrival-to-commit ms."""
+
 
 class LedgerMismatchError(UserError):
     """The ledger's account was opened with other settings than the configured ones."""
@@ -89,7 +95,10 @@ class Daemon:
         self.interval = parse_interval(settings.feed.interval)
         self.engines: dict[str, SymbolEngine] = {}
         self.report: DaemonReport | None = None
-        self.on_decision: Callable[[str, FeedCandle], None] | None = None  # hook for tests and metrics
+        self.on_decision: Callable[[str, FeedCandle], None] | None = None  # hook for tests and the demo
+        self.listeners: list[DecisionListener] = []  # e.g. bot.metrics
+        self.feed: CandleFeed | None = None  # while running: read-only access for health and metrics
+        self.rest: BybitRest | None = None
         self._ledger: Ledger | None = None
         self._in_flight: set[asyncio.Future[None]] = set()
 
@@ -99,7 +108,7 @@ class Daemon:
         settings = self.settings
         symbols = settings.feed.symbols
         async with await Ledger.from_settings(settings.ledger) as ledger, BybitRest(settings.exchange) as rest:
-            self._ledger = ledger
+            self._ledger, self.rest = ledger, rest
             await rest.resolve(symbols)
             resume = await ledger.resume_points()
             models = await ledger.registry.list_models("promoted")
@@ -111,7 +120,9 @@ class Daemon:
             report = self.report = DaemonReport(run_id, {s: SymbolStats() for s in symbols})
             log.info("run %d: serving %s (%s) into %s", run_id, ", ".join(symbols), self.interval.name, ledger.path)
             resume_after = {s: e.last_open_ms for s, e in self.engines.items() if e.last_open_ms is not None}
-            async with CandleFeed(settings.exchange, settings.feed, rest, resume_after=resume_after) as feed:
+            async with CandleFeed(settings.exchange, settings.feed, rest, resume_after=resume_after,
+                                  clock=self.clock) as feed:
+                self.feed = feed
                 consumers = [asyncio.create_task(self._consume(symbol, feed), name=f"consume-{symbol}")
                              for symbol in symbols]
                 heartbeat = asyncio.create_task(self._heartbeat(feed), name="heartbeat")
@@ -119,7 +130,7 @@ class Daemon:
                 pending: set[asyncio.Task[object]] = {*consumers, stopper}
                 while stopper in pending and any(c in pending for c in consumers):
                     _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                report.stop_reason = "stop requested" if stop.is_set() else "every symbol's feed stopped"
+                report.stop_reason = STOP_REQUESTED if stop.is_set() else "every symbol's feed stopped"
                 for task in (*consumers, heartbeat, stopper):
                     task.cancel()
                 await asyncio.gather(*consumers, heartbeat, stopper, return_exceptions=True)
@@ -186,7 +197,10 @@ class Daemon:
             stats.decisions += 1
         else:
             stats.skipped_replays += 1
-        report.latencies_ms.append((time.perf_counter_ns() - item.received_ns) / 1e6)
+        latency_ms = (time.perf_counter_ns() - item.received_ns) / 1e6
+        report.latencies_ms.append(latency_ms)
+        for listener in self.listeners:
+            listener(symbol, item, latency_ms)
         for event in output.risk_events:
             log.warning("%s: risk: %s at %s: %s", symbol, event.kind, _fmt_ms(event.time_ms), event.detail)
         if self.on_decision is not None:

@@ -76,3 +76,28 @@ def connect_reader(path: Path | str, lock_timeout_s: float = 5.0) -> sqlite3.Con
             f"upgrade it with `shadow migrate --db {path}` (the daemon also does this when it starts)"
         )
     return conn
+
+
+def check_writable(path: Path | str, lock_timeout_s: float = 1.0) -> None:
+    """Prove a writer could commit to the ledger now: take the write lock and give it back.
+
+    Nothing is written (``BEGIN IMMEDIATE`` then ``ROLLBACK``), and a missing file is not
+    created. Used by the health endpoint and ``shadow doctor``.
+
+    Raises:
+        LedgerNotFoundError: no such file.
+        LedgerLockedError: another connection kept the write lock beyond ``lock_timeout_s``.
+        LedgerError: the file (or its folder, for the WAL files) is read-only or unreadable.
+        NotALedgerError: the file is not SQLite.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LedgerNotFoundError(f"ledger {path}: no such file")
+    with ledger_errors(path, lock_timeout_s):
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=lock_timeout_s,
+                               isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()

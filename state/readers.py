@@ -187,3 +187,23 @@ def candle_series(conn: sqlite3.Connection) -> list[CandleSeries]:
         "GROUP BY symbol, interval ORDER BY symbol, interval"
     ).fetchall()
     return [CandleSeries(*row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class RetrainSummary:
+    """The retraining log in numbers (for metrics): runs per status, and the last finished one."""
+
+    runs_by_status: dict[str, int]
+    last_duration_s: float | None
+    last_finished_ms: int | None
+
+
+def retrain_summary(conn: sqlite3.Connection) -> RetrainSummary:
+    """Count ``retrain_runs`` per status (``running``, ``ok``, ``failed``, ``rejected``,
+    ``promoted``) and time the most recently finished run."""
+    counts = {status: n for status, n in conn.execute("SELECT status, count(*) FROM retrain_runs GROUP BY status")}
+    last = conn.execute(
+        "SELECT finished_ms - started_ms, finished_ms FROM retrain_runs WHERE finished_ms IS NOT NULL "
+        "ORDER BY finished_ms DESC, retrain_id DESC LIMIT 1"
+    ).fetchone()
+    return RetrainSummary(counts, last[0] / 1000 if last else None, last[1] if last else None)

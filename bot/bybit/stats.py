@@ -30,6 +30,7 @@ class FeedStats:
     backfills: int = 0  # successful backfill calls
     backfill_failures: int = 0  # backfill calls that failed after their retries
     last_message_ms: int | None = None  # clock time of the last websocket message
+    connected: bool = False  # subscribed on an open connection now (False while reconnecting)
 
     def as_dict(self) -> dict[str, int | None]:
         """The counters by name (``feed/<name>`` in the daemon's metrics)."""

@@ -166,8 +166,10 @@ class KlineStream:
                     self._check_ack(message)
                     acks_due.discard(message.req_id or "")
                     if not acks_due:
+                        self.stats.connected = True
                         self._on_connected()
         finally:
+            self.stats.connected = False
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
