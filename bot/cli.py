@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bot.commands.replay",
     "bot.commands.evaluate",
     "bot.commands.tune",
+    "bot.commands.ops",
 )
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)

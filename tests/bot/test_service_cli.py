@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import re
+import os
 import signal
 import socket
 import subprocess
@@ -47,6 +48,7 @@ def _get(url: str) -> tuple[int, bytes]:
 
 def _shadow(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "bot", *args], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env=os.environ | {"COLUMNS": "1000"},
                           **kwargs)
 
 
