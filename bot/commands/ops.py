@@ -18,7 +18,8 @@ _STATUS_STYLE = {"ok": "green", "warn": "yellow", "FAIL": "bold red"}
 
 def backup(
     out: Annotated[Optional[Path], typer.Option(
-        "--out", "-o", help="Backup file, or a folder for shadow-<UTC time>.sqlite (default: \\[service] backup_dir).",
+        "--out", "-o", help="Backup file (FILE.sqlite), or a folder for shadow-<UTC time>.sqlite, created if missing "
+             "(default: \\[service] backup_dir).",
     )] = None,
     keep: Annotated[Optional[int], typer.Option(
         min=1, help="Then delete all but the newest N shadow-*.sqlite backups in that folder.")] = None,
@@ -37,11 +38,11 @@ def backup(
     settings = load_settings(config)
     source = db or settings.ledger.db_path
     target = out or settings.service.backup_dir
-    if out is None:
+    if out is None or (not out.suffix and not out.exists()):  # a folder, created on first use
         try:
             target.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UserError(f"[service] backup_dir {target}: cannot create it ({exc.strerror or exc})") from None
+            raise UserError(f"backup folder {target}: cannot create it ({exc.strerror or exc})") from None
     result = backup_ledger(source, target, now_ms=int(time.time() * 1000),
                            lock_timeout_s=settings.ledger.lock_timeout_s)
     console.print(f"backup {result.path}: {result.size_bytes / 1e6:,.1f} MB, schema {result.schema_version}, "
