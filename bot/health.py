@@ -130,7 +130,7 @@ class HealthMonitor:
                 problems.append(f"{symbol}: no candle yet")
             elif age_s * 1000 > limit_ms:
                 problems.append(
-                    f"{symbol}: newest candle {iso_ms(last)} closed {age_s:.0f} s ago (limit {limit_ms / 1000:g} s: "
+                    f"{symbol}: newest candle (opened {iso_ms(last)}) closed {age_s:.0f} s ago (limit {limit_ms / 1000:g} s: "
                     f"{self.service.health_max_age_intervals:g} x {daemon.interval.name} + "
                     f"{self.service.health_margin_s:g} s)")
         return checks
