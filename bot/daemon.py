@@ -95,12 +95,12 @@ class Daemon:
         self.interval = parse_interval(settings.feed.interval)
         self.engines: dict[str, SymbolEngine] = {}
         self.report: DaemonReport | None = None
-        self.on_decision: Callable[[str, FeedCandle], None] | None = None  # hook for tests and the demo
+        self.on_decision: Callable[[str, FeedCandle], None] | None = None  # hook for tests and metrics
+        self._ledger: Ledger | None = None
+        self._in_flight: set[asyncio.Future[None]] = set()
         self.listeners: list[DecisionListener] = []  # e.g. bot.metrics
         self.feed: CandleFeed | None = None  # while running: read-only access for health and metrics
         self.rest: BybitRest | None = None
-        self._ledger: Ledger | None = None
-        self._in_flight: set[asyncio.Future[None]] = set()
 
     async def run(self, stop: asyncio.Event | None = None) -> DaemonReport:
         """Serve until ``stop`` is set (or every symbol's feed has failed); returns the report."""
