@@ -122,26 +122,12 @@ def _ledger_check(path: Path, lock_timeout_s: float) -> tuple[Finding, list[Mode
 
 def _registry_check(models: list[ModelEntry], lookback_window: int) -> Finding:
     """Every model file against its registry row (hashes only: nothing is unpickled)."""
-    from strategies.model_metadata import check_compatible, load_metadata
-    from trainer.registry import file_sha256
-
     failures, warnings = [], []
     for model in models:
-        path = Path(model.path)
-        problem = None
-        if not path.is_file():
-            problem = f"{model.version} ({model.status}): file {path} is missing"
-        elif file_sha256(path) != model.sha256:
-            problem = (f"{model.version} ({model.status}): {path} does not match its recorded sha256 "
-                       f"{model.sha256[:12]}…; it changed after it was published and will not be loaded")
-        else:
-            try:
-                check_compatible(load_metadata(path), path, lookback_window)
-            except UserError as exc:
-                problem = f"{model.version} ({model.status}): {exc}"
+        problem = _model_problem(model, lookback_window)
         if problem:
             # A model that can never serve again (retired, rejected) is worth a warning only.
-            (failures if model.status in ("promoted", "candidate") else warnings).append(problem)
+            (failures if model.status in ("promoted", "candidate") else warnings).append(f"({model.status}) {problem}")
     fix = ("restore the model files from a backup of the registry folder, or retire the model; "
            "never copy a model file in by hand")
     if failures:
@@ -149,6 +135,26 @@ def _registry_check(models: list[ModelEntry], lookback_window: int) -> Finding:
     if warnings:
         return Finding("registry", WARN, "; ".join(warnings), fix)
     return Finding("registry", OK, f"{len(models)} model file(s), each matching its sha256 and this code's features")
+
+
+def _model_problem(model: ModelEntry, lookback_window: int) -> str | None:
+    """What keeps the daemon from loading ``model`` (the checks of ``bot.serving`` before it
+    unpickles a registry model), or ``None``."""
+    from strategies.model_metadata import check_compatible, load_metadata
+    from trainer.registry import file_sha256
+
+    path = Path(model.path)
+    if not path.is_file():
+        return f"model {model.version}: file {path} is missing"
+    actual = file_sha256(path)
+    if actual != model.sha256:
+        return (f"model {model.version}: {path} has sha256 {actual[:16]}…, the registry recorded "
+                f"{model.sha256[:16]}…; it changed after it was published and will not be loaded")
+    try:
+        check_compatible(load_metadata(path), path, lookback_window)
+    except UserError as exc:
+        return f"model {model.version}: {exc}"
+    return None
 
 
 def _strategy_check(settings: Settings, models: list[ModelEntry]) -> Finding:

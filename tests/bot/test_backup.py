@@ -38,7 +38,7 @@ async def test_backup_taken_by_another_process_during_a_replay_holds_whole_decis
         tmp_path: Path, btc_candles: pd.DataFrame) -> None:
     db, copy = tmp_path / "ledger.sqlite", tmp_path / "backups" / "during.sqlite"
     frame = btc_candles.iloc[: HISTORY + 400].reset_index(drop=True)
-    async with running_service(frame, db, speed=120.0, strategy="random:seed=3") as service:
+    async with running_service(frame, db, speed=120.0, strategy="random:seed=3,trade_prob=0.3") as service:
         while service.daemon.report is None or service.daemon.report.symbols["BTCUSDT"].decisions < 20:
             await asyncio.sleep(0.01)
         process = await asyncio.create_subprocess_exec(

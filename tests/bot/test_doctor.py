@@ -81,7 +81,7 @@ async def test_a_tampered_model_file_fails_the_registry_check(tmp_path: Path, in
     model.write_bytes(model.read_bytes() + b"\x00")  # changed after it was published
     registry = _by_check(await diagnose(_config(tmp_path, replay.rest_url), installation, timeout_s=3))["registry"]
     assert registry.status == FAIL
-    assert f"v0001 (promoted): {model.resolve()} does not match its recorded sha256" in registry.detail
+    assert f"(promoted) model v0001: {model.resolve()} has sha256" in registry.detail
     assert "restore the model files" in registry.fix
 
 
@@ -91,7 +91,7 @@ async def test_a_missing_retired_model_is_only_a_warning(tmp_path: Path, install
         await ledger.registry.set_model_status("v0001", "retired", at_ms=1)
     (tmp_path / "models" / "v0001.zip").unlink()
     findings = _by_check(await diagnose(_config(tmp_path, replay.rest_url), installation, timeout_s=3))
-    assert findings["registry"].status == WARN and "v0001 (retired): file" in findings["registry"].detail
+    assert findings["registry"].status == WARN and "(retired) model v0001: file" in findings["registry"].detail
     assert findings["strategy"].status == WARN and "the fallback 'flat' trades" in findings["strategy"].detail
 
 
