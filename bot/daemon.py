@@ -31,7 +31,8 @@ from bot.bybit.rest import BybitRest
 from bot.bybit.sequencer import FeedCandle
 from bot.clock import Clock, SystemClock
 from bot.engine import SymbolEngine
-from bot.serving import choose_strategy
+from bot.retrain_scheduler import RetrainScheduler
+from bot.serving import cap_torch_threads, choose_strategy
 from config.errors import UserError
 from config.settings import Settings
 from env.features import WARMUP_CANDLES
@@ -96,6 +97,7 @@ class Daemon:
         self.engines: dict[str, SymbolEngine] = {}
         self.report: DaemonReport | None = None
         self.on_decision: Callable[[str, FeedCandle], None] | None = None  # hook for tests and metrics
+        self.retrainer: RetrainScheduler | None = None  # retraining and hot-swap (bot/retrain_scheduler.py)
         self._ledger: Ledger | None = None
         self._in_flight: set[asyncio.Future[None]] = set()
         self.listeners: list[DecisionListener] = []  # e.g. bot.metrics
@@ -114,11 +116,13 @@ class Daemon:
             models = await ledger.registry.list_models("promoted")
             for symbol in symbols:
                 self.engines[symbol] = await self._prepare(symbol, ledger, rest, resume.get(symbol), models)
-            _cap_torch_threads(settings.daemon.torch_threads)
+            cap_torch_threads(settings.daemon.torch_threads)
             run_id = await ledger.journal.start_run(started_ms=self.clock.now_ms(), config_hash=config_hash(settings),
                                                     code_version=_code_version(), symbols=symbols)
             report = self.report = DaemonReport(run_id, {s: SymbolStats() for s in symbols})
             log.info("run %d: serving %s (%s) into %s", run_id, ", ".join(symbols), self.interval.name, ledger.path)
+            self.retrainer = RetrainScheduler(settings, ledger, self.engines)
+            await self.retrainer.start()
             resume_after = {s: e.last_open_ms for s, e in self.engines.items() if e.last_open_ms is not None}
             async with CandleFeed(settings.exchange, settings.feed, rest, resume_after=resume_after,
                                   clock=self.clock) as feed:
@@ -135,6 +139,7 @@ class Daemon:
                     task.cancel()
                 await asyncio.gather(*consumers, heartbeat, stopper, return_exceptions=True)
                 await asyncio.gather(*self._in_flight, return_exceptions=True)  # finish decisions under way
+                await self.retrainer.stop()
                 log.info("run %d: stopping (%s); %s", run_id, report.stop_reason, self.status_line(feed))
             await ledger.journal.stop_run(run_id, stopped_ms=self.clock.now_ms(), reason=report.stop_reason)
         return report
@@ -195,6 +200,7 @@ class Daemon:
             return
         if await ledger.record_decision(output.record):
             stats.decisions += 1
+            self.retrainer.on_decided(item.candle)
         else:
             stats.skipped_replays += 1
         latency_ms = (time.perf_counter_ns() - item.received_ns) / 1e6
@@ -240,15 +246,6 @@ def _code_version() -> str:
         return importlib_metadata.version("shadow-trader")
     except importlib_metadata.PackageNotFoundError:
         return "unknown"
-
-
-def _cap_torch_threads(threads: int) -> None:
-    """Cap torch's intra-op threads if torch is loaded (a PPO strategy imports it)."""
-    import sys
-
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(threads)
 
 
 def _fmt_ms(ms: int | None) -> str:

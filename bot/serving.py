@@ -10,51 +10,40 @@ decision it takes says so in ``decisions.strategy``.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from bot.engine import ServingStrategy
-from config.errors import UserError
 from config.settings import DaemonSettings
 from state.records import ModelEntry
 from strategies.registry import build_strategy
-from trainer.registry import file_sha256
+from trainer.registry import ModelIntegrityError, file_sha256, promoted_model, verify_model_file
+
+__all__ = ["ModelIntegrityError", "cap_torch_threads", "choose_strategy", "configured_strategy",
+           "load_registry_model", "promoted_model"]
 
 log = logging.getLogger(__name__)
 
 REGISTRY = "registry"
 
 
-class ModelIntegrityError(UserError):
-    """A registry model whose file is missing or does not match its recorded sha256."""
-
-
-def promoted_model(models: list[ModelEntry], symbol: str, interval: str) -> ModelEntry | None:
-    """The newest promoted model for ``symbol``/``interval``; a per-symbol model wins over a
-    shared one (a row without symbol or interval)."""
-    matching = [m for m in models if m.status == "promoted"
-                and m.symbol in (symbol, None) and m.interval in (interval, None)]
-    matching.sort(key=lambda m: (m.symbol is not None, m.promoted_ms or 0, m.created_ms), reverse=True)
-    return matching[0] if matching else None
-
-
 def load_registry_model(entry: ModelEntry, lookback_window: int) -> ServingStrategy:
-    """Verify and load a registry model.
+    """Verify (:func:`trainer.registry.verify_model_file`) and load a registry model.
 
     Raises:
         ModelIntegrityError: the file is missing or its sha256 differs from the registry's.
         ModelMismatchError: its metadata does not fit this code (feature spec, lookback).
     """
-    path = Path(entry.path)
-    if not path.is_file():
-        raise ModelIntegrityError(f"model {entry.version}: file {path} is missing")
-    actual = file_sha256(path)
-    if actual != entry.sha256:
-        raise ModelIntegrityError(
-            f"model {entry.version}: {path} has sha256 {actual[:16]}…, the registry recorded {entry.sha256[:16]}…; "
-            "refusing to load a file that changed after it was published"
-        )
+    path = verify_model_file(entry, lookback_window)
     strategy = build_strategy(f"ppo:{path}", lookback_window=lookback_window)
     return ServingStrategy(strategy, "ppo", entry.version)
+
+
+def cap_torch_threads(threads: int) -> None:
+    """Cap torch's intra-op threads if torch is loaded (a PPO strategy imports it)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
 
 
 def configured_strategy(spec: str, lookback_window: int) -> ServingStrategy:

@@ -460,6 +460,84 @@ class ServiceSettings(_Section):
         return value.strip()
 
 
+class RetrainSettings(_Section):
+    """Scheduled retraining inside ``shadow run`` (and ``shadow retrain --now``): when it runs,
+    what it trains on, how the candidate is judged, and where models are kept."""
+
+    enabled: bool = Field(False, description="retrain inside `shadow run` on the triggers below")
+    every_candles: int | None = Field(
+        None, ge=1, description="retrain after this many new candle closes have been decided (counted by the daemon)"
+    )
+    interval_minutes: float | None = Field(None, gt=0, description="retrain every this many minutes of wall time")
+    cron: str | None = Field(
+        None, description="retrain on this crontab schedule, UTC (e.g. '0 */6 * * *'); excludes interval_minutes"
+    )
+    cold_start: bool = Field(
+        True, description="with no promoted model yet, retrain as soon as the daemon starts (needs enabled)"
+    )
+    holdout_fraction: float = Field(
+        0.2, gt=0, lt=1, description="share of the tradable candles held out (the most recent) to judge the candidate"
+    )
+    holdout_candles: int | None = Field(
+        None, ge=10, description="hold out exactly this many of the most recent candles (overrides holdout_fraction)"
+    )
+    min_train_candles: int = Field(
+        500, ge=2, description="tradable candles the training window needs at the least; fewer fails the run"
+    )
+    max_train_candles: int | None = Field(
+        None, ge=2, description="train on at most this many tradable candles before the holdout (default: all)"
+    )
+    metric: Literal["sharpe", "sortino", "calmar", "total_return"] = Field(
+        "sharpe", description="holdout metric of the promotion gate: sharpe, sortino, calmar or total_return"
+    )
+    margin: float = Field(
+        0.0, ge=0, description="the candidate must beat the incumbent and flat by more than this, in the metric's units"
+    )
+    warm_start: bool = Field(False, description="continue training the promoted model (continual learning)")
+    timesteps: int = Field(50_000, ge=64, description="PPO timesteps per retrain (other hyperparameters: [train])")
+    seed: int = Field(0, ge=0, description="training seed (retrain run k uses seed + k)")
+    time_limit_s: float = Field(
+        1800.0, gt=0, description="a retrain still running after this many seconds is killed and recorded as failed"
+    )
+    memory_limit_mb: int | None = Field(
+        4096, ge=512, description="address-space limit of the training process in MB (None: no limit)"
+    )
+    nice: int = Field(10, ge=0, le=19, description="niceness of the training process, so decisions win the CPU")
+    keep_models: int = Field(
+        5, ge=0, description="model files kept besides the promoted ones and their parents (older ones are deleted)"
+    )
+    registry_dir: Path = Field(Path("models/registry"), description="where versioned model files live")
+    shared_model: bool = Field(
+        False, description="train one model on every symbol's candles instead of one model per symbol"
+    )
+    poll_seconds: float = Field(
+        30.0, gt=0, description="how often the daemon checks the registry for a model promoted by another process"
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _crontab(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if info.data.get("interval_minutes") is not None:
+            raise ValueError("give either interval_minutes or cron, not both")
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"not a crontab expression ({exc}); e.g. '0 */6 * * *'") from None
+        return value
+
+    @field_validator("max_train_candles")
+    @classmethod
+    def _not_below_min(cls, value: int | None, info: ValidationInfo) -> int | None:
+        low = info.data.get("min_train_candles")
+        if value is not None and low is not None and value < low:
+            raise ValueError(f"must be at least min_train_candles ({low})")
+        return value
+
+
 class Settings(BaseSettings):
     """Every setting of Shadow. Sections map to TOML tables (``[env]``, ``[exchange]``...)."""
 
@@ -479,6 +557,7 @@ class Settings(BaseSettings):
     compute: ComputeSettings = ComputeSettings()
     tune: TuneSettings = TuneSettings()
     service: ServiceSettings = ServiceSettings()
+    retrain: RetrainSettings = RetrainSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -9,17 +9,23 @@ daemon verifies that sha256 before loading anything (a model zip is a pickle).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from config.errors import UserError
 from state.ledger import Ledger
 from state.records import ModelEntry
-from strategies.model_metadata import load_metadata, metadata_path
+from strategies.model_metadata import check_compatible, load_metadata, metadata_path
+
+
+class ModelIntegrityError(UserError):
+    """A registry model whose file is missing or does not match its recorded sha256."""
 
 
 def file_sha256(path: Path) -> str:
@@ -29,6 +35,37 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def verify_model_file(entry: ModelEntry, lookback_window: int | None = None) -> Path:
+    """Check a registry model before anything unpickles it: the file exists, its sha256 is
+    the one recorded when it was published, and its metadata fits this code's features
+    (and ``lookback_window``, when given). Returns the file's path.
+
+    Raises:
+        ModelIntegrityError: the file is missing or changed after it was published.
+        ModelMismatchError: its metadata is missing or built for other features.
+    """
+    path = Path(entry.path)
+    if not path.is_file():
+        raise ModelIntegrityError(f"model {entry.version}: file {path} is missing")
+    actual = file_sha256(path)
+    if actual != entry.sha256:
+        raise ModelIntegrityError(
+            f"model {entry.version}: {path} has sha256 {actual[:16]}…, the registry recorded {entry.sha256[:16]}…; "
+            "refusing to load a file that changed after it was published"
+        )
+    check_compatible(load_metadata(path), path, lookback_window)
+    return path
+
+
+def promoted_model(models: Sequence[ModelEntry], symbol: str, interval: str) -> ModelEntry | None:
+    """The newest promoted model for ``symbol``/``interval``; a per-symbol model wins over a
+    shared one (a row without symbol or interval)."""
+    matching = [m for m in models if m.status == "promoted"
+                and m.symbol in (symbol, None) and m.interval in (interval, None)]
+    matching.sort(key=lambda m: (m.symbol is not None, m.promoted_ms or 0, m.created_ms), reverse=True)
+    return matching[0] if matching else None
 
 
 async def next_version(ledger: Ledger) -> str:
@@ -64,13 +101,11 @@ async def publish_model(
     """
     meta = load_metadata(model_zip)  # refuses files without Shadow metadata
     version = version or await next_version(ledger)
-    registry_dir.mkdir(parents=True, exist_ok=True)
-    target = registry_dir / f"{version}.zip"
-    _atomic_copy(metadata_path(model_zip), metadata_path(target))
-    _atomic_copy(model_zip, target)
+    # File work (copy, fsync, hash) in a thread: the daemon publishes from its event loop.
+    target, sha256 = await asyncio.to_thread(_copy_into_registry, model_zip, registry_dir, version)
     now_ms = time.time_ns() // 1_000_000
     entry = ModelEntry(
-        version=version, path=str(target.resolve()), sha256=file_sha256(target), created_ms=now_ms,
+        version=version, path=str(target.resolve()), sha256=sha256, created_ms=now_ms,
         parent_version=parent_version, status="candidate", symbol=symbol, interval=interval,
         data_start_ms=meta.data_range.get("start_ms"), data_end_ms=meta.data_range.get("end_ms"),
         hyperparameters=dict(meta.hyperparameters), metrics=dict(metrics or {}),
@@ -79,6 +114,16 @@ async def publish_model(
     if status != "candidate":
         await ledger.registry.set_model_status(version, status, at_ms=now_ms)
     return entry
+
+
+def _copy_into_registry(model_zip: Path, registry_dir: Path, version: str) -> tuple[Path, str]:
+    """``<registry_dir>/<version>.zip`` and its metadata, written atomically; returns the
+    target and its sha256."""
+    registry_dir.mkdir(parents=True, exist_ok=True)
+    target = registry_dir / f"{version}.zip"
+    _atomic_copy(metadata_path(model_zip), metadata_path(target))
+    _atomic_copy(model_zip, target)
+    return target, file_sha256(target)
 
 
 def _atomic_copy(source: Path, target: Path) -> None:

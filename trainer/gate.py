@@ -1,0 +1,123 @@
+"""The promotion gate: a chronological train/holdout split, holdout scores, and the verdict.
+
+A retrain judges its candidate on the most recent candles, which it never trained on::
+
+    candles:  [ prefix | train traded            | holdout traded ]
+    train:    [ prefix | train traded ]
+    holdout:           [ prefix (= last train candles, history only) | holdout traded ]
+
+The candidate, the incumbent (the model serving now, or the daemon's fallback baseline
+before the first model) and ``flat`` are backtested on the holdout by
+:mod:`trainer.backtest`: the training env, the portfolio model and the live risk guard,
+so the scores are what the daemon would have made. The candidate is promoted only when
+its score beats both others by more than the margin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from config.errors import UserError
+from config.settings import EnvSettings, RetrainSettings, RiskSettings
+from strategies.base import Strategy
+from trainer.backtest import make_env, run_comparison
+from trainer.metrics import Metrics
+from trainer.split import MIN_SLICE_STEPS, Slice
+
+
+class RetrainDataError(UserError):
+    """Too few accumulated candles for a training window and a holdout."""
+
+
+@dataclass(frozen=True, slots=True)
+class HoldoutSplit:
+    """The training slice and the most recent, unseen holdout slice."""
+
+    train: Slice
+    holdout: Slice
+
+    def ranges(self) -> dict[str, dict[str, int]]:
+        return {"train": self.train.data_range(), "holdout": self.holdout.data_range()}
+
+
+def holdout_split(candles: pd.DataFrame, *, prefix: int, retrain: RetrainSettings, source: str) -> HoldoutSplit:
+    """Split validated candles (oldest first) as in the module docstring.
+
+    Args:
+        candles: gap-free candles in :mod:`env.candles` layout.
+        prefix: history rows each slice needs before its first traded candle
+            (``WARMUP_CANDLES + lookback_window - 1``).
+        retrain: holdout size (``holdout_candles`` or ``holdout_fraction`` of the tradable
+            candles) and training window bounds (``min_train_candles``, ``max_train_candles``).
+        source: the data's name for the error message.
+
+    Raises:
+        RetrainDataError: the training window or the holdout would be too short.
+    """
+    tradable = len(candles) - prefix
+    n_holdout = retrain.holdout_candles or round(max(tradable, 0) * retrain.holdout_fraction)
+    n_holdout = max(n_holdout, MIN_SLICE_STEPS + 1)
+    n_train = tradable - n_holdout
+    if n_train < retrain.min_train_candles:
+        raise RetrainDataError(
+            f"{source}: {len(candles)} candles is too few to retrain: need {prefix} warm-up + "
+            f"{retrain.min_train_candles} training (retrain.min_train_candles) + {n_holdout} holdout candles "
+            f"= {prefix + retrain.min_train_candles + n_holdout}"
+        )
+    if retrain.max_train_candles is not None:
+        n_train = min(n_train, retrain.max_train_candles)
+    holdout_start = len(candles) - n_holdout
+    train_start = holdout_start - n_train - prefix
+    return HoldoutSplit(
+        train=Slice("train", candles.iloc[train_start:holdout_start].reset_index(drop=True), prefix),
+        holdout=Slice("holdout", candles.iloc[holdout_start - prefix:].reset_index(drop=True), prefix),
+    )
+
+
+def score_holdout(strategies: Sequence[Strategy], holdout: Slice, env: EnvSettings,
+                  risk: RiskSettings) -> list[Metrics]:
+    """Backtest each strategy on the holdout's traded candles (same env, same first decision)."""
+    results = run_comparison(strategies, make_env(holdout.frame, env), start_index=holdout.prefix, risk=risk)
+    return [r.metrics for r in results]
+
+
+def metric_value(metrics: Sequence[Metrics], metric: str) -> float | None:
+    """``metric`` averaged over markets (one per symbol; a shared model has several);
+    ``None`` when any market's value is undefined."""
+    values = [getattr(m, metric) for m in metrics]
+    if not values or any(v is None for v in values):
+        return None
+    return sum(values) / len(values)
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    """The verdict and the three scores it compared."""
+
+    promote: bool
+    reason: str
+    candidate: float | None
+    incumbent: float | None
+    flat: float | None
+
+
+def gate(candidate: float | None, incumbent: float | None, flat: float | None, *, metric: str, margin: float,
+         incumbent_label: str) -> GateDecision:
+    """Promote only if the candidate's score beats the incumbent's and flat's by more than
+    ``margin``. An undefined score (``None``: no risk to divide by, or an overflow) is not
+    comparable, so a run with one is never promoted."""
+    scores = {"candidate": candidate, f"incumbent {incumbent_label}": incumbent, "flat": flat}
+    undefined = [name for name, value in scores.items() if value is None]
+    if undefined:
+        return GateDecision(False, f"{metric} is undefined on the holdout for {', '.join(undefined)}",
+                            candidate, incumbent, flat)
+    beaten = {name: value for name, value in list(scores.items())[1:] if candidate > value + margin}
+    summary = (f"holdout {metric}: candidate {candidate:.4g}, incumbent {incumbent_label} {incumbent:.4g}, "
+               f"flat {flat:.4g} (margin {margin:g})")
+    if len(beaten) == 2:
+        return GateDecision(True, f"beats both; {summary}", candidate, incumbent, flat)
+    missed = [name for name in list(scores)[1:] if name not in beaten]
+    return GateDecision(False, f"does not beat {' and '.join(missed)}; {summary}", candidate, incumbent, flat)
