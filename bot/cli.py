@@ -30,6 +30,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bot.commands.basic",
     "bot.commands.run",
     "bot.commands.ledger",
+    "bot.commands.models",
+    "bot.commands.retrain",
     "bot.commands.train",
     "bot.commands.replay",
     "bot.commands.evaluate",

@@ -17,8 +17,8 @@ import pandas as pd
 from env.candles import RepairPolicy
 from state.candle_store import SELECT_CANDLES, candles_frame, select_candles_params
 from state.errors import LedgerError
-from state.records import ModelEntry
-from state.registry import model_from_row, models_query
+from state.records import ModelEntry, RetrainRun
+from state.registry import SELECT_RETRAINS, model_from_row, models_query, retrain_from_row
 
 _SIDE_NAMES = {1: "long", -1: "short", 0: "flat"}
 
@@ -152,6 +152,12 @@ def list_models(conn: sqlite3.Connection, status: str | None = None) -> list[Mod
     """The ``models`` registry, newest first."""
     sql, params = models_query(status)
     return [model_from_row(row) for row in conn.execute(sql, params)]
+
+
+def list_retrains(conn: sqlite3.Connection, limit: int = 20) -> list[RetrainRun]:
+    """The latest retraining runs, newest first."""
+    return [retrain_from_row(row) for row in conn.execute(f"{SELECT_RETRAINS} ORDER BY retrain_id DESC LIMIT ?",
+                                                          (limit,))]
 
 
 def read_candles(

@@ -38,6 +38,11 @@ def model_from_row(row: Sequence[Any]) -> ModelEntry:
     return ModelEntry(**values | {c: json.loads(values[c]) for c in _JSON_COLUMNS})
 
 
+def retrain_from_row(row: Sequence[Any]) -> RetrainRun:
+    values = dict(zip(_RETRAIN_COLUMNS, row, strict=True))
+    return RetrainRun(**values | {"metrics": json.loads(values["metrics"])})
+
+
 def _check_status(status: str | None, allowed: tuple[str, ...], what: str) -> None:
     if status is not None and status not in allowed:
         raise ValueError(f"{what} status {status!r} is not one of {', '.join(allowed)}")
@@ -109,5 +114,4 @@ class Registry:
     async def list_retrains(self, limit: int = 20) -> list[RetrainRun]:
         """The latest retraining runs, newest first."""
         rows = await self._writer.read(f"{SELECT_RETRAINS} ORDER BY retrain_id DESC LIMIT ?", (limit,))
-        return [RetrainRun(**dict(zip(_RETRAIN_COLUMNS, row, strict=True)) | {"metrics": json.loads(row[-1])})
-                for row in rows]
+        return [retrain_from_row(row) for row in rows]

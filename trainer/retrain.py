@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         result = run_job(job)
     except Exception as exc:  # everything goes back to the parent as the run's reason
         log.exception("retrain %d failed", job.retrain_id)
-        failure = RetrainFailure(error=f"{type(exc).__name__}: {exc}", memory=isinstance(exc, MemoryError))
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        failure = RetrainFailure(error=error, memory=isinstance(exc, MemoryError))
         _write_atomically(out_dir / FAILURE_FILE, failure.model_dump_json())
         return 1
     _write_atomically(out_dir / RESULT_FILE, result.model_dump_json(indent=2))

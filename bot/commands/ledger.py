@@ -1,5 +1,7 @@
 """``shadow trades``, ``status``, ``export``, ``models`` and ``migrate``: reviewing the ledger.
 
+(``models`` is registered by :mod:`bot.commands.models`, which adds ``models promote``.)
+
 Every command opens its own read-only connection (except ``migrate``), so it works
 while the daemon is writing. ``--db`` defaults to ``[ledger] db_path``.
 """
@@ -76,7 +78,8 @@ def _age(seconds: float) -> str:
     return f"{days} d {hours % 24} h"
 
 
-_LEFT_COLUMNS = {"#", "symbol", "side", "model", "version", "status", "market", "parent", "metrics", "sha256"}
+_LEFT_COLUMNS = {"#", "symbol", "symbols", "side", "model", "version", "status", "market", "parent", "metrics", "sha256",
+                 "reason"}
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -245,5 +248,4 @@ def register(app: typer.Typer) -> None:
     app.command("trades")(trades)
     app.command("status")(status)
     app.command("export")(export)
-    app.command("models")(models)
     app.command("migrate")(migrate)
