@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,7 @@ async def publish_model(
     await ledger.registry.add_model(entry)
     if status != "candidate":
         await ledger.registry.set_model_status(version, status, at_ms=now_ms)
+        entry = replace(entry, status=status, promoted_ms=now_ms if status == "promoted" else None)
     return entry
 
 

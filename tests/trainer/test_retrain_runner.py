@@ -11,11 +11,14 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from config.settings import FeedSettings, LedgerSettings, RetrainSettings, Settings, TrainSettings
+from env.types import Action, Candle
 from state.ledger import Ledger
 from strategies.model_metadata import load_metadata
+from tests.retrain_models import constant_model
 from tests.trainer.retrain_fakes import MODEL_VARIABLE
 from trainer import retrain_runner
 from trainer.registry import file_sha256, publish_model
@@ -180,3 +183,38 @@ async def test_cancelling_a_run_kills_the_child_and_records_the_run(db: Path) ->
             await task
     assert _processes_mentioning(work) == []
     assert rows(db)[1][0][1:3] == ("failed", "cancelled: the process running it stopped")
+
+
+@pytest.fixture(scope="module")
+def constant_models(tmp_path_factory: pytest.TempPathFactory, ppo_model: Path) -> dict[Action, Path]:
+    folder = tmp_path_factory.mktemp("constant")
+    return {a: constant_model(ppo_model, a, folder / f"{a.name}.zip") for a in (Action.BUY, Action.CLOSE)}
+
+
+async def test_a_shared_model_is_judged_on_every_symbol_and_replaces_their_own_models(
+        tmp_path: Path, btc_candles: pd.DataFrame, constant_models: dict[Action, Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two markets whose last 60 candles rise (the real BTC candles of 2023-03-12 15:10 UTC,
+    stored under both names): an always-BUY shared candidate beats BTCUSDT's own
+    always-CLOSE model and ETHUSDT's fallback, is promoted as a shared model (no symbol),
+    and retires BTCUSDT's own model, which would otherwise keep precedence."""
+    rising = btc_candles.iloc[16_750:17_100]
+    db = tmp_path / "shadow.sqlite"
+    settings = settings_for(db, shared_model=True, holdout_candles=60, min_train_candles=50)
+    monkeypatch.setenv(MODEL_VARIABLE, str(constant_models[Action.BUY]))
+    async with await Ledger.open(db) as ledger:
+        for symbol in ("BTCUSDT", "ETHUSDT"):
+            await ledger.store_candles(Candle(symbol, "1m", int(r.open_time_ms), r.open, r.high, r.low, r.close,
+                                              r.volume) for r in rising.itertuples())
+        await publish_model(ledger, settings.retrain.registry_dir, constant_models[Action.CLOSE], symbol="BTCUSDT",
+                            interval="1m", status="promoted")
+        outcome = await run_retrain(ledger, settings, ["BTCUSDT", "ETHUSDT"],
+                                    trainer_target=f"{FAKES}:copies_model")
+    assert outcome.status == "promoted", outcome.reason
+    assert "incumbent fallback flat/v0001" in outcome.reason
+    assert outcome.metrics["incumbents"] == {"BTCUSDT": "v0001", "ETHUSDT": "flat"}
+    assert set(outcome.metrics["holdout"]) == {"BTCUSDT", "ETHUSDT"}
+    candidate = outcome.metrics["holdout"]["BTCUSDT"]["candidate"]
+    assert candidate["total_return"] > 0 and candidate == outcome.metrics["holdout"]["ETHUSDT"]["candidate"]
+    assert (outcome.candidate.symbol, outcome.candidate.interval) == (None, "1m")
+    assert rows(db)[0] == [("v0001", "retired", None), ("v0002", "promoted", None)]

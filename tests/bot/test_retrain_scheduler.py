@@ -1,0 +1,180 @@
+"""The daemon's retrain triggers and hot-swap, without child processes: ``run_retrain`` is
+replaced by a recorder, the engines and the registry rows are real."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bot import retrain_scheduler
+from bot.engine import ServingStrategy, SymbolEngine
+from bot.hotswap import HotSwapper
+from bot.retrain_scheduler import RetrainScheduler
+from bot.serving import configured_strategy
+from config.settings import DaemonSettings, EnvSettings, FeedSettings, RetrainSettings, RiskSettings, Settings
+from env.types import Candle
+from state.ledger import Ledger
+from trainer.registry import publish_model
+from trainer.retrain_runner import RetrainOutcome
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+
+
+def engines(lookback: int = 20) -> dict[str, SymbolEngine]:
+    flat = configured_strategy("flat", lookback)
+    return {s: SymbolEngine(s, "1m", EnvSettings(lookback_window=lookback), RiskSettings(), flat) for s in SYMBOLS}
+
+
+def candle(symbol: str, minute: int) -> Candle:
+    return Candle(symbol, "1m", minute * 60_000, 1.0, 1.0, 1.0, 1.0, 1.0)
+
+
+class Recorder:
+    """Stands in for ``run_retrain``: records each call, optionally waits for ``release``."""
+
+    def __init__(self, status: str = "rejected") -> None:
+        self.calls: list[tuple[tuple[str, ...], int | None]] = []
+        self.release = asyncio.Event()
+        self.release.set()
+        self.status = status
+
+    async def __call__(self, ledger: Ledger, settings: Settings, symbols: list[str], *, end_ms: int | None,
+                       trainer_target: str) -> RetrainOutcome:
+        self.calls.append((tuple(symbols), end_ms))
+        await self.release.wait()
+        return RetrainOutcome(len(self.calls), self.status, "recorded", tuple(symbols))
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    rec = Recorder()
+    monkeypatch.setattr(retrain_scheduler, "run_retrain", rec)
+    return rec
+
+
+def scheduler(ledger: Ledger, *, strategy: str = "registry", **retrain: object) -> RetrainScheduler:
+    settings = Settings(feed=FeedSettings(symbols=SYMBOLS), daemon=DaemonSettings(strategy=strategy),
+                        retrain=RetrainSettings(**{"enabled": True, "cold_start": False} | retrain))
+    return RetrainScheduler(settings, ledger, engines())
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_every_n_candle_closes_trigger_one_run_per_symbol_up_to_the_trigger_candle(
+        tmp_path: Path, recorder: Recorder) -> None:
+    async with await Ledger.open(tmp_path / "l.sqlite") as ledger:
+        sched = scheduler(ledger, every_candles=3)
+        await sched.start()
+        for minute in range(1, 7):
+            for symbol in SYMBOLS:  # both symbols close together: one count
+                sched.on_decided(candle(symbol, minute))
+            await settle()
+        await sched.stop()
+    assert recorder.calls == [(("BTCUSDT",), 180_000), (("ETHUSDT",), 180_000),
+                              (("BTCUSDT",), 360_000), (("ETHUSDT",), 360_000)]
+
+
+async def test_a_shared_model_is_one_run_over_every_symbol(tmp_path: Path, recorder: Recorder) -> None:
+    async with await Ledger.open(tmp_path / "l.sqlite") as ledger:
+        sched = scheduler(ledger, every_candles=1, shared_model=True)
+        await sched.start()
+        sched.on_decided(candle("BTCUSDT", 1))
+        await settle()
+        await sched.stop()
+    assert recorder.calls == [(("BTCUSDT", "ETHUSDT"), 60_000)]
+
+
+async def test_a_trigger_while_a_retrain_runs_is_skipped_and_stop_cancels_the_run(
+        tmp_path: Path, recorder: Recorder, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO")
+    recorder.release.clear()
+    async with await Ledger.open(tmp_path / "l.sqlite") as ledger:
+        sched = scheduler(ledger, every_candles=1)
+        await sched.start()
+        sched.on_decided(candle("BTCUSDT", 1))
+        await settle()
+        assert sched.running and not sched.request("by hand")
+        await sched.stop()
+        assert not sched.running
+    assert recorder.calls == [(("BTCUSDT",), 60_000)]
+    assert "retrain trigger (by hand) skipped: a retrain is still running" in caplog.text
+
+
+async def test_wall_time_triggers_come_from_apscheduler(tmp_path: Path, recorder: Recorder) -> None:
+    async with await Ledger.open(tmp_path / "l.sqlite") as ledger:
+        sched = scheduler(ledger, interval_minutes=0.002)  # every 0.12 s
+        await sched.start()
+        await asyncio.sleep(0.5)
+        await sched.stop()
+        assert recorder.calls and recorder.calls[0] == (("BTCUSDT",), None)
+        cron = scheduler(ledger, cron="0 */6 * * *")
+        await cron.start()
+        triggers = [str(job.trigger) for job in cron._scheduler.get_jobs()]
+        await cron.stop()
+    assert "cron[month='*', day='*', day_of_week='*', hour='*/6', minute='0']" in triggers
+
+
+async def test_cold_start_asks_for_a_first_model_only_when_one_is_missing(tmp_path: Path, recorder: Recorder) -> None:
+    async with await Ledger.open(tmp_path / "l.sqlite") as ledger:
+        sched = scheduler(ledger, cold_start=True)
+        await sched.start()
+        await settle()
+        await sched.stop()
+        assert len(recorder.calls) == 2  # both symbols trade the fallback
+        recorder.calls.clear()
+        disabled = scheduler(ledger, cold_start=True, enabled=False)
+        await disabled.start()
+        await settle()
+        await disabled.stop()
+    assert recorder.calls == []
+
+
+async def test_a_promotion_by_the_retrain_is_served_at_once(tmp_path: Path, ppo_model: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retrain_scheduler, "run_retrain", Recorder(status="promoted"))
+    async with await Ledger.open(tmp_path / "l.sqlite") as ledger:
+        sched = scheduler(ledger, poll_seconds=3600)
+        await publish_model(ledger, tmp_path / "registry", ppo_model, symbol="BTCUSDT", interval="1m",
+                            status="promoted")
+        await sched.start()
+        assert sched.request("by hand")
+        await sched._task
+        await sched.stop()
+    assert sched.engines["BTCUSDT"].serving.model_version == "v0001"
+    assert sched.engines["ETHUSDT"].serving.label == "flat"  # its own model, or none
+    assert [(e.symbol, e.previous, e.version) for e in sched.swapper.swaps] == [("BTCUSDT", "flat", "v0001")]
+
+
+async def test_hotswap_loads_a_shared_model_once_prefers_per_symbol_ones_and_refuses_mismatches(
+        tmp_path: Path, ppo_model: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async with await Ledger.open(tmp_path / "l.sqlite") as ledger:
+        shared = await publish_model(ledger, tmp_path / "registry", ppo_model, symbol=None, interval="1m",
+                                     status="promoted")
+        running = engines()
+        swapper = HotSwapper(running, 20, 1)
+        events = await swapper.apply(await ledger.registry.list_models("promoted"))
+        assert [(e.symbol, e.version) for e in events] == [("BTCUSDT", "v0001"), ("ETHUSDT", "v0001")]
+        assert running["BTCUSDT"].serving is running["ETHUSDT"].serving  # loaded once, served twice
+        await publish_model(ledger, tmp_path / "registry", ppo_model, symbol="ETHUSDT", interval="1m",
+                            status="promoted")
+        events = await swapper.apply(await ledger.registry.list_models("promoted"))
+        assert [(e.symbol, e.previous, e.version) for e in events] == [("ETHUSDT", "v0001", "v0002")]
+        assert await swapper.apply(await ledger.registry.list_models("promoted")) == []  # nothing new
+
+        longer = engines(lookback=30)
+        wrong_lookback = HotSwapper(longer, 30, 1)
+        assert await wrong_lookback.apply([shared]) == []
+        assert await wrong_lookback.apply([shared]) == []  # refused once, not retried every poll
+    assert longer["BTCUSDT"].serving.label == "flat"
+    assert caplog.text.count("refusing promoted model v0001") == 1
+    assert "trained with lookback_window=20, configured 30; still serving flat" in caplog.text
+
+
+def test_serving_labels_are_kept_for_baselines() -> None:
+    serving = configured_strategy("flat", 20)
+    assert serving == ServingStrategy(serving.strategy, "flat", None)
