@@ -39,7 +39,7 @@ from config.settings import Settings
 from env.types import Candle
 from state.ledger import Ledger
 from trainer.retrain_job import DEFAULT_TRAINER
-from trainer.retrain_runner import RetrainOutcome, run_retrain
+from trainer.retrain_runner import RetrainOutcome, close_abandoned_runs, run_retrain
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,8 @@ class RetrainScheduler:
         """Arm the triggers (and the registry poll); a cold start asks for a first model."""
         retrain = self.retrain
         if retrain.enabled:
+            for retrain_id in await close_abandoned_runs(self.ledger, retrain.time_limit_s):
+                log.warning("retrain %d was left running by a process that stopped; recorded as failed", retrain_id)
             if retrain.interval_minutes is not None:
                 self._add(self._triggered, IntervalTrigger(minutes=retrain.interval_minutes),
                           f"every {retrain.interval_minutes:g} minutes")

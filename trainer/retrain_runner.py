@@ -60,6 +60,8 @@ from trainer.retrain_job import (
 log = logging.getLogger(__name__)
 
 REGISTRY_STRATEGY = "registry"
+ABANDON_GRACE_S = 60.0
+"""A run still ``running`` this long past its time limit has no process left."""
 _CODE_ROOT = Path(trainer.__file__).resolve().parent.parent
 """The folder holding Shadow's packages: the child imports the very code the parent runs."""
 
@@ -173,6 +175,18 @@ async def _retrain(ledger: Ledger, settings: Settings, retrain_id: int, symbols:
                             started, candidate=replace(entry, status=status), metrics=metrics)
     await prune_registry(ledger, retrain.registry_dir, retrain.keep_models)
     return outcome
+
+
+async def close_abandoned_runs(ledger: Ledger, time_limit_s: float) -> list[int]:
+    """Record as failed the runs still ``running`` long after any live run would have been
+    killed (their process died with them: a crash, a power cut). Returns their ids."""
+    cutoff_ms = _now_ms() - int((time_limit_s + ABANDON_GRACE_S) * 1000)
+    stale = [r.retrain_id for r in await ledger.registry.list_retrains(limit=100)
+             if r.status == "running" and r.started_ms < cutoff_ms]
+    for retrain_id in stale:
+        await ledger.registry.finish_retrain(retrain_id, status="failed", finished_ms=_now_ms(),
+                                             reason="abandoned: the process running it stopped without finishing it")
+    return stale
 
 
 def _replaced_model(promoted: list[ModelEntry], incumbents: dict[str, ModelEntry | None], interval: str, *,

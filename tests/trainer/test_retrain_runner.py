@@ -218,3 +218,13 @@ async def test_a_shared_model_is_judged_on_every_symbol_and_replaces_their_own_m
     assert candidate["total_return"] > 0 and candidate == outcome.metrics["holdout"]["ETHUSDT"]["candidate"]
     assert (outcome.candidate.symbol, outcome.candidate.interval) == (None, "1m")
     assert rows(db)[0] == [("v0001", "retired", None), ("v0002", "promoted", None)]
+
+
+async def test_runs_left_running_by_a_dead_process_are_closed_as_failed(db: Path) -> None:
+    async with await Ledger.open(db) as ledger:
+        old = await ledger.registry.start_retrain(started_ms=1_000)  # long before any time limit
+        recent = await ledger.registry.start_retrain(started_ms=retrain_runner._now_ms())  # may still be alive
+        assert await retrain_runner.close_abandoned_runs(ledger, time_limit_s=1800) == [old]
+    runs = rows(db)[1]
+    assert [(r[0], r[1]) for r in runs] == [(old, "failed"), (recent, "running")]
+    assert runs[0][2].startswith("abandoned: ")
