@@ -51,22 +51,24 @@ def untrained_model(folder: Path, candles: pd.DataFrame) -> Path:
 
 
 async def replay(frame: pd.DataFrame, symbols: list[str], db: Path, strategy: str, speed: float,
-                 on_decision=None) -> Daemon:
-    market = ReplayMarket([ReplaySeries.from_frame(s, frame) for s in symbols], history=HISTORY)
+                 on_decision=None, *, history: int = HISTORY, **sections: object) -> Daemon:
+    """Run the daemon over ``frame`` until every symbol decided its last candle, or until
+    ``on_decision(daemon, symbol, item)`` returns True. ``sections``: more settings."""
+    market = ReplayMarket([ReplaySeries.from_frame(s, frame) for s in symbols], history=history)
     last_ms = int(market.open_time_ms[-1])
     async with ReplayServer(market, speed=speed, updates_per_candle=0) as server:
         settings = Settings(
             exchange=ExchangeSettings(ws_url=server.ws_url(), rest_url=server.rest_url),
             feed=FeedSettings(symbols=symbols), ledger=LedgerSettings(db_path=db),
-            daemon=DaemonSettings(strategy=strategy, warmup_candles=HISTORY, heartbeat_minutes=60),
+            daemon=DaemonSettings(strategy=strategy, warmup_candles=history, heartbeat_minutes=60), **sections,
         )
         daemon = Daemon(settings)
         stop = asyncio.Event()
         remaining = set(symbols)
 
         def hook(symbol: str, item) -> None:
-            if on_decision is not None:
-                on_decision(symbol, item)
+            if on_decision is not None and on_decision(daemon, symbol, item):
+                stop.set()
             if item.candle.open_time_ms >= last_ms:
                 remaining.discard(symbol)
                 if not remaining:
@@ -135,7 +137,7 @@ async def main() -> None:
         arrivals: dict[int, list[int]] = {}
         commits: dict[int, list[int]] = {}
 
-        def record(symbol: str, item) -> None:
+        def record(daemon: Daemon, symbol: str, item) -> None:
             arrivals.setdefault(item.candle.open_time_ms, []).append(item.received_ns)
             commits.setdefault(item.candle.open_time_ms, []).append(time.perf_counter_ns())
 
@@ -147,7 +149,7 @@ async def main() -> None:
         samples: list[tuple[int, float]] = []
         count = [0]
 
-        def sample(symbol: str, item) -> None:
+        def sample(daemon: Daemon, symbol: str, item) -> None:
             count[0] += 1
             if count[0] % 10_000 == 0:
                 samples.append((count[0], rss_mb()))

@@ -53,9 +53,15 @@ class HotSwapper:
         self.torch_threads = torch_threads
         self.swaps: list[SwapEvent] = []
         self._refused: set[tuple[str, str]] = set()
+        self._lock = asyncio.Lock()
 
     async def apply(self, promoted: Sequence[ModelEntry]) -> list[SwapEvent]:
-        """Serve each symbol's promoted model (``promoted``: the registry's promoted rows)."""
+        """Serve each symbol's promoted model (``promoted``: the registry's promoted rows).
+        Calls are serialised: the poll and a finished retrain may ask at the same moment."""
+        async with self._lock:
+            return await self._apply(promoted)
+
+    async def _apply(self, promoted: Sequence[ModelEntry]) -> list[SwapEvent]:
         loaded: dict[str, ServingStrategy] = {}
         events = []
         for symbol, engine in self.engines.items():

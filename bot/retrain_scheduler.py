@@ -23,7 +23,6 @@ promoted by ``shadow models promote`` or ``shadow retrain --now`` in another pro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -68,6 +67,7 @@ class RetrainScheduler:
         """``time.perf_counter_ns()`` start and end of each child run (benchmarks)."""
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self._task: asyncio.Task[None] | None = None
+        self._abort = asyncio.Event()
         self._counted = 0
         self._last_counted_ms: int | None = None
 
@@ -98,13 +98,12 @@ class RetrainScheduler:
         self._scheduler.add_job(job, trigger, args=args, coalesce=True, max_instances=1, misfire_grace_time=None)
 
     async def stop(self) -> None:
-        """Stop the triggers; a running retrain is cancelled (its child killed, the run
-        recorded as failed)."""
+        """Stop the triggers; a running retrain is aborted (its child killed, the run
+        recorded as failed) and awaited, so nothing is left half-written."""
         self._scheduler.shutdown(wait=False)
+        self._abort.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
 
     def on_decided(self, candle: Candle) -> None:
         """Count a decided candle close for ``every_candles`` (called by the daemon)."""
@@ -135,9 +134,11 @@ class RetrainScheduler:
         symbols = list(self.engines)
         groups = [symbols] if self.retrain.shared_model else [[s] for s in symbols]
         for group in groups:
+            if self._abort.is_set():
+                return
             started = time.perf_counter_ns()
             outcome = await run_retrain(self.ledger, self.settings, group, end_ms=end_ms,
-                                        trainer_target=self.trainer_target)
+                                        trainer_target=self.trainer_target, abort=self._abort)
             self.run_spans_ns.append((started, time.perf_counter_ns()))
             self.outcomes.append(outcome)
             if outcome.promoted:

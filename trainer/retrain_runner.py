@@ -98,11 +98,17 @@ class _RunFailed(Exception):
 
 
 async def run_retrain(ledger: Ledger, settings: Settings, symbols: Sequence[str], *, end_ms: int | None = None,
-                      trainer_target: str = DEFAULT_TRAINER) -> RetrainOutcome:
+                      trainer_target: str = DEFAULT_TRAINER, abort: asyncio.Event | None = None) -> RetrainOutcome:
     """Run one retraining of ``symbols`` (one symbol, or several for a shared model).
 
-    Never raises for a failed run (it is recorded and returned as ``failed``); a
-    cancellation kills the child, records the run as failed and propagates.
+    Never raises for a failed run (it is recorded and returned as ``failed``).
+
+    .. warning:: Stop a run with ``abort``, not by cancelling its task: a cancellation
+       that lands inside a ledger transaction can leave that transaction open on the
+       shared writer connection. ``abort`` kills the child and lets the run record itself
+       as failed between transactions. (A cancellation, e.g. Ctrl-C in ``shadow retrain
+       --now``, still kills the child; the run is then recorded if the ledger allows it,
+       or closed as abandoned by the next daemon start.)
 
     Args:
         ledger: the writer of the ledger whose candles are trained on.
@@ -112,6 +118,7 @@ async def run_retrain(ledger: Ledger, settings: Settings, symbols: Sequence[str]
         end_ms: train and judge on candles up to this open time (the daemon passes the candle
             that triggered the run, so the data is fixed when the run is asked for).
         trainer_target: ``module:function`` training the candidate.
+        abort: set it to stop the run: the child is killed, the run recorded as failed.
     """
     symbols = tuple(symbols)
     started = time.monotonic()
@@ -119,9 +126,12 @@ async def run_retrain(ledger: Ledger, settings: Settings, symbols: Sequence[str]
     log.info("retrain %d: started for %s", retrain_id, ", ".join(symbols))
     work = settings.retrain.registry_dir.resolve() / ".work" / f"retrain-{retrain_id}"
     try:
-        outcome = await _retrain(ledger, settings, retrain_id, symbols, end_ms, trainer_target, work, started)
+        outcome = await _retrain(ledger, settings, retrain_id, symbols, end_ms, trainer_target, work, started, abort)
     except asyncio.CancelledError:
-        await _finish(ledger, retrain_id, symbols, "failed", "cancelled: the process running it stopped", started)
+        try:
+            await _finish(ledger, retrain_id, symbols, "failed", "cancelled: the process running it stopped", started)
+        except Exception:  # the ledger may be mid-transaction; the next daemon start closes the run
+            log.warning("retrain %d: cancelled; could not record it now", retrain_id)
         raise
     except _RunFailed as exc:
         outcome = await _finish(ledger, retrain_id, symbols, "failed", str(exc), started)
@@ -136,7 +146,8 @@ async def run_retrain(ledger: Ledger, settings: Settings, symbols: Sequence[str]
 
 
 async def _retrain(ledger: Ledger, settings: Settings, retrain_id: int, symbols: tuple[str, ...],
-                   end_ms: int | None, trainer_target: str, work: Path, started: float) -> RetrainOutcome:
+                   end_ms: int | None, trainer_target: str, work: Path, started: float,
+                   abort: asyncio.Event | None) -> RetrainOutcome:
     retrain, interval = settings.retrain, settings.feed.interval
     promoted = await ledger.registry.list_models("promoted")
     incumbents = {s: promoted_model(promoted, s, interval) for s in symbols}
@@ -151,7 +162,7 @@ async def _retrain(ledger: Ledger, settings: Settings, retrain_id: int, symbols:
         warm_start=ModelRef.of(replaced) if retrain.warm_start and replaced else None,
         trainer=trainer_target, env=settings.env, train=settings.train, risk=settings.risk, retrain=retrain,
     )
-    result = await _run_child(job.write(), work, retrain.time_limit_s, retrain.memory_limit_mb)
+    result = await _run_child(job.write(), work, retrain.time_limit_s, retrain.memory_limit_mb, abort)
     entry = await publish_model(
         ledger, retrain.registry_dir, Path(result.candidate_path), symbol=None if retrain.shared_model else symbols[0],
         interval=interval, parent_version=replaced.version if replaced else None,
@@ -197,22 +208,30 @@ def _replaced_model(promoted: list[ModelEntry], incumbents: dict[str, ModelEntry
     return next(iter(incumbents.values()))
 
 
-async def _run_child(job_path: Path, work: Path, time_limit_s: float, memory_limit_mb: int | None) -> RetrainResult:
-    """Run the child to completion (or kill it) and read its result."""
+async def _run_child(job_path: Path, work: Path, time_limit_s: float, memory_limit_mb: int | None,
+                     abort: asyncio.Event | None) -> RetrainResult:
+    """Run the child to completion (or kill it: time limit, ``abort``) and read its result."""
     env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, (str(_CODE_ROOT), os.environ.get("PYTHONPATH")))),
                         "OMP_NUM_THREADS": "1"}
     with (work / LOG_FILE).open("wb") as log_file:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "trainer.retrain", str(job_path), cwd=_CODE_ROOT, env=env,
             stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=asyncio.subprocess.STDOUT)
+    exited = asyncio.ensure_future(process.wait())
+    aborted = asyncio.ensure_future((abort or asyncio.Event()).wait())
     try:
-        returncode = await asyncio.wait_for(process.wait(), time_limit_s)
-    except TimeoutError:
-        await _kill(process)
-        raise _RunFailed(f"exceeded the time limit of {time_limit_s:g} s (retrain.time_limit_s) and was killed") from None
+        await asyncio.wait((exited, aborted), timeout=time_limit_s, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
         await asyncio.shield(_kill(process))
         raise
+    finally:
+        aborted.cancel()
+    if not exited.done():
+        await _kill(process)
+        if aborted.done() and not aborted.cancelled():
+            raise _RunFailed("stopped: the daemon shut down while it ran; the training process was killed")
+        raise _RunFailed(f"exceeded the time limit of {time_limit_s:g} s (retrain.time_limit_s) and was killed")
+    returncode = exited.result()
     if returncode != 0:
         reason = _failure_reason(returncode, work, memory_limit_mb)
         log.warning("retrain child failed (%s); its log ends with:\n%s", reason, _log_tail(work, 15))

@@ -106,6 +106,12 @@ def table(db: Path, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
 
 
+def assert_stopped_cleanly(db: Path) -> None:
+    """A retrain still running at shutdown was aborted and recorded; the session was closed."""
+    assert table(db, "SELECT count(*) FROM retrain_runs WHERE status = 'running' OR finished_ms IS NULL") == [(0,)]
+    assert table(db, "SELECT stop_reason FROM runs") == [("stop requested",)]
+
+
 @pytest.fixture
 def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every model version the daemon tried to load after start-up (the hot-swap's loads)."""
@@ -178,6 +184,7 @@ async def test_promotion_swaps_between_candles_rejection_tamper_and_rollback_do_
     assert "v0001 promoted for BTCUSDT 1m; v0003 retired" in state["rollback"].result()
     assert table(db, "SELECT version, status FROM models ORDER BY version")[:3] == [
         ("v0001", "promoted"), ("v0002", "retired"), ("v0003", "retired")]
+    assert_stopped_cleanly(db)
 
 
 async def test_each_trainer_failure_leaves_the_daemon_trading_with_the_old_model(
@@ -208,3 +215,4 @@ async def test_each_trainer_failure_leaves_the_daemon_trading_with_the_old_model
     assert table(db, "SELECT version, status FROM models") == [("v0001", "promoted")]
     assert table(db, "SELECT status, count(*) FROM retrain_runs WHERE retrain_id <= 5 GROUP BY status") == [
         ("failed", 5)]
+    assert_stopped_cleanly(db)

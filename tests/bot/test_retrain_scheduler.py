@@ -32,7 +32,7 @@ def candle(symbol: str, minute: int) -> Candle:
 
 
 class Recorder:
-    """Stands in for ``run_retrain``: records each call, optionally waits for ``release``."""
+    """Stands in for ``run_retrain``: records each call, waits for ``release`` (or ``abort``)."""
 
     def __init__(self, status: str = "rejected") -> None:
         self.calls: list[tuple[tuple[str, ...], int | None]] = []
@@ -41,10 +41,14 @@ class Recorder:
         self.status = status
 
     async def __call__(self, ledger: Ledger, settings: Settings, symbols: list[str], *, end_ms: int | None,
-                       trainer_target: str) -> RetrainOutcome:
+                       trainer_target: str, abort: asyncio.Event) -> RetrainOutcome:
         self.calls.append((tuple(symbols), end_ms))
-        await self.release.wait()
-        return RetrainOutcome(len(self.calls), self.status, "recorded", tuple(symbols))
+        waits = [asyncio.ensure_future(self.release.wait()), asyncio.ensure_future(abort.wait())]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for wait in waits:
+            wait.cancel()
+        return RetrainOutcome(len(self.calls), "failed" if abort.is_set() else self.status, "recorded",
+                              tuple(symbols))
 
 
 @pytest.fixture
@@ -89,7 +93,7 @@ async def test_a_shared_model_is_one_run_over_every_symbol(tmp_path: Path, recor
     assert recorder.calls == [(("BTCUSDT", "ETHUSDT"), 60_000)]
 
 
-async def test_a_trigger_while_a_retrain_runs_is_skipped_and_stop_cancels_the_run(
+async def test_a_trigger_while_a_retrain_runs_is_skipped_and_stop_aborts_the_run(
         tmp_path: Path, recorder: Recorder, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO")
     recorder.release.clear()
@@ -101,7 +105,8 @@ async def test_a_trigger_while_a_retrain_runs_is_skipped_and_stop_cancels_the_ru
         assert sched.running and not sched.request("by hand")
         await sched.stop()
         assert not sched.running
-    assert recorder.calls == [(("BTCUSDT",), 60_000)]
+    assert recorder.calls == [(("BTCUSDT",), 60_000)]  # aborted: ETHUSDT's run never started
+    assert [o.status for o in sched.outcomes] == ["failed"]
     assert "retrain trigger (by hand) skipped: a retrain is still running" in caplog.text
 
 
@@ -178,3 +183,15 @@ async def test_hotswap_loads_a_shared_model_once_prefers_per_symbol_ones_and_ref
 def test_serving_labels_are_kept_for_baselines() -> None:
     serving = configured_strategy("flat", 20)
     assert serving == ServingStrategy(serving.strategy, "flat", None)
+
+
+async def test_concurrent_registry_checks_load_and_swap_once(tmp_path: Path, ppo_model: Path) -> None:
+    """The poll and a finished retrain can ask at the same moment: one load, one swap."""
+    async with await Ledger.open(tmp_path / "l.sqlite") as ledger:
+        await publish_model(ledger, tmp_path / "registry", ppo_model, symbol="BTCUSDT", interval="1m",
+                            status="promoted")
+        swapper = HotSwapper(engines(), 20, 1)
+        promoted = await ledger.registry.list_models("promoted")
+        results = await asyncio.gather(swapper.apply(promoted), swapper.apply(promoted))
+    assert sorted(len(r) for r in results) == [0, 1]
+    assert [(e.symbol, e.version) for e in swapper.swaps] == [("BTCUSDT", "v0001")]

@@ -168,21 +168,31 @@ def _processes_mentioning(text: str) -> list[int]:
     return pids
 
 
-async def test_cancelling_a_run_kills_the_child_and_records_the_run(db: Path) -> None:
+@pytest.mark.parametrize("how", ["abort", "cancel"])
+async def test_stopping_a_run_kills_the_child_and_records_the_run(db: Path, how: str) -> None:
     settings = settings_for(db)
     work = str(settings.retrain.registry_dir.resolve())
+    abort = asyncio.Event()
     async with await Ledger.open(db) as ledger:
-        task = asyncio.create_task(run_retrain(ledger, settings, ["BTCUSDT"], trainer_target=f"{FAKES}:sleeps"))
+        task = asyncio.create_task(run_retrain(ledger, settings, ["BTCUSDT"], trainer_target=f"{FAKES}:sleeps",
+                                               abort=abort))
         for _ in range(100):
             await asyncio.sleep(0.05)
             if _processes_mentioning(work):
                 break
         assert _processes_mentioning(work), "the child never started"
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-    assert _processes_mentioning(work) == []
-    assert rows(db)[1][0][1:3] == ("failed", "cancelled: the process running it stopped")
+        if how == "abort":
+            abort.set()
+            assert (await task).status == "failed"
+        else:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert _processes_mentioning(work) == []
+        await ledger.journal.start_run(started_ms=1, config_hash="x", code_version="x", symbols=[])  # still writable
+    expected = {"abort": "stopped: the daemon shut down while it ran; the training process was killed",
+                "cancel": "cancelled: the process running it stopped"}[how]
+    assert rows(db)[1][0][1:3] == ("failed", expected)
 
 
 @pytest.fixture(scope="module")
