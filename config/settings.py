@@ -502,7 +502,7 @@ class RetrainSettings(_Section):
     memory_limit_mb: int | None = Field(
         4096, ge=512, description="address-space limit of the training process in MB (None: no limit)"
     )
-    nice: int = Field(10, ge=0, le=19, description="niceness of the training process, so decisions win the CPU")
+    nice: int = Field(19, ge=0, le=19, description="niceness of the training process, so decisions win the CPU")
     keep_models: int = Field(
         5, ge=0, description="model files kept besides the promoted ones and their parents (older ones are deleted)"
     )
