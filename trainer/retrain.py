@@ -23,8 +23,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trainer.retrain_job import FAILURE_FILE, RESULT_FILE, RetrainFailure, RetrainJob, RetrainResult
+
+if TYPE_CHECKING:
+    from trainer.candidate import CandidateTrainer
 
 log = logging.getLogger("trainer.retrain")
 
@@ -142,7 +146,8 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _import(target: str):  # noqa: ANN202 - returns the trainer callable named by the job
+def _import(target: str) -> CandidateTrainer:
+    """The ``module:function`` the job names (imported only now, under the limits)."""
     import importlib
 
     module, _, name = target.partition(":")

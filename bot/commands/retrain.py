@@ -46,6 +46,9 @@ def retrain(
     if not now:
         _print_runs(db, config, last)
         return
+    from bot.logs import configure_logging
+
+    configure_logging("WARNING")
     failed = asyncio.run(retrain_now(settings))
     if failed:
         raise typer.Exit(1)
@@ -53,7 +56,6 @@ def retrain(
 
 async def retrain_now(settings: Settings) -> int:
     """One retrain per symbol (or one for all, with a shared model); returns how many failed."""
-    from bot.logs import configure_logging
     from state.errors import LedgerNotFoundError
     from state.ledger import Ledger
     from trainer.retrain_runner import run_retrain
@@ -61,7 +63,6 @@ async def retrain_now(settings: Settings) -> int:
     path = settings.ledger.db_path
     if not path.is_file():
         raise LedgerNotFoundError(f"ledger {path}: no such file (retraining uses the candles the daemon stored)")
-    configure_logging("WARNING")
     symbols = settings.feed.symbols
     groups = [symbols] if settings.retrain.shared_model else [[s] for s in symbols]
     failed = 0
