@@ -138,20 +138,14 @@ def _registry_check(models: list[ModelEntry], lookback_window: int) -> Finding:
 
 
 def _model_problem(model: ModelEntry, lookback_window: int) -> str | None:
-    """What keeps the daemon from loading ``model`` (the checks of ``bot.serving`` before it
-    unpickles a registry model), or ``None``."""
-    from strategies.model_metadata import check_compatible, load_metadata
-    from trainer.registry import file_sha256
+    """What keeps the daemon from loading ``model`` (the checks it makes before it unpickles
+    a registry model: :func:`trainer.registry.verify_model_file`), or ``None``."""
+    from trainer.registry import ModelIntegrityError, verify_model_file
 
-    path = Path(model.path)
-    if not path.is_file():
-        return f"model {model.version}: file {path} is missing"
-    actual = file_sha256(path)
-    if actual != model.sha256:
-        return (f"model {model.version}: {path} has sha256 {actual[:16]}…, the registry recorded "
-                f"{model.sha256[:16]}…; it changed after it was published and will not be loaded")
     try:
-        check_compatible(load_metadata(path), path, lookback_window)
+        verify_model_file(model, lookback_window)
+    except ModelIntegrityError as exc:
+        return str(exc)
     except UserError as exc:
         return f"model {model.version}: {exc}"
     return None

@@ -494,7 +494,11 @@ class RetrainSettings(_Section):
         0.0, ge=0, description="the candidate must beat the incumbent and flat by more than this, in the metric's units"
     )
     warm_start: bool = Field(False, description="continue training the promoted model (continual learning)")
-    timesteps: int = Field(50_000, ge=64, description="PPO timesteps per retrain (other hyperparameters: [train])")
+    timesteps: int = Field(
+        50_000, ge=64,
+        description="PPO timesteps per retrain (at least one rollout of [train] n_steps x n_envs; the other "
+        "hyperparameters come from [train])",
+    )
     seed: int = Field(0, ge=0, description="training seed (retrain run k uses seed + k)")
     time_limit_s: float = Field(
         1800.0, gt=0, description="a retrain still running after this many seconds is killed and recorded as failed"

@@ -9,7 +9,8 @@ Started by :mod:`trainer.retrain_runner` (inside ``shadow run``, or by ``shadow 
    parent records everything, so a killed child leaves no half-written row);
 3. splits them into a training window and the most recent holdout (:mod:`trainer.gate`);
 4. trains the candidate (the job's trainer, :func:`trainer.candidate.train_candidate` by
-   default), warm-started from the incumbent if asked;
+   default), warm-started from the incumbent if asked, stopping cleanly after
+   :data:`TRAINING_SHARE` of the time limit;
 5. backtests candidate, incumbent and flat on the holdout and applies the gate;
 6. writes ``result.json`` (or ``error.json`` with the reason, and exits with status 1).
 """
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("trainer.retrain")
 
 FLAT = "flat"
+TRAINING_SHARE = 0.8
+"""Share of ``[retrain] time_limit_s`` training may use before it stops and saves: the rest
+is for starting the process, reading candles and scoring, so a slow run still ends with a
+verdict rather than a kill."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +95,8 @@ def run_job(job: RetrainJob) -> RetrainResult:
     log.info("retrain %d: training %s on %s", job.retrain_id, "+".join(job.symbols),
              ", ".join(f"{s} {split.ranges()['train']}" for s, split in splits.items()))
     model_path = train_fn([split.train.frame for split in splits.values()], settings, Path(job.out_dir), seed=job.seed,
-                          symbol=",".join(job.symbols), timeframe=job.interval, warm_start=warm_start)
+                          symbol=",".join(job.symbols), timeframe=job.interval, warm_start=warm_start,
+                          time_limit_s=TRAINING_SHARE * job.retrain.time_limit_s)
     train_seconds = time.monotonic() - started
     sha256 = file_sha256(model_path)
 

@@ -1,5 +1,6 @@
-"""The candidate trainer: several markets for a shared model, and warm start (continual
-learning) from a saved model, on real candles."""
+"""The candidate trainer (``trainer.fit`` for a retrain): several markets for a shared model,
+warm start (continual learning) from a saved model, and the training time limit, on real
+candles."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from strategies.model_metadata import load_metadata
 from strategies.ppo import PPOStrategy
 from trainer.candidate import train_candidate
 
-TINY = TrainSettings(n_envs=2, n_steps=64, batch_size=64, episode_length=64, n_epochs=1, total_timesteps=128)
+TINY = TrainSettings(n_envs=2, n_steps=64, batch_size=64, episode_length=64, n_epochs=1, total_timesteps=128,
+                     progress=False)
 
 
 @pytest.fixture(autouse=True)
@@ -36,21 +38,28 @@ def test_a_shared_candidate_trains_on_every_market(tmp_path: Path, btc_candles: 
 
     monkeypatch.setattr(CryptoTradingEnv, "from_settings", classmethod(recording))
     path = train_candidate([btc, eth], Settings(train=TINY), tmp_path, seed=3, symbol="BTCUSDT,ETHUSDT",
-                           timeframe="1m", warm_start=None)
+                           timeframe="1m", warm_start=None, time_limit_s=None)
     meta = load_metadata(path)
     assert (meta.symbol, meta.timeframe, meta.seed, meta.num_timesteps) == ("BTCUSDT,ETHUSDT", "1m", 3, 128)
-    assert meta.data_range == {"start_ms": int(btc["open_time_ms"].iloc[0]),
-                               "end_ms": int(eth["open_time_ms"].iloc[-1]), "n_candles": 1100}
+    assert meta.data_range == {"start_ms": int(btc["open_time_ms"].iloc[219]),
+                               "end_ms": int(eth["open_time_ms"].iloc[-1]), "n_candles": 1100 - 2 * 219}
     assert meta.hyperparameters["n_steps"] == 64 and meta.extra["warm_start"] is None
     assert envs_on == [600, 500]  # env i trades market i
     assert PPOStrategy.load(path, 20).fast
+
+
+def test_the_time_limit_stops_training_and_still_saves_the_model(tmp_path: Path, btc_candles: pd.DataFrame) -> None:
+    long_run = Settings(train=TINY.model_copy(update={"total_timesteps": 1_000_000}))
+    path = train_candidate([btc_candles.iloc[:600]], long_run, tmp_path, seed=0, symbol="BTCUSDT", timeframe="1m",
+                           warm_start=None, time_limit_s=0.5)
+    assert 0 < load_metadata(path).num_timesteps < 1_000_000
 
 
 def test_warm_start_continues_the_model_with_its_own_hyperparameters(tmp_path: Path, btc_candles: pd.DataFrame,
                                                                       ppo_model: Path) -> None:
     parent = load_metadata(ppo_model)
     path = train_candidate([btc_candles.iloc[4000:4600]], Settings(train=TINY), tmp_path, seed=1, symbol="BTCUSDT",
-                           timeframe="1m", warm_start=ppo_model)
+                           timeframe="1m", warm_start=ppo_model, time_limit_s=None)
     meta = load_metadata(path)
     assert meta.num_timesteps >= parent.num_timesteps + 128  # the step count continues
     assert meta.hyperparameters["n_steps"] == parent.hyperparameters["n_steps"]  # the parent's, not [train]'s

@@ -67,7 +67,7 @@ async def test_a_real_retrain_publishes_the_candidate_with_its_holdout_verdict(d
     path = Path(entry.path)
     assert path.parent == settings.retrain.registry_dir.resolve() and file_sha256(path) == entry.sha256
     meta = load_metadata(path)
-    assert meta.hyperparameters["total_timesteps"] == 256 and entry.hyperparameters == meta.hyperparameters
+    assert meta.num_timesteps == 256 and entry.hyperparameters == meta.hyperparameters  # two rollouts of 128
     ranges = json.loads(runs[0][5])["ranges"]["BTCUSDT"]
     with sqlite3.connect(db) as conn:
         last_ms, n_candles = conn.execute("SELECT max(open_time_ms), count(*) FROM candles").fetchone()
