@@ -11,7 +11,7 @@
    verdict committed -> model verified and loaded -> swapped -> first decision by it; and
    the same for ``shadow models promote`` from outside (which waits for the poll).
 
-Run: ``python -m benchmarks.bench_retrain`` (about 2 minutes on 2 cores).
+Run: ``python -m benchmarks.bench_retrain`` (about 2.5 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -59,13 +59,13 @@ def record_decisions(log: list[tuple[int, str | None]]) -> None:
 
 
 async def latency_under_retraining(folder: Path) -> None:
-    history, live = 3_000, 6_000
+    history, live = 3_000, 12_000
     frame = real_candles(history + live)
     db = folder / "load.sqlite"
     async with await Ledger.open(db) as ledger:
         await publish_model(ledger, folder / "registry", untrained_model(folder, frame), symbol="BTCUSDT",
                             interval="1m", status="promoted")
-    retrain = RetrainSettings(enabled=True, every_candles=1_000, timesteps=20_000, registry_dir=folder / "registry",
+    retrain = RetrainSettings(enabled=True, every_candles=1_500, timesteps=20_000, registry_dir=folder / "registry",
                               cold_start=False)
     samples: list[tuple[float, bool]] = []
 
