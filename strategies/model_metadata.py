@@ -21,6 +21,8 @@ from env.features import FEATURE_SPEC_VERSION, feature_spec
 from env.observation import observation_size
 
 METADATA_SUFFIX = ".meta.json"
+SHARED_SEPARATOR = ","
+"""Joins the markets of a model trained on several (``symbol`` "BTC/USDT:USDT,ETH/USDT:USDT")."""
 _PACKAGES = ("shadow-trader", "stable-baselines3", "torch", "gymnasium", "numpy", "pandas")
 
 
@@ -37,7 +39,8 @@ class ModelMetadata:
         lookback_window: candles per observation.
         observation_size: length of the observation vector.
         env: the env/portfolio parameters it was trained with (``EnvSettings`` dump).
-        symbol / timeframe: the market it was trained on.
+        symbol / timeframe: the market it was trained on; a shared model (one model for several
+            markets) lists them joined by :data:`SHARED_SEPARATOR`.
         data_range: ``{"start_ms", "end_ms", "n_candles"}`` of the training candles.
         hyperparameters: PPO settings (learning rate, batch size, ...).
         seed: the training seed.
@@ -73,6 +76,15 @@ class ModelMetadata:
             **fields,
         )
 
+    def market_ids(self) -> list[str]:
+        """Bybit ids of the markets it was trained on (``["BTCUSDT", "ETHUSDT"]``)."""
+        return [market_id(symbol) for symbol in self.symbol.split(SHARED_SEPARATOR)]
+
+    @property
+    def shared(self) -> bool:
+        """Trained on several markets: the registry serves it for any market (symbol NULL)."""
+        return len(self.market_ids()) > 1
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True, default=str)
 
@@ -81,6 +93,11 @@ class ModelMetadata:
         path = metadata_path(model_zip)
         path.write_text(self.to_json() + "\n", encoding="utf-8")
         return path
+
+
+def market_id(symbol: str) -> str:
+    """Bybit's symbol id of a ccxt symbol (``BTC/USDT:USDT`` -> ``BTCUSDT``); an id stays as it is."""
+    return symbol.split(":")[0].replace("/", "")
 
 
 def metadata_path(model_zip: str | Path) -> Path:

@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 PRELOAD = ("torch", "torch._dynamo", "stable_baselines3", "pandas", "optuna", "trainer.backends",
-           "trainer.tune_trial", "trainer.walk_forward", "trainer.multi_symbol", "strategies.ppo")
+           "trainer.tune_trial", "trainer.walk_forward", "trainer.multi_symbol", "trainer.shared_model",
+           "strategies.ppo")
 """Imported once by the fork server, so a job's process starts with them loaded. torch's
 optimisers import ``torch._dynamo`` lazily on first use: 0.8 s per job if not preloaded."""
 RAY_PACKAGES = ("config", "env", "strategies", "trainer")

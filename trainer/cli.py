@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -20,6 +21,11 @@ from pydantic import BaseModel
 from config.errors import UserError
 from config.settings import EnvSettings, Settings, TrainSettings, load_settings
 
+if TYPE_CHECKING:
+    from trainer.backends import Backend as JobBackend
+    from trainer.board import Board
+
+T = TypeVar("T")
 LOG_FILE = Path("ppo_training.log")
 INTERRUPTED_EXIT_CODE = 130
 
@@ -73,6 +79,11 @@ def train_command(
                                     "\\[exchange] category) or ccxt symbols; outputs under save-path/ID/, and "
                                     "--data needs {symbol} in its path")
     ] = None,
+    shared: Annotated[
+        bool, typer.Option("--shared", help="with --symbols: train ONE model on every symbol's candles (outputs as "
+                           "for one symbol, a test file per symbol under data/ID/); --resume continues a shared "
+                           "model of the same symbols")
+    ] = False,
     backend: Backend = None,
     workers: Workers = None,
     ray_address: RayAddress = None,
@@ -87,11 +98,16 @@ def train_command(
     }
     settings = _settings(config, train=flags, env={"initial_balance": initial_balance},
                          compute={"backend": backend, "workers": workers, "ray_address": ray_address})
+    if shared and symbols is None:
+        raise UserError("--shared trains one model on several symbols: it needs --symbols A,B,...")
     configure_logging()
     if symbols is not None:
         if symbol is not None:
             raise UserError("give --symbol or --symbols, not both")
-        _train_symbols(settings, symbols)
+        if shared:
+            _train_shared(settings, symbols)
+        else:
+            _train_symbols(settings, symbols)
         return
     from trainer.train_ppo import train
 
@@ -107,21 +123,12 @@ def train_command(
 
 def _train_symbols(settings: Settings, symbols: str) -> None:
     """``--symbols``: one model per symbol on the chosen backend, with a live table."""
-    from trainer.backends import make_backend
-    from trainer.board import Board, live
     from trainer.multi_symbol import parse_symbols, train_symbols
 
     markets = parse_symbols(symbols, settings.exchange.category)
-    runner = make_backend(settings.compute, settings.train.torch_threads)
-    board = Board(f"shadow train: {len(markets)} symbols on {runner.name} ({runner.workers} at a time)",
-                  value_label="validation return")
-    try:
-        with live(board, settings.train.progress):
-            outcomes = train_symbols(settings, markets, runner, board=board)
-    except KeyboardInterrupt:
-        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
-    finally:
-        runner.close()
+    outcomes = _on_backend(
+        settings, lambda runner: f"shadow train: {len(markets)} symbols on {runner.name} ({runner.workers} at a time)",
+        "validation return", lambda runner, board: train_symbols(settings, markets, runner, board=board))
     failed = [symbol for symbol, outcome in outcomes.items() if not outcome.ok]
     for symbol, outcome in outcomes.items():
         if outcome.ok:
@@ -131,6 +138,44 @@ def _train_symbols(settings: Settings, symbols: str) -> None:
             typer.echo(f"{symbol}: FAILED: {outcome.error.strip().splitlines()[-1]}", err=True)
     if failed:
         raise typer.Exit(1)
+
+
+def _train_shared(settings: Settings, symbols: str) -> None:
+    """``--symbols --shared``: one model on every symbol, as one job on the backend, with a live table."""
+    from trainer.multi_symbol import parse_symbols
+    from trainer.shared_model import prepare_shared, run_shared
+    from trainer.train_ppo import FINAL_MODEL_NAME
+
+    job = prepare_shared(settings, parse_symbols(symbols, settings.exchange.category))
+    outcome = _on_backend(
+        settings, lambda runner: f"shadow train: one model on {len(job.symbols)} symbols on {runner.name}",
+        "mean validation return", lambda runner, board: run_shared(job, runner, board))
+    if not outcome.ok:
+        typer.echo(f"{outcome.key}: FAILED: {outcome.error.strip().splitlines()[-1]}", err=True)
+        raise typer.Exit(1)
+    result = outcome.result
+    each = ", ".join(f"{market} {100 * value:+.2f}%" for market, value in result.validation_returns.items())
+    typer.echo(f"{outcome.key}: {result.num_timesteps} steps, validation return {each} "
+               f"(mean {100 * result.validation_return:+.2f}%)")
+    typer.echo(f"final model: {settings.train.save_path / FINAL_MODEL_NAME} ({result.num_timesteps} steps)")
+
+
+def _on_backend(settings: Settings, title: Callable[[JobBackend], str], value_label: str,
+                run: Callable[[JobBackend, Board], T]) -> T:
+    """``run`` on the backend ``[compute]`` names, with the live table of its jobs on stderr;
+    Ctrl-C exits with 130 (the running jobs are stopped)."""
+    from trainer.backends import make_backend
+    from trainer.board import Board, live
+
+    runner = make_backend(settings.compute, settings.train.torch_threads)
+    board = Board(title(runner), value_label=value_label)
+    try:
+        with live(board, settings.train.progress):
+            return run(runner, board)
+    except KeyboardInterrupt:
+        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+    finally:
+        runner.close()
 
 
 def fetch_command(

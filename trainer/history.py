@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from config.errors import UserError
 from env.candles import OHLCV_COLUMNS, RepairPolicy, normalize_candles
+from strategies.model_metadata import market_id
 from trainer.bybit_public import bybit_exchange as bybit_exchange  # re-exported: callers import it from here
 from trainer.bybit_public import newest_closed_open_ms, short_error
 
@@ -95,7 +96,7 @@ class Market:
     @property
     def market_id(self) -> str:
         """Bybit's symbol id: ``BTC/USDT:USDT`` -> ``BTCUSDT``."""
-        return self.symbol.split(":")[0].replace("/", "")
+        return market_id(self.symbol)
 
     @property
     def interval_ms(self) -> int:

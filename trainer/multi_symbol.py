@@ -17,10 +17,7 @@ a local process. A symbol that fails is recorded (with its error) and the others
 
 from __future__ import annotations
 
-import io
 import logging
-import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +29,7 @@ from config.settings import Settings
 from trainer.backends import Backend
 from trainer.board import Board
 from trainer.history import Market, OhlcvSource
+from trainer.job_files import JobFiles, latest_tensorboard_run, output_targets, scratch
 from trainer.jobs import Job, JobOutcome, run_jobs
 from trainer.train_ppo import check_train_args, load_training_candles
 
@@ -40,8 +38,6 @@ log = logging.getLogger(__name__)
 QUOTES = ("USDT", "USDC", "BTC", "ETH", "EUR", "DAI")
 """Quote currencies recognised at the end of a Bybit symbol (``ETHBTC`` = ETH/BTC)."""
 SYMBOL_PLACEHOLDER = "{symbol}"
-PARTS = ("save", "logs", "test")
-"""Top folders of a worker's archive: save_path, log_dir, the test slice's folder."""
 
 
 class SymbolsError(UserError):
@@ -50,12 +46,12 @@ class SymbolsError(UserError):
 
 @dataclass(frozen=True)
 class SymbolResult:
-    """What a worker sends back: the run's numbers and its files (a tar archive)."""
+    """What a worker sends back: the run's numbers, its files and its log."""
 
     symbol: str
     num_timesteps: int
     validation_return: float
-    archive: bytes
+    files: JobFiles
 
 
 def parse_symbols(text: str, category: str) -> list[str]:
@@ -86,8 +82,9 @@ def parse_symbols(text: str, category: str) -> list[str]:
     return symbols
 
 
-def symbol_settings(settings: Settings, symbol: str) -> Settings:
-    """The single-symbol settings of ``symbol``: its own output folders and data file."""
+def symbol_settings(settings: Settings, symbol: str, *, shared: bool = False) -> Settings:
+    """The single-symbol settings of ``symbol``: its own data file and test slice folder,
+    and (unless ``shared``: one model for every symbol) its own model and log folders."""
     args = settings.train
     market_id = Market(symbol, args.timeframe).market_id
     data = args.data
@@ -96,14 +93,17 @@ def symbol_settings(settings: Settings, symbol: str) -> Settings:
             raise SymbolsError(f"--data {data}: with --symbols, put {SYMBOL_PLACEHOLDER} in the path "
                                f"(e.g. data/{SYMBOL_PLACEHOLDER}_1m.csv.gz); it is replaced by the symbol id")
         data = Path(str(data).replace(SYMBOL_PLACEHOLDER, market_id))
-    if args.resume is not None:
-        raise SymbolsError("--resume continues one model; it cannot be combined with --symbols")
-    train = args.model_copy(update={
-        "symbol": symbol, "data": data, "save_path": args.save_path / market_id, "log_dir": args.log_dir / market_id,
-        "test_data_path": args.test_data_path.parent / market_id / args.test_data_path.name, "progress": False,
-    })
+    if args.resume is not None and not shared:
+        raise SymbolsError("--resume continues one model; it cannot be combined with --symbols "
+                           "(add --shared to continue a shared model)")
+    update = {"symbol": symbol, "data": data, "progress": False,
+              "test_data_path": args.test_data_path.parent / market_id / args.test_data_path.name}
+    if shared:
+        update["resume"] = None  # the shared run resumes its one model; no symbol has its own
+    else:
+        update |= {"save_path": args.save_path / market_id, "log_dir": args.log_dir / market_id}
     try:
-        checked = type(args).model_validate(train.model_dump())
+        checked = type(args).model_validate(args.model_copy(update=update).model_dump())
     except ValidationError as exc:
         raise SymbolsError(f"--symbols {symbol}: {exc.errors()[0]['msg']}") from None
     return settings.model_copy(update={"train": checked})
@@ -130,12 +130,12 @@ def train_symbols(
             outcomes[symbol] = JobOutcome(symbol, error=str(exc))
             board.finish(symbol, "failed", detail=str(exc))
             continue
-        jobs.append(Job(symbol, train_in_scratch, (one, backend.share(candles))))
+        jobs.append(Job(symbol, train_in_scratch, (one, backend.share(candles), latest_tensorboard_run(one.train.log_dir))))
 
     def on_finish(index: int, outcome: JobOutcome) -> None:
         outcomes[outcome.key] = outcome
         if outcome.ok:
-            unpack(outcome.result.archive, per_symbol[outcome.key])
+            outcome.result.files.deliver(output_targets(per_symbol[outcome.key]))
             board.finish(outcome.key, "done", outcome.result.validation_return,
                          f"{outcome.result.num_timesteps} steps -> {per_symbol[outcome.key].train.save_path}")
         else:
@@ -146,44 +146,23 @@ def train_symbols(
     return {symbol: outcomes[symbol] for symbol in symbols}
 
 
-def train_in_scratch(settings: Settings, candles: tuple[pd.DataFrame, str]) -> SymbolResult:
+def train_in_scratch(settings: Settings, candles: tuple[pd.DataFrame, str], latest_tb_run: int) -> SymbolResult:
     """Worker side: :func:`trainer.train_ppo.train` into a scratch folder, score the final model
-    on the validation slice, and pack the folder."""
-    from strategies.ppo import PPOStrategy
-    from trainer.backtest import make_env, run_backtest
+    on the validation slice, and send the folder and the log back."""
     from trainer.train_ppo import train
 
-    with tempfile.TemporaryDirectory(prefix="shadow-symbol-") as scratch:
-        root = Path(scratch)
-        args = settings.train
-        local = settings.model_copy(update={"train": args.model_copy(update={
-            "save_path": root / "save", "log_dir": root / "logs",
-            "test_data_path": root / "test" / args.test_data_path.name,
-        })})
-        result = train(local, candles=candles)
+    with scratch(latest_tb_run) as folder:
+        result = train(folder.settings(settings), candles=candles)
         if result.final_model is None:
-            raise RuntimeError(f"{args.symbol}: training was interrupted")
-        model = PPOStrategy.load(result.final_model, lookback_window=settings.env.lookback_window)
-        validation = run_backtest(model, make_env(result.split.validation.frame, settings.env))
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-            for part in PARTS:
-                if (root / part).exists():
-                    archive.add(root / part, arcname=part)
-        return SymbolResult(args.symbol, result.num_timesteps, validation.metrics.total_return, buffer.getvalue())
+            raise RuntimeError(f"{settings.train.symbol}: training was interrupted")
+        score = validation_return(result.final_model, result.split.validation.frame, settings)
+        return SymbolResult(settings.train.symbol, result.num_timesteps, score, folder.files())
 
 
-def unpack(archive: bytes, settings: Settings) -> None:
-    """Put a worker's files where ``shadow train`` would have written them."""
-    args = settings.train
-    targets = {"save": args.save_path, "logs": args.log_dir, "test": args.test_data_path.parent}
-    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-        for member in tar.getmembers():
-            part, _, rest = member.name.partition("/")
-            if part not in targets or not rest or not member.isfile():
-                continue
-            destination = targets[part] / rest
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            source = tar.extractfile(member)
-            if source is not None:
-                destination.write_bytes(source.read())
+def validation_return(model_zip: Path, frame: pd.DataFrame, settings: Settings) -> float:
+    """Total return of the model's deterministic policy over a validation slice (the env itself)."""
+    from strategies.ppo import PPOStrategy
+    from trainer.backtest import make_env, run_backtest
+
+    model = PPOStrategy.load(model_zip, lookback_window=settings.env.lookback_window)
+    return run_backtest(model, make_env(frame, settings.env)).metrics.total_return

@@ -29,7 +29,7 @@ from config.errors import UserError
 from config.settings import Settings, TrainSettings
 from env.candles import CandleDataError, candles_to_seed_csv, infer_interval_ms, load_candles
 from env.features import WARMUP_CANDLES
-from strategies.model_metadata import check_compatible, load_metadata
+from strategies.model_metadata import SHARED_SEPARATOR, ModelMetadata, check_compatible, load_metadata
 from trainer.fit import fit, resolve_device
 from trainer.history import Market, OhlcvSource, bybit_exchange, format_ms, load_history
 from trainer.split import ChronoSplit, chronological_split, min_candles
@@ -95,9 +95,11 @@ def check_train_args(settings: Settings) -> None:
     args, prefix = settings.train, WARMUP_CANDLES + settings.env.lookback_window - 1
     resolve_device(args.device)
     if args.resume is not None:
-        if not args.resume.is_file():
-            raise TrainArgsError(f"--resume {args.resume}: no such checkpoint file")
-        check_compatible(load_metadata(args.resume), args.resume, settings.env.lookback_window)
+        meta = check_resume(args.resume, settings.env.lookback_window)
+        if meta.shared:
+            ids = SHARED_SEPARATOR.join(meta.market_ids())
+            raise TrainArgsError(f"--resume {args.resume}: a shared model of {ids}; continue it with "
+                                 f"--symbols {ids} --shared --resume {args.resume}")
     if args.data is not None and args.data.resolve() == args.test_data_path.resolve():
         raise TrainArgsError(f"--data {args.data} is where the test slice is written; copy it elsewhere first")
     need = min_candles(prefix, args.validation_fraction, args.test_fraction)
@@ -108,6 +110,15 @@ def check_train_args(settings: Settings) -> None:
         )
 
 
+def check_resume(checkpoint: Path, lookback_window: int) -> ModelMetadata:
+    """The metadata of a checkpoint ``--resume`` can continue with this code and lookback."""
+    if not checkpoint.is_file():
+        raise TrainArgsError(f"--resume {checkpoint}: no such checkpoint file")
+    meta = load_metadata(checkpoint)
+    check_compatible(meta, checkpoint, lookback_window)
+    return meta
+
+
 def split_and_write_test(candles: pd.DataFrame, settings: Settings, source: str) -> ChronoSplit:
     """Split chronologically and write the test slice (with its warm-up prefix) for backtesting."""
     args, prefix = settings.train, WARMUP_CANDLES + settings.env.lookback_window - 1
@@ -116,8 +127,8 @@ def split_and_write_test(candles: pd.DataFrame, settings: Settings, source: str)
     candles_to_seed_csv(split.test.frame, args.test_data_path)
     for part in (split.train, split.validation, split.test):
         r = part.data_range()
-        log.info("%-10s %6d traded candles  %s .. %s",
-                 part.name, r["n_candles"], format_ms(r["start_ms"]), format_ms(r["end_ms"]))
+        log.info("%s %-10s %6d traded candles  %s .. %s",
+                 args.symbol, part.name, r["n_candles"], format_ms(r["start_ms"]), format_ms(r["end_ms"]))
     log.info("test slice (with %d warm-up candles) written to %s", prefix, args.test_data_path)
     return split
 

@@ -1,5 +1,6 @@
-"""``shadow models`` (the registry listing) and ``shadow models promote VERSION`` (serve a
-version: roll back, or promote by hand).
+"""``shadow models`` (the registry listing), ``shadow models promote VERSION`` (serve a
+version: roll back, or promote by hand) and ``shadow models publish MODEL`` (register a model
+trained by ``shadow train``).
 
 A running daemon (``[daemon] strategy = "registry"``) picks a promotion up within
 ``[retrain] poll_seconds`` and switches between two candles.
@@ -60,6 +61,7 @@ async def promote_version(db: Path, settings: Settings, version: str) -> str:
     """
     from state.errors import LedgerNotFoundError
     from state.ledger import Ledger
+    from strategies.model_metadata import load_metadata
     from trainer.registry import verify_model_file
 
     if not db.is_file():
@@ -73,14 +75,70 @@ async def promote_version(db: Path, settings: Settings, version: str) -> str:
         market = " ".join(filter(None, (entry.symbol, entry.interval))) or "every market"
         if entry.status == "promoted":
             return f"{version} is already the promoted model for {market}"
-        verify_model_file(entry, settings.env.lookback_window)
-        before = next((m for m in entries if m.status == "promoted" and (m.symbol, m.interval) ==
-                       (entry.symbol, entry.interval)), None)  # what set_model_status retires
-        await ledger.registry.set_model_status(version, "promoted", at_ms=time.time_ns() // 1_000_000)
+        path = verify_model_file(entry, settings.env.lookback_window)
+        before = [m for m in entries if m.status == "promoted" and (m.symbol, m.interval) ==
+                  (entry.symbol, entry.interval)]  # what set_model_status retires
+        now_ms = time.time_ns() // 1_000_000
+        await ledger.registry.set_model_status(version, "promoted", at_ms=now_ms)
+        if entry.symbol is None:  # a shared model serves its symbols only once their own models step aside
+            trained = load_metadata(path).market_ids()
+            own = [m for m in entries if m.status == "promoted" and m.symbol in trained and m.interval == entry.interval]
+            for m in own:
+                await ledger.registry.set_model_status(m.version, "retired", at_ms=now_ms)
+            before += own
     note = " (the retrain gate had rejected it)" if entry.status == "rejected" else ""
-    retired = f"; {before.version} retired" if before else ""
+    retired = f"; {', '.join(m.version for m in before)} retired" if before else ""
     return (f"{version} promoted for {market}{note}{retired}; a running daemon serving the registry switches to it "
             f"within {settings.retrain.poll_seconds:g} s ([retrain] poll_seconds)")
+
+
+@models_app.command("publish")
+def publish(
+    model: Annotated[Path, typer.Argument(help="A model zip saved by shadow train (its .meta.json beside it).")],
+    promote_it: Annotated[bool, typer.Option("--promote", help="Serve it at once (as shadow models promote does).")] = False,
+    db: ledger_commands.DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Register MODEL in the registry (\\[retrain] registry_dir) as a candidate, or serve it with --promote.
+
+    A model of one symbol is registered for that symbol and its timeframe.
+    A shared model (shadow train --symbols A,B --shared) is registered with
+    no symbol: the daemon serves it for every symbol without a promoted model
+    of its own, and promoting it retires the per-symbol models of the symbols
+    it was trained on.
+    """
+    settings = load_settings(config)
+    path = db or settings.ledger.db_path
+    console.print(asyncio.run(publish_file(path, settings, model, promote=promote_it)), highlight=False, markup=False)
+
+
+async def publish_file(db: Path, settings: Settings, model: Path, *, promote: bool = False) -> str:
+    """Copy ``model`` into the registry of the ledger at ``db`` (created if missing) and
+    register it; returns what happened, in one line.
+
+    Raises:
+        UserError: no such file, no or unreadable metadata, or a model built for other
+            features or another lookback than ``[env] lookback_window``.
+    """
+    from state.ledger import Ledger
+    from strategies.model_metadata import check_compatible, load_metadata
+    from trainer.registry import publish_model
+
+    if not model.is_file():
+        raise UserError(f"{model}: no such model file")
+    meta = load_metadata(model)
+    check_compatible(meta, model, settings.env.lookback_window)
+    symbols = meta.market_ids()
+    async with await Ledger.open(db, lock_timeout_s=settings.ledger.lock_timeout_s) as ledger:
+        entry = await publish_model(ledger, settings.retrain.registry_dir, model,
+                                    symbol=None if meta.shared else symbols[0], interval=meta.timeframe,
+                                    metrics={"symbols": ",".join(symbols)} if meta.shared else None)
+    market = f"{entry.symbol} {entry.interval}" if entry.symbol else f"every symbol {entry.interval} (shared model " \
+             f"of {','.join(symbols)})"
+    done = f"{entry.version} registered for {market} in {db}: {entry.path}"
+    if not promote:
+        return f"{done}; serve it with: shadow models promote {entry.version}"
+    return f"{done}; {await promote_version(db, settings, entry.version)}"
 
 
 def register(app: typer.Typer) -> None:
