@@ -43,7 +43,8 @@ from trainer.train_ppo import (
     check_resume,
     check_train_args,
     load_training_candles,
-    split_and_write_test,
+    split_candles,
+    write_test_slice,
 )
 
 RESUME_PART = "resume"
@@ -119,7 +120,9 @@ def prepare_shared(settings: Settings, symbols: list[str], exchange: OhlcvSource
     for one in per_symbol:
         check_train_args(one)
     candles = [load_training_candles(one.train, one, exchange) for one in per_symbol]
-    splits = [split_and_write_test(frame, one, source) for one, (frame, source) in zip(per_symbol, candles)]
+    splits = [split_candles(frame, one, source) for one, (frame, source) in zip(per_symbol, candles)]
+    for one, split in zip(per_symbol, splits):  # once every symbol's split is known to work
+        write_test_slice(split, one)
     args = settings.train
     extra = {
         "markets": {market_id(one.train.symbol): {"symbol": one.train.symbol, "data_source": source,

@@ -72,7 +72,8 @@ def train(
     check_train_args(settings)
     args = settings.train
     frame, source = candles or load_training_candles(args, settings, exchange)
-    split = split_and_write_test(frame, settings, source)
+    split = split_candles(frame, settings, source)
+    write_test_slice(split, settings)
 
     # ALGO LOGIC: the shared training routine, with every output of the seed's script.
     result = fit(
@@ -119,18 +120,22 @@ def check_resume(checkpoint: Path, lookback_window: int) -> ModelMetadata:
     return meta
 
 
-def split_and_write_test(candles: pd.DataFrame, settings: Settings, source: str) -> ChronoSplit:
-    """Split chronologically and write the test slice (with its warm-up prefix) for backtesting."""
+def split_candles(candles: pd.DataFrame, settings: Settings, source: str) -> ChronoSplit:
+    """The chronological train / validation / test split ``[train]`` asks for."""
     args, prefix = settings.train, WARMUP_CANDLES + settings.env.lookback_window - 1
-    split = chronological_split(candles, prefix=prefix, validation_fraction=args.validation_fraction,
-                                test_fraction=args.test_fraction, source=source)
+    return chronological_split(candles, prefix=prefix, validation_fraction=args.validation_fraction,
+                               test_fraction=args.test_fraction, source=source)
+
+
+def write_test_slice(split: ChronoSplit, settings: Settings) -> None:
+    """Write the test slice (with its warm-up prefix) for backtesting, and log the split."""
+    args = settings.train
     candles_to_seed_csv(split.test.frame, args.test_data_path)
     for part in (split.train, split.validation, split.test):
         r = part.data_range()
         log.info("%s %-10s %6d traded candles  %s .. %s",
                  args.symbol, part.name, r["n_candles"], format_ms(r["start_ms"]), format_ms(r["end_ms"]))
-    log.info("test slice (with %d warm-up candles) written to %s", prefix, args.test_data_path)
-    return split
+    log.info("test slice (with %d warm-up candles) written to %s", split.test.prefix, args.test_data_path)
 
 
 def load_training_candles(

@@ -72,7 +72,7 @@ async def promote_version(db: Path, settings: Settings, version: str) -> str:
         if entry is None:
             held = ", ".join(f"{m.version} ({m.status})" for m in entries) or "no models"
             raise UserError(f"ledger {db}: no model {version!r}; it holds {held}")
-        market = " ".join(filter(None, (entry.symbol, entry.interval))) or "every market"
+        market = " ".join(filter(None, (entry.symbol or "every symbol", entry.interval)))
         if entry.status == "promoted":
             return f"{version} is already the promoted model for {market}"
         path = verify_model_file(entry, settings.env.lookback_window)

@@ -59,6 +59,8 @@ def test_each_symbol_gets_shadow_trains_outputs_and_a_failure_stays_alone(
         assert test["open_time_ms"].iloc[-1] == frame["open_time_ms"].iloc[1499]
         assert test["open_time_ms"].iloc[-1] == meta.extra["split"]["test"]["end_ms"]
     assert "BTC/USDT:USDT: 64 steps, validation return" in result.output
+    log = (in_tmp / "ppo_training.log").read_text()  # each worker's log, with the paths its files have now
+    assert "model (64 steps) saved: models/ppo_crypto_model/ETHUSDT/ppo_crypto_model_final.zip" in log
     assert not (in_tmp / "models" / "ppo_crypto_model" / "XRPUSDT").exists()
 
 
