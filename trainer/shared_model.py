@@ -130,7 +130,8 @@ def prepare_shared(settings: Settings, symbols: list[str], exchange: OhlcvSource
                     for one, (_, source), split in zip(per_symbol, candles, splits)},
         "resumed_from": str(args.resume) if args.resume else None,
     }
-    return SharedJob(settings, list(symbols), [s.train.frame for s in splits], [s.validation.frame for s in splits],
+    quiet = settings.model_copy(update={"train": args.model_copy(update={"progress": False})})  # the table shows it
+    return SharedJob(quiet, list(symbols), [s.train.frame for s in splits], [s.validation.frame for s in splits],
                      extra, resume_state(settings) if args.resume else None, latest_tensorboard_run(args.log_dir))
 
 

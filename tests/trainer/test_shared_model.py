@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
+from workdir import working_dir
 
 from bot.cli import app
 from bot.commands.models import publish_file
@@ -25,9 +26,11 @@ from env.features import WARMUP_CANDLES
 from state.ledger import Ledger
 from strategies.model_metadata import load_metadata, metadata_path
 from strategies.ppo import PPOStrategy
+from trainer.backends import LocalBackend
 from trainer.backtest import make_env, run_backtest
+from trainer.board import Board
 from trainer.registry import promoted_model
-from workdir import working_dir
+from trainer.shared_model import prepare_shared, run_shared
 
 PREFIX = WARMUP_CANDLES + 20 - 1
 LENGTHS = {"BTCUSDT": 2500, "ETHUSDT": 2000}
@@ -137,6 +140,31 @@ def test_resume_continues_the_shared_model_and_its_logs(shared_run: tuple[Path, 
     assert monitor.read_text().splitlines()[2:2 + len(episodes_before)] == episodes_before
     runs = sorted(p.name for p in (tmp_path / "logs" / "tensorboard").iterdir())
     assert runs == ["PPO_1"] and len(list((tmp_path / "logs" / "tensorboard" / "PPO_1").iterdir())) == 2
+    with working_dir(tmp_path):  # a new run after them is a new TensorBoard run, as for one symbol
+        shadow(*SHARED, "--total-timesteps", "64")
+    assert sorted(p.name for p in (tmp_path / "logs" / "tensorboard").iterdir()) == ["PPO_1", "PPO_2"]
+
+
+def test_the_job_runs_quietly_as_one_row_of_the_table(
+    in_tmp: Path, btc_candles: pd.DataFrame, eth_candles: pd.DataFrame
+) -> None:
+    write_markets(in_tmp, btc_candles, eth_candles)
+    settings = load_settings(None, train={"data": "{symbol}.csv", "n_envs": 2, "n_steps": 32, "batch_size": 32,
+                                          "n_epochs": 1, "episode_length": 40, "total_timesteps": 64,
+                                          "progress": True})
+    job = prepare_shared(settings, ["BTC/USDT:USDT", "ETH/USDT:USDT"])
+    assert job.settings.train.progress is False  # no progress bar from the worker under the live table
+    board = Board("t")
+    backend = LocalBackend(1)
+    try:
+        outcome = run_shared(job, backend, board)
+    finally:
+        backend.close()
+    assert outcome.ok, outcome.error
+    (row,) = board.rows.values()
+    assert (row.key, row.status, row.value) == ("shared BTCUSDT+ETHUSDT", "done", outcome.result.validation_return)
+    assert row.value == pytest.approx(sum(outcome.result.validation_returns.values()) / 2)
+    assert row.detail.startswith("64 steps (BTCUSDT ")
 
 
 def test_published_shared_model_serves_both_symbols(shared_run: tuple[Path, str], tmp_path: Path) -> None:
