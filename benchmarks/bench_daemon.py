@@ -66,7 +66,7 @@ async def replay(frame: pd.DataFrame, symbols: list[str], db: Path, strategy: st
         stop = asyncio.Event()
         remaining = set(symbols)
 
-        def hook(symbol: str, item) -> None:
+        def hook(symbol: str, item, latency_ms: float) -> None:
             if on_decision is not None and on_decision(daemon, symbol, item):
                 stop.set()
             if item.candle.open_time_ms >= last_ms:
@@ -74,7 +74,7 @@ async def replay(frame: pd.DataFrame, symbols: list[str], db: Path, strategy: st
                 if not remaining:
                     stop.set()
 
-        daemon.on_decision = hook
+        daemon.listeners.append(hook)
         await daemon.run(stop)
     return daemon
 

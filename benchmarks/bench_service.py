@@ -54,13 +54,13 @@ async def replay_latencies(db: Path, *, scrape: bool) -> tuple[list[float], dict
         stop = asyncio.Event()
         remaining = set(SYMBOLS)
 
-        def done(symbol: str, item) -> None:
+        def done(symbol: str, item, latency_ms: float) -> None:
             if item.candle.open_time_ms >= last_ms:
                 remaining.discard(symbol)
                 if not remaining:
                     stop.set()
 
-        daemon.on_decision = done
+        daemon.listeners.append(done)
         if not scrape:
             await daemon.run(stop)
             return list(daemon.report.latencies_ms), scrapes

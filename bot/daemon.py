@@ -96,11 +96,10 @@ class Daemon:
         self.interval = parse_interval(settings.feed.interval)
         self.engines: dict[str, SymbolEngine] = {}
         self.report: DaemonReport | None = None
-        self.on_decision: Callable[[str, FeedCandle], None] | None = None  # hook for tests and metrics
         self.retrainer: RetrainScheduler | None = None  # retraining and hot-swap (bot/retrain_scheduler.py)
         self._ledger: Ledger | None = None
         self._in_flight: set[asyncio.Future[None]] = set()
-        self.listeners: list[DecisionListener] = []  # e.g. bot.metrics
+        self.listeners: list[DecisionListener] = []  # called after each committed decision (metrics, demo, tests)
         self.feed: CandleFeed | None = None  # while running: read-only access for health and metrics
         self.rest: BybitRest | None = None
 
@@ -205,12 +204,10 @@ class Daemon:
             stats.skipped_replays += 1
         latency_ms = (time.perf_counter_ns() - item.received_ns) / 1e6
         report.latencies_ms.append(latency_ms)
-        for listener in self.listeners:
-            listener(symbol, item, latency_ms)
         for event in output.risk_events:
             log.warning("%s: risk: %s at %s: %s", symbol, event.kind, _fmt_ms(event.time_ms), event.detail)
-        if self.on_decision is not None:
-            self.on_decision(symbol, item)
+        for listener in self.listeners:
+            listener(symbol, item, latency_ms)
 
     # ----------------------------------------------------------------- reporting
     async def _heartbeat(self, feed: CandleFeed) -> None:

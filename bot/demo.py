@@ -114,12 +114,12 @@ async def _demo(data, history: int, run_dir: Path, *, speed: float, timesteps: i
                       TimeRemainingColumn(), console=console) as progress:
             task = progress.add_task("decisions", total=len(data) - history)
 
-            def on_decision(symbol: str, item: object) -> None:
+            def on_decision(symbol: str, item: object, latency_ms: float) -> None:
                 progress.advance(task)
                 if item.candle.open_time_ms >= last_ms:  # type: ignore[attr-defined]
                     stop.set()
 
-            daemon.on_decision = on_decision
+            daemon.listeners.append(on_decision)
             report = await daemon.run(stop)
     failures = {s: st.failed for s, st in report.symbols.items() if st.failed}
     if failures:

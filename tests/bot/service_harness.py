@@ -68,7 +68,7 @@ async def running_service(frame: pd.DataFrame, db: Path, *, faults: Sequence[str
         )
         daemon = Daemon(settings, clock=market.clock)
         stop = asyncio.Event()
-        daemon.on_decision = lambda symbol, item: stop.set() if item.candle.open_time_ms >= last_ms else None
+        daemon.listeners.append(lambda symbol, item, _: stop.set() if item.candle.open_time_ms >= last_ms else None)
         async with ServiceApi(daemon, settings.service) as api, aiohttp.ClientSession() as client:
             task = asyncio.create_task(daemon.run(stop))
             try:

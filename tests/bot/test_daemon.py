@@ -48,7 +48,7 @@ async def replay_daemon(frame: pd.DataFrame, db: Path, strategy: str, *, faults:
     async with ReplayServer(market, speed=speed, faults=parse_faults(faults)) as server:
         daemon = Daemon(settings_for(server, db, strategy, **sections))
         stop = asyncio.Event()
-        daemon.on_decision = lambda symbol, item: stop.set() if item.candle.open_time_ms >= last_ms else None
+        daemon.listeners.append(lambda symbol, item, _: stop.set() if item.candle.open_time_ms >= last_ms else None)
         await asyncio.wait_for(daemon.run(stop), 30)
     return daemon
 

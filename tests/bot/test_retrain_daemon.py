@@ -82,7 +82,7 @@ async def run_story(frame: pd.DataFrame, db: Path, story: Callable[[Daemon, Sett
         settings = settings_for(server, db, **retrain)
         daemon = Daemon(settings)
         stop = asyncio.Event()
-        daemon.on_decision = lambda symbol, item: stop.set() if story(daemon, settings) else None
+        daemon.listeners.append(lambda symbol, item, _: stop.set() if story(daemon, settings) else None)
         await asyncio.wait_for(daemon.run(stop), 90)
     assert stop.is_set(), "the replay ended before the story did"
     return daemon
