@@ -23,8 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 
-import pandas as pd
-
 from bot.bybit.feed import CandleFeed
 from bot.bybit.markets import interval as parse_interval
 from bot.bybit.rest import BybitRest
@@ -35,6 +33,7 @@ from bot.retrain_scheduler import RetrainScheduler
 from bot.serving import cap_torch_threads, choose_strategy
 from config.errors import UserError
 from config.settings import Settings
+from env.candles import format_ms
 from env.features import WARMUP_CANDLES
 from state.ledger import Ledger
 from state.records import ResumePoint
@@ -246,4 +245,4 @@ def _code_version() -> str:
 
 
 def _fmt_ms(ms: int | None) -> str:
-    return "-" if ms is None else pd.Timestamp(ms, unit="ms").strftime("%Y-%m-%d %H:%M")
+    return "-" if ms is None else format_ms(ms)

@@ -35,7 +35,7 @@ from config.settings import (
     Settings,
     TrainSettings,
 )
-from env.candles import load_candles
+from env.candles import format_ms, load_candles
 from env.crypto_trading_env import SAMPLE_CANDLES
 from env.features import WARMUP_CANDLES
 from env.portfolio import Portfolio, PortfolioConfig
@@ -163,7 +163,7 @@ def _summarize(run_dir: Path, db_path: Path, data, history: int, env: EnvSetting
 def summary_table(s: DemoSummary) -> Table:
     """Paper account vs buy & hold and flat, on the decided candles."""
     table = Table(title=f"Paper trading {SYMBOL} 1m, {s.decisions:,} decisions "
-                        f"({_fmt(s.first_ms)} .. {_fmt(s.last_ms)}), unseen in training")
+                        f"({format_ms(s.first_ms)} .. {format_ms(s.last_ms)}), unseen in training")
     for column in ("strategy", "final equity", "return", "trades", "win rate", "fees"):
         table.add_column(column, justify="left" if column == "strategy" else "right")
     pct = lambda equity: f"{100 * (equity / s.initial_balance - 1):+.2f}%"  # noqa: E731
@@ -184,8 +184,5 @@ def _print_next_steps(s: DemoSummary, console: Console) -> None:
 
 
 def _span(data, first: int, last: int) -> str:
-    return f"{_fmt(int(data['open_time_ms'].iloc[first]))} .. {_fmt(int(data['open_time_ms'].iloc[last]))}"
+    return f"{format_ms(data['open_time_ms'].iloc[first])} .. {format_ms(data['open_time_ms'].iloc[last])}"
 
-
-def _fmt(ms: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000))

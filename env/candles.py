@@ -255,6 +255,11 @@ def _fmt_ms(ms: int) -> str:
     return pd.Timestamp(int(ms), unit="ms").strftime("%Y-%m-%d %H:%M:%S")
 
 
+def format_ms(ms: int) -> str:
+    """Epoch ms as ``YYYY-MM-DD HH:MM`` (UTC): how every message and summary names a candle."""
+    return pd.Timestamp(int(ms), unit="ms").strftime("%Y-%m-%d %H:%M")
+
+
 def candles_to_seed_csv(frame: pd.DataFrame, path: str | Path) -> None:
     """Write candles in the seed's ``data/test_data.csv`` layout (date-time ``timestamp``)."""
     out = frame[["timestamp", *OHLCV_COLUMNS]]

@@ -24,7 +24,7 @@ import pandas as pd
 
 from config.errors import UserError
 from config.settings import EnvSettings, RiskSettings
-from env.candles import infer_interval_ms
+from env.candles import format_ms, infer_interval_ms
 from env.crypto_trading_env import CryptoTradingEnv
 from env.portfolio import ClosedTrade, Fill
 from env.risk import RiskEvent, RiskGuard
@@ -196,7 +196,7 @@ def select_range(
     start_ms, end_ms = parse_range(start, end)
     first = 0 if start_ms is None else int(np.searchsorted(times, start_ms, side="left"))
     stop = len(times) if end_ms is None else int(np.searchsorted(times, end_ms, side="left"))
-    span = f"the data covers {_fmt(times[0])} .. {_fmt(times[-1])}"
+    span = f"the data covers {format_ms(times[0])} .. {format_ms(times[-1])}"
     if first >= stop:
         raise RangeError(f"no candles in [{start or 'start'}, {end or 'end'}); {span}")
     begin = max(0, first - warmup)
@@ -235,6 +235,3 @@ def _parse_time_ms(text: str, flag: str) -> int:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     return int(stamp.asm8.astype("datetime64[ms]").astype(np.int64))
 
-
-def _fmt(ms: int) -> str:
-    return pd.Timestamp(int(ms), unit="ms").strftime("%Y-%m-%d %H:%M")

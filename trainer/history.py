@@ -36,7 +36,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from config.errors import UserError
-from env.candles import OHLCV_COLUMNS, RepairPolicy, normalize_candles
+from env.candles import OHLCV_COLUMNS, RepairPolicy, format_ms, normalize_candles
 from strategies.model_metadata import market_id
 from trainer.bybit_public import bybit_exchange as bybit_exchange  # re-exported: callers import it from here
 from trainer.bybit_public import newest_closed_open_ms, short_error
@@ -282,8 +282,3 @@ def _latest_closed(cached: pd.DataFrame, last_open: int, num_candles: int, marke
         log.warning("%s %s: only %d closed candle(s) available, %d asked",
                     market.symbol, market.timeframe, len(closed), num_candles)
     return normalize_candles(closed, source=str(path), repair=RepairPolicy.REPAIR, interval_ms=market.interval_ms)
-
-
-def format_ms(ms: int) -> str:
-    """Epoch ms as ``YYYY-MM-DD HH:MM`` (UTC), for messages."""
-    return pd.Timestamp(ms, unit="ms").strftime("%Y-%m-%d %H:%M")

@@ -15,6 +15,7 @@ import pandas as pd
 
 from config.errors import UserError
 from config.settings import EnvSettings
+from env.candles import format_ms
 from env.types import Side
 from trainer.backtest import BacktestResult
 from trainer.report import plot_backtest, plot_walk_forward
@@ -104,7 +105,7 @@ def write_backtest(
     }
     _write_json(paths["metrics"], document)
     trades_frame(main).to_csv(paths["trades"], index=False)
-    start, end = (pd.Timestamp(int(main.times_ms[i]), unit="ms").strftime("%Y-%m-%d %H:%M") for i in (0, -1))
+    start, end = (format_ms(main.times_ms[i]) for i in (0, -1))
     title = f"{Path(source).name}: {start} to {end} UTC, {len(main.actions):,} decisions, " \
             f"commission {env.commission:g}, slippage {env.slippage_bps:g} bps"
     plot_backtest(main, others, paths["report"], title=title)

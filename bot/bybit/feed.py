@@ -31,6 +31,7 @@ from bot.bybit.stats import FeedStats
 from bot.bybit.ws import KlineStream
 from bot.clock import Clock, SystemClock
 from config.settings import ExchangeSettings, FeedSettings
+from env.candles import format_ms
 from env.types import Candle
 
 log = logging.getLogger(__name__)
@@ -248,7 +249,5 @@ class CandleFeed:
 
 
 def _fmt(open_ms: int | None) -> str:
-    if open_ms is None:
-        return "?"
-    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(open_ms / 1000))
+    return "?" if open_ms is None else format_ms(open_ms)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -80,6 +79,7 @@ def backtest(
 
     Writes metrics.json, trades.csv and report.png to --out.
     """
+    from bot.serving import cap_torch_threads
     from env.features import WARMUP_CANDLES
     from strategies.registry import build_strategy
     from trainer.backtest import make_env, run_backtest, run_comparison, select_range
@@ -98,7 +98,7 @@ def backtest(
         frame, start_index = select_range(_load(candles, repair), warmup, start, end)
         source = str(candles)
     main = build_strategy(strategy or settings.evaluation.strategy, lookback_window=settings.env.lookback_window)
-    _cap_torch_threads()
+    cap_torch_threads(1)  # the daemon and the trainer share two cores
     others = _baselines(settings, exclude=main.name)
     out_dir = prepare_out_dir(out or _default_out("backtest"), force)
     env = make_env(frame, settings.env)
@@ -207,12 +207,6 @@ def _baselines(settings: Settings, exclude: str) -> list[Any]:
         if strategy.name != exclude:
             built.setdefault(strategy.name, strategy)
     return list(built.values())
-
-
-def _cap_torch_threads() -> None:
-    """The daemon and the trainer share two cores; a loaded model gets one thread."""
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
 
 
 def _default_out(command: str) -> Path:
