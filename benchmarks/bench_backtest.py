@@ -2,7 +2,7 @@
 
 Baseline (named in the issue): the seed README's backtest snippet, ``model.predict(obs,
 deterministic=True)`` + ``env.step(action)`` until the episode ends, on the same env and
-candles. Candidate: ``trainer.backtest.run_backtest`` with ``PPOStrategy`` (numpy actor).
+candles. Candidate: ``trainer.evaluation.backtest.run_backtest`` with ``PPOStrategy`` (numpy actor).
 
 Both run over the bundled 30,240 real BTCUSDT 1m candles, 30,020 decisions (the env's
 blow-up stop is moved to a 100% loss, ``max_loss=1.0``, so a losing model still runs the
@@ -29,8 +29,8 @@ from env.crypto_trading_env import CryptoTradingEnv
 from strategies.baselines import SmaCross
 from strategies.model_metadata import ModelMetadata
 from strategies.ppo import PPOStrategy
-from trainer.backtest import make_env, run_backtest
-from trainer.walk_forward import PPOTrainer
+from trainer.evaluation.backtest import make_env, run_backtest
+from trainer.evaluation.walk_forward import PPOTrainer
 
 
 def seed_snippet(model, env: CryptoTradingEnv) -> tuple[list[int], float]:

@@ -36,7 +36,7 @@ from env.types import Action
 from state.ledger import Ledger
 from tests.retrain_models import constant_model
 from tests.trainer.retrain_fakes import MODEL_VARIABLE
-from trainer.registry import publish_model
+from trainer.models.store import publish_model
 
 TRAIN = TrainSettings(n_envs=4, n_steps=512)
 

@@ -24,10 +24,10 @@ import pandas as pd
 
 from benchmarks.common import SAMPLE
 from config.settings import Settings, load_settings
-from trainer.backends import Backend, LocalBackend, RayBackend
-from trainer.board import Board
-from trainer.jobs import Job, run_jobs
-from trainer.tune import tune
+from trainer.jobs.backends import Backend, LocalBackend, RayBackend
+from trainer.jobs.board import Board
+from trainer.jobs.runner import Job, run_jobs
+from trainer.tuning.search import tune
 
 
 def search_settings(out: Path, trials: int, timesteps: int) -> Settings:

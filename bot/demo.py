@@ -41,7 +41,7 @@ from env.features import WARMUP_CANDLES
 from env.portfolio import Portfolio, PortfolioConfig
 from env.types import Action
 from state.ledger import Ledger
-from trainer.registry import publish_model
+from trainer.models.store import publish_model
 
 SYMBOL = "BTCUSDT"
 MIN_HISTORY = 2_000  # candles the first model trains on, at the least
@@ -129,7 +129,7 @@ async def _demo(data, history: int, run_dir: Path, *, speed: float, timesteps: i
 
 def _train_first_model(train, run_dir: Path, db_path: Path, timesteps: int, env: EnvSettings, seed: int) -> None:
     """Train on the history only, then publish the model to the registry as promoted."""
-    from trainer.walk_forward import PPOTrainer
+    from trainer.evaluation.walk_forward import PPOTrainer
 
     model = PPOTrainer(timesteps, TrainSettings(), symbol=SYMBOL)(
         train, seed=seed, model_path=run_dir / "training" / "first_model.zip", env_settings=env,

@@ -139,8 +139,8 @@ def _registry_check(models: list[ModelEntry], lookback_window: int) -> Finding:
 
 def _model_problem(model: ModelEntry, lookback_window: int) -> str | None:
     """What keeps the daemon from loading ``model`` (the checks it makes before it unpickles
-    a registry model: :func:`trainer.registry.verify_model_file`), or ``None``."""
-    from trainer.registry import ModelIntegrityError, verify_model_file
+    a registry model: :func:`trainer.models.store.verify_model_file`), or ``None``."""
+    from trainer.models.store import ModelIntegrityError, verify_model_file
 
     try:
         verify_model_file(model, lookback_window)
@@ -177,7 +177,7 @@ def _check_spec(spec: str, lookback_window: int) -> None:
     """A spec that would build; a PPO file is checked by its metadata, not unpickled."""
     from strategies.base import parse_spec
     from strategies.model_metadata import check_compatible, load_metadata
-    from strategies.registry import build_strategy
+    from strategies.specs import build_strategy
 
     parsed = parse_spec(spec)
     if parsed.name != "ppo":

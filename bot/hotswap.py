@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from bot.engine import ServingStrategy, SymbolEngine
 from bot.serving import cap_torch_threads, load_registry_model
 from state.records import ModelEntry
-from trainer.registry import promoted_model
+from trainer.models.store import promoted_model
 
 log = logging.getLogger(__name__)
 

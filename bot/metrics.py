@@ -28,7 +28,7 @@ from bot.bybit.sequencer import FeedCandle
 from state.database import connect_reader
 from state.errors import LedgerError
 from state.readers import RetrainSummary, retrain_summary
-from state.registry import RETRAIN_STATUSES
+from state.model_rows import RETRAIN_STATUSES
 
 if TYPE_CHECKING:
     from bot.daemon import Daemon

@@ -11,7 +11,7 @@ Triggers (``[retrain]``, any combination):
 - ``cold_start``: at start-up, when a symbol has no promoted model yet.
 
 A trigger while a retrain is running is skipped (logged); the next one comes on schedule.
-Each run is :func:`trainer.retrain_runner.run_retrain` in a child process, awaited in a
+Each run is :func:`trainer.retrain.runner.run_retrain` in a child process, awaited in a
 task of its own: deciding candles never waits for it. With a shared model one run
 trains on every symbol; otherwise each symbol gets its own run, one after the other.
 
@@ -37,8 +37,8 @@ from bot.serving import REGISTRY
 from config.settings import Settings
 from env.types import Candle
 from state.ledger import Ledger
-from trainer.retrain_job import DEFAULT_TRAINER
-from trainer.retrain_runner import RetrainOutcome, close_abandoned_runs, run_retrain
+from trainer.retrain.job import DEFAULT_TRAINER
+from trainer.retrain.runner import RetrainOutcome, close_abandoned_runs, run_retrain
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from bot.engine import ServingStrategy
 from config.settings import DaemonSettings
 from state.records import ModelEntry
-from strategies.registry import build_strategy
-from trainer.registry import ModelIntegrityError, file_sha256, promoted_model, verify_model_file
+from strategies.specs import build_strategy
+from trainer.models.store import ModelIntegrityError, file_sha256, promoted_model, verify_model_file
 
 __all__ = ["ModelIntegrityError", "cap_torch_threads", "choose_strategy", "configured_strategy",
            "load_registry_model", "promoted_model"]
@@ -28,7 +28,7 @@ REGISTRY = "registry"
 
 
 def load_registry_model(entry: ModelEntry, lookback_window: int) -> ServingStrategy:
-    """Verify (:func:`trainer.registry.verify_model_file`) and load a registry model.
+    """Verify (:func:`trainer.models.store.verify_model_file`) and load a registry model.
 
     Raises:
         ModelIntegrityError: the file is missing or its sha256 differs from the registry's.

@@ -42,7 +42,7 @@ from state.decision_sql import (
 from state.errors import LedgerConsistencyError
 from state.journal import Journal
 from state.records import DecisionRecord, ResumePoint
-from state.registry import Registry
+from state.model_rows import Registry
 from state.writer import WriterConnection
 
 log = logging.getLogger(__name__)

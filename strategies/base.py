@@ -20,7 +20,7 @@ position-aware: ``obs[POSITION_INDEX]`` is -1 short, 0 flat, +1 long.
 
 Strategies are named by a spec string, ``name`` or ``name:key=value,...`` (``sma:fast=10,
 slow=50``); a strategy with one obvious argument also takes it bare (``ppo:models/x.zip``).
-:func:`parse_spec` reads the syntax, :mod:`strategies.registry` maps names to classes.
+:func:`parse_spec` reads the syntax, :mod:`strategies.specs` maps names to classes.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from config.errors import UserError
 from config.settings import EnvSettings, Settings, TrainSettings, load_settings
 
 if TYPE_CHECKING:
-    from trainer.backends import Backend as JobBackend
-    from trainer.board import Board
+    from trainer.jobs.backends import Backend as JobBackend
+    from trainer.jobs.board import Board
 
 T = TypeVar("T")
 LOG_FILE = Path("ppo_training.log")
@@ -123,7 +123,7 @@ def train_command(
 
 def _train_symbols(settings: Settings, symbols: str) -> None:
     """``--symbols``: one model per symbol on the chosen backend, with a live table."""
-    from trainer.multi_symbol import parse_symbols, train_symbols
+    from trainer.training.multi_symbol import parse_symbols, train_symbols
 
     markets = parse_symbols(symbols, settings.exchange.category)
     outcomes = _on_backend(
@@ -142,8 +142,8 @@ def _train_symbols(settings: Settings, symbols: str) -> None:
 
 def _train_shared(settings: Settings, symbols: str) -> None:
     """``--symbols --shared``: one model on every symbol, as one job on the backend, with a live table."""
-    from trainer.multi_symbol import parse_symbols
-    from trainer.shared_model import prepare_shared, run_shared
+    from trainer.training.multi_symbol import parse_symbols
+    from trainer.training.shared_model import prepare_shared, run_shared
     from trainer.train_ppo import FINAL_MODEL_NAME
 
     job = prepare_shared(settings, parse_symbols(symbols, settings.exchange.category))
@@ -164,8 +164,8 @@ def _on_backend(settings: Settings, title: Callable[[JobBackend], str], value_la
                 run: Callable[[JobBackend, Board], T]) -> T:
     """``run`` on the backend ``[compute]`` names, with the live table of its jobs on stderr;
     Ctrl-C exits with 130 (the running jobs are stopped)."""
-    from trainer.backends import make_backend
-    from trainer.board import Board, live
+    from trainer.jobs.backends import make_backend
+    from trainer.jobs.board import Board, live
 
     runner = make_backend(settings.compute, settings.train.torch_threads)
     board = Board(title(runner), value_label=value_label)
@@ -184,8 +184,8 @@ def fetch_command(
     """Fetch the latest closed candles from Bybit into the local cache (only what is missing)."""
     settings = _settings(config, train={"symbol": symbol, "timeframe": timeframe, "num_candles": num_candles})
     configure_logging()
-    from trainer.bybit_public import bybit_exchange
-    from trainer.history import Market, format_ms, load_history
+    from trainer.data.bybit_public import bybit_exchange
+    from trainer.data.history import Market, format_ms, load_history
 
     args = settings.train
     market = Market(args.symbol, args.timeframe)

@@ -1,7 +1,7 @@
 """Train a PPO policy on Bybit candles: the seed's ``python -m app.ml.train_ppo``.
 
 Reads top to bottom: arguments (``[train]`` settings, one field per flag), checks that
-fail before any work, data and split, then :func:`trainer.fit.fit` (seeding, envs, model,
+fail before any work, data and split, then :func:`trainer.training.fit.fit` (seeding, envs, model,
 callbacks, ``learn``, final save: the routine walk-forward folds and tuning trials share).
 Outputs (paths from the flags)::
 
@@ -30,9 +30,9 @@ from config.settings import Settings, TrainSettings
 from env.candles import CandleDataError, candles_to_seed_csv, infer_interval_ms, load_candles
 from env.features import WARMUP_CANDLES
 from strategies.model_metadata import SHARED_SEPARATOR, ModelMetadata, check_compatible, load_metadata
-from trainer.fit import fit, resolve_device
-from trainer.history import Market, OhlcvSource, bybit_exchange, format_ms, load_history
-from trainer.split import ChronoSplit, chronological_split, min_candles
+from trainer.training.fit import fit, resolve_device
+from trainer.data.history import Market, OhlcvSource, bybit_exchange, format_ms, load_history
+from trainer.data.split import ChronoSplit, chronological_split, min_candles
 
 log = logging.getLogger(__name__)
 

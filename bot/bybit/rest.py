@@ -3,7 +3,7 @@
 Used for the warm-up history and to fill every gap the websocket leaves. Three rules:
 
 - **Public market data only.** No API key is ever configured, and the ccxt exchange is
-  :class:`trainer.bybit_public.AsyncPublicBybit`, whose ``sign()`` refuses anything but a
+  :class:`trainer.data.bybit_public.AsyncPublicBybit`, whose ``sign()`` refuses anything but a
   public GET, so not even a bug can reach an order or account endpoint.
 - **Only closed candles.** Bybit's newest row is the still-forming candle. Whether a
   candle has closed is decided with the *server's* clock (``/v5/market/time``), fetched
@@ -36,7 +36,7 @@ from bot.bybit.stats import RestStats
 from config.errors import UserError
 from config.settings import ExchangeSettings
 from env.types import Candle
-from trainer.bybit_public import AsyncPublicBybit, bybit_exchange, newest_closed_open_ms, short_error
+from trainer.data.bybit_public import AsyncPublicBybit, bybit_exchange, newest_closed_open_ms, short_error
 
 log = logging.getLogger(__name__)
 

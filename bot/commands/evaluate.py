@@ -81,9 +81,9 @@ def backtest(
     """
     from bot.serving import cap_torch_threads
     from env.features import WARMUP_CANDLES
-    from strategies.registry import build_strategy
-    from trainer.backtest import make_env, run_backtest, run_comparison, select_range
-    from trainer.outputs import prepare_out_dir, write_backtest
+    from strategies.specs import build_strategy
+    from trainer.evaluation.backtest import make_env, run_backtest, run_comparison, select_range
+    from trainer.evaluation.outputs import prepare_out_dir, write_backtest
 
     settings = load_settings(config)
     warmup = WARMUP_CANDLES + settings.env.lookback_window - 1
@@ -137,8 +137,8 @@ def evaluate(
     Writes each fold's model (with metadata), walk_forward.json, folds.csv and walk_forward.png to --out.
     """
     from strategies.ppo import PPOStrategy
-    from trainer.outputs import prepare_out_dir, write_walk_forward
-    from trainer.walk_forward import PPOTrainer, walk_forward as run_walk_forward
+    from trainer.evaluation.outputs import prepare_out_dir, write_walk_forward
+    from trainer.evaluation.walk_forward import PPOTrainer, walk_forward as run_walk_forward
 
     overrides = {"train_candles": train_candles, "test_candles": test_candles, "step_candles": step_candles,
                  "max_folds": folds, "total_timesteps": timesteps, "seed": seed}
@@ -181,7 +181,7 @@ def _ledger_candles(db: Path, symbol: str | None, interval: str | None, warmup: 
     from contextlib import closing
 
     from state.database import connect_reader
-    from trainer.ledger_source import ledger_backtest_candles, pick_series
+    from trainer.data.ledger_source import ledger_backtest_candles, pick_series
 
     with closing(connect_reader(db, settings.ledger.lock_timeout_s)) as conn:
         series = pick_series(conn, db, symbol, interval)
@@ -198,8 +198,8 @@ def _policy(repair: bool) -> Any:
 def _baselines(settings: Settings, exclude: str) -> list[Any]:
     """buy_and_hold, flat, then the configured extra baselines; no duplicates, not the
     strategy under test."""
-    from strategies.registry import build_strategy
-    from trainer.backtest import BASELINES
+    from strategies.specs import build_strategy
+    from trainer.evaluation.backtest import BASELINES
 
     built: dict[str, Any] = {}
     for spec in (*BASELINES, *settings.evaluation.baselines):

@@ -62,7 +62,7 @@ async def promote_version(db: Path, settings: Settings, version: str) -> str:
     from state.errors import LedgerNotFoundError
     from state.ledger import Ledger
     from strategies.model_metadata import load_metadata
-    from trainer.registry import verify_model_file
+    from trainer.models.store import verify_model_file
 
     if not db.is_file():
         raise LedgerNotFoundError(f"ledger {db}: no such file")
@@ -122,7 +122,7 @@ async def publish_file(db: Path, settings: Settings, model: Path, *, promote: bo
     """
     from state.ledger import Ledger
     from strategies.model_metadata import check_compatible, load_metadata
-    from trainer.registry import publish_model
+    from trainer.models.store import publish_model
 
     if not model.is_file():
         raise UserError(f"{model}: no such model file")

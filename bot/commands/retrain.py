@@ -1,6 +1,6 @@
 """``shadow retrain``: the retraining log, and ``--now`` to run one retrain in the foreground.
 
-``--now`` takes the daemon's own path (:func:`trainer.retrain_runner.run_retrain`): a
+``--now`` takes the daemon's own path (:func:`trainer.retrain.runner.run_retrain`): a
 child process trains on the ledger's candles, the gate judges the candidate on the most
 recent holdout, and the candidate is published as promoted or rejected. A running daemon
 serving the registry picks a promotion up within ``[retrain] poll_seconds``.
@@ -58,7 +58,7 @@ async def retrain_now(settings: Settings) -> int:
     """One retrain per symbol (or one for all, with a shared model); returns how many failed."""
     from state.errors import LedgerNotFoundError
     from state.ledger import Ledger
-    from trainer.retrain_runner import run_retrain
+    from trainer.retrain.runner import run_retrain
 
     path = settings.ledger.db_path
     if not path.is_file():

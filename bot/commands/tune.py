@@ -57,9 +57,9 @@ def tune_command(
                                         (("tune", tune_flags), ("train", train_flags), ("compute", compute_flags))
                                         if (given := {k: v for k, v in values.items() if v is not None})})
     configure_logging()
-    from trainer.backends import make_backend
-    from trainer.board import Board, live
-    from trainer.tune import tune
+    from trainer.jobs.backends import make_backend
+    from trainer.jobs.board import Board, live
+    from trainer.tuning.search import tune
 
     runner = make_backend(settings.compute, settings.train.torch_threads)
     board = Board(f"shadow tune: study {settings.tune.study_name!r}, {settings.tune.n_trials} trials on "
@@ -86,7 +86,7 @@ def _best_table(trials_csv: Path | None) -> Table:
     table = Table(title=f"Best trials (of the whole study, top {TOP_TRIALS})", title_justify="left")
     if trials_csv is None or not trials_csv.is_file():
         return table
-    from trainer.tune_space import describe_params
+    from trainer.tuning.space import describe_params
 
     frame = pd.read_csv(trials_csv)
     top = frame[frame["state"] == "complete"].sort_values("value", ascending=False).head(TOP_TRIALS)

@@ -20,9 +20,9 @@ from bot.replay.market import ReplayMarket, ReplaySeries
 from bot.replay.server import ReplayServer
 from config.errors import UserError
 from config.settings import DaemonSettings, EnvSettings, FeedSettings, LedgerSettings, RiskSettings, Settings
-from strategies.registry import build_strategy
+from strategies.specs import build_strategy
 from tests.bot.conftest import fast_exchange
-from trainer.backtest import make_env, run_backtest
+from trainer.evaluation.backtest import make_env, run_backtest
 
 HISTORY = 219  # exactly the env's first decision index: the daemon warms up on it over REST
 N = 520

@@ -20,7 +20,7 @@ from bot.replay.server import ReplayServer
 from state.ledger import Ledger
 from strategies.model_metadata import ModelMetadata
 from tests.conftest import REPO
-from trainer.registry import publish_model
+from trainer.models.store import publish_model
 
 
 @pytest.fixture

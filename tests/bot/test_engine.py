@@ -11,8 +11,8 @@ import pytest
 from bot.engine import ServingStrategy, SymbolEngine
 from config.settings import EnvSettings, RiskSettings
 from env.types import Candle
-from strategies.registry import build_strategy
-from trainer.backtest import BacktestResult, make_env, run_backtest
+from strategies.specs import build_strategy
+from trainer.evaluation.backtest import BacktestResult, make_env, run_backtest
 
 DAY_MS = 86_400_000
 

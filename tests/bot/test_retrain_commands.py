@@ -21,7 +21,7 @@ from state.errors import LedgerNotFoundError
 from state.ledger import Ledger
 from strategies.model_metadata import ModelMismatchError
 from tests.conftest import REPO
-from trainer.registry import ModelIntegrityError, publish_model
+from trainer.models.store import ModelIntegrityError, publish_model
 
 runner = CliRunner()
 

@@ -39,7 +39,7 @@ from state.ledger import Ledger
 from tests.bot.conftest import fast_exchange
 from tests.retrain_models import constant_model
 from tests.trainer.retrain_fakes import MODEL_VARIABLE
-from trainer.registry import publish_model
+from trainer.models.store import publish_model
 
 START = 16_750  # 2023-03-12 15:10 UTC in the bundled March sample
 HISTORY = 300  # candles already closed when the replay starts (the daemon's warm-up, stored in the ledger)

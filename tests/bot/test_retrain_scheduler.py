@@ -16,8 +16,8 @@ from bot.serving import configured_strategy
 from config.settings import DaemonSettings, EnvSettings, FeedSettings, RetrainSettings, RiskSettings, Settings
 from env.types import Candle
 from state.ledger import Ledger
-from trainer.registry import publish_model
-from trainer.retrain_runner import RetrainOutcome
+from trainer.models.store import publish_model
+from trainer.retrain.runner import RetrainOutcome
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 

@@ -19,7 +19,7 @@ from strategies.baselines import (
     cutler_rsi,
 )
 from tests.conftest import make_candles
-from trainer.backtest import make_env, run_backtest
+from trainer.evaluation.backtest import make_env, run_backtest
 
 WARMUP = 219  # first decision candle with the default lookback of 20 (200 warm-up + 19)
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000

@@ -8,7 +8,7 @@ from strategies.base import MarketContext, Strategy, StrategySpecError, parse_sp
 from strategies.baselines import RandomStrategy, RsiReversion, SmaCross
 from strategies.model_metadata import ModelMismatchError
 from strategies.ppo import PPOStrategy
-from strategies.registry import STRATEGIES, build_strategy, strategy_help
+from strategies.specs import STRATEGIES, build_strategy, strategy_help
 
 
 def test_parse_forms():

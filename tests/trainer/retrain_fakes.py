@@ -3,7 +3,7 @@ trainer.retrain``) by naming them in the job (``tests.trainer.retrain_fakes:NAME
 
 Each breaks the child in one way the parent must survive, or stands in for training with
 a prepared model so a test controls what the gate sees. All share the signature of
-:class:`trainer.candidate.CandidateTrainer`.
+:class:`trainer.retrain.candidate.CandidateTrainer`.
 """
 
 from __future__ import annotations

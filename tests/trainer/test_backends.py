@@ -10,9 +10,9 @@ import pytest
 
 from config.settings import ComputeSettings
 from job_fakes import crash, fail, pid, square_after
-from trainer.backends import BackendError, LocalBackend, default_workers, make_backend
-from trainer.board import Board
-from trainer.jobs import Job, JobOutcome, run_jobs
+from trainer.jobs.backends import BackendError, LocalBackend, default_workers, make_backend
+from trainer.jobs.board import Board
+from trainer.jobs.runner import Job, JobOutcome, run_jobs
 
 
 @pytest.fixture(scope="module")

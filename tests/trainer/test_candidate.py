@@ -1,4 +1,4 @@
-"""The candidate trainer (``trainer.fit`` for a retrain): several markets for a shared model,
+"""The candidate trainer (``trainer.training.fit`` for a retrain): several markets for a shared model,
 warm start (continual learning) from a saved model, and the training time limit, on real
 candles."""
 
@@ -13,7 +13,7 @@ from config.settings import Settings, TrainSettings
 from env.crypto_trading_env import CryptoTradingEnv
 from strategies.model_metadata import load_metadata
 from strategies.ppo import PPOStrategy
-from trainer.candidate import train_candidate
+from trainer.retrain.candidate import train_candidate
 
 TINY = TrainSettings(n_envs=2, n_steps=64, batch_size=64, episode_length=64, n_epochs=1, total_timesteps=128,
                      progress=False)

@@ -14,8 +14,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from config.settings import EnvSettings, Settings, TrainSettings
 from strategies.model_metadata import ModelMismatchError, load_metadata, metadata_path
-from trainer.fit import FitError, fit, make_vec_env
-from trainer.model_io import load_ppo
+from trainer.training.fit import FitError, fit, make_vec_env
+from trainer.training.model_io import load_ppo
 
 TINY = {"total_timesteps": 64, "n_envs": 2, "n_steps": 32, "batch_size": 32, "n_epochs": 1, "episode_length": 40,
         "progress": False}

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from config.settings import EnvSettings, RetrainSettings, RiskSettings
-from strategies.registry import build_strategy
-from trainer.backtest import make_env, run_backtest
-from trainer.gate import RetrainDataError, gate, holdout_split, metric_value, score_holdout
-from trainer.metrics import Metrics
+from strategies.specs import build_strategy
+from trainer.evaluation.backtest import make_env, run_backtest
+from trainer.retrain.gate import RetrainDataError, gate, holdout_split, metric_value, score_holdout
+from trainer.evaluation.metrics import Metrics
 
 PREFIX = 219
 

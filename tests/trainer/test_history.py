@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from bot.replay.server import ReplayServer
-from trainer.bybit_public import PrivateEndpointRefused
-from trainer.history import (
+from trainer.data.bybit_public import PrivateEndpointRefused
+from trainer.data.history import (
     PAGE_CANDLES,
     HistoryError,
     Market,

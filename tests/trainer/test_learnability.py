@@ -26,7 +26,7 @@ from config.settings import load_settings
 from env.candles import load_candles
 from env.crypto_trading_env import CryptoTradingEnv
 from env.types import Action, Observation
-from trainer.model_io import load_ppo
+from trainer.training.model_io import load_ppo
 from trainer.train_ppo import train
 
 PERIOD, AMPLITUDE, NOISE = 40, 0.02, 0.0005

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from env.portfolio import ClosedTrade
-from trainer.metrics import compute_metrics, periods_per_year
+from trainer.evaluation.metrics import compute_metrics, periods_per_year
 
 DAY_MS = 86_400_000
 

@@ -15,7 +15,7 @@ from config.errors import UserError
 from config.settings import load_settings
 from env.candles import load_candles
 from strategies.model_metadata import load_metadata
-from trainer.multi_symbol import SymbolsError, parse_symbols, symbol_settings
+from trainer.training.multi_symbol import SymbolsError, parse_symbols, symbol_settings
 
 SMALL = ["--num-candles", "1500", "--total-timesteps", "64", "--n-envs", "1", "--n-steps", "32",
          "--batch-size", "32", "--n-epochs", "1", "--episode-length", "40", "--checkpoint-freq", "64",

@@ -7,8 +7,8 @@ import numpy as np
 
 from config.settings import EnvSettings
 from strategies.baselines import BuyAndHold, Flat, SmaCross
-from trainer.backtest import make_env, run_comparison
-from trainer.report import plot_backtest, plot_walk_forward
+from trainer.evaluation.backtest import make_env, run_comparison
+from trainer.evaluation.charts import plot_backtest, plot_walk_forward
 
 
 def _distinct_colours(path) -> int:

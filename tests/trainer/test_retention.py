@@ -8,7 +8,7 @@ from pathlib import Path
 from state.ledger import Ledger
 from state.records import ModelEntry
 from strategies.model_metadata import metadata_path
-from trainer.retention import files_to_prune, prune_registry
+from trainer.models.retention import files_to_prune, prune_registry
 
 
 def _model(folder: Path, n: int, status: str, parent: str | None = None) -> ModelEntry:

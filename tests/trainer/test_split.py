@@ -13,7 +13,7 @@ from env.candles import CandleDataError, candles_to_seed_csv, load_candles
 from env.crypto_trading_env import CryptoTradingEnv
 from env.features import WARMUP_CANDLES
 from env.types import Action
-from trainer.split import MIN_SLICE_STEPS, chronological_split, min_candles
+from trainer.data.split import MIN_SLICE_STEPS, chronological_split, min_candles
 
 LOOKBACK = 20
 PREFIX = WARMUP_CANDLES + LOOKBACK - 1

@@ -26,7 +26,7 @@ from env.features import FEATURE_SPEC_VERSION
 from trainer_fakes import FakeBybit
 from workdir import working_dir
 from strategies.model_metadata import ModelMismatchError, load_metadata, metadata_path
-from trainer.model_io import load_ppo
+from trainer.training.model_io import load_ppo
 from trainer.train_ppo import train
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,11 +20,11 @@ from config.errors import UserError
 from config.settings import ConfigError, Settings, load_settings
 from env.features import WARMUP_CANDLES
 from strategies.model_metadata import load_metadata
-from trainer.backends import LocalBackend
-from trainer.board import Board
-from trainer.split import chronological_split
-from trainer.tune import TuneError, prepare_tuning_data, tune
-from trainer.tune_space import apply
+from trainer.jobs.backends import LocalBackend
+from trainer.jobs.board import Board
+from trainer.data.split import chronological_split
+from trainer.tuning.search import TuneError, prepare_tuning_data, tune
+from trainer.tuning.space import apply
 from workdir import working_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,7 +135,7 @@ def test_same_trials_with_one_worker(search: Path, tmp_path: Path) -> None:
 
 def test_ray_backend_gives_the_same_trials(search: Path, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray", reason="the optional 'ray' extra is not installed (pip install -e '.[ray]')")
-    from trainer.backends import RayBackend
+    from trainer.jobs.backends import RayBackend
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:

@@ -13,8 +13,8 @@ from config.settings import EnvSettings, TrainSettings
 from strategies.baselines import BuyAndHold, Flat
 from strategies.model_metadata import check_compatible, load_metadata, metadata_path
 from strategies.ppo import PPOStrategy
-from trainer.outputs import write_walk_forward
-from trainer.walk_forward import Fold, PPOTrainer, WalkForwardError, make_folds, walk_forward
+from trainer.evaluation.outputs import write_walk_forward
+from trainer.evaluation.walk_forward import Fold, PPOTrainer, WalkForwardError, make_folds, walk_forward
 
 
 def test_folds_by_hand():

@@ -12,7 +12,7 @@ import pandas as pd
 from bot.replay.faults import parse_faults
 from bot.replay.market import ReplayMarket, ReplaySeries
 from bot.replay.server import ReplayServer
-from trainer.history import Market
+from trainer.data.history import Market
 
 MINUTE = 60_000
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % MINUTE

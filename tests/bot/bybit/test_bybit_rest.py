@@ -19,7 +19,7 @@ from bot.replay.market import ReplayMarket, ReplaySeries
 from bot.replay.server import ReplayServer
 from config.settings import ExchangeSettings
 from env.types import Candle
-from trainer.bybit_public import PrivateEndpointRefused
+from trainer.data.bybit_public import PrivateEndpointRefused
 
 M1 = INTERVALS["1m"]
 HISTORY = 2500  # closed candles on the server: three REST pages

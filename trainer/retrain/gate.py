@@ -8,7 +8,7 @@ A retrain judges its candidate on the most recent candles, which it never traine
 
 The candidate, the incumbent (the model serving now, or the daemon's fallback baseline
 before the first model) and ``flat`` are backtested on the holdout by
-:mod:`trainer.backtest`: the training env, the portfolio model and the live risk guard,
+:mod:`trainer.evaluation.backtest`: the training env, the portfolio model and the live risk guard,
 so the scores are what the daemon would have made. The candidate is promoted only when
 its score beats both others by more than the margin.
 """
@@ -23,9 +23,9 @@ import pandas as pd
 from config.errors import UserError
 from config.settings import EnvSettings, RetrainSettings, RiskSettings
 from strategies.base import Strategy
-from trainer.backtest import make_env, run_comparison
-from trainer.metrics import Metrics
-from trainer.split import MIN_SLICE_STEPS, Slice
+from trainer.evaluation.backtest import make_env, run_comparison
+from trainer.evaluation.metrics import Metrics
+from trainer.data.split import MIN_SLICE_STEPS, Slice
 
 
 class RetrainDataError(UserError):

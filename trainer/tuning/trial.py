@@ -3,7 +3,7 @@ when its running score falls below the median of earlier trials.
 
 The worker never sees the held-out test slice: it gets only the tuning candles (what
 precedes the slice ``shadow train`` would test on). Fold ``k`` trains on a window with
-:class:`trainer.walk_forward.PPOTrainer` (so :func:`trainer.fit.fit`) and backtests the
+:class:`trainer.evaluation.walk_forward.PPOTrainer` (so :func:`trainer.training.fit.fit`) and backtests the
 model on the validation slice right after it; the fold's score is the slice's total
 return (or Sharpe ratio), and after each fold the mean so far is reported at step ``k``.
 
@@ -28,7 +28,7 @@ import pandas as pd
 
 from config.errors import UserError
 from config.settings import Settings
-from trainer.metrics import Metrics
+from trainer.evaluation.metrics import Metrics
 
 if TYPE_CHECKING:
     import optuna
@@ -38,7 +38,7 @@ TrialState = Literal["complete", "pruned", "failed"]
 
 @dataclass(frozen=True)
 class FoldPlan:
-    """Walk-forward folds inside the tuning candles (see :func:`trainer.walk_forward.make_folds`):
+    """Walk-forward folds inside the tuning candles (see :func:`trainer.evaluation.walk_forward.make_folds`):
     fold ``k`` trains on ``[k x validation, k x validation + train)`` and is scored on the next
     ``validation`` candles."""
 
@@ -107,7 +107,7 @@ def run_trial(job: TrialJob, candles: pd.DataFrame) -> TrialOutcome:
     import optuna
 
     from strategies.ppo import PPOStrategy
-    from trainer.walk_forward import MODEL_LABEL, FoldResult, PPOTrainer, walk_forward
+    from trainer.evaluation.walk_forward import MODEL_LABEL, FoldResult, PPOTrainer, walk_forward
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()

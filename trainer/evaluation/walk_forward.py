@@ -12,10 +12,10 @@ Fold ``k`` (0-based), with ``s = k x step``::
 
 The test env also holds the ``first_step`` candles before the test slice (the end of the
 training window) as feature warm-up; nothing is decided on them. Each fold's test slice
-is backtested for the model and for every baseline through :mod:`trainer.backtest`.
+is backtested for the model and for every baseline through :mod:`trainer.evaluation.backtest`.
 
 Training is pluggable (:class:`TrainFn`); :class:`PPOTrainer`, the default, calls the
-trainer's :func:`trainer.fit.fit` with the ``[train]`` hyperparameters.
+trainer's :func:`trainer.training.fit.fit` with the ``[train]`` hyperparameters.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from config.settings import EnvSettings, Settings, TrainSettings
 from env.candles import infer_interval_ms
 from env.features import WARMUP_CANDLES
 from strategies.base import Strategy
-from trainer.backtest import BacktestResult, make_env, run_comparison
+from trainer.evaluation.backtest import BacktestResult, make_env, run_comparison
 
 
 MODEL_LABEL = "ppo"
@@ -106,7 +106,7 @@ class TrainFn(Protocol):
 
 @dataclass(frozen=True)
 class PPOTrainer:
-    """Default :class:`TrainFn`: :func:`trainer.fit.fit` (the routine ``shadow train`` uses)
+    """Default :class:`TrainFn`: :func:`trainer.training.fit.fit` (the routine ``shadow train`` uses)
     with the ``[train]`` hyperparameters, on random-start ``CryptoTradingEnv`` episodes. No
     validation, checkpoints, logs or progress bar: a fold is one ``learn`` call.
 
@@ -122,7 +122,7 @@ class PPOTrainer:
 
     def __call__(self, train: pd.DataFrame, *, seed: int, model_path: Path, env_settings: EnvSettings,
                  extra: dict[str, Any]) -> Path:
-        from trainer.fit import fit
+        from trainer.training.fit import fit
 
         # A small fold budget still gets a few updates: the rollout never exceeds it.
         n_steps = max(8, min(self.args.n_steps, self.total_timesteps // self.args.n_envs))
@@ -134,7 +134,7 @@ class PPOTrainer:
         result = fit(train, None, settings, model_path.parent, seed=seed, symbol=self.symbol or args.symbol,
                      timeframe=_timeframe(infer_interval_ms(train["open_time_ms"].to_numpy())),
                      model_name=model_path.name,
-                     extra={"trainer": "trainer.walk_forward.PPOTrainer", "total_timesteps": self.total_timesteps}
+                     extra={"trainer": "trainer.evaluation.walk_forward.PPOTrainer", "total_timesteps": self.total_timesteps}
                      | extra)
         return result.model_path
 

@@ -1,6 +1,6 @@
 """The one way Shadow builds a ccxt Bybit client: key-less, public GETs only, one base URL.
 
-Both the trainer's history fetch (:mod:`trainer.history`, synchronous ccxt) and the
+Both the trainer's history fetch (:mod:`trainer.data.history`, synchronous ccxt) and the
 daemon's REST backfill (:mod:`bot.bybit.rest`, ``ccxt.async_support``) build their client
 here, so they point at the same ``[exchange] rest_url`` the same way and share the same
 rule for which candles have closed.

@@ -1,7 +1,7 @@
 """Files a backtest or a walk-forward run leaves behind: JSON metrics, CSV tables, PNG.
 
 ``metrics.json`` is strict JSON (no NaN or Infinity: undefined ratios are ``null``, see
-:mod:`trainer.metrics`), so any tool can read it.
+:mod:`trainer.evaluation.metrics`), so any tool can read it.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from config.errors import UserError
 from config.settings import EnvSettings
 from env.candles import format_ms
 from env.types import Side
-from trainer.backtest import BacktestResult
-from trainer.report import plot_backtest, plot_walk_forward
-from trainer.walk_forward import WalkForwardResult
+from trainer.evaluation.backtest import BacktestResult
+from trainer.evaluation.charts import plot_backtest, plot_walk_forward
+from trainer.evaluation.walk_forward import WalkForwardResult
 
 TRADE_COLUMNS: tuple[str, ...] = (
     "strategy", "status", "side", "entry_time", "exit_time", "entry_price", "exit_price", "qty",

@@ -1,14 +1,14 @@
 """The retraining process: ``python -m trainer.retrain JOB.json``.
 
-Started by :mod:`trainer.retrain_runner` (inside ``shadow run``, or by ``shadow retrain
+Started by :mod:`trainer.retrain.runner` (inside ``shadow run``, or by ``shadow retrain
 --now``), never imported by the daemon. It
 
 1. caps itself: address-space limit (``[retrain] memory_limit_mb``), niceness, one torch
    thread, and exits if its parent dies;
 2. reads the job's candles from the ledger, **read-only** (it never writes the ledger: the
    parent records everything, so a killed child leaves no half-written row);
-3. splits them into a training window and the most recent holdout (:mod:`trainer.gate`);
-4. trains the candidate (the job's trainer, :func:`trainer.candidate.train_candidate` by
+3. splits them into a training window and the most recent holdout (:mod:`trainer.retrain.gate`);
+4. trains the candidate (the job's trainer, :func:`trainer.retrain.candidate.train_candidate` by
    default), warm-started from the incumbent if asked, stopping cleanly after
    :data:`TRAINING_SHARE` of the time limit;
 5. backtests candidate, incumbent and flat on the holdout and applies the gate;
@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trainer.retrain_job import FAILURE_FILE, RESULT_FILE, RetrainFailure, RetrainJob, RetrainResult
+from trainer.retrain.job import FAILURE_FILE, RESULT_FILE, RetrainFailure, RetrainJob, RetrainResult
 
 if TYPE_CHECKING:
-    from trainer.candidate import CandidateTrainer
+    from trainer.retrain.candidate import CandidateTrainer
 
 log = logging.getLogger("trainer.retrain")
 
@@ -72,9 +72,9 @@ def run_job(job: RetrainJob) -> RetrainResult:
     from env.features import WARMUP_CANDLES
     from state.database import connect_reader
     from state.readers import read_candles
-    from trainer.gate import gate, holdout_split, metric_value, score_holdout
-    from trainer.ledger_source import pick_series
-    from trainer.registry import file_sha256, verify_model_file
+    from trainer.retrain.gate import gate, holdout_split, metric_value, score_holdout
+    from trainer.data.ledger_source import pick_series
+    from trainer.models.store import file_sha256, verify_model_file
 
     db = Path(job.db_path)
     lookback = job.env.lookback_window
@@ -101,7 +101,7 @@ def run_job(job: RetrainJob) -> RetrainResult:
     sha256 = file_sha256(model_path)
 
     from strategies.ppo import PPOStrategy
-    from strategies.registry import build_strategy
+    from strategies.specs import build_strategy
 
     candidate = PPOStrategy.load(model_path, lookback)
     flat = build_strategy(FLAT)
@@ -165,6 +165,3 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

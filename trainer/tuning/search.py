@@ -5,16 +5,16 @@
    trial: with a searched lookback, the slice of the *smallest* lookback is cut, which
    contains the test slice of every lookback in the space.
 2. **Folds.** Inside what is left, ``folds`` back-to-back validation slices at the end, each
-   preceded by a training window (:class:`trainer.tune_trial.FoldPlan`). The slices are the
+   preceded by a training window (:class:`trainer.tuning.trial.FoldPlan`). The slices are the
    same candles for every trial, whatever its lookback.
 3. **Trials.** The driver owns the study (TPE sampler, median pruner, SQLite storage by
    default): it asks for a trial, sends its parameters to a worker
-   (:func:`trainer.tune_trial.run_trial`) through the backend, and tells the study the
+   (:func:`trainer.tuning.trial.run_trial`) through the backend, and tells the study the
    outcome: complete (mean fold score), pruned, or failed (recorded, the search goes on).
-   Trials are asked and told in order (:func:`trainer.jobs.run_jobs` ``ordered``): trial
+   Trials are asked and told in order (:func:`trainer.jobs.runner.run_jobs` ``ordered``): trial
    ``i`` is chosen knowing trials up to ``i - parallel_trials``, so the same seed and
    ``parallel_trials`` give the same trials locally with any worker count and on Ray.
-4. **Summary.** :mod:`trainer.tune_report`: trials.csv, summary.json, summary.png and the best
+4. **Summary.** :mod:`trainer.tuning.report`: trials.csv, summary.json, summary.png and the best
    trial as a config file (best.toml) for ``shadow train --config``.
 """
 
@@ -31,15 +31,15 @@ import pandas as pd
 from config.errors import UserError
 from config.settings import Settings
 from env.features import WARMUP_CANDLES
-from trainer.backends import Backend
-from trainer.board import Board
-from trainer.history import OhlcvSource
-from trainer.jobs import Job, JobOutcome, run_jobs
-from trainer.split import chronological_split
+from trainer.jobs.backends import Backend
+from trainer.jobs.board import Board
+from trainer.data.history import OhlcvSource
+from trainer.jobs.runner import Job, JobOutcome, run_jobs
+from trainer.data.split import chronological_split
 from trainer.train_ppo import check_train_args, load_training_candles
-from trainer.tune_space import apply, describe_params, lookback_range, suggest
-from trainer.tune_trial import FoldPlan, PrunerConfig, TrialJob, TrialOutcome, run_trial
-from trainer.walk_forward import Fold, make_folds
+from trainer.tuning.space import apply, describe_params, lookback_range, suggest
+from trainer.tuning.trial import FoldPlan, PrunerConfig, TrialJob, TrialOutcome, run_trial
+from trainer.evaluation.walk_forward import Fold, make_folds
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def tune(settings: Settings, backend: Backend, *, board: Board | None = None,
     """
     import optuna
 
-    from trainer.tune_report import write_tune_outputs
+    from trainer.tuning.report import write_tune_outputs
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ts = settings.tune

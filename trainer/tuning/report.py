@@ -23,12 +23,12 @@ import tomli_w
 from matplotlib.figure import Figure
 
 from config.settings import Settings
-from trainer.tune_space import apply
+from trainer.tuning.space import apply
 
 if TYPE_CHECKING:
     import optuna
 
-    from trainer.tune import TuningData
+    from trainer.tuning.search import TuningData
 
 STATE_NAMES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
                "WAITING": "waiting"}

@@ -15,7 +15,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.logger import HParam
 
-from trainer.model_io import MetadataStamp, save_with_metadata
+from trainer.training.model_io import MetadataStamp, save_with_metadata
 
 log = logging.getLogger(__name__)
 

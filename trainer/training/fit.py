@@ -1,7 +1,7 @@
 """Train SB3 PPO on given candles: the one training routine every caller shares.
 
 ``shadow train`` (:mod:`trainer.train_ppo`), each walk-forward fold
-(:class:`trainer.walk_forward.PPOTrainer`), each hyperparameter trial (:mod:`trainer.tune`)
+(:class:`trainer.evaluation.walk_forward.PPOTrainer`), each hyperparameter trial (:mod:`trainer.tuning.search`)
 and the scheduled retrain call :func:`fit`, so a model is built the same way whoever asks
 for it: same envs (``CryptoTradingEnv`` from ``[env]``, random-start episodes of
 ``episode_length``), same PPO hyperparameters from ``[train]``, metadata beside every zip.
@@ -45,7 +45,7 @@ from config.settings import EnvSettings, Settings, TrainSettings
 from env.crypto_trading_env import CryptoTradingEnv
 from env.features import WARMUP_CANDLES
 from strategies.model_metadata import ModelMetadata, load_metadata
-from trainer.callbacks import (
+from trainer.training.callbacks import (
     CheckpointWithMetadata,
     ContinuingEvalCallback,
     HParamsToTensorBoard,
@@ -54,7 +54,7 @@ from trainer.callbacks import (
     StopOnInterrupt,
     TradeMetrics,
 )
-from trainer.model_io import load_ppo, save_with_metadata
+from trainer.training.model_io import load_ppo, save_with_metadata
 
 log = logging.getLogger(__name__)
 

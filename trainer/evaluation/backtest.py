@@ -29,7 +29,7 @@ from env.crypto_trading_env import CryptoTradingEnv
 from env.portfolio import ClosedTrade, Fill
 from env.risk import RiskEvent, RiskGuard
 from strategies.base import MarketContext, Strategy
-from trainer.metrics import Metrics, compute_metrics
+from trainer.evaluation.metrics import Metrics, compute_metrics
 
 BASELINES: tuple[str, ...] = ("buy_and_hold", "flat")
 """Shown beside every strategy, always."""

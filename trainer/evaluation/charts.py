@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from env.types import Side
 from strategies.base import short_name
-from trainer.backtest import BacktestResult
+from trainer.evaluation.backtest import BacktestResult
 
 STRATEGY_COLOR = "#1f5fbf"
 BASELINE_STYLES: dict[str, dict[str, object]] = {

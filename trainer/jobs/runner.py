@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import Any
 
-from trainer.backends import Backend
+from trainer.jobs.backends import Backend
 
 ERROR_CHARS = 4000
 """Longest error text kept per job (a remote traceback can be long)."""

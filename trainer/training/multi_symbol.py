@@ -26,11 +26,11 @@ from pydantic import ValidationError
 
 from config.errors import UserError
 from config.settings import Settings
-from trainer.backends import Backend
-from trainer.board import Board
-from trainer.history import Market, OhlcvSource
-from trainer.job_files import JobFiles, latest_tensorboard_run, output_targets, scratch
-from trainer.jobs import Job, JobOutcome, run_jobs
+from trainer.jobs.backends import Backend
+from trainer.jobs.board import Board
+from trainer.data.history import Market, OhlcvSource
+from trainer.jobs.files import JobFiles, latest_tensorboard_run, output_targets, scratch
+from trainer.jobs.runner import Job, JobOutcome, run_jobs
 from trainer.train_ppo import check_train_args, load_training_candles
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ def train_in_scratch(settings: Settings, candles: tuple[pd.DataFrame, str], late
 def validation_return(model_zip: Path, frame: pd.DataFrame, settings: Settings) -> float:
     """Total return of the model's deterministic policy over a validation slice (the env itself)."""
     from strategies.ppo import PPOStrategy
-    from trainer.backtest import make_env, run_backtest
+    from trainer.evaluation.backtest import make_env, run_backtest
 
     model = PPOStrategy.load(model_zip, lookback_window=settings.env.lookback_window)
     return run_backtest(model, make_env(frame, settings.env)).metrics.total_return

@@ -6,14 +6,14 @@ Used by the daemon's scheduler (:mod:`bot.retrain_scheduler`) and by ``shadow re
 
 1. a ``retrain_runs`` row (``running``);
 2. a job folder under ``<registry_dir>/.work/`` with ``job.json``;
-3. ``python -m trainer.retrain job.json`` as a child process (:mod:`trainer.retrain`),
+3. ``python -m trainer.retrain job.json`` as a child process (:mod:`trainer.retrain.child`),
    awaited with ``asyncio``: the event loop keeps deciding candles meanwhile. It is killed
    when it outlives ``[retrain] time_limit_s``;
 4. on success: the candidate is published to the registry (atomic copy, then the row),
    its sha256 compared with the bytes the child scored, then ``promoted`` (retiring the
    previous model) or ``rejected``, as the child's gate said;
 5. the run is finished as ``promoted``, ``rejected`` or ``failed`` with the reason, and
-   old model files are pruned (:mod:`trainer.retention`).
+   old model files are pruned (:mod:`trainer.models.retention`).
 
 **Only the parent writes the ledger.** The child reads candles through a read-only
 connection and reports through files. A child that crashes, is killed or runs out of
@@ -43,9 +43,9 @@ import trainer
 from config.settings import Settings
 from state.ledger import Ledger
 from state.records import ModelEntry
-from trainer.registry import promoted_model, publish_model
-from trainer.retention import prune_registry
-from trainer.retrain_job import (
+from trainer.models.store import promoted_model, publish_model
+from trainer.models.retention import prune_registry
+from trainer.retrain.job import (
     DEFAULT_TRAINER,
     FAILURE_FILE,
     LOG_FILE,

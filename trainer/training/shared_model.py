@@ -1,7 +1,7 @@
 """``shadow train --symbols A,B,... --shared``: ONE model trained on every symbol's candles,
 with the outputs of a single-symbol ``shadow train``.
 
-Each symbol's candles are split chronologically on their own (:mod:`trainer.split`), on the
+Each symbol's candles are split chronologically on their own (:mod:`trainer.data.split`), on the
 driver, before any training. The model trains on every symbol's train slice (training env
 ``i`` trades symbol ``i mod n``); the periodic evaluation plays one episode on each
 symbol's validation slice, and their mean picks ``best/best_model.zip``; each symbol's test
@@ -15,7 +15,7 @@ candles reach training, whatever the other symbols' dates are. Outputs::
 The metadata's ``symbol`` lists the markets (``BTC/USDT:USDT,ETH/USDT:USDT``), ``data_range``
 spans every symbol's traded training candles, and ``extra["markets"]`` holds each symbol's
 data source and split. The training runs as one job on the backend, in a scratch folder
-sent back like a per-symbol job (:mod:`trainer.job_files`).
+sent back like a per-symbol job (:mod:`trainer.jobs.files`).
 
 ``--resume`` continues a shared model of the same symbols in the same order: env ``i`` keeps
 trading the same symbol, so its ``monitor.csv`` goes on, and ``evaluations.npz`` keeps a
@@ -32,12 +32,12 @@ import pandas as pd
 from config.errors import UserError
 from config.settings import Settings
 from strategies.model_metadata import SHARED_SEPARATOR, market_id, metadata_path
-from trainer.backends import Backend
-from trainer.board import Board
-from trainer.history import OhlcvSource
-from trainer.job_files import JobFiles, latest_tensorboard_run, output_targets, pack, scratch, unpack
-from trainer.jobs import Job, JobOutcome, run_jobs
-from trainer.multi_symbol import symbol_settings, validation_return
+from trainer.jobs.backends import Backend
+from trainer.jobs.board import Board
+from trainer.data.history import OhlcvSource
+from trainer.jobs.files import JobFiles, latest_tensorboard_run, output_targets, pack, scratch, unpack
+from trainer.jobs.runner import Job, JobOutcome, run_jobs
+from trainer.training.multi_symbol import symbol_settings, validation_return
 from trainer.train_ppo import (
     FINAL_MODEL_NAME,
     check_resume,
@@ -170,9 +170,9 @@ def resume_state(settings: Settings) -> bytes:
 
 
 def train_shared_in_scratch(job: SharedJob) -> SharedResult:
-    """Worker side: :func:`trainer.fit.fit` on every symbol's slices in a scratch folder, then
+    """Worker side: :func:`trainer.training.fit.fit` on every symbol's slices in a scratch folder, then
     each symbol's validation return of the final model; sends the folder and the log back."""
-    from trainer.fit import fit
+    from trainer.training.fit import fit
 
     settings, args = job.settings, job.settings.train
     with scratch(job.latest_tb_run) as folder:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.settings import Settings
-from trainer.fit import TB_LOG_NAME
+from trainer.training.fit import TB_LOG_NAME
 
 PARTS = ("save", "logs", "test")
 """Top folders of a worker's archive: save_path, log_dir, the test slice's folder."""

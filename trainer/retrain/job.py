@@ -1,6 +1,6 @@
 """What the daemon hands a retraining process, and what that process hands back.
 
-The parent (:mod:`trainer.retrain_runner`) writes a :class:`RetrainJob` as JSON, starts
+The parent (:mod:`trainer.retrain.runner`) writes a :class:`RetrainJob` as JSON, starts
 ``python -m trainer.retrain JOB.json`` and reads :class:`RetrainResult` (``result.json``)
 or :class:`RetrainFailure` (``error.json``) from the job's folder. Both sides validate
 with pydantic, so a truncated or foreign file is an error, never a half-read job.
@@ -22,8 +22,8 @@ JOB_FILE = "job.json"
 RESULT_FILE = "result.json"
 FAILURE_FILE = "error.json"
 LOG_FILE = "retrain.log"
-DEFAULT_TRAINER = "trainer.candidate:train_candidate"
-"""``module:function`` that trains the candidate (see :class:`trainer.candidate.CandidateTrainer`)."""
+DEFAULT_TRAINER = "trainer.retrain.candidate:train_candidate"
+"""``module:function`` that trains the candidate (see :class:`trainer.retrain.candidate.CandidateTrainer`)."""
 
 
 class _Message(BaseModel):
@@ -42,7 +42,7 @@ class ModelRef(_Message):
         return cls(version=entry.version, path=entry.path, sha256=entry.sha256)
 
     def entry(self) -> ModelEntry:
-        """A registry row with this file, for :func:`trainer.registry.verify_model_file`."""
+        """A registry row with this file, for :func:`trainer.models.store.verify_model_file`."""
         return ModelEntry(version=self.version, path=self.path, sha256=self.sha256, created_ms=0)
 
 
@@ -104,7 +104,7 @@ class RetrainResult(_Message):
         promote / reason: the gate's verdict and why.
         scores: the gate metric of ``candidate``, ``incumbent`` and ``flat`` (mean over symbols).
         holdout: per symbol, per strategy (``candidate``, ``incumbent``, ``flat``), every
-            holdout metric (:class:`trainer.metrics.Metrics`).
+            holdout metric (:class:`trainer.evaluation.metrics.Metrics`).
         ranges: per symbol, ``train`` and ``holdout`` ``{"start_ms", "end_ms", "n_candles"}``.
         train_seconds: wall time of training alone.
     """

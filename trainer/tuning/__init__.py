@@ -1,0 +1,1 @@
+"""Hyperparameter search with Optuna, each trial scored by walk-forward folds."""
