@@ -109,7 +109,7 @@ def train_command(
         else:
             _train_symbols(settings, symbols)
         return
-    from trainer.train_ppo import train
+    from trainer.training.single_symbol import train
 
     try:
         result = train(settings)
@@ -144,7 +144,7 @@ def _train_shared(settings: Settings, symbols: str) -> None:
     """``--symbols --shared``: one model on every symbol, as one job on the backend, with a live table."""
     from trainer.training.multi_symbol import parse_symbols
     from trainer.training.shared_model import prepare_shared, run_shared
-    from trainer.train_ppo import FINAL_MODEL_NAME
+    from trainer.training.single_symbol import FINAL_MODEL_NAME
 
     job = prepare_shared(settings, parse_symbols(symbols, settings.exchange.category))
     outcome = _on_backend(

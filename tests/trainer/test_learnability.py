@@ -27,7 +27,7 @@ from env.candles import load_candles
 from env.crypto_trading_env import CryptoTradingEnv
 from env.types import Action, Observation
 from trainer.training.model_io import load_ppo
-from trainer.train_ppo import train
+from trainer.training.single_symbol import train
 
 PERIOD, AMPLITUDE, NOISE = 40, 0.02, 0.0005
 

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from trainer_fakes import FakeBybit
 from typer.testing import CliRunner
+from workdir import working_dir
 
 from bot.cli import app
 from config.errors import UserError
@@ -23,11 +25,9 @@ from config.settings import load_settings
 from env.candles import load_candles
 from env.crypto_trading_env import CryptoTradingEnv
 from env.features import FEATURE_SPEC_VERSION
-from trainer_fakes import FakeBybit
-from workdir import working_dir
 from strategies.model_metadata import ModelMismatchError, load_metadata, metadata_path
 from trainer.training.model_io import load_ppo
-from trainer.train_ppo import train
+from trainer.training.single_symbol import train
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"

@@ -14,18 +14,19 @@ import optuna
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
+from workdir import working_dir
 
 from bot.cli import app
 from config.errors import UserError
 from config.settings import ConfigError, Settings, load_settings
 from env.features import WARMUP_CANDLES
 from strategies.model_metadata import load_metadata
+from trainer.data.split import chronological_split
 from trainer.jobs.backends import LocalBackend
 from trainer.jobs.board import Board
-from trainer.data.split import chronological_split
-from trainer.tuning.search import TuneError, prepare_tuning_data, tune
+from trainer.tuning.folds import TuneError, prepare_tuning_data
+from trainer.tuning.search import tune
 from trainer.tuning.space import apply
-from workdir import working_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"

@@ -1,6 +1,6 @@
 """Train SB3 PPO on given candles: the one training routine every caller shares.
 
-``shadow train`` (:mod:`trainer.train_ppo`), each walk-forward fold
+``shadow train`` (:mod:`trainer.training.single_symbol`), each walk-forward fold
 (:class:`trainer.evaluation.walk_forward.PPOTrainer`), each hyperparameter trial (:mod:`trainer.tuning.search`)
 and the scheduled retrain call :func:`fit`, so a model is built the same way whoever asks
 for it: same envs (``CryptoTradingEnv`` from ``[env]``, random-start episodes of

@@ -1,5 +1,5 @@
 """``shadow train --symbols A,B,...``: one model per symbol, each trained by the single-symbol
-pipeline (:func:`trainer.train_ppo.train`), run side by side on a backend.
+pipeline (:func:`trainer.training.single_symbol.train`), run side by side on a backend.
 
 Per symbol (``ID`` = Bybit's id, ``BTCUSDT``) the outputs are those of ``shadow train``,
 one level down::
@@ -31,7 +31,7 @@ from trainer.jobs.board import Board
 from trainer.data.history import Market, OhlcvSource
 from trainer.jobs.files import JobFiles, latest_tensorboard_run, output_targets, scratch
 from trainer.jobs.runner import Job, JobOutcome, run_jobs
-from trainer.train_ppo import check_train_args, load_training_candles
+from trainer.training.single_symbol import check_train_args, load_training_candles
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +147,9 @@ def train_symbols(
 
 
 def train_in_scratch(settings: Settings, candles: tuple[pd.DataFrame, str], latest_tb_run: int) -> SymbolResult:
-    """Worker side: :func:`trainer.train_ppo.train` into a scratch folder, score the final model
+    """Worker side: :func:`trainer.training.single_symbol.train` into a scratch folder, score the final model
     on the validation slice, and send the folder and the log back."""
-    from trainer.train_ppo import train
+    from trainer.training.single_symbol import train
 
     with scratch(latest_tb_run) as folder:
         result = train(folder.settings(settings), candles=candles)

@@ -38,7 +38,7 @@ from trainer.data.history import OhlcvSource
 from trainer.jobs.files import JobFiles, latest_tensorboard_run, output_targets, pack, scratch, unpack
 from trainer.jobs.runner import Job, JobOutcome, run_jobs
 from trainer.training.multi_symbol import symbol_settings, validation_return
-from trainer.train_ppo import (
+from trainer.training.single_symbol import (
     FINAL_MODEL_NAME,
     check_resume,
     check_train_args,

@@ -28,7 +28,7 @@ from trainer.tuning.space import apply
 if TYPE_CHECKING:
     import optuna
 
-    from trainer.tuning.search import TuningData
+    from trainer.tuning.folds import TuningData
 
 STATE_NAMES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
                "WAITING": "waiting"}

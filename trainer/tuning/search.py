@@ -5,7 +5,7 @@
    trial: with a searched lookback, the slice of the *smallest* lookback is cut, which
    contains the test slice of every lookback in the space.
 2. **Folds.** Inside what is left, ``folds`` back-to-back validation slices at the end, each
-   preceded by a training window (:class:`trainer.tuning.trial.FoldPlan`). The slices are the
+   preceded by a training window (:class:`trainer.tuning.folds.FoldPlan`). The slices are the
    same candles for every trial, whatever its lookback.
 3. **Trials.** The driver owns the study (TPE sampler, median pruner, SQLite storage by
    default): it asks for a trial, sends its parameters to a worker
@@ -26,51 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from config.errors import UserError
 from config.settings import Settings
-from env.features import WARMUP_CANDLES
+from trainer.data.history import OhlcvSource
 from trainer.jobs.backends import Backend
 from trainer.jobs.board import Board
-from trainer.data.history import OhlcvSource
 from trainer.jobs.runner import Job, JobOutcome, run_jobs
-from trainer.data.split import chronological_split
-from trainer.train_ppo import check_train_args, load_training_candles
-from trainer.tuning.space import apply, describe_params, lookback_range, suggest
-from trainer.tuning.trial import FoldPlan, PrunerConfig, TrialJob, TrialOutcome, run_trial
-from trainer.evaluation.walk_forward import Fold, make_folds
+from trainer.training.single_symbol import check_train_args, load_training_candles
+from trainer.tuning.folds import prepare_tuning_data
+from trainer.tuning.space import apply, describe_params, suggest
+from trainer.tuning.trial import PrunerConfig, TrialJob, TrialOutcome, run_trial
 
 log = logging.getLogger(__name__)
-
-
-class TuneError(UserError):
-    """A search that cannot run on this data (too few candles for the folds)."""
-
-
-@dataclass(frozen=True)
-class TuningData:
-    """The candles trials may see, how they are folded, and what is held out."""
-
-    candles: pd.DataFrame
-    plan: FoldPlan
-    folds: list[Fold]
-    source: str
-    holdout: dict[str, int]
-
-    def describe(self) -> dict[str, Any]:
-        """Boundaries for the summary: tuning range, each fold, the held-out test slice."""
-        times = self.candles["open_time_ms"].to_numpy()
-        return {
-            "source": self.source,
-            "tuning": {"start_ms": int(times[0]), "end_ms": int(times[-1]), "n_candles": len(times)},
-            "folds": [{"fold": f.index + 1, "train_start_ms": int(times[f.train_start]),
-                       "validation_start_ms": int(times[f.train_end]), "validation_end_ms": int(times[f.test_end - 1])}
-                      for f in self.folds],
-            "plan": {"train_candles": self.plan.train, "validation_candles": self.plan.validation,
-                     "folds": self.plan.folds},
-            "held_out_test": self.holdout,
-        }
 
 
 @dataclass
@@ -85,34 +51,6 @@ class TuneResult:
     best_params: dict[str, Any] = field(default_factory=dict)
     paths: dict[str, Path] = field(default_factory=dict)
     interrupted: bool = False
-
-
-def prepare_tuning_data(candles: pd.DataFrame, settings: Settings, source: str) -> TuningData:
-    """Cut off the test slice and lay out the folds (see the module docstring).
-
-    Raises:
-        TuneError / CandleDataError: too few candles for the split or for the folds.
-    """
-    args, tune = settings.train, settings.tune
-    low, high = lookback_range(settings)
-    prefix_min, prefix_max = WARMUP_CANDLES + low - 1, WARMUP_CANDLES + high - 1
-    split = chronological_split(candles, prefix=prefix_min, validation_fraction=args.validation_fraction,
-                                test_fraction=args.test_fraction, source=source)
-    region = candles.iloc[: len(candles) - len(split.test.traded)].reset_index(drop=True)
-    tradable = len(region) - prefix_max
-    validation = tune.fold_validation_candles or max(2, round(tradable * args.validation_fraction / tune.folds))
-    train = tune.fold_train_candles or len(region) - tune.folds * validation - 1
-    if train < prefix_max + 2:
-        raise TuneError(
-            f"{source}: {len(region)} candles before the held-out test slice leave {train} for the first fold's "
-            f"training window; it needs more than the {prefix_max} warm-up candles of lookback {high} "
-            f"(fewer folds, smaller fold_validation_candles or more data)"
-        )
-    folds = make_folds(len(region), train=train, test=validation, max_folds=tune.folds, warmup=prefix_max)
-    if len(folds) < tune.folds:
-        raise TuneError(f"{source}: only {len(folds)} of {tune.folds} folds of {train} + {validation} candles fit "
-                        f"in the {len(region)} candles before the held-out test slice")
-    return TuningData(region, FoldPlan(train, validation, tune.folds), folds, source, split.test.data_range())
 
 
 def tune(settings: Settings, backend: Backend, *, board: Board | None = None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from config.settings import Settings, SearchSpaceSettings
+from config.settings import SearchSpaceSettings, Settings
 
 if TYPE_CHECKING:
     import optuna

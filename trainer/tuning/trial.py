@@ -3,7 +3,7 @@ when its running score falls below the median of earlier trials.
 
 The worker never sees the held-out test slice: it gets only the tuning candles (what
 precedes the slice ``shadow train`` would test on). Fold ``k`` trains on a window with
-:class:`trainer.evaluation.walk_forward.PPOTrainer` (so :func:`trainer.training.fit.fit`) and backtests the
+:class:`trainer.training.fold_trainer.PPOTrainer` (so :func:`trainer.training.fit.fit`) and backtests the
 model on the validation slice right after it; the fold's score is the slice's total
 return (or Sharpe ratio), and after each fold the mean so far is reported at step ``k``.
 
@@ -29,22 +29,12 @@ import pandas as pd
 from config.errors import UserError
 from config.settings import Settings
 from trainer.evaluation.metrics import Metrics
+from trainer.tuning.folds import FoldPlan
 
 if TYPE_CHECKING:
     import optuna
 
 TrialState = Literal["complete", "pruned", "failed"]
-
-
-@dataclass(frozen=True)
-class FoldPlan:
-    """Walk-forward folds inside the tuning candles (see :func:`trainer.evaluation.walk_forward.make_folds`):
-    fold ``k`` trains on ``[k x validation, k x validation + train)`` and is scored on the next
-    ``validation`` candles."""
-
-    train: int
-    validation: int
-    folds: int
 
 
 @dataclass(frozen=True)
@@ -107,7 +97,8 @@ def run_trial(job: TrialJob, candles: pd.DataFrame) -> TrialOutcome:
     import optuna
 
     from strategies.ppo import PPOStrategy
-    from trainer.evaluation.walk_forward import MODEL_LABEL, FoldResult, PPOTrainer, walk_forward
+    from trainer.evaluation.walk_forward import MODEL_LABEL, FoldResult, walk_forward
+    from trainer.training.fold_trainer import PPOTrainer
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()

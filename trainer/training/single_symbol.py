@@ -1,7 +1,11 @@
-"""Train a PPO policy on Bybit candles: the seed's ``python -m app.ml.train_ppo``.
+"""One training run on one symbol: what the seed's ``python -m app.ml.train_ppo`` did.
 
-Reads top to bottom: arguments (``[train]`` settings, one field per flag), checks that
-fail before any work, data and split, then :func:`trainer.training.fit.fit` (seeding, envs, model,
+``python -m trainer.train_ppo`` and ``shadow train`` run :func:`train`; ``--symbols`` and
+``--shared`` (:mod:`trainer.training.multi_symbol`, :mod:`trainer.training.shared_model`) and
+``shadow tune`` reuse its checks and candle loading.
+
+Reads top to bottom: arguments (``[train]`` settings, one field per flag), checks that fail
+before any work, data and split, then :func:`trainer.training.fit.fit` (seeding, envs, model,
 callbacks, ``learn``, final save: the routine walk-forward folds and tuning trials share).
 Outputs (paths from the flags)::
 
@@ -30,9 +34,9 @@ from config.settings import Settings, TrainSettings
 from env.candles import CandleDataError, candles_to_seed_csv, infer_interval_ms, load_candles
 from env.features import WARMUP_CANDLES
 from strategies.model_metadata import SHARED_SEPARATOR, ModelMetadata, check_compatible, load_metadata
-from trainer.training.fit import fit, resolve_device
 from trainer.data.history import Market, OhlcvSource, bybit_exchange, format_ms, load_history
 from trainer.data.split import ChronoSplit, chronological_split, min_candles
+from trainer.training.fit import fit, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +170,3 @@ def _latest_checkpoint(folder: Path) -> Path | None:
     found = sorted(folder.glob("ppo_model_*_steps.zip"), key=lambda p: int(p.stem.split("_")[2]))
     return found[-1] if found else None
 
-
-if __name__ == "__main__":
-    from trainer.cli import run_train_ppo
-
-    run_train_ppo()
