@@ -30,7 +30,7 @@ from strategies.baselines import SmaCross
 from strategies.model_metadata import ModelMetadata
 from strategies.ppo import PPOStrategy
 from trainer.evaluation.backtest import make_env, run_backtest
-from trainer.evaluation.walk_forward import PPOTrainer
+from trainer.training.fold_trainer import PPOTrainer
 
 
 def seed_snippet(model, env: CryptoTradingEnv) -> tuple[list[int], float]:

@@ -129,7 +129,7 @@ async def _demo(data, history: int, run_dir: Path, *, speed: float, timesteps: i
 
 def _train_first_model(train, run_dir: Path, db_path: Path, timesteps: int, env: EnvSettings, seed: int) -> None:
     """Train on the history only, then publish the model to the registry as promoted."""
-    from trainer.evaluation.walk_forward import PPOTrainer
+    from trainer.training.fold_trainer import PPOTrainer
 
     model = PPOTrainer(timesteps, TrainSettings(), symbol=SYMBOL)(
         train, seed=seed, model_path=run_dir / "training" / "first_model.zip", env_settings=env,

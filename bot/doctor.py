@@ -153,8 +153,8 @@ def _model_problem(model: ModelEntry, lookback_window: int) -> str | None:
 
 def _strategy_check(settings: Settings, models: list[ModelEntry]) -> Finding:
     """What ``shadow run`` would trade, checked without loading a model."""
-    from bot.serving import REGISTRY, promoted_model
     from bot.bybit.markets import interval as parse_interval
+    from bot.serving import REGISTRY, promoted_model
 
     daemon = settings.daemon
     try:

@@ -27,8 +27,8 @@ from prometheus_client.registry import Collector
 from bot.bybit.sequencer import FeedCandle
 from state.database import connect_reader
 from state.errors import LedgerError
-from state.readers import RetrainSummary, retrain_summary
 from state.model_rows import RETRAIN_STATUSES
+from state.readers import RetrainSummary, retrain_summary
 
 if TYPE_CHECKING:
     from bot.daemon import Daemon

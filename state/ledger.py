@@ -31,8 +31,8 @@ from env.types import Candle
 from state.candle_store import INSERT_CANDLE, SELECT_CANDLES, candle_params, candles_frame, select_candles_params
 from state.database import Synchronous
 from state.decision_sql import (
-    RISK_COLUMNS,
     INSERT_DECISION,
+    RISK_COLUMNS,
     SELECT_DECISION,
     SELECT_POSITION_KEY,
     STATE_FIELDS,
@@ -41,8 +41,8 @@ from state.decision_sql import (
 )
 from state.errors import LedgerConsistencyError
 from state.journal import Journal
+from state.model_rows import ModelRows
 from state.records import DecisionRecord, ResumePoint
-from state.model_rows import Registry
 from state.writer import WriterConnection
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class Ledger:
     def __init__(self, writer: WriterConnection) -> None:
         self._writer = writer
         self.path = writer.path
-        self.registry = Registry(writer)
+        self.registry = ModelRows(writer)
         self.journal = Journal(writer)
 
     @classmethod

@@ -48,7 +48,7 @@ def _check_status(status: str | None, allowed: tuple[str, ...], what: str) -> No
         raise ValueError(f"{what} status {status!r} is not one of {', '.join(allowed)}")
 
 
-class Registry:
+class ModelRows:
     """Writes and lists ``models`` and ``retrain_runs`` (each call is one short transaction)."""
 
     def __init__(self, writer: WriterConnection) -> None:

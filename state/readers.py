@@ -17,8 +17,8 @@ import pandas as pd
 from env.candles import RepairPolicy
 from state.candle_store import SELECT_CANDLES, candles_frame, select_candles_params
 from state.errors import LedgerError
-from state.records import ModelEntry, RetrainRun
 from state.model_rows import SELECT_RETRAINS, model_from_row, models_query, retrain_from_row
+from state.records import ModelEntry, RetrainRun
 
 _SIDE_NAMES = {1: "long", -1: "short", 0: "flat"}
 

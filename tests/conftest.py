@@ -50,7 +50,7 @@ def ppo_model(tmp_path_factory: pytest.TempPathFactory, btc_candles: pd.DataFram
     import torch
 
     from config.settings import EnvSettings, TrainSettings
-    from trainer.evaluation.walk_forward import PPOTrainer
+    from trainer.training.fold_trainer import PPOTrainer
 
     torch.set_num_threads(1)
     path = tmp_path_factory.mktemp("ppo") / "model.zip"

@@ -1,1 +1,2 @@
-"""Historical data, PPO training (the seed's ``train_ppo``), evaluation and the model registry."""
+"""The trainer: the seed's ``train_ppo`` command and the trainer commands (:mod:`trainer.cli`) on top of one
+subpackage per concern: ``data``, ``jobs``, ``training``, ``evaluation``, ``tuning``, ``models``, ``retrain``."""

@@ -82,7 +82,8 @@ def backtest(
     from bot.serving import cap_torch_threads
     from env.features import WARMUP_CANDLES
     from strategies.specs import build_strategy
-    from trainer.evaluation.backtest import make_env, run_backtest, run_comparison, select_range
+    from trainer.data.ranges import select_range
+    from trainer.evaluation.backtest import make_env, run_backtest, run_comparison
     from trainer.evaluation.outputs import prepare_out_dir, write_backtest
 
     settings = load_settings(config)
@@ -138,7 +139,8 @@ def evaluate(
     """
     from strategies.ppo import PPOStrategy
     from trainer.evaluation.outputs import prepare_out_dir, write_walk_forward
-    from trainer.evaluation.walk_forward import PPOTrainer, walk_forward as run_walk_forward
+    from trainer.evaluation.walk_forward import walk_forward as run_walk_forward
+    from trainer.training.fold_trainer import PPOTrainer
 
     overrides = {"train_candles": train_candles, "test_candles": test_candles, "step_candles": step_candles,
                  "max_folds": folds, "total_timesteps": timesteps, "seed": seed}

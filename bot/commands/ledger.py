@@ -208,8 +208,8 @@ def models(
     config: ConfigOption = None,
 ) -> None:
     """The model registry: versions, status, data range and metrics."""
-    from state.readers import iso_ms, list_models
     from state.model_rows import MODEL_STATUSES
+    from state.readers import iso_ms, list_models
 
     if status_filter is not None and status_filter not in MODEL_STATUSES:
         raise typer.BadParameter(f"{status_filter!r} is not one of {', '.join(MODEL_STATUSES)}", param_hint="--status")

@@ -7,9 +7,9 @@ import os
 import sys
 
 import pytest
+from job_fakes import crash, fail, pid, square_after
 
 from config.settings import ComputeSettings
-from job_fakes import crash, fail, pid, square_after
 from trainer.jobs.backends import BackendError, LocalBackend, default_workers, make_backend
 from trainer.jobs.board import Board
 from trainer.jobs.runner import Job, JobOutcome, run_jobs

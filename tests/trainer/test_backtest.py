@@ -10,7 +10,8 @@ from env.crypto_trading_env import CryptoTradingEnv
 from env.types import Side
 from strategies.baselines import BuyAndHold, RandomStrategy
 from strategies.ppo import PPOStrategy
-from trainer.evaluation.backtest import RangeError, make_env, run_backtest, run_comparison, select_range
+from trainer.data.ranges import RangeError, select_range
+from trainer.evaluation.backtest import make_env, run_backtest, run_comparison
 
 
 def test_ppo_backtest_equals_the_seed_snippet_on_real_candles(decisive_ppo_model, eth_candles):

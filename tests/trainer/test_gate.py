@@ -9,8 +9,8 @@ import pytest
 from config.settings import EnvSettings, RetrainSettings, RiskSettings
 from strategies.specs import build_strategy
 from trainer.evaluation.backtest import make_env, run_backtest
-from trainer.retrain.gate import RetrainDataError, gate, holdout_split, metric_value, score_holdout
 from trainer.evaluation.metrics import Metrics
+from trainer.retrain.gate import RetrainDataError, gate, holdout_split, metric_value, score_holdout
 
 PREFIX = 219
 

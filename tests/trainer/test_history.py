@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 import ccxt
 import pandas as pd
 import pytest
+from trainer_fakes import MARKET, MINUTE, FakeBybit, replay_bybit
 
 from bot.replay.server import ReplayServer
 from trainer.data.bybit_public import PrivateEndpointRefused
@@ -25,7 +26,6 @@ from trainer.data.history import (
     load_history,
     read_cache,
 )
-from trainer_fakes import MARKET, MINUTE, FakeBybit, replay_bybit
 
 
 def fetch(fake: FakeBybit, cache: Path, n: int, sleeps: list[float] | None = None, **kw: Any) -> pd.DataFrame:

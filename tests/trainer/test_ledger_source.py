@@ -16,8 +16,8 @@ from env.candles import RepairPolicy
 from env.types import Candle
 from state.database import connect_reader
 from state.ledger import Ledger
-from trainer.evaluation.backtest import RangeError, select_range
 from trainer.data.ledger_source import LedgerCandlesError, ledger_backtest_candles, pick_series
+from trainer.data.ranges import RangeError, select_range
 
 WARMUP = 219
 

@@ -20,8 +20,8 @@ from state.ledger import Ledger
 from strategies.model_metadata import load_metadata
 from tests.retrain_models import constant_model
 from tests.trainer.retrain_fakes import MODEL_VARIABLE
-from trainer.retrain import runner as retrain_runner
 from trainer.models.store import file_sha256, publish_model
+from trainer.retrain import runner as retrain_runner
 from trainer.retrain.runner import run_retrain
 
 FAKES = "tests.trainer.retrain_fakes"

@@ -26,8 +26,8 @@ from env.features import WARMUP_CANDLES
 from state.ledger import Ledger
 from strategies.model_metadata import load_metadata, metadata_path
 from strategies.ppo import PPOStrategy
-from trainer.jobs.backends import LocalBackend
 from trainer.evaluation.backtest import make_env, run_backtest
+from trainer.jobs.backends import LocalBackend
 from trainer.jobs.board import Board
 from trainer.models.store import promoted_model
 from trainer.training.shared_model import prepare_shared, run_shared

@@ -14,7 +14,8 @@ from strategies.baselines import BuyAndHold, Flat
 from strategies.model_metadata import check_compatible, load_metadata, metadata_path
 from strategies.ppo import PPOStrategy
 from trainer.evaluation.outputs import write_walk_forward
-from trainer.evaluation.walk_forward import Fold, PPOTrainer, WalkForwardError, make_folds, walk_forward
+from trainer.evaluation.walk_forward import Fold, WalkForwardError, make_folds, walk_forward
+from trainer.training.fold_trainer import PPOTrainer
 
 
 def test_folds_by_hand():

@@ -3,7 +3,7 @@
 ``shadow backtest --db`` runs exactly the backtest it runs on a candle file; this module
 only picks the stored series, loads the requested range plus the warm-up before it with
 :func:`state.readers.read_candles`, refuses a range without candles or with gaps (naming
-the symbol, interval and range), and hands the frame to :func:`trainer.evaluation.backtest.select_range`.
+the symbol, interval and range), and hands the frame to :func:`trainer.data.ranges.select_range`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import ccxt
 import pandas as pd
 
 from config.settings import FEED_INTERVALS
-from env.candles import CandleDataError, RepairPolicy
+from env.candles import CandleDataError, RepairPolicy, format_ms
 from state.readers import CandleSeries, candle_series, read_candles
-from trainer.evaluation.backtest import RangeError, parse_range, select_range
-from trainer.data.history import format_ms
+from trainer.data.ranges import RangeError, parse_range, select_range
 
 
 class LedgerCandlesError(RangeError):
@@ -54,7 +53,7 @@ def ledger_backtest_candles(
     repair: RepairPolicy = RepairPolicy.STRICT,
 ) -> tuple[pd.DataFrame, int]:
     """The candles of ``series`` in ``[start, end)`` with up to ``warmup`` stored candles
-    before ``start``: what :func:`trainer.evaluation.backtest.select_range` returns for a file.
+    before ``start``: what :func:`trainer.data.ranges.select_range` returns for a file.
 
     Raises:
         LedgerCandlesError: no stored candle in the range, a gap or an invalid candle inside

@@ -22,9 +22,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from config.errors import UserError
 from config.settings import EnvSettings, RiskSettings
-from env.candles import format_ms, infer_interval_ms
+from env.candles import infer_interval_ms
 from env.crypto_trading_env import CryptoTradingEnv
 from env.portfolio import ClosedTrade, Fill
 from env.risk import RiskEvent, RiskGuard
@@ -33,10 +32,6 @@ from trainer.evaluation.metrics import Metrics, compute_metrics
 
 BASELINES: tuple[str, ...] = ("buy_and_hold", "flat")
 """Shown beside every strategy, always."""
-
-
-class RangeError(UserError, ValueError):
-    """A date range that selects no usable candles."""
 
 
 class OpenPosition(NamedTuple):
@@ -170,68 +165,3 @@ def _open_position(env: CryptoTradingEnv) -> OpenPosition | None:
     if not p.side:
         return None
     return OpenPosition(p.side, p.qty, p.entry_time_ms, p.entry_price, p.entry_fee, p.last_price, p.unrealized_pnl)
-
-
-def select_range(
-    candles: pd.DataFrame, warmup: int, start: str | None = None, end: str | None = None
-) -> tuple[pd.DataFrame, int]:
-    """Cut ``candles`` to ``[start, end)`` for a backtest, keeping up to ``warmup``
-    candles before ``start`` so the first decision can be taken at ``start`` itself.
-
-    Args:
-        candles: validated candles.
-        warmup: candles needed before the first decision (``env.first_step``).
-        start: first decision time (inclusive), any date-time pandas parses (UTC).
-        end: end time (exclusive).
-
-    Returns:
-        ``(frame, start_index)``: the candles to build the env on and the first decision
-        candle's index in it (``warmup`` when there was enough history before ``start``;
-        otherwise decisions begin later, after the warm-up inside the range).
-
-    Raises:
-        RangeError: an unparsable date, ``start >= end``, or no candles in the range.
-    """
-    times = candles["open_time_ms"].to_numpy()
-    start_ms, end_ms = parse_range(start, end)
-    first = 0 if start_ms is None else int(np.searchsorted(times, start_ms, side="left"))
-    stop = len(times) if end_ms is None else int(np.searchsorted(times, end_ms, side="left"))
-    span = f"the data covers {format_ms(times[0])} .. {format_ms(times[-1])}"
-    if first >= stop:
-        raise RangeError(f"no candles in [{start or 'start'}, {end or 'end'}); {span}")
-    begin = max(0, first - warmup)
-    start_index = max(first - begin, warmup)
-    if stop - begin < start_index + 2:
-        raise RangeError(
-            f"[{start or 'start'}, {end or 'end'}) leaves {stop - begin} candles: need {warmup} of warm-up "
-            f"before the first decision and at least 2 to trade; {span}"
-        )
-    return candles.iloc[begin:stop].reset_index(drop=True), start_index
-
-
-def parse_range(start: str | None, end: str | None) -> tuple[int | None, int | None]:
-    """``--from``/``--to`` as epoch ms (``None`` where not given).
-
-    Raises:
-        RangeError: an unparsable date, or ``start >= end``.
-    """
-    start_ms = None if start is None else _parse_time_ms(start, "--from")
-    end_ms = None if end is None else _parse_time_ms(end, "--to")
-    if start_ms is not None and end_ms is not None and start_ms >= end_ms:
-        raise RangeError(f"--from {start} is not before --to {end}")
-    return start_ms, end_ms
-
-
-def _parse_time_ms(text: str, flag: str) -> int:
-    """ISO 8601 date or date-time (naive = UTC) to epoch ms; strict, so a typo is an error,
-    not a guess."""
-    try:
-        stamp = pd.to_datetime(text, format="ISO8601")
-    except (ValueError, TypeError):
-        stamp = pd.NaT
-    if stamp is pd.NaT:
-        raise RangeError(f"{flag} {text!r} is not a date or date-time (e.g. 2023-03-10 or 2023-03-10T12:00)")
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return int(stamp.asm8.astype("datetime64[ms]").astype(np.int64))
-

@@ -14,8 +14,8 @@ The test env also holds the ``first_step`` candles before the test slice (the en
 training window) as feature warm-up; nothing is decided on them. Each fold's test slice
 is backtested for the model and for every baseline through :mod:`trainer.evaluation.backtest`.
 
-Training is pluggable (:class:`TrainFn`); :class:`PPOTrainer`, the default, calls the
-trainer's :func:`trainer.training.fit.fit` with the ``[train]`` hyperparameters.
+Training is pluggable (:class:`TrainFn`): this module never trains anything itself. The
+PPO trainer every command uses is :class:`trainer.training.fold_trainer.PPOTrainer`.
 """
 
 from __future__ import annotations
@@ -30,12 +30,10 @@ import numpy as np
 import pandas as pd
 
 from config.errors import UserError
-from config.settings import EnvSettings, Settings, TrainSettings
-from env.candles import infer_interval_ms
+from config.settings import EnvSettings
 from env.features import WARMUP_CANDLES
 from strategies.base import Strategy
 from trainer.evaluation.backtest import BacktestResult, make_env, run_comparison
-
 
 MODEL_LABEL = "ppo"
 """Name of the trained model's results in each fold (its path differs per fold)."""
@@ -102,41 +100,6 @@ class TrainFn(Protocol):
 
     def __call__(self, train: pd.DataFrame, *, seed: int, model_path: Path, env_settings: EnvSettings,
                  extra: dict[str, Any]) -> Path: ...
-
-
-@dataclass(frozen=True)
-class PPOTrainer:
-    """Default :class:`TrainFn`: :func:`trainer.training.fit.fit` (the routine ``shadow train`` uses)
-    with the ``[train]`` hyperparameters, on random-start ``CryptoTradingEnv`` episodes. No
-    validation, checkpoints, logs or progress bar: a fold is one ``learn`` call.
-
-    Args:
-        total_timesteps: environment steps per fold.
-        args: the ``[train]`` settings.
-        symbol: recorded in the model metadata (default: ``args.symbol``).
-    """
-
-    total_timesteps: int
-    args: TrainSettings = TrainSettings()
-    symbol: str | None = None
-
-    def __call__(self, train: pd.DataFrame, *, seed: int, model_path: Path, env_settings: EnvSettings,
-                 extra: dict[str, Any]) -> Path:
-        from trainer.training.fit import fit
-
-        # A small fold budget still gets a few updates: the rollout never exceeds it.
-        n_steps = max(8, min(self.args.n_steps, self.total_timesteps // self.args.n_envs))
-        args = self.args.model_copy(update={
-            "total_timesteps": self.total_timesteps, "n_steps": n_steps, "progress": False,
-            "batch_size": max(2, min(self.args.batch_size, n_steps * self.args.n_envs)),
-        })
-        settings = Settings.model_construct(train=args, env=env_settings)
-        result = fit(train, None, settings, model_path.parent, seed=seed, symbol=self.symbol or args.symbol,
-                     timeframe=_timeframe(infer_interval_ms(train["open_time_ms"].to_numpy())),
-                     model_name=model_path.name,
-                     extra={"trainer": "trainer.evaluation.walk_forward.PPOTrainer", "total_timesteps": self.total_timesteps}
-                     | extra)
-        return result.model_path
 
 
 @dataclass
@@ -243,10 +206,3 @@ def _span(times: np.ndarray, start: int, end: int) -> str:
     return (f"{pd.Timestamp(int(times[start]), unit='ms').strftime(fmt)} .. "
             f"{pd.Timestamp(int(times[end - 1]), unit='ms').strftime(fmt)} ({end - start} candles)")
 
-
-def _timeframe(interval_ms: int) -> str:
-    """``60000`` -> ``"1m"``, ``3600000`` -> ``"1h"`` (the names exchanges use)."""
-    for unit, ms in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)):
-        if interval_ms % ms == 0:
-            return f"{interval_ms // ms}{unit}"
-    return f"{interval_ms}ms"

@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 PRELOAD = ("torch", "torch._dynamo", "stable_baselines3", "pandas", "optuna", "trainer.jobs.backends",
-           "trainer.tuning.trial", "trainer.evaluation.walk_forward", "trainer.training.multi_symbol", "trainer.training.shared_model",
-           "strategies.ppo")
+           "trainer.tuning.trial", "trainer.evaluation.walk_forward", "trainer.training.fold_trainer",
+           "trainer.training.multi_symbol", "trainer.training.shared_model", "strategies.ppo")
 """Imported once by the fork server, so a job's process starts with them loaded. torch's
 optimisers import ``torch._dynamo`` lazily on first use: 0.8 s per job if not preloaded."""
 RAY_PACKAGES = ("config", "env", "strategies", "trainer")

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.settings import Settings
-from trainer.training.fit import TB_LOG_NAME
 
 PARTS = ("save", "logs", "test")
 """Top folders of a worker's archive: save_path, log_dir, the test slice's folder."""
@@ -69,35 +68,16 @@ class Scratch:
 
 
 @contextmanager
-def scratch(latest_tb_run: int) -> Iterator[Scratch]:
-    """A temporary scratch folder, deleted afterwards, numbering TensorBoard runs after
-    ``latest_tb_run`` (:func:`latest_tensorboard_run` of the real log folder), and the
-    process's log captured meanwhile."""
+def scratch() -> Iterator[Scratch]:
+    """A temporary scratch folder, deleted afterwards, and the process's log captured meanwhile."""
     with tempfile.TemporaryDirectory(prefix="shadow-job-") as folder, captured_log() as collected:
-        root = Path(folder)
-        continue_tensorboard_numbering(root / "logs", latest_tb_run)
-        yield Scratch(root, collected)
+        yield Scratch(Path(folder), collected)
 
 
 def output_targets(settings: Settings) -> dict[str, Path]:
     """Where each archive part goes on the driver: where ``shadow train`` writes it."""
     args = settings.train
     return {"save": args.save_path, "logs": args.log_dir, "test": args.test_data_path.parent}
-
-
-def latest_tensorboard_run(log_dir: Path) -> int:
-    """The highest ``n`` of the ``PPO_n`` runs already in ``{log_dir}/tensorboard`` (0: none)."""
-    from stable_baselines3.common.utils import get_latest_run_id
-
-    return get_latest_run_id(str(log_dir / "tensorboard"), TB_LOG_NAME)
-
-
-def continue_tensorboard_numbering(scratch_log_dir: Path, latest_run: int) -> None:
-    """Make a scratch log folder number TensorBoard runs as the real one does: SB3 names a
-    new run ``PPO_{latest + 1}`` and continues ``PPO_{latest}`` on resume, after the highest
-    folder it finds, so an empty ``PPO_{latest}`` folder is all it needs to see."""
-    if latest_run > 0:
-        (scratch_log_dir / "tensorboard" / f"{TB_LOG_NAME}_{latest_run}").mkdir(parents=True, exist_ok=True)
 
 
 def pack(entries: Mapping[str, Path]) -> bytes:

@@ -72,9 +72,9 @@ def run_job(job: RetrainJob) -> RetrainResult:
     from env.features import WARMUP_CANDLES
     from state.database import connect_reader
     from state.readers import read_candles
-    from trainer.retrain.gate import gate, holdout_split, metric_value, score_holdout
     from trainer.data.ledger_source import pick_series
     from trainer.models.store import file_sha256, verify_model_file
+    from trainer.retrain.gate import gate, holdout_split, metric_value, score_holdout
 
     db = Path(job.db_path)
     lookback = job.env.lookback_window

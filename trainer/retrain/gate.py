@@ -23,9 +23,9 @@ import pandas as pd
 from config.errors import UserError
 from config.settings import EnvSettings, RetrainSettings, RiskSettings
 from strategies.base import Strategy
+from trainer.data.split import MIN_SLICE_STEPS, Slice
 from trainer.evaluation.backtest import make_env, run_comparison
 from trainer.evaluation.metrics import Metrics
-from trainer.data.split import MIN_SLICE_STEPS, Slice
 
 
 class RetrainDataError(UserError):

@@ -39,12 +39,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-import trainer
 from config.settings import Settings
 from state.ledger import Ledger
 from state.records import ModelEntry
-from trainer.models.store import promoted_model, publish_model
 from trainer.models.retention import prune_registry
+from trainer.models.store import promoted_model, publish_model
 from trainer.retrain.job import (
     DEFAULT_TRAINER,
     FAILURE_FILE,
@@ -62,7 +61,7 @@ log = logging.getLogger(__name__)
 REGISTRY_STRATEGY = "registry"
 ABANDON_GRACE_S = 60.0
 """A run still ``running`` this long past its time limit has no process left."""
-_CODE_ROOT = Path(trainer.__file__).resolve().parent.parent
+_CODE_ROOT = Path(__file__).resolve().parents[2]  # .../trainer/retrain/runner.py
 """The folder holding Shadow's packages: the child imports the very code the parent runs."""
 
 

@@ -1,7 +1,7 @@
 """Train SB3 PPO on given candles: the one training routine every caller shares.
 
 ``shadow train`` (:mod:`trainer.training.single_symbol`), each walk-forward fold
-(:class:`trainer.evaluation.walk_forward.PPOTrainer`), each hyperparameter trial (:mod:`trainer.tuning.search`)
+(:class:`trainer.training.fold_trainer.PPOTrainer`), each hyperparameter trial (:mod:`trainer.tuning.search`)
 and the scheduled retrain call :func:`fit`, so a model is built the same way whoever asks
 for it: same envs (``CryptoTradingEnv`` from ``[env]``, random-start episodes of
 ``episode_length``), same PPO hyperparameters from ``[train]``, metadata beside every zip.
@@ -55,10 +55,10 @@ from trainer.training.callbacks import (
     TradeMetrics,
 )
 from trainer.training.model_io import load_ppo, save_with_metadata
+from trainer.training.tensorboard import TB_LOG_NAME, tensorboard_dir
 
 log = logging.getLogger(__name__)
 
-TB_LOG_NAME = "PPO"
 MONITOR_KEYWORDS = ("equity", "total_trades")
 BEST_MODEL_NAME = "best_model.zip"
 
@@ -157,7 +157,7 @@ def fit(
         # ENVS: random-start episodes on the training frames; whole validation frames for eval.
         train_env = stack.enter_context(closing(make_vec_env(
             train_frames, env_settings, args, log_dir, append_logs=warm_start is not None)))
-        tensorboard = str(log_dir / "tensorboard") if log_dir is not None else None
+        tensorboard = str(tensorboard_dir(log_dir)) if log_dir is not None else None
 
         # MODEL: new, or continued from a saved one (step count and TensorBoard run continue).
         if warm_start is not None:

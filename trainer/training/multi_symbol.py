@@ -26,12 +26,13 @@ from pydantic import ValidationError
 
 from config.errors import UserError
 from config.settings import Settings
+from trainer.data.history import Market, OhlcvSource
 from trainer.jobs.backends import Backend
 from trainer.jobs.board import Board
-from trainer.data.history import Market, OhlcvSource
-from trainer.jobs.files import JobFiles, latest_tensorboard_run, output_targets, scratch
+from trainer.jobs.files import JobFiles, output_targets, scratch
 from trainer.jobs.runner import Job, JobOutcome, run_jobs
 from trainer.training.single_symbol import check_train_args, load_training_candles
+from trainer.training.tensorboard import continue_tensorboard_numbering, latest_tensorboard_run
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +152,10 @@ def train_in_scratch(settings: Settings, candles: tuple[pd.DataFrame, str], late
     on the validation slice, and send the folder and the log back."""
     from trainer.training.single_symbol import train
 
-    with scratch(latest_tb_run) as folder:
-        result = train(folder.settings(settings), candles=candles)
+    with scratch() as folder:
+        in_scratch = folder.settings(settings)
+        continue_tensorboard_numbering(in_scratch.train.log_dir, latest_tb_run)
+        result = train(in_scratch, candles=candles)
         if result.final_model is None:
             raise RuntimeError(f"{settings.train.symbol}: training was interrupted")
         score = validation_return(result.final_model, result.split.validation.frame, settings)

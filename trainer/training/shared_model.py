@@ -32,10 +32,10 @@ import pandas as pd
 from config.errors import UserError
 from config.settings import Settings
 from strategies.model_metadata import SHARED_SEPARATOR, market_id, metadata_path
+from trainer.data.history import OhlcvSource
 from trainer.jobs.backends import Backend
 from trainer.jobs.board import Board
-from trainer.data.history import OhlcvSource
-from trainer.jobs.files import JobFiles, latest_tensorboard_run, output_targets, pack, scratch, unpack
+from trainer.jobs.files import JobFiles, output_targets, pack, scratch, unpack
 from trainer.jobs.runner import Job, JobOutcome, run_jobs
 from trainer.training.multi_symbol import symbol_settings, validation_return
 from trainer.training.single_symbol import (
@@ -46,6 +46,7 @@ from trainer.training.single_symbol import (
     split_candles,
     write_test_slice,
 )
+from trainer.training.tensorboard import continue_tensorboard_numbering, latest_tensorboard_run
 
 RESUME_PART = "resume"
 """Archive folder of the checkpoint a resumed job continues."""
@@ -175,7 +176,8 @@ def train_shared_in_scratch(job: SharedJob) -> SharedResult:
     from trainer.training.fit import fit
 
     settings, args = job.settings, job.settings.train
-    with scratch(job.latest_tb_run) as folder:
+    with scratch() as folder:
+        continue_tensorboard_numbering(folder.root / "logs", job.latest_tb_run)
         warm_start = None
         if job.resume_state is not None:
             unpack(job.resume_state, {RESUME_PART: folder.root / RESUME_PART, "logs": folder.root / "logs"})
