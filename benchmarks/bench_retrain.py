@@ -35,7 +35,7 @@ from config.settings import RetrainSettings, TrainSettings
 from env.types import Action
 from state.ledger import Ledger
 from tests.retrain_models import constant_model
-from tests.trainer.retrain_fakes import MODEL_VARIABLE
+from tests.trainer.retrain.retrain_fakes import MODEL_VARIABLE
 from trainer.models.store import publish_model
 
 TRAIN = TrainSettings(n_envs=4, n_steps=512)
@@ -96,7 +96,7 @@ async def promotion_to_first_decision(folder: Path) -> None:
     async with await Ledger.open(db) as ledger:
         await publish_model(ledger, folder / "reg2", close, symbol="BTCUSDT", interval="1m", status="promoted")
     os.environ[MODEL_VARIABLE] = str(buy)
-    RetrainScheduler.trainer_target = "tests.trainer.retrain_fakes:copies_model"
+    RetrainScheduler.trainer_target = "tests.trainer.retrain.retrain_fakes:copies_model"
     retrain = RetrainSettings(enabled=True, every_candles=50, holdout_candles=60, min_train_candles=50,
                               registry_dir=folder / "reg2", cold_start=False, poll_seconds=1.0)
     decided: list[tuple[int, str | None]] = []

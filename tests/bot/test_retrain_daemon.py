@@ -1,7 +1,7 @@
 """Retraining inside the running daemon, over the local Bybit replay on 127.0.0.1.
 
 Real daemon, real websocket, real child processes (``python -m trainer.retrain``), real
-ledger. The trainer itself is a stand-in (``tests.trainer.retrain_fakes``) so each test
+ledger. The trainer itself is a stand-in (``tests.trainer.retrain.retrain_fakes``) so each test
 knows what the gate will decide or how the child will fail; the holdout scoring, the
 publishing, the verdict and the hot-swap are the product's own.
 
@@ -38,7 +38,7 @@ from env.types import Action
 from state.ledger import Ledger
 from tests.bot.conftest import fast_exchange
 from tests.retrain_models import constant_model
-from tests.trainer.retrain_fakes import MODEL_VARIABLE
+from tests.trainer.retrain.retrain_fakes import MODEL_VARIABLE
 from trainer.models.store import publish_model
 
 START = 16_750  # 2023-03-12 15:10 UTC in the bundled March sample
@@ -135,7 +135,7 @@ async def test_promotion_swaps_between_candles_rejection_tamper_and_rollback_do_
     promoted behind the CLI's back: refused; ``shadow models promote v0001`` rolls back."""
     db = tmp_path / "shadow.sqlite"
     await promote_first_model(db, tmp_path / "registry", models[Action.CLOSE])
-    monkeypatch.setattr(RetrainScheduler, "trainer_target", "tests.trainer.retrain_fakes:copies_model")
+    monkeypatch.setattr(RetrainScheduler, "trainer_target", "tests.trainer.retrain.retrain_fakes:copies_model")
     monkeypatch.setenv(MODEL_VARIABLE, str(models[Action.BUY]))
     state: dict[str, object] = {"phase": "retrain", "after": 0}
 
@@ -194,7 +194,7 @@ async def test_each_trainer_failure_leaves_the_daemon_trading_with_the_old_model
     limit, a corrupt zip. Trading goes on with v0001 through all of them."""
     db = tmp_path / "shadow.sqlite"
     await promote_first_model(db, tmp_path / "registry", models[Action.CLOSE])
-    monkeypatch.setattr(RetrainScheduler, "trainer_target", "tests.trainer.retrain_fakes:each_failure")
+    monkeypatch.setattr(RetrainScheduler, "trainer_target", "tests.trainer.retrain.retrain_fakes:each_failure")
     monkeypatch.setenv(MODEL_VARIABLE, str(models[Action.BUY]))  # the corrupt zip's metadata
     after = []
 

@@ -19,12 +19,12 @@ from env.types import Action, Candle
 from state.ledger import Ledger
 from strategies.model_metadata import load_metadata
 from tests.retrain_models import constant_model
-from tests.trainer.retrain_fakes import MODEL_VARIABLE
+from tests.trainer.retrain.retrain_fakes import MODEL_VARIABLE
 from trainer.models.store import file_sha256, publish_model
 from trainer.retrain import runner as retrain_runner
 from trainer.retrain.runner import run_retrain
 
-FAKES = "tests.trainer.retrain_fakes"
+FAKES = "tests.trainer.retrain.retrain_fakes"
 TINY_TRAIN = TrainSettings(n_envs=1, n_steps=128, batch_size=64, episode_length=128, n_epochs=2)
 
 

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
-from workdir import working_dir
 
 from bot.cli import app
 from bot.commands.models import publish_file
@@ -26,6 +25,7 @@ from env.features import WARMUP_CANDLES
 from state.ledger import Ledger
 from strategies.model_metadata import load_metadata, metadata_path
 from strategies.ppo import PPOStrategy
+from tests.trainer.workdir import working_dir
 from trainer.evaluation.backtest import make_env, run_backtest
 from trainer.jobs.backends import LocalBackend
 from trainer.jobs.board import Board

@@ -12,9 +12,9 @@ from urllib.parse import parse_qsl, urlsplit
 import ccxt
 import pandas as pd
 import pytest
-from trainer_fakes import MARKET, MINUTE, FakeBybit, replay_bybit
 
 from bot.replay.server import ReplayServer
+from tests.trainer.trainer_fakes import MARKET, MINUTE, FakeBybit, replay_bybit
 from trainer.data.bybit_public import PrivateEndpointRefused
 from trainer.data.history import (
     PAGE_CANDLES,

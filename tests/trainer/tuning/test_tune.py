@@ -14,13 +14,14 @@ import optuna
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
-from workdir import working_dir
 
 from bot.cli import app
 from config.errors import UserError
 from config.settings import ConfigError, Settings, load_settings
 from env.features import WARMUP_CANDLES
 from strategies.model_metadata import load_metadata
+from tests.conftest import BTC_SAMPLE
+from tests.trainer.workdir import working_dir
 from trainer.data.split import chronological_split
 from trainer.jobs.backends import LocalBackend
 from trainer.jobs.board import Board
@@ -28,8 +29,7 @@ from trainer.tuning.folds import TuneError, prepare_tuning_data
 from trainer.tuning.search import tune
 from trainer.tuning.space import apply
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
+SAMPLE = BTC_SAMPLE
 CONFIG = """
 [train]
 num_candles = 3000

@@ -1,5 +1,5 @@
 """Trainers for the retraining tests, run inside the real child process (``python -m
-trainer.retrain``) by naming them in the job (``tests.trainer.retrain_fakes:NAME``).
+trainer.retrain``) by naming them in the job (``tests.trainer.retrain.retrain_fakes:NAME``).
 
 Each breaks the child in one way the parent must survive, or stands in for training with
 a prepared model so a test controls what the gate sees. All share the signature of
