@@ -184,8 +184,9 @@ def fetch_command(
     """Fetch the latest closed candles from Bybit into the local cache (only what is missing)."""
     settings = _settings(config, train={"symbol": symbol, "timeframe": timeframe, "num_candles": num_candles})
     configure_logging()
+    from env.candles import format_ms
     from trainer.data.bybit_public import bybit_exchange
-    from trainer.data.history import Market, format_ms, load_history
+    from trainer.data.history import Market, load_history
 
     args = settings.train
     market = Market(args.symbol, args.timeframe)

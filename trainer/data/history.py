@@ -38,7 +38,6 @@ from tqdm.auto import tqdm
 from config.errors import UserError
 from env.candles import OHLCV_COLUMNS, RepairPolicy, format_ms, normalize_candles
 from strategies.model_metadata import market_id
-from trainer.data.bybit_public import bybit_exchange as bybit_exchange  # re-exported: callers import it from here
 from trainer.data.bybit_public import newest_closed_open_ms, short_error
 
 log = logging.getLogger(__name__)

@@ -31,10 +31,11 @@ import pandas as pd
 
 from config.errors import UserError
 from config.settings import Settings, TrainSettings
-from env.candles import CandleDataError, candles_to_seed_csv, infer_interval_ms, load_candles
+from env.candles import CandleDataError, candles_to_seed_csv, format_ms, infer_interval_ms, load_candles
 from env.features import WARMUP_CANDLES
 from strategies.model_metadata import SHARED_SEPARATOR, ModelMetadata, check_compatible, load_metadata
-from trainer.data.history import Market, OhlcvSource, bybit_exchange, format_ms, load_history
+from trainer.data.bybit_public import bybit_exchange
+from trainer.data.history import Market, OhlcvSource, load_history
 from trainer.data.split import ChronoSplit, chronological_split, min_candles
 from trainer.training.fit import fit, resolve_device
 

@@ -15,13 +15,12 @@ import pytest
 
 from bot.replay.server import ReplayServer
 from tests.trainer.trainer_fakes import MARKET, MINUTE, FakeBybit, replay_bybit
-from trainer.data.bybit_public import PrivateEndpointRefused
+from trainer.data.bybit_public import PrivateEndpointRefused, bybit_exchange
 from trainer.data.history import (
     PAGE_CANDLES,
     HistoryError,
     Market,
     RetryPolicy,
-    bybit_exchange,
     call_with_retry,
     load_history,
     read_cache,
