@@ -130,6 +130,38 @@ def infer_interval_ms(open_time_ms: np.ndarray) -> int:
     return int(values[np.argmax(counts)])
 
 
+def resample_candles(candles: pd.DataFrame, interval_ms: int, *, source: str = "candles") -> pd.DataFrame:
+    """Aggregate validated candles into longer ones, as the exchange would build them.
+
+    Bins start at whole multiples of ``interval_ms`` since the epoch (where Bybit opens its
+    5m, 1h, 4h and 1d candles); a bin the data does not cover completely, at either end,
+    is dropped rather than passed off as a full candle.
+
+    Args:
+        candles: a frame from :func:`normalize_candles` (sorted, gap-free).
+        interval_ms: the new spacing, a whole multiple of the frame's.
+        source: the data's name for the error message.
+
+    Returns:
+        A frame in the same layout: open of the first candle, highest high, lowest low,
+        close of the last candle, summed volume.
+
+    Raises:
+        CandleDataError: ``interval_ms`` is not a whole multiple of the candles' spacing.
+    """
+    times = candles["open_time_ms"].to_numpy()
+    step = infer_interval_ms(times)
+    if interval_ms <= 0 or interval_ms % step != 0:
+        raise CandleDataError(source, f"cannot resample {step // 1000} s candles into {interval_ms // 1000} s ones "
+                                      "(not a whole multiple)")
+    grouped = candles.groupby(times - times % interval_ms, sort=True)
+    bins = grouped.agg(open=("open", "first"), high=("high", "max"), low=("low", "min"), close=("close", "last"),
+                       volume=("volume", "sum"), n=("close", "size"))
+    frame = bins[bins.pop("n") == interval_ms // step].rename_axis("open_time_ms").reset_index()
+    frame.insert(1, "timestamp", pd.to_datetime(frame["open_time_ms"], unit="ms"))
+    return frame
+
+
 def _timestamps_to_ms(column: pd.Series, source: str) -> np.ndarray:
     """Epoch-ms integers, or date-time text/values (treated as UTC when naive)."""
     if pd.api.types.is_datetime64_any_dtype(column):

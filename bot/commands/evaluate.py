@@ -15,8 +15,10 @@ from config import Settings, UserError, load_settings
 SAMPLE_CANDLES = Path(__file__).resolve().parents[2] / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
 
 CandlesOption = Annotated[
-    Path, typer.Option("--candles", show_default=False,
-                       help="candle CSV, plain or .gz (default: the bundled data/sample/btcusdt_1m_2023-03.csv.gz)")
+    Optional[Path], typer.Option("--candles", "--data", show_default=False,
+                                 help="candle CSV, plain or .gz (default: the bundled "
+                                      "data/sample/btcusdt_1m_2023-03.csv.gz); with --signal --symbols, a path "
+                                      "with {symbol} in it")
 ]
 OutOption = Annotated[
     Optional[Path], typer.Option("--out", help="output directory (default: reports/<command>-<UTC time>)")
@@ -96,7 +98,7 @@ def backtest(
         raise UserError("--symbol and --interval choose candles in a ledger; they need --db")
     else:
         candles = candles or SAMPLE_CANDLES
-        frame, start_index = select_range(_load(candles, repair), warmup, start, end)
+        frame, start_index = select_range(load_candle_file(candles, repair), warmup, start, end)
         source = str(candles)
     main = build_strategy(strategy or settings.evaluation.strategy, lookback_window=settings.env.lookback_window)
     cap_torch_threads(1)  # the daemon and the trainer share two cores
@@ -116,15 +118,41 @@ def evaluate(
         bool, typer.Option("--walk-forward/--single-split",
                            help="rolling folds (default) or one split: train, then test on the last slice"),
     ] = True,
-    candles: CandlesOption = SAMPLE_CANDLES,
+    signal: Annotated[
+        bool, typer.Option("--signal", help="instead of training PPO: how much of the next candles' return do the "
+                           "policy's features predict, out of sample, against a round trip's cost? Writes "
+                           "signal.json"),
+    ] = False,
+    candles: CandlesOption = None,
     train_candles: Annotated[Optional[int], typer.Option(help="candles per training window")] = None,
     test_candles: Annotated[Optional[int], typer.Option(help="candles per test slice")] = None,
     step_candles: Annotated[Optional[int], typer.Option(help="window shift per fold (default: test size)")] = None,
-    folds: Annotated[Optional[int], typer.Option("--folds", help="at most this many folds")] = None,
+    folds: Annotated[
+        Optional[int], typer.Option("--folds", help="at most this many folds (--signal: this many, default 5)")
+    ] = None,
     timesteps: Annotated[Optional[int], typer.Option("--timesteps", help="PPO timesteps per fold")] = None,
     seed: Annotated[Optional[int], typer.Option(help="seed of fold 1")] = None,
     symbol: Annotated[
-        Optional[str], typer.Option(help="symbol recorded in each model's metadata (default: \\[train] symbol)")
+        Optional[str], typer.Option(help="symbol recorded in each model's metadata (default: \\[train] symbol); "
+                                    "--signal: the name of the --data file's series")
+    ] = None,
+    symbols: Annotated[
+        Optional[str], typer.Option(help="--signal: check these symbols (BTCUSDT,ETHUSDT), each from --data with "
+                                    "{symbol} in its path or from Bybit through the candle cache")
+    ] = None,
+    interval: Annotated[
+        Optional[str], typer.Option("--interval", help="--signal: candle intervals, resampled from the data "
+                                    "(default: 1m,5m,15m,1h)")
+    ] = None,
+    horizons: Annotated[
+        Optional[str], typer.Option(help="--signal: candles ahead whose return is predicted (default: 1,5,15)")
+    ] = None,
+    lookback: Annotated[
+        Optional[int], typer.Option(help="--signal: feature rows per sample (default: 1; \\[env] lookback_window "
+                                    "is the policy's whole window)")
+    ] = None,
+    model: Annotated[
+        Optional[str], typer.Option(help="--signal: ridge (linear) or gbm (gradient-boosted trees) (default: ridge)")
     ] = None,
     out: OutOption = None,
     force: ForceOption = False,
@@ -136,7 +164,24 @@ def evaluate(
     Every test decision is made by a model that never saw that candle.
 
     Writes each fold's model (with metadata), walk_forward.json, folds.csv and walk_forward.png to --out.
+
+    With --signal, no PPO: a simple model (scikit-learn) predicts the next candles' return from
+    the policy's features on the same kind of folds, per interval, against a round trip's cost.
     """
+    ppo_flags = {"--train-candles": train_candles, "--test-candles": test_candles, "--step-candles": step_candles,
+                 "--timesteps": timesteps, "--seed": seed, "--single-split": None if walk_forward else True}
+    signal_flags = {"--symbols": symbols, "--interval": interval, "--horizons": horizons, "--lookback": lookback,
+                    "--model": model}
+    given = [flag for flag, value in (ppo_flags if signal else signal_flags).items() if value is not None]
+    if given:
+        raise UserError(f"{given[0]} is a PPO walk-forward option; --signal does not train PPO" if signal
+                        else f"{given[0]} is an option of --signal")
+    if signal:
+        from bot.commands.signal_check import SignalArgs, run_signal_check
+
+        args = SignalArgs(candles, symbol, symbols, interval, horizons, folds, lookback, model, repair)
+        run_signal_check(args, load_settings(config), out or _default_out("signal"), force)
+        return
     from strategies.ppo import PPOStrategy
     from trainer.evaluation.outputs import prepare_out_dir, write_walk_forward
     from trainer.evaluation.walk_forward import walk_forward as run_walk_forward
@@ -146,7 +191,8 @@ def evaluate(
                  "max_folds": folds, "total_timesteps": timesteps, "seed": seed}
     settings = load_settings(config, evaluation={k: v for k, v in overrides.items() if v is not None})
     ev = settings.evaluation
-    frame = _load(candles, repair)
+    candles = candles or SAMPLE_CANDLES
+    frame = load_candle_file(candles, repair)
     if not walk_forward:  # one fold: the last test slice and the training window before it
         frame = frame.iloc[max(0, len(frame) - ev.train_candles - ev.test_candles - 1):].reset_index(drop=True)
     out_dir = prepare_out_dir(out or _default_out("walk_forward" if walk_forward else "evaluate"), force)
@@ -171,7 +217,8 @@ def evaluate(
         console.print(f"{kind}: {path}")
 
 
-def _load(path: Path, repair: bool) -> Any:
+def load_candle_file(path: Path, repair: bool) -> Any:
+    """A validated candle file; ``repair`` fixes bad candles instead of failing."""
     from env.candles import load_candles
 
     return load_candles(path, repair=_policy(repair))

@@ -10,7 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from env.candles import CandleDataError, RepairPolicy, candles_to_seed_csv, load_candles, normalize_candles
+from env.candles import (
+    CandleDataError,
+    RepairPolicy,
+    candles_to_seed_csv,
+    load_candles,
+    normalize_candles,
+    resample_candles,
+)
 from tests.conftest import BTC_SAMPLE
 
 HEADER = "timestamp,open,high,low,close,volume\n"
@@ -153,3 +160,37 @@ def test_repair_policy_fixes_and_logs_everything(tmp_path: Path, caplog: pytest.
     assert "dropped 1 invalid candle" in text
     assert "sorted 1 out-of-order" in text and "dropped 1 duplicate" in text
     assert "filled 2 missing candle(s) in 1 gap(s)" in text
+
+
+def test_resample_builds_the_candles_an_exchange_would(btc_candles: pd.DataFrame) -> None:
+    hourly = resample_candles(btc_candles, 3_600_000)
+    assert len(hourly) == 504  # 21 whole days of real 1m candles
+    assert list(hourly.columns) == list(btc_candles.columns)
+    assert hourly.dtypes.equals(btc_candles.dtypes)
+    assert (np.diff(hourly["open_time_ms"]) == 3_600_000).all() and (hourly["open_time_ms"] % 3_600_000 == 0).all()
+    hour = btc_candles.iloc[60 * 7:60 * 8]  # 07:00 .. 07:59 on 2023-03-01
+    row = hourly.iloc[7]
+    assert row["timestamp"] == pd.Timestamp("2023-03-01 07:00")
+    assert (row["open"], row["high"], row["low"], row["close"]) == (
+        hour["open"].iloc[0], hour["high"].max(), hour["low"].min(), hour["close"].iloc[-1])
+    assert row["volume"] == pytest.approx(hour["volume"].sum(), rel=1e-12)
+    pd.testing.assert_frame_equal(normalize_candles(hourly.drop(columns="timestamp").rename(
+        columns={"open_time_ms": "timestamp"})), hourly)  # sorted, gap-free, valid
+    # Resampling in two steps gives the same candles as in one.
+    via_5m = resample_candles(resample_candles(btc_candles, 300_000), 3_600_000)
+    pd.testing.assert_frame_equal(via_5m, hourly, check_exact=False, rtol=1e-12)
+
+
+def test_resample_drops_bins_the_data_does_not_fill(btc_candles: pd.DataFrame) -> None:
+    part = btc_candles.iloc[10:60 * 5 + 20].reset_index(drop=True)  # 00:10 .. 05:19
+    hourly = resample_candles(part, 3_600_000)
+    assert list(hourly["timestamp"].dt.hour) == [1, 2, 3, 4]
+    assert resample_candles(part, 60_000).equals(part)
+
+
+def test_resample_refuses_an_interval_that_is_not_a_multiple(btc_candles: pd.DataFrame) -> None:
+    five_minutes = resample_candles(btc_candles, 300_000)
+    with pytest.raises(CandleDataError, match="cannot resample 300 s candles into 420 s ones"):
+        resample_candles(five_minutes, 420_000)
+    with pytest.raises(CandleDataError, match="cannot resample 300 s candles into 60 s ones"):
+        resample_candles(five_minutes, 60_000)

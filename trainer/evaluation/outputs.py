@@ -1,4 +1,4 @@
-"""Files a backtest or a walk-forward run leaves behind: JSON metrics, CSV tables, PNG.
+"""Files a backtest, a walk-forward run or a signal check leaves behind: JSON metrics, CSV tables, PNG.
 
 ``metrics.json`` is strict JSON (no NaN or Infinity: undefined ratios are ``null``, see
 :mod:`trainer.evaluation.metrics`), so any tool can read it.
@@ -148,6 +148,13 @@ def write_walk_forward(out_dir: Path, result: WalkForwardResult, *, source: str,
               f"test {settings.get('test_candles'):,} candles" + (
                   f", PPO {settings['total_timesteps']:,} timesteps per fold" if "total_timesteps" in settings else ""),
     )
+    return paths
+
+
+def write_signal(out_dir: Path, document: Mapping[str, Any]) -> dict[str, Path]:
+    """Write ``signal.json`` (:func:`trainer.signal_check.signal_document`)."""
+    paths = {"signal": out_dir / "signal.json"}
+    _write_json(paths["signal"], document)
     return paths
 
 
