@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Protocol
 
 import numpy as np
@@ -62,6 +62,9 @@ MIN_TRAIN_ROWS = 100
 """Fewest rows a fold's fit may have (after the warm-up and the purge)."""
 MIN_TEST_ROWS = 20
 """Fewest test rows per fold: fewer make a rank correlation meaningless."""
+ONE_THREAD = 1
+"""Threads per fit and prediction: they are small, and OpenMP threads spinning on the cores the
+daemon and the trainer share made a gradient-boosting fit 30x slower, not faster."""
 MIN_IC_Z = 2.0
 """A model ranks returns only if its IC is this many standard errors above zero (about a
 2% chance for a model that ranks nothing) and positive in every fold."""
@@ -151,8 +154,8 @@ class SignalData:
     """
 
     def __init__(self, candles: pd.DataFrame, lookback: int) -> None:
-        self.times_ms = candles["open_time_ms"].to_numpy()
-        self.close = candles["close"].to_numpy(dtype=np.float64)
+        self.times_ms: npt.NDArray[np.int64] = candles["open_time_ms"].to_numpy()
+        self.close: FloatArray = candles["close"].to_numpy(dtype=np.float64)
         self.lookback = lookback
         self.warmup = sample_warmup(lookback)
         features = compute_features(candles)
@@ -182,17 +185,12 @@ def scored_rows(fold: Fold) -> npt.NDArray[np.int64]:
     return np.arange(fold.train_end, fold.test_end, dtype=np.int64)
 
 
-# One thread for fits and predictions: they are small, and OpenMP/BLAS threads spinning on the
-# cores the daemon and the trainer share made a gradient-boosting fit 30x slower, not faster.
-_one_thread = threadpool_limits.wrap(limits=1)
-
-
-@_one_thread
 def fit_fold(data: SignalData, fold: Fold, horizon: int, model: str) -> Regressor:
     """A fresh model fitted on the fold's training rows only (returns in bps)."""
     rows = fit_rows(fold, horizon, data.warmup)
     estimator = MODELS[model]()
-    estimator.fit(data.x(rows), BPS * data.forward_return(rows, horizon))
+    with threadpool_limits(limits=ONE_THREAD):
+        estimator.fit(data.x(rows), BPS * data.forward_return(rows, horizon))
     return estimator
 
 
@@ -276,12 +274,12 @@ class FoldScore(_Scores):
         return rank_ic(self.predictions, self.returns_bps)
 
 
-@_one_thread
 def score_fold(data: SignalData, fold: Fold, horizon: int, model: str) -> FoldScore:
     """Fit on the fold's past, predict its test rows, and keep both for scoring."""
     estimator = fit_fold(data, fold, horizon, model)
     rows = scored_rows(fold)
-    predictions = np.asarray(estimator.predict(data.x(rows)), dtype=np.float64)
+    with threadpool_limits(limits=ONE_THREAD):
+        predictions = np.asarray(estimator.predict(data.x(rows)), dtype=np.float64)
     return FoldScore(fold, len(fit_rows(fold, horizon, data.warmup)), predictions,
                      BPS * data.forward_return(rows, horizon))
 
@@ -334,7 +332,7 @@ class HorizonResult(_Scores):
                 "ic_z": self.ic_z, "ranks": self.ranks, **self.figures()}
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """What the check found at one interval."""
 
     LEARNABLE = "something to learn"  # a horizon ranks returns and its timing beats a round trip

@@ -15,10 +15,10 @@ from config import Settings, UserError, load_settings
 SAMPLE_CANDLES = Path(__file__).resolve().parents[2] / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
 
 CandlesOption = Annotated[
-    Optional[Path], typer.Option("--candles", "--data", show_default=False,
-                                 help="candle CSV, plain or .gz (default: the bundled "
-                                      "data/sample/btcusdt_1m_2023-03.csv.gz); with --signal --symbols, a path "
-                                      "with {symbol} in it")
+    Path | None, typer.Option("--candles", "--data", show_default=False,
+                              help="candle CSV, plain or .gz (default: the bundled "
+                                   "data/sample/btcusdt_1m_2023-03.csv.gz); with --signal --symbols, a path "
+                                   "with {symbol} in it")
 ]
 OutOption = Annotated[
     Optional[Path], typer.Option("--out", help="output directory (default: reports/<command>-<UTC time>)")
@@ -128,31 +128,31 @@ def evaluate(
     test_candles: Annotated[Optional[int], typer.Option(help="candles per test slice")] = None,
     step_candles: Annotated[Optional[int], typer.Option(help="window shift per fold (default: test size)")] = None,
     folds: Annotated[
-        Optional[int], typer.Option("--folds", help="at most this many folds (--signal: this many, default 5)")
+        int | None, typer.Option("--folds", help="at most this many folds (--signal: this many, default 5)")
     ] = None,
     timesteps: Annotated[Optional[int], typer.Option("--timesteps", help="PPO timesteps per fold")] = None,
     seed: Annotated[Optional[int], typer.Option(help="seed of fold 1")] = None,
     symbol: Annotated[
-        Optional[str], typer.Option(help="symbol recorded in each model's metadata (default: \\[train] symbol); "
-                                    "--signal: the name of the --data file's series")
+        str | None, typer.Option(help="symbol recorded in each model's metadata (default: \\[train] symbol); "
+                                 "--signal: the name of the --data file's series")
     ] = None,
     symbols: Annotated[
-        Optional[str], typer.Option(help="--signal: check these symbols (BTCUSDT,ETHUSDT), each from --data with "
-                                    "{symbol} in its path or from Bybit through the candle cache")
+        str | None, typer.Option(help="--signal: check these symbols (BTCUSDT,ETHUSDT), each from --data with "
+                                 "{symbol} in its path or from Bybit through the candle cache")
     ] = None,
     interval: Annotated[
-        Optional[str], typer.Option("--interval", help="--signal: candle intervals, resampled from the data "
-                                    "(default: 1m,5m,15m,1h)")
+        str | None, typer.Option("--interval", help="--signal: candle intervals, resampled from the data "
+                                 "(default: 1m,5m,15m,1h)")
     ] = None,
     horizons: Annotated[
-        Optional[str], typer.Option(help="--signal: candles ahead whose return is predicted (default: 1,5,15)")
+        str | None, typer.Option(help="--signal: candles ahead whose return is predicted (default: 1,5,15)")
     ] = None,
     lookback: Annotated[
-        Optional[int], typer.Option(help="--signal: feature rows per sample (default: 1; \\[env] lookback_window "
-                                    "is the policy's whole window)")
+        int | None, typer.Option(help="--signal: feature rows per sample (default: 1; \\[env] lookback_window "
+                                 "is the policy's whole window)")
     ] = None,
     model: Annotated[
-        Optional[str], typer.Option(help="--signal: ridge (linear) or gbm (gradient-boosted trees) (default: ridge)")
+        str | None, typer.Option(help="--signal: ridge (linear) or gbm (gradient-boosted trees) (default: ridge)")
     ] = None,
     out: OutOption = None,
     force: ForceOption = False,

@@ -43,8 +43,14 @@ def run_signal_check(args: SignalArgs, settings: Settings, out: Path, force: boo
     """Check, measure, print and write ``signal.json`` to ``out``; nothing is written when an
     input is refused."""
     from trainer.outputs import prepare_out_dir, write_signal
-    from trainer.signal_check import DEFAULT_FOLDS, DEFAULT_HORIZONS, SignalSpec, check_signal, plan_signal, \
-        signal_document
+    from trainer.signal_check import (
+        DEFAULT_FOLDS,
+        DEFAULT_HORIZONS,
+        SignalSpec,
+        check_signal,
+        plan_signal,
+        signal_document,
+    )
 
     spec = SignalSpec(
         horizons=_horizons(args.horizons) if args.horizons is not None else DEFAULT_HORIZONS,
@@ -125,8 +131,9 @@ def _table(results: list[IntervalResult], spec: SignalSpec) -> Table:
     from env.features import N_FEATURES
 
     interval = results[0].interval
-    table = Table(title=f"Is there anything to learn at {interval}? {spec.model} on {N_FEATURES * spec.lookback} features, "
-                        f"{spec.folds} walk-forward folds, out of sample; bps per trade", title_justify="left")
+    table = Table(title=f"Is there anything to learn at {interval}? {spec.model} on {N_FEATURES * spec.lookback} "
+                        f"features, {spec.folds} walk-forward folds, out of sample; bps per trade",
+                  title_justify="left")
     for column in ("series", "ahead", "test rows", "IC mean", "IC range", "hit rate", "edge", "timing", "long only",
                    "round trip"):
         table.add_column(column, justify="left" if column == "series" else "right")

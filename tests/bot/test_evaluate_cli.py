@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -10,6 +11,9 @@ import pandas as pd
 import pytest
 
 from bot.cli import main
+from env.candles import candles_to_seed_csv
+from tests.conftest import BTC_SAMPLE as SAMPLE
+from tests.conftest import ETH_SAMPLE
 
 
 def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
@@ -139,3 +143,90 @@ def test_backtest_on_the_ledger_bad_input_is_one_clear_line(tmp_path, monkeypatc
     assert err.startswith("error: ") and message in " ".join(err.split())
     assert "Traceback" not in err
     assert not (tmp_path / "bt").exists()
+
+
+def test_evaluate_signal_on_the_bundled_candles(tmp_path, monkeypatch, capsys):
+    code, out, err = run(monkeypatch, capsys, "evaluate", "--signal", "--out", str(tmp_path / "signal"))
+    assert code == 0, err
+    document = json.loads((tmp_path / "signal" / "signal.json").read_text())
+    assert document["sources"] == {"btcusdt_1m_2023-03": str(SAMPLE)}
+    assert document["costs"]["round_trip_bps"] == pytest.approx(8.0)  # 2 x 0.04% commission, no slippage
+    assert document["settings"] | {"horizons": None} == {"horizons": None, "folds": 5, "lookback": 1,
+                                                          "model": "ridge", "features": 15}
+    results = document["results"]
+    assert [(r["interval"], r["n_candles"]) for r in results] == [("1m", 30_240), ("5m", 6_048), ("15m", 2_016),
+                                                                 ("1h", 504)]
+    for r in results:
+        assert [h["horizon"] for h in r["horizons"]] == [1, 5, 15]
+        assert all(len(h["folds"]) == 5 for h in r["horizons"])
+        assert r["verdict_line"] in " ".join(out.split())
+        assert f"Is there anything to learn at {r['interval']}?" in out
+    one_minute = results[0]
+    # On real 1m candles the features predict a tiny fraction of what a round trip costs.
+    assert all(abs(h["edge_bps"]) < 1.0 for h in one_minute["horizons"])
+    assert one_minute["verdict"] != "something to learn"
+    assert "a round trip costs 8.0 bps" in one_minute["verdict_line"]
+    assert f"signal: {tmp_path / 'signal' / 'signal.json'}" in out
+
+
+def test_evaluate_signal_on_several_symbols_from_data_files(tmp_path, monkeypatch, capsys):
+    shutil.copy(SAMPLE, tmp_path / "BTCUSDT.csv.gz")
+    shutil.copy(ETH_SAMPLE, tmp_path / "ETHUSDT.csv.gz")
+    code, out, err = run(monkeypatch, capsys, "evaluate", "--signal", "--symbols", "BTCUSDT,ETHUSDT",
+                         "--data", str(tmp_path / "{symbol}.csv.gz"), "--interval", "5m,15m", "--horizons", "1,3",
+                         "--model", "gbm", "--out", str(tmp_path / "signal"))
+    assert code == 0, err
+    document = json.loads((tmp_path / "signal" / "signal.json").read_text())
+    assert document["sources"] == {"BTCUSDT": str(tmp_path / "BTCUSDT.csv.gz"),
+                                   "ETHUSDT": str(tmp_path / "ETHUSDT.csv.gz")}
+    assert [(r["symbol"], r["interval"], r["n_candles"]) for r in document["results"]] == [
+        ("BTCUSDT", "5m", 6_048), ("BTCUSDT", "15m", 2_016), ("ETHUSDT", "5m", 2_000), ("ETHUSDT", "15m", 666)]
+    assert document["settings"]["model"] == "gbm"
+    assert "ETHUSDT 15m: predicts" in out and "3 x 15m" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--interval", "7m"], "--interval: unknown interval '7m'; use one of 1m, 3m"),
+    (["--interval", "1w"], "--interval 1w: the signal check resamples into intervals that divide a day"),
+    (["--horizons", "1,x"], "--horizons '1,x': give whole numbers of candles"),
+    (["--horizons", "0,5"], "--horizons '0,5': a horizon is at least 1 candle"),
+    (["--folds", "0"], "folds=0: must be at least 1"),
+    (["--lookback", "0"], "lookback=0: must be at least 1 feature row"),
+    (["--model", "svm"], "unknown model 'svm'; use one of ridge, gbm"),
+    (["--interval", "1h", "--horizons", "1,100"], "btcusdt_1m_2023-03 1h: 504 candles are too few for 5 fold(s) "
+                                                  "at horizons up to 100: need at least"),
+    (["--data", "TINY"], "tiny 1m: 400 candles are too few"),
+    (["--data", "missing.csv"], "missing.csv: file not found"),
+    (["--timesteps", "100"], "--timesteps is a PPO walk-forward option; --signal does not train PPO"),
+    (["--single-split"], "--single-split is a PPO walk-forward option"),
+    (["--symbols", "BTCUSDT", "--data", "x.csv"], "--data x.csv: with --symbols, put {symbol} in the path"),
+    (["--symbols", "BTCUSDT", "--symbol", "BTC"], "give --symbol (a name for one --data file) or --symbols"),
+    (["--symbols", "BTCUSDT", "--repair"], "--repair works on one --data file"),
+    (["--symbols", "BTC"], "--symbols BTC: cannot tell base from quote"),
+])
+def test_evaluate_signal_bad_input_is_one_clear_line(tmp_path, monkeypatch, capsys, btc_candles, args, message):
+    tiny = tmp_path / "tiny.csv"
+    candles_to_seed_csv(btc_candles.iloc[:400], tiny)
+    args = [str(tiny) if a == "TINY" else a for a in args]
+    code, _, err = run(monkeypatch, capsys, "evaluate", "--signal", *args, "--out", str(tmp_path / "signal"))
+    assert code == 2, err
+    assert err.startswith("error: ") and message in " ".join(err.split())
+    assert "Traceback" not in err
+    assert not (tmp_path / "signal").exists()  # nothing written
+
+
+@pytest.mark.parametrize("flag", [["--symbols", "BTCUSDT"], ["--interval", "1h"], ["--horizons", "1"],
+                                  ["--lookback", "2"], ["--model", "gbm"]])
+def test_signal_options_need_signal(tmp_path, monkeypatch, capsys, flag):
+    code, _, err = run(monkeypatch, capsys, "evaluate", *flag, "--out", str(tmp_path / "wf"))
+    assert code == 2 and f"{flag[0]} is an option of --signal" in err
+    assert not (tmp_path / "wf").exists()
+
+
+def test_evaluate_signal_never_overwrites_an_earlier_run(tmp_path, monkeypatch, capsys):
+    out_dir = tmp_path / "signal"
+    out_dir.mkdir()
+    (out_dir / "signal.json").write_text("earlier run")
+    code, _, err = run(monkeypatch, capsys, "evaluate", "--signal", "--out", str(out_dir))
+    assert code == 2 and "directory is not empty" in err
+    assert (out_dir / "signal.json").read_text() == "earlier run"

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+from trainer_fakes import replay_bybit
 
 from config.settings import EnvSettings
-from env.candles import normalize_candles
+from env.candles import candles_to_seed_csv, normalize_candles
 from env.features import WARMUP_CANDLES
 from tests.conftest import make_candles
 from trainer.signal_check import (
@@ -43,9 +49,10 @@ def momentum_returns(phi: float, sigma_bps: float, seed: int, n: int = N_CANDLES
     return returns
 
 
-def run_check(candles: pd.DataFrame, spec: SignalSpec = SignalSpec(), env: EnvSettings = EnvSettings()):
+def run_check(candles: pd.DataFrame, spec: SignalSpec | None = None, env: EnvSettings | None = None):
+    spec = spec or SignalSpec()
     plan = plan_signal(candles, {"1m": MINUTE_MS}, spec, label="synthetic")
-    return check_signal(plan, spec, env)[0]
+    return check_signal(plan, spec, env or EnvSettings())[0]
 
 
 @pytest.mark.parametrize("model", ["ridge", "gbm"])
@@ -122,7 +129,7 @@ def test_folds_test_the_second_half_back_to_back():
     folds = signal_folds(10_000, spec, label="x")
     assert len(folds) == 4
     assert folds[0].train_end == WARMUP_CANDLES + (10_000 - WARMUP_CANDLES - 15) // 2
-    assert all(a.test_end == b.train_end for a, b in zip(folds, folds[1:]))
+    assert all(a.test_end == b.train_end for a, b in itertools.pairwise(folds))
     assert folds[-1].test_end + 15 <= 10_000  # the last test row's 15-candle return exists
 
 
@@ -169,3 +176,27 @@ def test_document_holds_every_fold_and_the_verdict():
     folds = entry["horizons"][0]["folds"]
     assert len(folds) == 2 and folds[0]["test"]["start"] > folds[0]["train"]["end"]
     assert sum(f["n_test"] for f in folds) == entry["horizons"][0]["n_test"]
+
+
+async def test_symbols_come_from_bybit_through_the_candle_cache(tmp_path: Path, monkeypatch, btc_candles):
+    """``--symbols`` without ``--data`` reads the candle cache, fetching what it lacks as
+    ``shadow train`` does; the result equals the check of the same candles from a file."""
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    history, wanted = 3_010, 3_000
+    flags = ["evaluate", "--signal", "--interval", "1m,5m", "--horizons", "1,2", "--folds", "2"]
+    async with replay_bybit(btc_candles.iloc[:history + 10], history=history) as server:
+        result = await asyncio.to_thread(
+            CliRunner().invoke, app, [*flags, "--symbols", "BTCUSDT", "--out", "cached"],
+            env={"SHADOW_EXCHANGE__REST_URL": server.rest_url, "SHADOW_TRAIN__NUM_CANDLES": str(wanted)})
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "data/cache/bybit_linear_BTCUSDT_1m.csv").is_file()
+    candles_to_seed_csv(btc_candles.iloc[history - wanted:history], tmp_path / "same.csv")
+    result = CliRunner().invoke(app, [*flags, "--data", "same.csv", "--symbol", "BTCUSDT", "--out", "file"])
+    assert result.exit_code == 0, result.output
+    cached, from_file = (json.loads((tmp_path / d / "signal.json").read_text()) for d in ("cached", "file"))
+    assert cached["sources"] == {"BTCUSDT": "bybit linear BTC/USDT:USDT 1m"}
+    assert cached["results"] == from_file["results"] and cached["results"][0]["n_candles"] == wanted
