@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -161,9 +162,6 @@ class SignalData:
         features = compute_features(candles)
         # windows[i] holds feature rows i .. i + lookback - 1, oldest first, as the observation does
         self._windows = sliding_window_view(features, (lookback, N_FEATURES))[:, 0]
-
-    def __len__(self) -> int:
-        return len(self.close)
 
     def x(self, rows: npt.NDArray[np.int64]) -> FloatArray:
         """Samples of candles ``rows``: their last ``lookback`` feature rows, flattened."""
@@ -315,7 +313,7 @@ class HorizonResult(_Scores):
     def ic_mean(self) -> float:
         return float(np.mean(self.ics))
 
-    @property
+    @cached_property
     def ic_z(self) -> float:
         """How many standard errors the IC of all test rows together is from zero. ``k``-candle
         returns of consecutive rows overlap, so only every ``k``-th row counts as independent."""
@@ -409,6 +407,7 @@ class SignalPlan:
     any model is fitted."""
 
     label: str
+    spec: SignalSpec
     series: dict[str, pd.DataFrame]
     folds: dict[str, list[Fold]]
 
@@ -428,18 +427,19 @@ def plan_signal(candles: pd.DataFrame, intervals: Mapping[str, int], spec: Signa
     """
     series = {name: resample_candles(candles, ms, source=label) for name, ms in intervals.items()}
     folds = {name: signal_folds(len(frame), spec, label=f"{label} {name}") for name, frame in series.items()}
-    return SignalPlan(label, series, folds)
+    return SignalPlan(label, spec, series, folds)
 
 
-def check_signal(plan: SignalPlan, spec: SignalSpec, env: EnvSettings, *,
+def check_signal(plan: SignalPlan, env: EnvSettings, *,
                  progress: Callable[[str], None] = lambda message: None) -> list[IntervalResult]:
     """Fit and score every fold of every horizon at every interval of the plan.
 
     Args:
-        plan: from :func:`plan_signal` with the same ``spec``.
+        plan: from :func:`plan_signal`.
         env: the ``[env]`` settings the round-trip cost comes from.
         progress: called with a line of text as each interval starts.
     """
+    spec = plan.spec
     cost = round_trip_cost_bps(env)
     results = []
     for name, frame in plan.series.items():

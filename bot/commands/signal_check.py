@@ -62,7 +62,7 @@ def run_signal_check(args: SignalArgs, settings: Settings, out: Path, force: boo
     sources = _load_series(args, settings)
     plans = [plan_signal(frame, intervals, spec, label=label) for label, (frame, _) in sources.items()]
     out_dir = prepare_out_dir(out, force)
-    results = [r for plan in plans for r in check_signal(plan, spec, settings.env, progress=console.print)]
+    results = [r for plan in plans for r in check_signal(plan, settings.env, progress=console.print)]
     for name in intervals:
         in_interval = [r for r in results if r.interval == name]
         console.print(_table(in_interval, spec))

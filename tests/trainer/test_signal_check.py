@@ -52,7 +52,7 @@ def momentum_returns(phi: float, sigma_bps: float, seed: int, n: int = N_CANDLES
 def run_check(candles: pd.DataFrame, spec: SignalSpec | None = None, env: EnvSettings | None = None):
     spec = spec or SignalSpec()
     plan = plan_signal(candles, {"1m": MINUTE_MS}, spec, label="synthetic")
-    return check_signal(plan, spec, env or EnvSettings())[0]
+    return check_signal(plan, env or EnvSettings())[0]
 
 
 @pytest.mark.parametrize("model", ["ridge", "gbm"])
