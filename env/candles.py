@@ -152,8 +152,8 @@ def resample_candles(candles: pd.DataFrame, interval_ms: int, *, source: str = "
     times = candles["open_time_ms"].to_numpy()
     step = infer_interval_ms(times)
     if interval_ms <= 0 or interval_ms % step != 0:
-        raise CandleDataError(source, f"cannot resample {step // 1000} s candles into {interval_ms // 1000} s ones "
-                                      "(not a whole multiple)")
+        raise CandleDataError(source, f"cannot resample {step // 1000} s candles into {interval_ms // 1000} s ones: "
+                                      "the new interval must be a whole multiple of the old")
     grouped = candles.groupby(times - times % interval_ms, sort=True)
     bins = grouped.agg(open=("open", "first"), high=("high", "max"), low=("low", "min"), close=("close", "last"),
                        volume=("volume", "sum"), n=("close", "size"))

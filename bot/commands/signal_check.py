@@ -81,7 +81,7 @@ def _horizons(text: str) -> tuple[int, ...]:
         raise UserError(f"--horizons {text!r}: give whole numbers of candles, comma-separated (e.g. 1,5,15)") from None
     if min(values) < 1:
         raise UserError(f"--horizons {text!r}: a horizon is at least 1 candle")
-    return values
+    return tuple(dict.fromkeys(values))  # each once, in the order given
 
 
 def _intervals(text: str) -> dict[str, int]:

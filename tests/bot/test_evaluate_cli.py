@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from bot.cli import main
-from env.candles import candles_to_seed_csv
+from env.candles import candles_to_seed_csv, resample_candles
 from tests.conftest import BTC_SAMPLE as SAMPLE
 from tests.conftest import ETH_SAMPLE
 
@@ -193,6 +193,8 @@ def test_evaluate_signal_on_several_symbols_from_data_files(tmp_path, monkeypatc
     (["--folds", "0"], "folds=0: must be at least 1"),
     (["--lookback", "0"], "lookback=0: must be at least 1 feature row"),
     (["--model", "svm"], "unknown model 'svm'; use one of ridge, gbm"),
+    (["--data", "FIVE_MINUTES", "--interval", "1m"], "cannot resample 300 s candles into 60 s ones: the new "
+                                                      "interval must be a whole multiple of the old"),
     (["--interval", "1h", "--horizons", "1,100"], "btcusdt_1m_2023-03 1h: 504 candles are too few for 5 fold(s) "
                                                   "at horizons up to 100: need at least"),
     (["--data", "TINY"], "tiny 1m: 400 candles are too few"),
@@ -205,9 +207,10 @@ def test_evaluate_signal_on_several_symbols_from_data_files(tmp_path, monkeypatc
     (["--symbols", "BTC"], "--symbols BTC: cannot tell base from quote"),
 ])
 def test_evaluate_signal_bad_input_is_one_clear_line(tmp_path, monkeypatch, capsys, btc_candles, args, message):
-    tiny = tmp_path / "tiny.csv"
-    candles_to_seed_csv(btc_candles.iloc[:400], tiny)
-    args = [str(tiny) if a == "TINY" else a for a in args]
+    files = {"TINY": tmp_path / "tiny.csv", "FIVE_MINUTES": tmp_path / "five.csv"}
+    candles_to_seed_csv(btc_candles.iloc[:400], files["TINY"])
+    candles_to_seed_csv(resample_candles(btc_candles, 300_000), files["FIVE_MINUTES"])
+    args = [str(files.get(a, a)) for a in args]
     code, _, err = run(monkeypatch, capsys, "evaluate", "--signal", *args, "--out", str(tmp_path / "signal"))
     assert code == 2, err
     assert err.startswith("error: ") and message in " ".join(err.split())

@@ -190,7 +190,7 @@ def test_resample_drops_bins_the_data_does_not_fill(btc_candles: pd.DataFrame) -
 
 def test_resample_refuses_an_interval_that_is_not_a_multiple(btc_candles: pd.DataFrame) -> None:
     five_minutes = resample_candles(btc_candles, 300_000)
-    with pytest.raises(CandleDataError, match="cannot resample 300 s candles into 420 s ones"):
+    with pytest.raises(CandleDataError, match="cannot resample 300 s candles into 420 s ones: the new interval must be a whole multiple"):
         resample_candles(five_minutes, 420_000)
     with pytest.raises(CandleDataError, match="cannot resample 300 s candles into 60 s ones"):
         resample_candles(five_minutes, 60_000)
