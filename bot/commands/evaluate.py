@@ -9,10 +9,8 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from bot.commands.common import ConfigOption, console
+from bot.commands.common import SAMPLE_CANDLES, ConfigOption, console, load_candle_file, repair_policy
 from config import Settings, UserError, load_settings
-
-SAMPLE_CANDLES = Path(__file__).resolve().parents[2] / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
 
 CandlesOption = Annotated[
     Path | None, typer.Option("--candles", "--data", show_default=False,
@@ -217,13 +215,6 @@ def evaluate(
         console.print(f"{kind}: {path}")
 
 
-def load_candle_file(path: Path, repair: bool) -> Any:
-    """A validated candle file; ``repair`` fixes bad candles instead of failing."""
-    from env.candles import load_candles
-
-    return load_candles(path, repair=_policy(repair))
-
-
 def _ledger_candles(db: Path, symbol: str | None, interval: str | None, warmup: int, start: str | None,
                     end: str | None, repair: bool, settings: Settings) -> tuple[Any, int, str]:
     """The backtest frame, first decision index and source label from a ledger's candles."""
@@ -234,14 +225,8 @@ def _ledger_candles(db: Path, symbol: str | None, interval: str | None, warmup: 
 
     with closing(connect_reader(db, settings.ledger.lock_timeout_s)) as conn:
         series = pick_series(conn, db, symbol, interval)
-        frame, start_index = ledger_backtest_candles(conn, db, series, warmup, start, end, _policy(repair))
+        frame, start_index = ledger_backtest_candles(conn, db, series, warmup, start, end, repair_policy(repair))
     return frame, start_index, f"{db} {series.symbol} {series.interval}"
-
-
-def _policy(repair: bool) -> Any:
-    from env.candles import RepairPolicy
-
-    return RepairPolicy.REPAIR if repair else RepairPolicy.STRICT
 
 
 def _baselines(settings: Settings, exclude: str) -> list[Any]:

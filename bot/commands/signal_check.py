@@ -2,7 +2,7 @@
 
 Reads the candles (one file, or ``--symbols`` from ``--data`` files or the candle cache as
 ``shadow train --symbols`` does), checks every input before fitting anything, runs
-:mod:`trainer.signal_check`, prints a table per interval and a verdict line per series, and
+:mod:`trainer.evaluation.signal_check`, prints a table per interval and a verdict line per series, and
 writes ``signal.json``.
 """
 
@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from bot.commands.common import console
+from bot.commands.common import SAMPLE_CANDLES, console, load_candle_file
 from config import Settings, UserError
 
 if TYPE_CHECKING:
-    from trainer.signal_check import IntervalResult, SignalSpec
+    from trainer.evaluation.signal_check import IntervalResult, SignalSpec
 
 DEFAULT_INTERVALS = "1m,5m,15m,1h"
 DAY_MS = 86_400_000
@@ -42,8 +42,8 @@ class SignalArgs:
 def run_signal_check(args: SignalArgs, settings: Settings, out: Path, force: bool) -> None:
     """Check, measure, print and write ``signal.json`` to ``out``; nothing is written when an
     input is refused."""
-    from trainer.outputs import prepare_out_dir, write_signal
-    from trainer.signal_check import (
+    from trainer.evaluation.outputs import prepare_out_dir, write_signal
+    from trainer.evaluation.signal_check import (
         DEFAULT_FOLDS,
         DEFAULT_HORIZONS,
         SignalSpec,
@@ -104,8 +104,6 @@ def _intervals(text: str) -> dict[str, int]:
 
 def _load_series(args: SignalArgs, settings: Settings) -> dict[str, tuple[Any, str]]:
     """label -> (validated candles, where they came from)."""
-    from bot.commands.evaluate import SAMPLE_CANDLES, load_candle_file
-
     if args.symbols is None:
         path = args.data or SAMPLE_CANDLES
         label = args.symbol or path.name.split(".")[0]
@@ -114,9 +112,9 @@ def _load_series(args: SignalArgs, settings: Settings) -> dict[str, tuple[Any, s
         raise UserError("give --symbol (a name for one --data file) or --symbols, not both")
     if args.repair:
         raise UserError("--repair works on one --data file; files of --symbols are read as shadow train reads them")
-    from trainer.history import Market
-    from trainer.multi_symbol import parse_symbols, symbol_settings
-    from trainer.train_ppo import load_training_candles
+    from trainer.data.history import Market
+    from trainer.training.multi_symbol import parse_symbols, symbol_settings
+    from trainer.training.single_symbol import load_training_candles
 
     settings = settings.model_copy(update={"train": settings.train.model_copy(update={"data": args.data})})
     out = {}

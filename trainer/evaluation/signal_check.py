@@ -5,7 +5,7 @@ Before spending compute on RL, fit a simple supervised model (scikit-learn) from
 observation features at candle ``t`` (:mod:`env.features`, the 15 the policy sees; optionally
 the last ``lookback`` rows of them, as in its observation window) to the return over the next
 ``k`` candles, ``close[t+k] / close[t] - 1``, and score it on candles it never saw. The folds
-are the walk-forward's (:func:`trainer.walk_forward.make_folds`, rolling, in time order)::
+are the walk-forward's (:func:`trainer.evaluation.walk_forward.make_folds`, rolling, in time order)::
 
     fold j:  fit on candles [s, s + train)       test decisions [s + train, s + train + test)
 
@@ -35,8 +35,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -54,7 +54,7 @@ from config.errors import UserError
 from config.settings import EnvSettings
 from env.candles import format_ms, resample_candles
 from env.features import N_FEATURES, WARMUP_CANDLES, compute_features
-from trainer.walk_forward import Fold, make_folds
+from trainer.evaluation.walk_forward import Fold, make_folds
 
 BPS = 10_000.0
 DEFAULT_HORIZONS: tuple[int, ...] = (1, 5, 15)

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from trainer_fakes import replay_bybit
 
 from config.settings import EnvSettings
 from env.candles import candles_to_seed_csv, normalize_candles
 from env.features import WARMUP_CANDLES
 from tests.conftest import make_candles
-from trainer.signal_check import (
+from tests.trainer.trainer_fakes import replay_bybit
+from trainer.evaluation.signal_check import (
     SignalCheckError,
     SignalData,
     SignalSpec,
