@@ -34,7 +34,7 @@ from bot.serving import cap_torch_threads, choose_strategy
 from config.errors import UserError
 from config.settings import Settings
 from env.candles import format_ms
-from env.features import WARMUP_CANDLES
+from env.features import WARMUP_CANDLES, warmup_prefix
 from state.ledger import Ledger
 from state.records import ResumePoint
 
@@ -84,7 +84,7 @@ class Daemon:
     """
 
     def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
-        needed = WARMUP_CANDLES + settings.env.lookback_window - 1
+        needed = warmup_prefix(settings.env.lookback_window)
         if settings.daemon.warmup_candles < needed:
             raise UserError(
                 f"invalid value for daemon.warmup_candles: {settings.daemon.warmup_candles}: needs at least "

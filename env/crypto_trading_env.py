@@ -23,7 +23,7 @@ from gymnasium import spaces
 
 from config.settings import EnvSettings
 from env.candles import CandleDataError, RepairPolicy, normalize_candles
-from env.features import N_FEATURES, WARMUP_CANDLES, compute_features
+from env.features import N_FEATURES, WARMUP_CANDLES, compute_features, warmup_prefix
 from env.observation import ObservationTable, observation_size
 from env.portfolio import Fill, Portfolio, PortfolioConfig
 from env.reward import BPS, RewardWeights, StepReward
@@ -54,8 +54,9 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
     After each :meth:`step`, :attr:`last_fills` holds the fills of that step's action
     (:class:`env.portfolio.Fill`), so the backtester logs trades without a second fill model.
 
-    .. warning:: The first ``WARMUP_CANDLES + lookback_window - 1`` candles are never
-       traded: they fill the indicators and the first observation window.
+    .. warning:: The first ``warmup_prefix(lookback_window)`` candles
+       (:func:`env.features.warmup_prefix`) are never traded: they fill the indicators and
+       the first observation window.
     """
 
     metadata = {"render_modes": ["human"]}
@@ -92,7 +93,7 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
         self.render_mode = render_mode
 
         self.candles = normalize_candles(df, source="CryptoTradingEnv(df)", repair=repair)
-        self.first_step = WARMUP_CANDLES + lookback_window - 1
+        self.first_step = warmup_prefix(lookback_window)
         if len(self.candles) < self.first_step + 2:
             raise CandleDataError(
                 "CryptoTradingEnv(df)",

@@ -78,6 +78,24 @@ _TAIL = max(BOLLINGER_WINDOW, VOLUME_WINDOW, MOMENTUM_WINDOW + 1) + 1
 FloatArray = npt.NDArray[np.float64]
 
 
+def warmup_prefix(lookback_window: int) -> int:
+    """Candles a series needs before its first decision: :data:`WARMUP_CANDLES` of feature
+    warm-up, then ``lookback_window - 1`` more valid rows to fill the first observation.
+
+    The one history rule of the env, the backtester, the trainer's splits and the daemon:
+    the first decision is taken at candle index ``warmup_prefix(lookback_window)`` (219
+    with the default lookback of 20), and every decision's features run over all the
+    candles of its series before it, from the series' first candle.
+
+    Args:
+        lookback_window: candles of features per observation (``[env] lookback_window``).
+
+    Returns:
+        The number of candles before the first decision.
+    """
+    return WARMUP_CANDLES + lookback_window - 1
+
+
 def feature_spec() -> dict[str, object]:
     """What a model must agree with to be served: stored in every model's metadata."""
     return {

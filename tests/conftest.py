@@ -8,9 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from config.settings import EnvSettings
+from env.features import warmup_prefix
+
 REPO = Path(__file__).resolve().parent.parent
 BTC_SAMPLE = REPO / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
 ETH_SAMPLE = REPO / "data" / "sample" / "ethusdt_1m_2023-10.csv.gz"
+PREFIX = warmup_prefix(EnvSettings().lookback_window)
+"""Candles before the first decision with the default lookback: the env's ``first_step``."""
 
 
 @pytest.fixture(scope="session")

@@ -80,14 +80,14 @@ def backtest(
     Writes metrics.json, trades.csv and report.png to --out.
     """
     from bot.serving import cap_torch_threads
-    from env.features import WARMUP_CANDLES
+    from env.features import warmup_prefix
     from strategies.specs import build_strategy
     from trainer.data.ranges import select_range
     from trainer.evaluation.backtest import make_env, run_backtest, run_comparison
     from trainer.evaluation.outputs import prepare_out_dir, write_backtest
 
     settings = load_settings(config)
-    warmup = WARMUP_CANDLES + settings.env.lookback_window - 1
+    warmup = warmup_prefix(settings.env.lookback_window)
     if db is not None:
         if candles is not None:
             raise UserError("--candles and --db are two sources of candles; give one of them")

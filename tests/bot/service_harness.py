@@ -24,8 +24,9 @@ from bot.replay.market import ReplayMarket, ReplaySeries
 from bot.replay.server import ReplayServer
 from config.settings import DaemonSettings, FeedSettings, LedgerSettings, ServiceSettings, Settings
 from tests.bot.conftest import fast_exchange
+from tests.conftest import PREFIX
 
-HISTORY = 219  # the env's first decision index: the daemon warms up on exactly this over REST
+HISTORY = PREFIX  # the env's first decision index: the daemon warms up on exactly this over REST
 
 
 @dataclass

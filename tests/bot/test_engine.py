@@ -12,6 +12,7 @@ from bot.engine import ServingStrategy, SymbolEngine
 from config.settings import EnvSettings, RiskSettings
 from env.types import Candle
 from strategies.specs import build_strategy
+from tests.conftest import PREFIX
 from trainer.evaluation.backtest import BacktestResult, make_env, run_backtest
 
 DAY_MS = 86_400_000
@@ -47,7 +48,7 @@ def test_engine_equals_backtest_on_real_candles(spec: str, decisive_ppo_model: P
     outputs = [engine.on_candle(c, decided_ms=0) for c in candles_of(frame[:-1])]
     records = [o.record for o in outputs if o.record is not None]
     events = [e for o in outputs for e in o.risk_events]
-    assert len(records) == len(frame) - 1 - 219
+    assert len(records) == len(frame) - 1 - PREFIX
     assert len(result.trades) > 0 and any(e.kind == "daily_loss" for e in events)
     assert_same_as_backtest(records, events, result)
 
@@ -80,8 +81,8 @@ def test_no_decision_during_warm_up_and_first_decision_at_the_env_first_step(btc
                           ServingStrategy(build_strategy("flat"), "flat"))
     outputs = [engine.on_candle(c, decided_ms=0) for c in candles_of(frame)]
     decided = [i for i, o in enumerate(outputs) if o.record is not None]
-    assert decided[0] == make_env(frame, EnvSettings()).first_step == 219
-    assert decided == list(range(219, 260))
+    assert decided[0] == make_env(frame, EnvSettings()).first_step == PREFIX
+    assert decided == list(range(PREFIX, 260))
 
 
 def test_swapping_the_strategy_takes_effect_at_the_next_candle(btc_candles: pd.DataFrame) -> None:

@@ -13,10 +13,10 @@ from gymnasium.utils.env_checker import check_env
 
 from env.candles import CandleDataError, candles_to_seed_csv
 from env.crypto_trading_env import CryptoTradingEnv
-from env.features import WARMUP_CANDLES, compute_features
+from env.features import compute_features, warmup_prefix
 from env.reward import RewardWeights
 from env.types import Action
-from tests.conftest import REPO, make_candles
+from tests.conftest import PREFIX, REPO, make_candles
 
 
 @pytest.fixture()
@@ -57,7 +57,7 @@ def test_observation_is_the_feature_window_plus_portfolio(btc_candles: pd.DataFr
     candles = btc_candles.iloc[:1000]
     env = CryptoTradingEnv(candles, lookback_window=7)
     obs, info = env.reset()
-    t = WARMUP_CANDLES + 7 - 1
+    t = warmup_prefix(7)
     features = compute_features(candles).astype(np.float32)
     np.testing.assert_array_equal(obs[:-5], features[t - 6 : t + 1].ravel())
     np.testing.assert_array_equal(obs[-5:], [0, 0, 0, 0, 0])
@@ -82,7 +82,7 @@ def test_step_fills_at_this_close_and_rewards_the_move(btc_candles: pd.DataFrame
 
 
 def test_closing_a_trade_pays_the_realized_component() -> None:
-    candles = make_candles([100.0] * (WARMUP_CANDLES + 20) + [110.0, 110.0, 110.0])
+    candles = make_candles([100.0] * (PREFIX + 1) + [110.0, 110.0, 110.0])
     weights = RewardWeights(unrealized=0.0, losing_hold=0.0, inactivity=0.0)
     env = CryptoTradingEnv(candles, commission=0.001, reward_weights=weights)
     env.reset()
@@ -92,7 +92,7 @@ def test_closing_a_trade_pays_the_realized_component() -> None:
 
 
 def test_inactivity_penalty_after_the_tolerated_flat_steps() -> None:
-    candles = make_candles(np.full(WARMUP_CANDLES + 40, 100.0))
+    candles = make_candles(np.full(PREFIX + 21, 100.0))
     env = CryptoTradingEnv(candles, reward_weights=RewardWeights(inactivity_steps=5, inactivity=2.0))
     env.reset()
     rewards = [env.step(Action.HOLD)[1] for _ in range(8)]
@@ -101,7 +101,7 @@ def test_inactivity_penalty_after_the_tolerated_flat_steps() -> None:
 
 
 def test_blow_up_terminates_with_the_big_penalty() -> None:
-    closes = [100.0] * (WARMUP_CANDLES + 20) + [90.0, 60.0, 45.0, 40.0]
+    closes = [100.0] * (PREFIX + 1) + [90.0, 60.0, 45.0, 40.0]
     env = CryptoTradingEnv(make_candles(closes), commission=0.0)
     env.reset()
     env.step(Action.BUY)  # long at 100

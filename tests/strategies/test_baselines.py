@@ -18,23 +18,22 @@ from strategies.baselines import (
     candle_uniforms,
     cutler_rsi,
 )
-from tests.conftest import make_candles
+from tests.conftest import PREFIX, make_candles
 from trainer.evaluation.backtest import make_env, run_backtest
 
-WARMUP = 219  # first decision candle with the default lookback of 20 (200 warm-up + 19)
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000
 
 
 def candles(segment: list[float]) -> pd.DataFrame:
-    """Warm-up candles at the segment's first price, then ``segment`` (index WARMUP on)."""
-    return make_candles([segment[0]] * WARMUP + segment, start_ms=T0)
+    """Warm-up candles at the segment's first price, then ``segment`` (index PREFIX on)."""
+    return make_candles([segment[0]] * PREFIX + segment, start_ms=T0)
 
 
 def trades_of(strategy, segment: list[float]) -> tuple[list[tuple], object]:
     """(side, entry candle, exit candle, entry price, exit price) of each round trip,
     candles counted from the first decision; and the position still open."""
     result = run_backtest(strategy, make_env(candles(segment), EnvSettings()))
-    index = {T0 + 60_000 * (WARMUP + i): i for i in range(len(segment))}
+    index = {T0 + 60_000 * (PREFIX + i): i for i in range(len(segment))}
     trades = [(int(t.side), index[t.entry_time_ms], index[t.exit_time_ms], t.entry_price, t.exit_price)
               for t in result.trades]
     return trades, result
@@ -86,7 +85,7 @@ def test_rsi_with_shorts_sells_overbought_and_reverses_on_oversold():
 def test_buy_and_hold_buys_once_at_the_first_decision_and_never_sells():
     trades, result = trades_of(BuyAndHold(), SMA_SEGMENT)
     assert trades == []
-    assert [(f.side, f.time_ms, f.price) for f in result.fills] == [(Side.LONG, T0 + 60_000 * WARMUP, 100.0)]
+    assert [(f.side, f.time_ms, f.price) for f in result.fills] == [(Side.LONG, T0 + 60_000 * PREFIX, 100.0)]
     assert (result.positions == Side.LONG).all()
 
 
@@ -99,7 +98,7 @@ def test_flat_never_trades():
 def test_random_with_certain_trading_follows_the_candle_draws():
     segment = [100.0 + (i % 7) for i in range(60)]
     _, result = trades_of(RandomStrategy(seed=5, trade_prob=1.0), segment)
-    draws = candle_uniforms(5, T0 + 60_000 * (WARMUP + np.arange(len(segment) - 1)))
+    draws = candle_uniforms(5, T0 + 60_000 * (PREFIX + np.arange(len(segment) - 1)))
     # trade_prob=1: every candle wants long (u < 1/3), short (u < 2/3) or flat.
     expected = np.where(draws < 1 / 3, Side.LONG, np.where(draws < 2 / 3, Side.SHORT, Side.FLAT))
     np.testing.assert_array_equal(result.positions, expected)

@@ -26,6 +26,7 @@ from env.candles import load_candles
 from env.crypto_trading_env import CryptoTradingEnv
 from env.features import FEATURE_SPEC_VERSION
 from strategies.model_metadata import ModelMismatchError, load_metadata, metadata_path
+from tests.conftest import PREFIX
 from trainer.training.model_io import load_ppo
 from trainer.training.single_symbol import train
 
@@ -158,7 +159,7 @@ def test_trains_from_the_exchange_through_the_cache(in_tmp: Path) -> None:
         (["--vec-env", "threads"], r"invalid value for train\.vec_env: 'threads'"),
         (["--symbol", "btcusdt"], r"invalid value for train\.symbol: 'btcusdt'"),
         (["--initial-balance", "-1"], r"invalid value for env\.initial_balance: -1"),
-        (["--num-candles", "250"], r"--num-candles 250 is too few: the split needs at least \d+ \(219 warm-up"),
+        (["--num-candles", "250"], rf"--num-candles 250 is too few: the split needs at least \d+ \({PREFIX} warm-up"),
         (["--timeframe", "5m"], r"btcusdt_1m_2023-03.csv.gz: candles are 60 s apart but --timeframe 5m is 300 s"),
         (["--resume", "nowhere.zip"], r"--resume nowhere.zip: no such checkpoint file"),
         (["--data", "data/test_data.csv"], r"--data data/test_data.csv is where the test slice is written"),

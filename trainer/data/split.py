@@ -1,8 +1,9 @@
 """Chronological train / validation / test split with no leakage.
 
-``CryptoTradingEnv`` never trades the first ``prefix = WARMUP_CANDLES + lookback - 1``
-rows of its frame: they fill the indicators and the first observation window. So each
-slice is *its traded candles plus the ``prefix`` candles before them*:
+``CryptoTradingEnv`` never trades the first ``prefix = warmup_prefix(lookback)`` rows of
+its frame (:func:`env.features.warmup_prefix`): they fill the indicators and the first
+observation window. So each slice is *its traded candles plus the ``prefix`` candles
+before them*:
 
 ::
 

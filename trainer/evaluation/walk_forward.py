@@ -31,7 +31,7 @@ import pandas as pd
 
 from config.errors import UserError
 from config.settings import EnvSettings
-from env.features import WARMUP_CANDLES
+from env.features import warmup_prefix
 from strategies.base import Strategy
 from trainer.evaluation.backtest import BacktestResult, make_env, run_comparison
 
@@ -175,7 +175,7 @@ def walk_forward(
         on_fold: called with each fold's result as soon as it is tested; an exception it
             raises stops the run (a tuning trial uses it to report and to be pruned).
     """
-    warmup = WARMUP_CANDLES + env_settings.lookback_window - 1
+    warmup = warmup_prefix(env_settings.lookback_window)
     folds = make_folds(len(candles), train=train, test=test, step=step, max_folds=max_folds, warmup=warmup)
     results = []
     times = candles["open_time_ms"].to_numpy()

@@ -69,7 +69,7 @@ def run_job(job: RetrainJob) -> RetrainResult:
 
     from config.settings import Settings
     from env.candles import RepairPolicy
-    from env.features import WARMUP_CANDLES
+    from env.features import warmup_prefix
     from state.database import connect_reader
     from state.readers import read_candles
     from trainer.data.ledger_source import pick_series
@@ -78,7 +78,7 @@ def run_job(job: RetrainJob) -> RetrainResult:
 
     db = Path(job.db_path)
     lookback = job.env.lookback_window
-    prefix = WARMUP_CANDLES + lookback - 1
+    prefix = warmup_prefix(lookback)
     splits = {}
     with closing(connect_reader(db)) as conn:
         for symbol in job.symbols:

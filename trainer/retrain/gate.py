@@ -49,7 +49,7 @@ def holdout_split(candles: pd.DataFrame, *, prefix: int, retrain: RetrainSetting
     Args:
         candles: gap-free candles in :mod:`env.candles` layout.
         prefix: history rows each slice needs before its first traded candle
-            (``WARMUP_CANDLES + lookback_window - 1``).
+            (:func:`env.features.warmup_prefix`).
         retrain: holdout size (``holdout_candles`` or ``holdout_fraction`` of the tradable
             candles) and training window bounds (``min_train_candles``, ``max_train_candles``).
         source: the data's name for the error message.

@@ -43,7 +43,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 from config.errors import UserError
 from config.settings import EnvSettings, Settings, TrainSettings
 from env.crypto_trading_env import CryptoTradingEnv
-from env.features import WARMUP_CANDLES
+from env.features import warmup_prefix
 from strategies.model_metadata import ModelMetadata, load_metadata
 from trainer.training.callbacks import (
     CheckpointWithMetadata,
@@ -119,8 +119,8 @@ def fit(
     """Train PPO for ``settings.train.total_timesteps`` steps and save the model.
 
     Args:
-        train_candles: the training frame(s), each starting with its ``WARMUP_CANDLES +
-            lookback_window - 1`` warm-up candles (never traded). Several frames: training
+        train_candles: the training frame(s), each starting with its
+            ``warmup_prefix(lookback_window)`` warm-up candles (never traded). Several frames: training
             env ``i`` trades frame ``i % len(frames)``.
         val_candles: validation frame(s) for the periodic deterministic evaluation and
             ``best/best_model.zip`` (one episode per frame), or None for none.
@@ -326,7 +326,7 @@ def _metadata(
         env=settings.env.model_dump(mode="json"),
         symbol=symbol,
         timeframe=timeframe,
-        data_range=traded_range(train_frames, WARMUP_CANDLES + settings.env.lookback_window - 1),
+        data_range=traded_range(train_frames, warmup_prefix(settings.env.lookback_window)),
         hyperparameters=hyperparameters(model, settings.train),
         seed=seed,
         num_timesteps=num_timesteps,

@@ -32,7 +32,7 @@ import pandas as pd
 from config.errors import UserError
 from config.settings import Settings, TrainSettings
 from env.candles import CandleDataError, candles_to_seed_csv, format_ms, infer_interval_ms, load_candles
-from env.features import WARMUP_CANDLES
+from env.features import warmup_prefix
 from strategies.model_metadata import SHARED_SEPARATOR, ModelMetadata, check_compatible, load_metadata
 from trainer.data.bybit_public import bybit_exchange
 from trainer.data.history import Market, OhlcvSource, load_history
@@ -98,7 +98,7 @@ def train(
 
 def check_train_args(settings: Settings) -> None:
     """Everything a flag can get wrong fails here, before data or training."""
-    args, prefix = settings.train, WARMUP_CANDLES + settings.env.lookback_window - 1
+    args, prefix = settings.train, warmup_prefix(settings.env.lookback_window)
     resolve_device(args.device)
     if args.resume is not None:
         meta = check_resume(args.resume, settings.env.lookback_window)
@@ -127,7 +127,7 @@ def check_resume(checkpoint: Path, lookback_window: int) -> ModelMetadata:
 
 def split_candles(candles: pd.DataFrame, settings: Settings, source: str) -> ChronoSplit:
     """The chronological train / validation / test split ``[train]`` asks for."""
-    args, prefix = settings.train, WARMUP_CANDLES + settings.env.lookback_window - 1
+    args, prefix = settings.train, warmup_prefix(settings.env.lookback_window)
     return chronological_split(candles, prefix=prefix, validation_fraction=args.validation_fraction,
                                test_fraction=args.test_fraction, source=source)
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from config.errors import UserError
 from config.settings import Settings
-from env.features import WARMUP_CANDLES
+from env.features import warmup_prefix
 from trainer.data.split import chronological_split
 from trainer.evaluation.walk_forward import Fold, make_folds
 from trainer.tuning.space import lookback_range
@@ -68,7 +68,7 @@ def prepare_tuning_data(candles: pd.DataFrame, settings: Settings, source: str) 
     """
     args, tune = settings.train, settings.tune
     low, high = lookback_range(settings)
-    prefix_min, prefix_max = WARMUP_CANDLES + low - 1, WARMUP_CANDLES + high - 1
+    prefix_min, prefix_max = warmup_prefix(low), warmup_prefix(high)
     split = chronological_split(candles, prefix=prefix_min, validation_fraction=args.validation_fraction,
                                 test_fraction=args.test_fraction, source=source)
     region = candles.iloc[: len(candles) - len(split.test.traded)].reset_index(drop=True)

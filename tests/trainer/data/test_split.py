@@ -11,12 +11,12 @@ import pytest
 
 from env.candles import CandleDataError, candles_to_seed_csv, load_candles
 from env.crypto_trading_env import CryptoTradingEnv
-from env.features import WARMUP_CANDLES
+from env.features import warmup_prefix
 from env.types import Action
 from trainer.data.split import MIN_SLICE_STEPS, chronological_split, min_candles
 
 LOOKBACK = 20
-PREFIX = WARMUP_CANDLES + LOOKBACK - 1
+PREFIX = warmup_prefix(LOOKBACK)
 
 
 @pytest.fixture(scope="module")

@@ -13,27 +13,28 @@ from config.settings import EnvSettings, TrainSettings
 from strategies.baselines import BuyAndHold, Flat
 from strategies.model_metadata import check_compatible, load_metadata, metadata_path
 from strategies.ppo import PPOStrategy
+from tests.conftest import PREFIX
 from trainer.evaluation.outputs import write_walk_forward
 from trainer.evaluation.walk_forward import Fold, WalkForwardError, make_folds, walk_forward
 from trainer.training.fold_trainer import PPOTrainer
 
 
 def test_folds_by_hand():
-    assert make_folds(1000, train=300, test=200, warmup=219) == [
+    assert make_folds(1000, train=300, test=200, warmup=PREFIX) == [
         Fold(0, 0, 300, 500), Fold(1, 200, 500, 700), Fold(2, 400, 700, 900),
     ]  # a fourth would need candle 1100 to mark its last decision
-    assert make_folds(1000, train=300, test=200, step=100, max_folds=2, warmup=219) == [
+    assert make_folds(1000, train=300, test=200, step=100, max_folds=2, warmup=PREFIX) == [
         Fold(0, 0, 300, 500), Fold(1, 100, 400, 600),
     ]
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"n_candles": 500, "train": 300, "test": 200}, "500 candles cannot hold one fold"),
-    ({"n_candles": 5000, "train": 220, "test": 200}, "train_candles=220 is too short"),
+    ({"n_candles": 5000, "train": PREFIX + 1, "test": 200}, f"train_candles={PREFIX + 1} is too short"),
 ])
 def test_fold_errors(kwargs, message):
     with pytest.raises(WalkForwardError, match=message):
-        make_folds(**kwargs, warmup=219)
+        make_folds(**kwargs, warmup=PREFIX)
 
 
 class RecordingTrainer:

@@ -13,6 +13,7 @@ from config.settings import Settings, TrainSettings
 from env.crypto_trading_env import CryptoTradingEnv
 from strategies.model_metadata import load_metadata
 from strategies.ppo import PPOStrategy
+from tests.conftest import PREFIX
 from trainer.retrain.candidate import train_candidate
 
 TINY = TrainSettings(n_envs=2, n_steps=64, batch_size=64, episode_length=64, n_epochs=1, total_timesteps=128,
@@ -41,8 +42,8 @@ def test_a_shared_candidate_trains_on_every_market(tmp_path: Path, btc_candles: 
                            timeframe="1m", warm_start=None, time_limit_s=None)
     meta = load_metadata(path)
     assert (meta.symbol, meta.timeframe, meta.seed, meta.num_timesteps) == ("BTCUSDT,ETHUSDT", "1m", 3, 128)
-    assert meta.data_range == {"start_ms": int(btc["open_time_ms"].iloc[219]),
-                               "end_ms": int(eth["open_time_ms"].iloc[-1]), "n_candles": 1100 - 2 * 219}
+    assert meta.data_range == {"start_ms": int(btc["open_time_ms"].iloc[PREFIX]),
+                               "end_ms": int(eth["open_time_ms"].iloc[-1]), "n_candles": 1100 - 2 * PREFIX}
     assert meta.hyperparameters["n_steps"] == 64 and meta.extra["warm_start"] is None
     assert envs_on == [600, 500]  # env i trades market i
     assert PPOStrategy.load(path, 20).fast

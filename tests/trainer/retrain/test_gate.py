@@ -8,11 +8,10 @@ import pytest
 
 from config.settings import EnvSettings, RetrainSettings, RiskSettings
 from strategies.specs import build_strategy
+from tests.conftest import PREFIX
 from trainer.evaluation.backtest import make_env, run_backtest
 from trainer.evaluation.metrics import Metrics
 from trainer.retrain.gate import RetrainDataError, gate, holdout_split, metric_value, score_holdout
-
-PREFIX = 219
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +39,9 @@ def test_holdout_candles_and_max_train_candles_size_the_slices(candles: pd.DataF
 
 def test_too_few_candles_name_every_part_of_the_need(candles: pd.DataFrame) -> None:
     retrain = RetrainSettings(holdout_candles=100, min_train_candles=500)
-    with pytest.raises(RetrainDataError, match=r"ledger BTC: 700 candles is too few to retrain: need 219 warm-up "
+    with pytest.raises(RetrainDataError, match=rf"ledger BTC: 700 candles is too few to retrain: need {PREFIX} warm-up "
                                                r"\+ 500 training \(retrain.min_train_candles\) \+ 100 holdout "
-                                               r"candles = 819"):
+                                               rf"candles = {PREFIX + 600}"):
         holdout_split(candles.iloc[:700], prefix=PREFIX, retrain=retrain, source="ledger BTC")
 
 

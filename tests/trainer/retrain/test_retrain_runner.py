@@ -18,6 +18,7 @@ from config.settings import FeedSettings, LedgerSettings, RetrainSettings, Setti
 from env.types import Action, Candle
 from state.ledger import Ledger
 from strategies.model_metadata import load_metadata
+from tests.conftest import PREFIX
 from tests.retrain_models import constant_model
 from tests.trainer.retrain.retrain_fakes import MODEL_VARIABLE
 from trainer.models.store import file_sha256, publish_model
@@ -72,7 +73,7 @@ async def test_a_real_retrain_publishes_the_candidate_with_its_holdout_verdict(d
     with sqlite3.connect(db) as conn:
         last_ms, n_candles = conn.execute("SELECT max(open_time_ms), count(*) FROM candles").fetchone()
     # the holdout is the most recent candles, and training stopped before it
-    assert ranges["holdout"]["end_ms"] == last_ms and ranges["holdout"]["n_candles"] == round((n_candles - 219) * 0.2)
+    assert ranges["holdout"]["end_ms"] == last_ms and ranges["holdout"]["n_candles"] == round((n_candles - PREFIX) * 0.2)
     assert ranges["train"]["end_ms"] == entry.data_end_ms < ranges["holdout"]["start_ms"]
     assert set(entry.metrics) == {"holdout_sharpe", "incumbent_sharpe", "flat_sharpe", "holdout_return",
                                   "holdout_max_drawdown", "holdout_trades"}
@@ -128,7 +129,7 @@ async def test_a_failing_trainer_is_a_failed_run_with_its_reason_and_nothing_pub
 @pytest.mark.parametrize(
     ("symbols", "retrain", "reason"),
     [
-        (["BTCUSDT"], {"min_train_candles": 5000}, "1700 candles is too few to retrain: need 219 warm-up + 5000"),
+        (["BTCUSDT"], {"min_train_candles": 5000}, f"1700 candles is too few to retrain: need {PREFIX} warm-up + 5000"),
         (["ETHUSDT"], {}, "no ETHUSDT 1m candles; it holds BTCUSDT 1m (1700 candles)"),
     ],
 )

@@ -14,6 +14,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from config.settings import EnvSettings, Settings, TrainSettings
 from strategies.model_metadata import ModelMismatchError, load_metadata, metadata_path
+from tests.conftest import PREFIX
 from trainer.training.fit import FitError, fit, make_vec_env
 from trainer.training.model_io import load_ppo
 
@@ -43,9 +44,9 @@ def test_same_seed_same_model_and_metadata(tmp_path: Path, btc: pd.DataFrame) ->
     assert not all(np.array_equal(x, y) for x, y in zip(policy_weights(a.model_path), policy_weights(c.model_path)))
     meta = load_metadata(a.model_path)
     assert meta == a.metadata and meta.extra == {"k": 1} and a.stop_reason is None and a.num_timesteps == 64
-    # The traded candles: after the 219 warm-up rows.
-    assert meta.data_range == {"start_ms": int(btc["open_time_ms"].iloc[219]),
-                               "end_ms": int(btc["open_time_ms"].iloc[-1]), "n_candles": len(btc) - 219}
+    # The traded candles: after the warm-up rows.
+    assert meta.data_range == {"start_ms": int(btc["open_time_ms"].iloc[PREFIX]),
+                               "end_ms": int(btc["open_time_ms"].iloc[-1]), "n_candles": len(btc) - PREFIX}
     expected = {"n_steps": 32, "batch_size": 32, "ent_coef": 0.0, "net_arch": [64, 64]}
     assert expected.items() <= meta.hyperparameters.items()
     assert not (tmp_path / "a" / "checkpoints").exists() and not (tmp_path / "a" / "best").exists()
@@ -109,8 +110,8 @@ def test_several_markets_share_one_model(tmp_path: Path, btc: pd.DataFrame, eth_
     result = fit([btc, eth], [btc.iloc[-300:], eth.iloc[-300:]], settings(eval_freq=64), tmp_path, seed=0,
                  symbol="BTCUSDT,ETHUSDT", timeframe="1m", log_dir=tmp_path / "logs")
     meta = result.metadata
-    assert meta.data_range["start_ms"] == btc["open_time_ms"].iloc[219]
-    assert meta.data_range["end_ms"] == eth["open_time_ms"].iloc[-1] and meta.data_range["n_candles"] == 2 * 481
+    assert meta.data_range["start_ms"] == btc["open_time_ms"].iloc[PREFIX]
+    assert meta.data_range["end_ms"] == eth["open_time_ms"].iloc[-1] and meta.data_range["n_candles"] == 2 * (700 - PREFIX)
     assert (tmp_path / "logs/env_0/monitor.csv").is_file() and (tmp_path / "logs/env_1/monitor.csv").is_file()
     evaluations = np.load(tmp_path / "logs" / "eval" / "evaluations.npz")
     assert evaluations["results"].shape == (1, 2)  # one evaluation, one episode per market

@@ -21,10 +21,10 @@ from bot.serving import choose_strategy
 from config.errors import UserError
 from config.settings import DaemonSettings, load_settings
 from env.candles import load_candles
-from env.features import WARMUP_CANDLES
 from state.ledger import Ledger
 from strategies.model_metadata import load_metadata, metadata_path
 from strategies.ppo import PPOStrategy
+from tests.conftest import PREFIX
 from tests.trainer.workdir import working_dir
 from trainer.evaluation.backtest import make_env, run_backtest
 from trainer.jobs.backends import LocalBackend
@@ -32,7 +32,6 @@ from trainer.jobs.board import Board
 from trainer.models.store import promoted_model
 from trainer.training.shared_model import prepare_shared, run_shared
 
-PREFIX = WARMUP_CANDLES + 20 - 1
 LENGTHS = {"BTCUSDT": 2500, "ETHUSDT": 2000}
 FLAGS = ["--data", "{symbol}.csv", "--num-candles", "3000", "--n-envs", "2", "--n-steps", "32", "--batch-size", "32",
          "--n-epochs", "1", "--episode-length", "40", "--checkpoint-freq", "64", "--eval-freq", "64", "--no-progress",

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from bot.cli import app
 from config.errors import UserError
 from config.settings import ConfigError, Settings, load_settings
-from env.features import WARMUP_CANDLES
+from env.features import warmup_prefix
 from strategies.model_metadata import load_metadata
 from tests.conftest import BTC_SAMPLE
 from tests.trainer.workdir import working_dir
@@ -117,7 +117,7 @@ def test_no_trial_sees_the_test_slice_of_any_lookback(btc_candles: pd.DataFrame,
     data = prepare_tuning_data(candles, settings, "btc")
     last_seen = data.candles["open_time_ms"].iloc[-1]
     for lookback in (10, 20):
-        split = chronological_split(candles, prefix=WARMUP_CANDLES + lookback - 1, validation_fraction=0.15,
+        split = chronological_split(candles, prefix=warmup_prefix(lookback), validation_fraction=0.15,
                                     test_fraction=0.15)
         assert last_seen < split.test.traded["open_time_ms"].iloc[0]
     assert data.folds[-1].test_end == len(data.candles) - 1  # the last validation decision is marked inside
