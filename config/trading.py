@@ -57,8 +57,9 @@ class DaemonSettings(Section):
         "flat", description="baseline traded while the registry has no promoted model (cold start); recorded per decision"
     )
     warmup_candles: int = Field(
-        1000, ge=220, le=100_000,
-        description="closed candles fetched over REST at first start to warm up the features and the observation",
+        1000, ge=1, le=100_000,
+        description="closed candles fetched over REST at first start to warm up the features and the observation; "
+        "at least the candles a first decision needs (feature warm-up + [env] lookback_window - 1, checked at start)",
     )
     heartbeat_minutes: float = Field(5.0, gt=0, description="minutes between status lines in the log")
     torch_threads: int = Field(1, ge=1, le=64, description="torch threads for model inference (share the cores with the trainer)")

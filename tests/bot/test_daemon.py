@@ -22,9 +22,10 @@ from config.errors import UserError
 from config.settings import DaemonSettings, EnvSettings, FeedSettings, LedgerSettings, RiskSettings, Settings
 from strategies.specs import build_strategy
 from tests.bot.conftest import fast_exchange
+from tests.conftest import PREFIX
 from trainer.evaluation.backtest import make_env, run_backtest
 
-HISTORY = 219  # exactly the env's first decision index: the daemon warms up on it over REST
+HISTORY = PREFIX  # exactly the env's first decision index: the daemon warms up on it over REST
 N = 520
 
 
@@ -150,6 +151,13 @@ def test_too_few_warmup_candles_is_a_config_error() -> None:
     settings = Settings(daemon=DaemonSettings(warmup_candles=220), env=EnvSettings(lookback_window=40))
     with pytest.raises(UserError, match="daemon.warmup_candles: 220: needs at least 239"):
         Daemon(settings)
+
+
+def test_the_daemon_needs_exactly_the_candles_the_env_needs_before_its_first_decision() -> None:
+    """One history rule (``env.features.warmup_prefix``) for the daemon and the env."""
+    assert Daemon(Settings(daemon=DaemonSettings(warmup_candles=PREFIX))).settings.daemon.warmup_candles == PREFIX
+    with pytest.raises(UserError, match=f"daemon.warmup_candles: {PREFIX - 1}: needs at least {PREFIX}"):
+        Daemon(Settings(daemon=DaemonSettings(warmup_candles=PREFIX - 1)))
 
 
 def _free_port() -> int:

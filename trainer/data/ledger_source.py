@@ -1,9 +1,11 @@
 """Backtest candles from the ledger: the closed candles the daemon stored for one market.
 
 ``shadow backtest --db`` runs exactly the backtest it runs on a candle file; this module
-only picks the stored series, loads the requested range plus the warm-up before it with
-:func:`state.readers.read_candles`, refuses a range without candles or with gaps (naming
-the symbol, interval and range), and hands the frame to :func:`trainer.data.ranges.select_range`.
+only picks the stored series, loads every stored candle up to the end of the requested
+range with :func:`state.readers.read_candles` (the features run from the series' first
+candle, as the daemon's do: the history rule of :func:`env.features.warmup_prefix`), refuses
+a range without candles or with gaps (naming the symbol, interval and range), and hands the
+frame to :func:`trainer.data.ranges.select_range`.
 """
 
 from __future__ import annotations
@@ -11,10 +13,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import ccxt
 import pandas as pd
 
-from config.settings import FEED_INTERVALS
 from env.candles import CandleDataError, RepairPolicy, format_ms
 from state.readers import CandleSeries, candle_series, read_candles
 from trainer.data.ranges import RangeError, parse_range, select_range
@@ -52,31 +52,24 @@ def ledger_backtest_candles(
     end: str | None = None,
     repair: RepairPolicy = RepairPolicy.STRICT,
 ) -> tuple[pd.DataFrame, int]:
-    """The candles of ``series`` in ``[start, end)`` with up to ``warmup`` stored candles
-    before ``start``: what :func:`trainer.data.ranges.select_range` returns for a file.
+    """The candles of ``series`` before ``end``, the first decision at ``start`` (at the
+    earliest after ``warmup`` candles): what :func:`trainer.data.ranges.select_range` returns
+    for a file.
 
     Raises:
-        LedgerCandlesError: no stored candle in the range, a gap or an invalid candle inside
-            the loaded window (unless ``repair``), or an interval of unknown length.
+        LedgerCandlesError: no stored candle in the range, a gap or an invalid candle before
+            ``end`` (unless ``repair``).
         RangeError: an unparsable date, or a range too short to trade.
     """
     start_ms, end_ms = parse_range(start, end)
     name = f"{series.symbol} {series.interval}"
     span = f"[{start or 'first candle'}, {end or 'last candle'})"
-    if series.interval not in FEED_INTERVALS:
-        raise LedgerCandlesError(f"ledger {db}: {name} candles have an interval of unknown length "
-                                 f"(known: {' '.join(FEED_INTERVALS)})")
-    step = int(ccxt.Exchange.parse_timeframe(series.interval) * 1000)
     held = f"it holds {series.count} {name} candles from {format_ms(series.first_ms)} to {format_ms(series.last_ms)}"
     try:
-        frame = read_candles(
-            conn, series.symbol, series.interval,
-            start_ms=None if start_ms is None else start_ms - warmup * step,
-            end_ms=None if end_ms is None else end_ms - 1,
-            repair=repair,
-        )
+        frame = read_candles(conn, series.symbol, series.interval, end_ms=None if end_ms is None else end_ms - 1,
+                             repair=repair)
     except CandleDataError as exc:
-        raise LedgerCandlesError(f"ledger {db}: {name} candles in {span} and the warm-up before it: {exc.problem}; "
+        raise LedgerCandlesError(f"ledger {db}: {name} candles in {span} and the candles before it: {exc.problem}; "
                                  f"{held}") from None
     times = frame["open_time_ms"]
     if not ((times >= (start_ms or 0)) & (times < (end_ms or 2**62))).any():

@@ -1,5 +1,6 @@
 """Date ranges of candles: ``--from``/``--to`` parsed strictly, and a frame cut to a range
-with the warm-up history its first decision needs.
+with all the history before its first decision (the history rule of
+:func:`env.features.warmup_prefix`).
 
 ``shadow backtest`` cuts a candle file with :func:`select_range`; candles read from the
 ledger (:mod:`trainer.data.ledger_source`) go through the same function.
@@ -21,22 +22,31 @@ class RangeError(UserError, ValueError):
 def select_range(
     candles: pd.DataFrame, warmup: int, start: str | None = None, end: str | None = None
 ) -> tuple[pd.DataFrame, int]:
-    """Cut ``candles`` to ``[start, end)`` for a backtest, keeping up to ``warmup``
-    candles before ``start`` so the first decision can be taken at ``start`` itself.
+    """Cut ``candles`` to ``[first candle, end)`` for a backtest whose first decision is
+    at ``start``.
+
+    Every candle before ``start`` stays in the frame, because the features of a decision
+    run over the whole series before it (the history rule of
+    :func:`env.features.warmup_prefix`): the live daemon's features run over every candle
+    its ledger stored, so a backtest over the ledger's candles from ``start`` decides
+    exactly what the daemon decided at ``start``, and a backtest over a file decides the
+    same from ``start`` whatever ``start`` is.
 
     Args:
         candles: validated candles.
-        warmup: candles needed before the first decision (``env.first_step``).
+        warmup: candles needed before the first decision (``warmup_prefix(lookback_window)``,
+            the env's ``first_step``).
         start: first decision time (inclusive), any date-time pandas parses (UTC).
         end: end time (exclusive).
 
     Returns:
         ``(frame, start_index)``: the candles to build the env on and the first decision
-        candle's index in it (``warmup`` when there was enough history before ``start``;
-        otherwise decisions begin later, after the warm-up inside the range).
+        candle's index in it (the candle at ``start``, or ``warmup`` when the data holds
+        fewer candles before ``start``: decisions then begin after the warm-up).
 
     Raises:
-        RangeError: an unparsable date, ``start >= end``, or no candles in the range.
+        RangeError: an unparsable date, ``start >= end``, no candles in the range, or too
+            few to trade.
     """
     times = candles["open_time_ms"].to_numpy()
     start_ms, end_ms = parse_range(start, end)
@@ -45,14 +55,13 @@ def select_range(
     span = f"the data covers {format_ms(times[0])} .. {format_ms(times[-1])}"
     if first >= stop:
         raise RangeError(f"no candles in [{start or 'start'}, {end or 'end'}); {span}")
-    begin = max(0, first - warmup)
-    start_index = max(first - begin, warmup)
-    if stop - begin < start_index + 2:
+    start_index = max(first, warmup)
+    if stop - start_index < 2:
         raise RangeError(
-            f"[{start or 'start'}, {end or 'end'}) leaves {stop - begin} candles: need {warmup} of warm-up "
-            f"before the first decision and at least 2 to trade; {span}"
+            f"[{start or 'start'}, {end or 'end'}) leaves {max(stop - start_index, 0)} candle(s) to trade: need "
+            f"{warmup} candles of warm-up before the first decision and at least 2 to trade; {span}"
         )
-    return candles.iloc[begin:stop].reset_index(drop=True), start_index
+    return candles.iloc[:stop].reset_index(drop=True), start_index
 
 
 def parse_range(start: str | None, end: str | None) -> tuple[int | None, int | None]:

@@ -16,10 +16,9 @@ from env.candles import RepairPolicy
 from env.types import Candle
 from state.database import connect_reader
 from state.ledger import Ledger
+from tests.conftest import PREFIX as WARMUP
 from trainer.data.ledger_source import LedgerCandlesError, ledger_backtest_candles, pick_series
 from trainer.data.ranges import RangeError, select_range
-
-WARMUP = 219
 
 
 @pytest.fixture
@@ -47,7 +46,7 @@ def gappy_ledger(tmp_path_factory: pytest.TempPathFactory, btc_candles: pd.DataF
     return path
 
 
-@pytest.mark.parametrize(("start", "end"), [("2023-03-01T05:00", "2023-03-01T20:00"),  # warm-up stored before
+@pytest.mark.parametrize(("start", "end"), [("2023-03-01T05:00", "2023-03-01T20:00"),  # history stored before
                                             ("2023-03-01T01:00", None),  # less warm-up than needed
                                             (None, "2023-03-01T12:00")])
 def test_a_ledger_range_is_the_same_frame_as_the_file_range(
@@ -90,13 +89,13 @@ def test_a_gap_in_the_range_is_an_error_unless_repaired(gappy_ledger: Path, btc_
     with closing(connect_reader(gappy_ledger)) as conn:
         series = pick_series(conn, gappy_ledger, "BTCUSDT", None)
         with pytest.raises(LedgerCandlesError, match=r"BTCUSDT 1m candles in \[2023-03-01T18:00, last candle\) and the "
-                                                     r"warm-up before it: gap: 5 candle\(s\) missing between "
+                                                     r"candles before it: gap: 5 candle\(s\) missing between "
                                                      r"2023-03-01 16:39:00 and 2023-03-01 16:45:00"):
             ledger_backtest_candles(conn, gappy_ledger, series, WARMUP, "2023-03-01T18:00")
         repaired, _ = ledger_backtest_candles(conn, gappy_ledger, series, WARMUP, "2023-03-01T18:00",
                                               repair=RepairPolicy.REPAIR)
         filled = repaired.set_index("open_time_ms").loc[btc_candles.open_time_ms.iloc[1000:1005]]
         assert (filled["volume"] == 0).all() and filled["close"].nunique() == 1  # flat candles
-        # the gap lies before this range's warm-up: it does not matter
-        after, start_index = ledger_backtest_candles(conn, gappy_ledger, series, WARMUP, "2023-03-01T21:00")
-        assert start_index == WARMUP and after["open_time_ms"].iloc[0] > btc_candles.open_time_ms.iloc[1004]
+        # the features run over every stored candle before the range: a gap long before it matters too
+        with pytest.raises(LedgerCandlesError, match="gap: 5 candle"):
+            ledger_backtest_candles(conn, gappy_ledger, series, WARMUP, "2023-03-02T03:00")

@@ -10,6 +10,7 @@ from env.crypto_trading_env import CryptoTradingEnv
 from env.types import Side
 from strategies.baselines import BuyAndHold, RandomStrategy
 from strategies.ppo import PPOStrategy
+from tests.conftest import PREFIX
 from trainer.data.ranges import RangeError, select_range
 from trainer.evaluation.backtest import make_env, run_backtest, run_comparison
 
@@ -67,13 +68,40 @@ def test_every_strategy_of_a_comparison_runs_on_the_same_candles(btc_candles):
     assert results[0].positions[0] == Side.LONG
 
 
-def test_select_range_keeps_warm_up_before_the_first_decision(btc_candles):
-    frame, start = select_range(btc_candles, 219, "2023-03-10", "2023-03-11")
-    assert start == 219
+def test_select_range_keeps_every_candle_before_the_first_decision(btc_candles):
+    """The history rule: the features of a decision run over the whole series before it,
+    as the daemon's run over every candle of its ledger."""
+    frame, start = select_range(btc_candles, PREFIX, "2023-03-10", "2023-03-11")
+    assert start == 9 * 1440 and frame["timestamp"].iloc[0] == np.datetime64("2023-03-01T00:00")
     assert frame["timestamp"].iloc[start] == np.datetime64("2023-03-10T00:00")
     assert frame["timestamp"].iloc[-1] == np.datetime64("2023-03-10T23:59")  # --to is exclusive
-    frame, start = select_range(btc_candles, 219, None, "2023-03-02")
-    assert start == 219 and len(frame) == 1440  # no history before the data: decisions begin after warm-up
+    frame, start = select_range(btc_candles, PREFIX, "2023-03-01T01:00", "2023-03-02")
+    assert start == PREFIX and len(frame) == 1440  # too little history before 01:00: decisions begin after warm-up
+
+
+def test_a_backtest_from_any_time_sees_the_observation_of_the_run_from_the_start(btc_candles):
+    """The first decision of a backtest from T sees bit for bit the observation that a run
+    over the same series from its first candle saw at T (flat account): features are never
+    seeded anew at T - warm-up."""
+    seen: dict[int, bytes] = {}
+
+    class Recorder(RandomStrategy):
+        def prepare(self, context):
+            decide = super().prepare(context)
+
+            def record(t, obs):
+                seen.setdefault(int(context.open_time_ms[t]), obs.tobytes())
+                return decide(t, obs)
+            return record
+
+    series = btc_candles.iloc[:3000]
+    run_backtest(Recorder(trade_prob=0.0), make_env(series, EnvSettings()))
+    from_start = dict(seen)
+    seen.clear()
+    frame, start = select_range(series, PREFIX, "2023-03-02T12:00")
+    run_backtest(Recorder(trade_prob=0.0), make_env(frame, EnvSettings()), start)
+    t_ms = int(frame["open_time_ms"].iloc[start])
+    assert seen[t_ms] == from_start[t_ms]
 
 
 @pytest.mark.parametrize("start, end, message", [
@@ -82,18 +110,19 @@ def test_select_range_keeps_warm_up_before_the_first_decision(btc_candles):
     ("10/03/2023", None, r"--from '10/03/2023' is not a date"),
     ("2023-03-10", "2023-03-09", r"--from 2023-03-10 is not before --to 2023-03-09"),
     ("2024-01-01", None, r"no candles in \[2024-01-01, end\); the data covers 2023-03-01 00:00 .. "),
-    (None, "2023-03-01T03:00", r"leaves 180 candles: need 219 of warm-up"),
+    (None, "2023-03-01T03:00", rf"leaves 0 candle\(s\) to trade: need {PREFIX} candles of warm-up"),
+    ("2023-03-21T23:59", None, rf"leaves 1 candle\(s\) to trade: need {PREFIX} candles of warm-up"),
 ])
 def test_select_range_errors_name_the_problem(btc_candles, start, end, message):
     with pytest.raises(RangeError, match=message):
-        select_range(btc_candles, 219, start, end)
+        select_range(btc_candles, PREFIX, start, end)
 
 
 def test_a_blow_up_ends_the_backtest_where_the_env_terminates(btc_candles):
     settings = EnvSettings(max_position_size=20.0)  # 20x leverage: one bad hour ends it
     result = run_backtest(RandomStrategy(seed=1, trade_prob=0.2), make_env(btc_candles.iloc[:30000], settings))
     assert result.terminated
-    assert result.equity[-1] < 50.0 and len(result.actions) < 30000 - 220
+    assert result.equity[-1] < 50.0 and len(result.actions) < 30000 - PREFIX - 1
     assert len(result.equity) == len(result.actions) + 1 == len(result.times_ms)
 
 
