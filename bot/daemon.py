@@ -116,7 +116,8 @@ class Daemon:
                 self.engines[symbol] = await self._prepare(symbol, ledger, rest, resume.get(symbol), models)
             cap_torch_threads(settings.daemon.torch_threads)
             run_id = await ledger.journal.start_run(started_ms=self.clock.now_ms(), config_hash=config_hash(settings),
-                                                    code_version=_code_version(), symbols=symbols)
+                                                    code_version=_code_version(), symbols=symbols,
+                                                    settings=settings.model_dump_json())
             report = self.report = DaemonReport(run_id, {s: SymbolStats() for s in symbols})
             log.info("run %d: serving %s (%s) into %s", run_id, ", ".join(symbols), self.interval.name, ledger.path)
             self.retrainer = RetrainScheduler(settings, ledger, self.engines)

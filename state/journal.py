@@ -15,11 +15,18 @@ class Journal:
     def __init__(self, writer: WriterConnection) -> None:
         self._writer = writer
 
-    async def start_run(self, *, started_ms: int, config_hash: str, code_version: str, symbols: Sequence[str]) -> int:
-        """Record a daemon session starting; returns its ``run_id`` (stamp it on decisions)."""
+    async def start_run(self, *, started_ms: int, config_hash: str, code_version: str, symbols: Sequence[str],
+                        settings: str | None = None) -> int:
+        """Record a daemon session starting; returns its ``run_id`` (stamp it on decisions).
+
+        Args:
+            settings: the session's resolved settings as JSON (what ``config_hash`` hashes),
+                kept so its decisions can be replayed with them (``shadow verify``).
+        """
         rows = await self._writer.write(
-            "INSERT INTO runs (started_ms, config_hash, code_version, symbols) VALUES (?, ?, ?, ?) RETURNING run_id",
-            (started_ms, config_hash, code_version, json.dumps(list(symbols))),
+            "INSERT INTO runs (started_ms, config_hash, code_version, symbols, settings) VALUES (?, ?, ?, ?, ?) "
+            "RETURNING run_id",
+            (started_ms, config_hash, code_version, json.dumps(list(symbols)), settings),
         )
         return int(rows[0][0])
 

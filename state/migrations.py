@@ -54,6 +54,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "model registry, retrain and risk journals, trades credited to decisions",
               "0002_registry_and_attribution.sql"),
     Migration(3, "risk guard state kept with each position", "0003_risk_guard_state.sql"),
+    Migration(4, "each daemon session records its settings", "0004_run_settings.sql"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

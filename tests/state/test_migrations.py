@@ -89,7 +89,7 @@ async def test_a_version_1_ledger_migrates_with_its_data_and_credits_trades(tmp_
     n_trades = len(_rows(old, "trades"))
     assert n_trades > 20
 
-    assert prepare_for_writing(old, 1.0) == (1, [2, 3])
+    assert prepare_for_writing(old, 1.0) == (1, list(range(2, LATEST_VERSION + 1)))
 
     # The migrated file holds exactly what the current code writes for the same decisions.
     fresh = tmp_path / "v2.sqlite"
@@ -145,3 +145,21 @@ def test_a_failing_step_leaves_the_previous_version_untouched(tmp_path, monkeypa
     assert "half_done" not in _relations(conn)["table"]
     assert "note" not in {row[1] for row in conn.execute("PRAGMA table_info(decisions)")}
     conn.close()
+
+
+async def test_a_version_3_ledger_keeps_its_sessions_and_new_sessions_record_their_settings(tmp_path):
+    """Version 4: ``runs.settings``. Sessions of an older ledger keep NULL (they recorded none)."""
+    path = tmp_path / "v3.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, path, target=3)
+    conn.execute("INSERT INTO runs (started_ms, config_hash, code_version, symbols) VALUES (1, 'abc', '0.1', '[]')")
+    conn.close()
+    assert prepare_for_writing(path, 1.0) == (3, list(range(4, LATEST_VERSION + 1)))
+
+    settings = '{"env": {"commission": 0.00055}}'
+    async with await Ledger.open(path) as ledger:
+        await ledger.journal.start_run(started_ms=2, config_hash="def", code_version="0.2", symbols=[],
+                                       settings=settings)
+    assert _sql(path, "SELECT run_id, config_hash, settings FROM runs") == [(1, "abc", None), (2, "def", settings)]
+    with closing(sqlite3.connect(path)) as conn, pytest.raises(sqlite3.IntegrityError, match="CHECK constraint"):
+        conn.execute("UPDATE runs SET settings = 'not json' WHERE run_id = 1")
