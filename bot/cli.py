@@ -35,6 +35,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bot.commands.train",
     "bot.commands.replay",
     "bot.commands.evaluate",
+    "bot.commands.verify",
     "bot.commands.tune",
     "bot.commands.ops",
 )

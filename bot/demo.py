@@ -179,7 +179,7 @@ def _print_next_steps(s: DemoSummary, console: Console) -> None:
     console.print(f"\nLedger: [bold]{db}[/bold]  (models in {s.run_dir / 'models'})")
     console.print("Look inside:")
     for command in (f"shadow trades --db {db} --last 10", f"shadow status --db {db}", f"shadow models --db {db}",
-                    f"sqlite3 {db} \"SELECT * FROM v_daily_pnl\""):
+                    f"sqlite3 {db} \"SELECT * FROM v_daily_pnl\"", f"shadow verify --db {db}"):
         console.print(f"  {command}", highlight=False, markup=False)
 
 

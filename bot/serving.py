@@ -17,7 +17,7 @@ from bot.engine import ServingStrategy
 from config.settings import DaemonSettings
 from state.records import ModelEntry
 from strategies.specs import build_strategy
-from trainer.models.store import ModelIntegrityError, file_sha256, promoted_model, verify_model_file
+from trainer.models.store import ModelIntegrityError, file_version, load_registry_strategy, promoted_model
 
 __all__ = ["ModelIntegrityError", "cap_torch_threads", "choose_strategy", "configured_strategy",
            "load_registry_model", "promoted_model"]
@@ -25,6 +25,8 @@ __all__ = ["ModelIntegrityError", "cap_torch_threads", "choose_strategy", "confi
 log = logging.getLogger(__name__)
 
 REGISTRY = "registry"
+PPO_LABEL = "ppo"
+"""``decisions.strategy`` of every decision a PPO model took (the model is in ``model_version``)."""
 
 
 def load_registry_model(entry: ModelEntry, lookback_window: int) -> ServingStrategy:
@@ -34,9 +36,7 @@ def load_registry_model(entry: ModelEntry, lookback_window: int) -> ServingStrat
         ModelIntegrityError: the file is missing or its sha256 differs from the registry's.
         ModelMismatchError: its metadata does not fit this code (feature spec, lookback).
     """
-    path = verify_model_file(entry, lookback_window)
-    strategy = build_strategy(f"ppo:{path}", lookback_window=lookback_window)
-    return ServingStrategy(strategy, "ppo", entry.version)
+    return ServingStrategy(load_registry_strategy(entry, lookback_window), PPO_LABEL, entry.version)
 
 
 def cap_torch_threads(threads: int) -> None:
@@ -48,11 +48,11 @@ def cap_torch_threads(threads: int) -> None:
 
 def configured_strategy(spec: str, lookback_window: int) -> ServingStrategy:
     """A strategy named by spec, labelled with its canonical spec (``sma:fast=10,...``); a
-    PPO file is labelled ``ppo`` with its sha256 prefix as model version."""
+    PPO file is labelled ``ppo`` with its sha256 prefix as model version
+    (:func:`trainer.models.store.file_version`)."""
     strategy = build_strategy(spec, lookback_window=lookback_window)
-    if strategy.name.split(":", 1)[0] == "ppo":
-        path = Path(spec.split(":", 1)[1])
-        return ServingStrategy(strategy, "ppo", "sha256:" + file_sha256(path)[:12])
+    if strategy.name.split(":", 1)[0] == PPO_LABEL:
+        return ServingStrategy(strategy, PPO_LABEL, file_version(Path(spec.split(":", 1)[1])))
     return ServingStrategy(strategy, strategy.name)
 
 

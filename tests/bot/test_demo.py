@@ -6,12 +6,16 @@ import os
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 from rich.console import Console
 
 from bot.demo import run_demo
+from config.settings import Settings
+from state.database import connect_reader
 from tests.conftest import REPO
+from trainer.verify import verify_ledger
 
 
 def test_demo_trains_publishes_and_paper_trades_every_replayed_candle(tmp_path: Path) -> None:
@@ -27,6 +31,10 @@ def test_demo_trains_publishes_and_paper_trades_every_replayed_candle(tmp_path: 
     assert models == 1 and equity == summary.equity and last_time == summary.last_ms
     text = console.export_text()
     assert "buy & hold" in text and "shadow trades --db" in text and str(summary.db_path) in text
+    assert f"shadow verify --db {summary.db_path}" in text
+    with closing(connect_reader(summary.db_path)) as conn:  # what that command proves: live == backtest, bit for bit
+        (verdict,) = verify_ledger(conn, summary.db_path, Settings())
+    assert verdict.divergence is None and verdict.decisions == 300 and verdict.deciders == (("ppo v0001", 300),)
 
 
 def test_demo_cli_with_a_baseline_and_a_clear_error_for_bad_options(tmp_path: Path) -> None:

@@ -22,7 +22,12 @@ from typing import Any
 from config.errors import UserError
 from state.ledger import Ledger
 from state.records import ModelEntry
+from strategies.base import Strategy
 from strategies.model_metadata import check_compatible, load_metadata, metadata_path
+from strategies.specs import build_strategy
+
+FILE_VERSION_PREFIX = "sha256:"
+"""Starts the model version recorded for a model file served outside the registry."""
 
 
 class ModelIntegrityError(UserError):
@@ -36,6 +41,12 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def file_version(path: Path) -> str:
+    """The model version a decision records for a model file served from a ``ppo:PATH`` spec
+    rather than the registry: ``sha256:`` and the first 12 hex digits of its sha256."""
+    return FILE_VERSION_PREFIX + file_sha256(path)[:12]
 
 
 def verify_model_file(entry: ModelEntry, lookback_window: int | None = None) -> Path:
@@ -58,6 +69,17 @@ def verify_model_file(entry: ModelEntry, lookback_window: int | None = None) -> 
         )
     check_compatible(load_metadata(path), path, lookback_window)
     return path
+
+
+def load_registry_strategy(entry: ModelEntry, lookback_window: int) -> Strategy:
+    """The registry model as a strategy, loaded only after :func:`verify_model_file` passed.
+
+    Raises:
+        ModelIntegrityError: the file is missing or its sha256 differs from the registry's.
+        ModelMismatchError: its metadata does not fit this code (feature spec, lookback).
+    """
+    path = verify_model_file(entry, lookback_window)
+    return build_strategy(f"ppo:{path}", lookback_window=lookback_window)
 
 
 def promoted_model(models: Sequence[ModelEntry], symbol: str, interval: str) -> ModelEntry | None:
