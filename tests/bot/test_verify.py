@@ -33,11 +33,17 @@ from config.settings import (
     Settings,
 )
 from env.candles import format_ms
+from env.types import Observation
 from state.database import connect_reader
 from state.ledger import Ledger
+from state.records import observation_hash
+from strategies.base import Decider, MarketContext
+from strategies.baselines import Flat
 from strategies.model_metadata import metadata_path
 from tests.bot.conftest import fast_exchange
 from tests.bot.daemon_replay import HISTORY, replay_daemon
+from trainer.data.ledger_source import ledger_backtest_candles, pick_series
+from trainer.evaluation.backtest import make_env, run_backtest
 from trainer.models.store import publish_model
 from trainer.verify import Divergence, SymbolVerdict, verify_ledger
 
@@ -134,6 +140,40 @@ def test_a_ledger_across_a_restart_agrees_and_settings_that_changed_are_refused(
     assert code == 2 and err == (f"error: ledger {db}: BTCUSDT 1m was traded by run 1 and run 2 with different "
                                  "settings (env.commission 0.0004 vs 0.001); verify replays one account with one "
                                  "set of [env] and [risk] settings")
+
+
+class Witness:
+    """Flat, keeping the hash of every observation it is shown, by candle time."""
+
+    name = "flat"
+
+    def __init__(self) -> None:
+        self.hashes: dict[int, str] = {}
+
+    def prepare(self, context: MarketContext) -> Decider:
+        decide = Flat().prepare(context)
+
+        def witness(t: int, obs: Observation) -> int:
+            self.hashes[int(context.open_time_ms[t])] = observation_hash(obs)
+            return decide(t, obs)
+
+        return witness
+
+
+def test_a_backtest_over_the_ledger_from_any_time_sees_the_daemons_observation(tmp_path: Path,
+                                                                              frame: pd.DataFrame) -> None:
+    """The one history rule: the daemon warmed up on 400 candles, more than the env's 219;
+    ``shadow backtest --db --from T`` keeps them all, so its first observation is the daemon's at T."""
+    db = tmp_path / "shadow.sqlite"
+    asyncio.run(replay_daemon(frame, db, "flat", history=400))
+    rows = sql(db, "SELECT open_time_ms, obs_hash FROM decisions ORDER BY open_time_ms")
+    for t, obs_hash in (rows[0], rows[len(rows) // 2]):  # a flat account: the observation is the market's
+        with closing(connect_reader(db)) as conn:
+            series = pick_series(conn, db, None, None)
+            candles, start = ledger_backtest_candles(conn, db, series, HISTORY, pd.Timestamp(t, unit="ms").isoformat())
+        witness = Witness()
+        run_backtest(witness, make_env(candles, EnvSettings()), start)
+        assert witness.hashes[t] == obs_hash
 
 
 # --------------------------------------------------------------------------- hot-swaps
