@@ -43,9 +43,10 @@ from strategies.model_metadata import metadata_path
 from tests.bot.conftest import fast_exchange
 from tests.bot.daemon_replay import HISTORY, replay_daemon
 from trainer.data.ledger_source import ledger_backtest_candles, pick_series
+from trainer.divergence import Divergence
 from trainer.evaluation.backtest import make_env, run_backtest
 from trainer.models.store import publish_model
-from trainer.verify import Divergence, SymbolVerdict, verify_ledger
+from trainer.verify import SymbolVerdict, verify_ledger
 
 START, N = 1000, 520  # 2023-03-01 16:40 UTC: the live candles cross midnight
 ENV = EnvSettings(slippage_bps=1.0)
@@ -252,10 +253,13 @@ def test_a_missing_model_is_one_line_and_from_replays_its_decisions_instead(
         registry_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     (path,) = sql(registry_copy, "SELECT path FROM models WHERE version = 'v0002'")[0]
     Path(path).unlink()
-    code, _, err = shadow(monkeypatch, capsys, "verify", "--db", str(registry_copy))
-    assert code == 2 and err == f"error: model v0002: file {path} is missing"
-
     rows = decisions(registry_copy)
+    first = next(r[0] for r in rows if r[3] == "v0002")
+    code, _, err = shadow(monkeypatch, capsys, "verify", "--db", str(registry_copy))
+    assert code == 2 and err == (f"error: ledger {registry_copy}: the decision at {format_ms(first)} (ppo v0002): "
+                                 f"model v0002: file {path} is missing; --from a time after its decisions replays "
+                                 "them from their recorded actions instead")
+
     rollback = next(r[0] for before, r in pairwise(rows) if (before[3], r[3]) == ("v0002", "v0001"))
     code, out, err = shadow(monkeypatch, capsys, "verify", "--db", str(registry_copy), "--from",
                             pd.Timestamp(rollback, unit="ms").isoformat())
@@ -271,8 +275,9 @@ def test_a_model_file_changed_after_publishing_is_refused(
     (path,) = sql(registry_copy, "SELECT path FROM models WHERE version = 'v0001'")[0]
     Path(path).write_bytes(Path(path).read_bytes() + b"tampered")
     code, _, err = shadow(monkeypatch, capsys, "verify", "--db", str(registry_copy))
-    assert code == 2 and err.startswith(f"error: model v0001: {path} has sha256 ")
-    assert err.endswith("refusing to load a file that changed after it was published")
+    assert code == 2 and f"(ppo v0001): model v0001: {path} has sha256 " in err
+    assert err.endswith("refusing to load a file that changed after it was published; --from a time after its "
+                        "decisions replays them from their recorded actions instead")
 
 
 # --------------------------------------------------------------------------- divergence
@@ -386,19 +391,26 @@ def test_a_changed_or_missing_model_file_of_a_ppo_spec_is_one_line(
     version = decisions(db)[0][3]
     assert code == 2 and err.startswith(f"error: ledger {db}: the decision at 2023-03-01 20:19 (ppo {version}): "
                                         f"model file {moved} is now sha256:")
-    assert err.endswith("refusing to load a file that changed after it traded")
+    assert err.endswith("refusing to load a file that changed after it traded; --from a time after its decisions "
+                        "replays them from their recorded actions instead")
     moved.unlink()
-    assert shadow(monkeypatch, capsys, "verify", "--db", str(db))[2].endswith(f"model file {moved} is missing")
+    assert f"model file {moved} is missing; --from" in shadow(monkeypatch, capsys, "verify", "--db", str(db))[2]
 
 
-def test_a_gap_in_the_stored_candles_is_one_line(tmp_path: Path, risky_ledger: Path,
-                                                 monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("change", "message"), [
+    ("UPDATE runs SET settings = json_set(settings, '$.env.commission', -1)",
+     "the settings recorded by run 1 do not load in this Shadow: env.commission: Input should be greater than or "
+     "equal to 0"),
+    ("DELETE FROM candles WHERE open_time_ms = (SELECT min(open_time_ms) + 600000 FROM candles)",
+     "BTCUSDT 1m candles: gap: 1 candle(s) missing between 2023-03-01 16:49:00 and 2023-03-01 16:51:00"),
+], ids=["settings", "gap"])
+def test_a_ledger_that_cannot_be_replayed_is_one_line(change: str, message: str, tmp_path: Path, risky_ledger: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     db = copy_ledger(risky_ledger, tmp_path / "shadow.sqlite")
-    sql(db, "DELETE FROM candles WHERE open_time_ms = (SELECT min(open_time_ms) + 600000 FROM candles)")
+    sql(db, change)
     code, _, err = shadow(monkeypatch, capsys, "verify", "--db", str(db))
-    assert code == 2 and err.startswith(f"error: ledger {db}: BTCUSDT 1m candles: gap: 1 candle(s) missing between "
-                                        "2023-03-01 16:49:00 and 2023-03-01 16:51:00")
+    assert code == 2 and err.startswith(f"error: ledger {db}: {message}")
 
 
 def test_a_ledger_from_before_settings_were_recorded_verifies_with_the_daemons_config(
