@@ -143,6 +143,24 @@ def test_a_ledger_across_a_restart_agrees_and_settings_that_changed_are_refused(
                                  "set of [env] and [risk] settings")
 
 
+async def test_verify_reads_one_snapshot_while_the_daemon_writes(tmp_path: Path, frame: pd.DataFrame) -> None:
+    db = tmp_path / "shadow.sqlite"
+    running = asyncio.create_task(replay_daemon(frame, db, "sma:fast=5,slow=20", speed=30.0))
+    while _decided(db) < 100:
+        await asyncio.sleep(0.05)
+    (verdict,) = await asyncio.to_thread(verify, db)
+    assert not running.done()  # the daemon kept writing while verify read
+    await running
+    assert verdict.divergence is None and 100 <= verdict.decisions < len(decisions(db)) == N - HISTORY
+
+
+def _decided(db: Path) -> int:
+    try:
+        return sql(db, "SELECT count(*) FROM decisions")[0][0] if db.exists() else 0
+    except sqlite3.OperationalError:  # the schema is not there yet
+        return 0
+
+
 class Witness:
     """Flat, keeping the hash of every observation it is shown, by candle time."""
 
