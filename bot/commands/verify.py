@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 AGREE, DIVERGE = 0, 1
 """Exit statuses; bad input exits with 2, as everywhere."""
+MAX_TURNS_SHOWN = 6
+"""A ledger retrained for months has many turns: the report shows the first three and the last two."""
 
 
 def verify(
@@ -70,10 +72,13 @@ def describe(verdict: SymbolVerdict) -> list[str]:
     else:
         first = (f"{head}: first divergence at {format_ms(d.open_time_ms)} (decided by {d.decided_by}): "
                  f"{d.field}: live {d.live}, backtest {d.backtest}")
-    turns = ", then ".join(f"{label} ({n:,})" for label, n in verdict.deciders)
+    turns = [f"{label} ({n:,})" for label, n in verdict.deciders]
+    if len(turns) > MAX_TURNS_SHOWN:
+        turns[3:-2] = [f"{len(turns) - 5:,} more turns"]
+    turns_text = ", then ".join(turns)
     replayed = (f"; the {verdict.replayed:,} before {format_ms(verdict.rerun_from_ms)} replayed from their "
                 "recorded actions" if verdict.replayed else "")
-    return [first, f"  decided by {turns}{replayed}; settings {verdict.settings_source}"]
+    return [first, f"  decided by {turns_text}{replayed}; settings {verdict.settings_source}"]
 
 
 def register(app: typer.Typer) -> None:

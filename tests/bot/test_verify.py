@@ -20,6 +20,7 @@ import pytest
 
 from bot.cli import main
 from bot.commands.models import promote_version
+from bot.commands.verify import describe
 from bot.daemon import Daemon
 from bot.replay.market import ReplayMarket, ReplaySeries
 from bot.replay.server import ReplayServer
@@ -463,3 +464,11 @@ def test_recorded_settings_are_the_sessions_own(risky_ledger: Path, model_file: 
     recorded = json.loads(text)
     assert recorded["env"]["slippage_bps"] == ENV.slippage_bps and recorded["risk"] == RISK.model_dump()
     assert recorded["daemon"]["strategy"] == f"ppo:{model_file}"
+
+
+def test_a_long_history_of_turns_is_shortened_in_the_report() -> None:
+    turns = tuple((f"ppo v{i:04d}", 10) for i in range(1, 13))
+    verdict = SymbolVerdict("BTCUSDT", "1m", 120, 0, 0, 7_140_000, 0, turns, "recorded by the daemon", None)
+    assert describe(verdict)[1] == ("  decided by ppo v0001 (10), then ppo v0002 (10), then ppo v0003 (10), then 7 "
+                                    "more turns, then ppo v0011 (10), then ppo v0012 (10); settings recorded by the "
+                                    "daemon")
