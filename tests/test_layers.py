@@ -9,8 +9,8 @@ The rules, read from the source with :mod:`ast` (imports inside functions and un
 - inside ``trainer/``: ``data``, ``jobs`` and ``models`` are leaves, ``evaluation`` uses
   ``data``, ``training`` uses ``data``, ``jobs`` and ``evaluation`` (its validation scores are
   backtests), ``tuning`` uses those four, ``retrain`` uses ``data``, ``evaluation``,
-  ``training`` and ``models``; the modules at the top (``trainer/cli.py``,
-  ``trainer/train_ppo.py``) may use any of them;
+  ``training`` and ``models``, ``verification`` uses ``evaluation`` and ``models``; the
+  modules at the top (``trainer/cli.py``, ``trainer/train_ppo.py``) may use any of them;
 - no import cycle among product modules.
 
 Every failure names the file and line of the import that breaks the rule.
@@ -45,6 +45,7 @@ TRAINER_PARTS: Mapping[str, frozenset[str]] = {
     "training": frozenset({"data", "jobs", "evaluation"}),
     "tuning": frozenset({"data", "jobs", "evaluation", "training"}),
     "retrain": frozenset({"data", "evaluation", "training", "models"}),
+    "verification": frozenset({"evaluation", "models"}),
 }
 """Subpackage of ``trainer/`` -> the other subpackages it may import. Modules directly in
 ``trainer/`` (the commands) sit on top of all of them, and no subpackage imports them."""

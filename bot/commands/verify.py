@@ -11,7 +11,7 @@ from bot.commands.ledger import DbOption
 from config import load_settings
 
 if TYPE_CHECKING:
-    from trainer.verify import SymbolVerdict
+    from trainer.verification.ledger import SymbolVerdict
 
 AGREE, DIVERGE = 0, 1
 """Exit statuses; bad input exits with 2, as everywhere."""
@@ -42,7 +42,7 @@ def verify(
 
     from state.database import connect_reader
     from trainer.data.ranges import parse_range
-    from trainer.verify import verify_ledger
+    from trainer.verification.ledger import verify_ledger
 
     settings = load_settings(config)
     start_ms, end_ms = parse_range(start, end)
@@ -62,7 +62,7 @@ def verify(
 def describe(verdict: SymbolVerdict) -> list[str]:
     """The report's lines for one symbol: the verdict, then who decided and where the settings came from."""
     from env.candles import format_ms
-    from trainer.verify import COMPARED
+    from trainer.verification.ledger import COMPARED
 
     head = (f"{verdict.symbol} {verdict.interval}: {verdict.decisions:,} decisions "
             f"{format_ms(verdict.first_ms)} .. {format_ms(verdict.last_ms)}")

@@ -15,7 +15,7 @@ from bot.demo import run_demo
 from config.settings import Settings
 from state.database import connect_reader
 from tests.conftest import REPO
-from trainer.verify import verify_ledger
+from trainer.verification.ledger import verify_ledger
 
 
 def test_demo_trains_publishes_and_paper_trades_every_replayed_candle(tmp_path: Path) -> None:

@@ -44,10 +44,10 @@ from strategies.model_metadata import metadata_path
 from tests.bot.conftest import fast_exchange
 from tests.bot.daemon_replay import HISTORY, replay_daemon
 from trainer.data.ledger_source import ledger_backtest_candles, pick_series
-from trainer.divergence import Divergence
 from trainer.evaluation.backtest import make_env, run_backtest
 from trainer.models.store import publish_model
-from trainer.verify import SymbolVerdict, verify_ledger
+from trainer.verification.divergence import Divergence
+from trainer.verification.ledger import SymbolVerdict, verify_ledger
 
 START, N = 1000, 520  # 2023-03-01 16:40 UTC: the live candles cross midnight
 ENV = EnvSettings(slippage_bps=1.0)

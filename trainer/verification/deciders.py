@@ -28,7 +28,7 @@ from strategies.base import Strategy
 from strategies.schedule import RecordedActions, StrategySchedule
 from strategies.specs import build_strategy
 from trainer.models.store import FILE_VERSION_PREFIX, file_version, load_registry_strategy
-from trainer.session_settings import LedgerSessions
+from trainer.verification.sessions import LedgerSessions
 
 REPLAY_INSTEAD = "; --from a time after its decisions replays them from their recorded actions instead"
 """How to verify around a strategy that cannot be rebuilt (said in its error)."""

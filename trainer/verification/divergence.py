@@ -20,7 +20,7 @@ from state.decision_log import LoggedDecision
 from state.records import observation_hash
 from strategies.base import ActionArray, Decider, IndexArray, MarketContext, ObservationBatch, Strategy
 from trainer.evaluation.backtest import BacktestResult
-from trainer.ledger_strategies import decider_label
+from trainer.verification.deciders import decider_label
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,14 +3,14 @@
 For each symbol, the candles the ledger stored go through the ordinary backtest
 (:func:`trainer.evaluation.backtest.run_backtest` on the training env, with the risk guard) from the
 ledger's first decision, with the ``[env]`` and ``[risk]`` settings its daemon sessions
-recorded (:mod:`trainer.session_settings`) and the very strategies that took each decision
-(:mod:`trainer.ledger_strategies`). A :class:`strategies.schedule.StrategySchedule` hands
+recorded (:mod:`trainer.verification.sessions`) and the very strategies that took each decision
+(:mod:`trainer.verification.deciders`). A :class:`strategies.schedule.StrategySchedule` hands
 each candle to the strategy the ledger says decided it, hot-swaps and rollbacks included,
 so there is no second decision path. Decisions before ``--from`` are replayed with their
 recorded actions instead (:class:`strategies.schedule.RecordedActions`): the models that
 took them may be gone, and the account the re-run starts from at ``--from`` is then the
 one the ledger's own actions built. Every decision is then compared bit for bit with the
-ledger's (:mod:`trainer.divergence`).
+ledger's (:mod:`trainer.verification.divergence`).
 
 The ledger's last decided candle has no successor to step the env onto; verify lends it
 a flat copy of that candle, on which nothing compared depends. The env's training end
@@ -35,10 +35,10 @@ from env.features import warmup_prefix
 from state.decision_log import DecidedSymbol, LoggedDecision, decided_symbols, read_decision_log, run_settings, snapshot
 from state.readers import list_models, read_candles
 from state.records import ModelEntry
-from trainer.divergence import Divergence, ObservationWitness, first_divergence
 from trainer.evaluation.backtest import make_env, run_backtest
-from trainer.ledger_strategies import LedgerStrategies, decider_label, ledger_schedule
-from trainer.session_settings import LedgerSessions
+from trainer.verification.deciders import LedgerStrategies, decider_label, ledger_schedule
+from trainer.verification.divergence import Divergence, ObservationWitness, first_divergence
+from trainer.verification.sessions import LedgerSessions
 
 COMPARED = "actions, obs_hash, fills, equity"
 """What agreeing means, as the report says it (risk events are compared too)."""
