@@ -98,8 +98,9 @@ def verify(db: Path, settings: Settings | None = None, **options: object) -> lis
 
 
 def shadow(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """``shadow ARGS`` as the console script runs it: (exit status, stdout, stderr)."""
+    """``shadow ARGS`` as the console script runs it: (exit status, stdout, stderr), each on one line."""
     monkeypatch.setattr(sys, "argv", ["shadow", *args])
+    monkeypatch.setenv("COLUMNS", "1000")  # long temporary paths stay whole
     with pytest.raises(SystemExit) as exit_info:
         main()
     out, err = capsys.readouterr()
