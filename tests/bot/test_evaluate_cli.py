@@ -134,7 +134,8 @@ def test_backtest_on_the_ledger_equals_the_backtest_on_the_same_candles_from_the
     (["--db", "LEDGER", "--interval", "1"], "no 1 candles; it holds BTCUSDT 1m (1700 candles)"),
     (["--db", "LEDGER", "--from", "2023-03-05"], "no BTCUSDT 1m candles in [2023-03-05, last candle); it holds "
                                                  "1700 BTCUSDT 1m candles from 2023-03-01 00:00 to 2023-03-02 04:19"),
-    (["--db", "LEDGER", "--from", "2023-03-02T04:19"], f"leaves 1 candle(s) to trade: need {PREFIX} candles of warm-up"),
+    (["--db", "LEDGER", "--from", "2023-03-02T04:19"],
+     f"leaves 1 candle(s) to trade: need {PREFIX} candles of warm-up"),
 ])
 def test_backtest_on_the_ledger_bad_input_is_one_clear_line(tmp_path, monkeypatch, capsys, btc_ledger, args, message):
     args = [str(btc_ledger) if a == "LEDGER" else a for a in args]
