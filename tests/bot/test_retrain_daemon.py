@@ -203,13 +203,13 @@ async def test_each_trainer_failure_leaves_the_daemon_trading_with_the_old_model
             after.append(1)
         return len(after) >= 20
 
-    daemon = await run_story(frame, db, story, every_candles=40, time_limit_s=5.0, memory_limit_mb=2048)
+    daemon = await run_story(frame, db, story, every_candles=40, time_limit_s=15.0, memory_limit_mb=2048)
     rows = assert_every_candle_decided_once(db, frame)
     assert {r[3] for r in rows} == {"v0001"} and loads == []
     reasons = [(o.status, o.reason) for o in daemon.retrainer.outcomes[:5]]
     assert [status for status, _ in reasons] == ["failed"] * 5
     for (_, reason), expected in zip(reasons, [
-            "RuntimeError: the trainer failed on purpose", "killed by SIGKILL", "exceeded the time limit of 5 s",
+            "RuntimeError: the trainer failed on purpose", "killed by SIGKILL", "exceeded the time limit of 15 s",
             "exceeded the memory limit of 2048 MB", "not a loadable SB3 PPO model"]):
         assert expected in reason
     assert table(db, "SELECT version, status FROM models") == [("v0001", "promoted")]
