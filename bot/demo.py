@@ -38,9 +38,11 @@ from config.settings import (
 from env.candles import format_ms, load_candles
 from env.crypto_trading_env import SAMPLE_CANDLES
 from env.features import WARMUP_CANDLES
-from env.portfolio import Portfolio, PortfolioConfig
+from env.execution import Account
+from env.portfolio import Portfolio, PortfolioConfig, win_rate
 from env.types import Action
 from state.ledger import Ledger
+from state.records import ModelStatus
 from trainer.models.store import publish_model
 
 SYMBOL = "BTCUSDT"
@@ -137,7 +139,8 @@ def _train_first_model(train, run_dir: Path, db_path: Path, timesteps: int, env:
 
     async def publish() -> None:
         async with await Ledger.open(db_path) as ledger:
-            await publish_model(ledger, run_dir / "models", model, symbol=SYMBOL, interval="1m", status="promoted")
+            await publish_model(ledger, run_dir / "models", model, symbol=SYMBOL, interval="1m",
+                                status=ModelStatus.PROMOTED)
 
     asyncio.run(publish())
 
@@ -153,11 +156,12 @@ def _summarize(run_dir: Path, db_path: Path, data, history: int, env: EnvSetting
             "SELECT count(*), coalesce(sum(net_pnl > 0), 0), coalesce(sum(fees), 0) FROM trades").fetchone()
         equity, fees = conn.execute("SELECT equity, fees_paid FROM positions WHERE symbol = ?", (SYMBOL,)).fetchone()
     closes = data.set_index("open_time_ms")["close"]
-    hold = Portfolio(PortfolioConfig(env.initial_balance, env.commission, env.max_position_size, env.slippage_bps))
-    hold.apply(Action.BUY, float(closes[first_ms]), first_ms)
-    hold.mark(float(closes[last_ms]))
-    return DemoSummary(run_dir, db_path, strategies, decisions, trades, wins / trades if trades else 0.0, fees,
-                       equity, hold.equity, env.initial_balance, first_ms, last_ms)
+    hold = Account(Portfolio(PortfolioConfig.from_settings(env)))  # buy & hold through the money step
+    hold.mark(float(closes[first_ms]), first_ms)
+    hold.execute(Action.BUY)
+    hold.mark(float(closes[last_ms]), last_ms)
+    return DemoSummary(run_dir, db_path, strategies, decisions, trades, win_rate(wins, trades), fees,
+                       equity, hold.portfolio.equity, env.initial_balance, first_ms, last_ms)
 
 
 def summary_table(s: DemoSummary) -> Table:

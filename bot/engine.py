@@ -1,10 +1,11 @@
 """One symbol's decision pipeline, the live twin of a backtest step.
 
-For each closed candle: streaming features (``env.features``) -> the observation
-(``env.observation``, with the account marked at this close) -> the strategy -> the risk
-guard (``env.risk``) -> the fill (``env.portfolio``) -> a :class:`state.records.DecisionRecord`
-for the ledger. Every step is the env's own code, so replaying a candle file through the
-engine gives the backtest's decisions, fills and equity bit for bit.
+For each closed candle: streaming features (``env.features``) -> the account marked at
+this close -> the observation (``env.observation``) -> the strategy -> the money step
+(:class:`env.execution.Account`: risk guard, then fill) -> a
+:class:`state.records.DecisionRecord` for the ledger. Every step is the env's own code (the
+env's step calls the same ``Account``), so replaying a candle file through the engine
+gives the backtest's decisions, fills and equity bit for bit.
 
 The engine is synchronous and does no I/O: the daemon feeds it candles and writes what
 it returns, so the same engine can be driven from a list in tests.
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from config.settings import EnvSettings, RiskSettings
+from env.execution import Account
 from env.features import WARMUP_CANDLES, StreamingFeatures, compute_features
 from env.observation import build_observation
 from env.portfolio import Portfolio, PortfolioConfig, PortfolioState
@@ -51,7 +53,7 @@ class EngineOutput:
 
     candle: Candle
     record: DecisionRecord | None
-    risk_events: list[RiskEvent] = field(default_factory=list)
+    risk_events: tuple[RiskEvent, ...] = ()
 
 
 class SymbolEngine:
@@ -69,15 +71,19 @@ class SymbolEngine:
         self.symbol = symbol
         self.interval = interval
         self.lookback = env.lookback_window
-        self.portfolio = Portfolio(PortfolioConfig(env.initial_balance, env.commission, env.max_position_size,
-                                                   env.slippage_bps))
-        self.guard = RiskGuard.from_settings(risk.max_drawdown, risk.daily_loss_limit)
+        self.guard = RiskGuard.from_settings(risk)
+        self.account = Account(Portfolio(PortfolioConfig.from_settings(env)), self.guard)
         self.serving = serving
         self.last_open_ms: int | None = None
         self._features = StreamingFeatures()
         self._window: deque[np.ndarray] = deque(maxlen=self.lookback)
         self._closes: deque[float] = deque(maxlen=serving.strategy.history)
         self._times: deque[int] = deque(maxlen=serving.strategy.history)
+
+    @property
+    def portfolio(self) -> Portfolio:
+        """The account's money."""
+        return self.account.portfolio
 
     # ------------------------------------------------------------------ set-up
     def warm(self, history: pd.DataFrame) -> None:
@@ -92,8 +98,8 @@ class SymbolEngine:
             self._window.extend(compute_features(history)[first_row:].astype(np.float32))
         self._closes.extend(history["close"].to_numpy(dtype=np.float64)[-self._closes.maxlen:].tolist())
         self._times.extend(history["open_time_ms"].to_numpy(dtype=np.int64)[-self._times.maxlen:].tolist())
-        self.portfolio.mark(float(history["close"].iloc[-1]))
         self.last_open_ms = int(history["open_time_ms"].iloc[-1])
+        self.account.mark(float(history["close"].iloc[-1]), self.last_open_ms)
 
     def restore(self, state: PortfolioState, risk: RiskState | None = None) -> None:
         """Continue the account (and the risk guard) exactly where the ledger left them."""
@@ -126,25 +132,22 @@ class SymbolEngine:
         self._closes.append(candle.close)
         self._times.append(candle.open_time_ms)
         self.last_open_ms = candle.open_time_ms
-        portfolio = self.portfolio
-        portfolio.mark(candle.close)
+        account = self.account
+        account.mark(candle.close, candle.open_time_ms)
         if row is None:
             return EngineOutput(candle, None)
         self._window.append(row.astype(np.float32))
         if len(self._window) < self.lookback:
             return EngineOutput(candle, None)
-        obs = build_observation(np.stack(self._window), portfolio)
+        obs = build_observation(np.stack(self._window), account.portfolio)
         serving = self.serving
         context = MarketContext(np.fromiter(self._closes, np.float64, len(self._closes)),
                                 np.fromiter(self._times, np.int64, len(self._times)))
-        proposed = int(serving.strategy.act(obs, context))
-        action, events = self.guard.check(proposed, portfolio, candle.open_time_ms)
-        fills = portfolio.apply(int(action), candle.close, candle.open_time_ms)
+        execution = account.execute(int(serving.strategy.act(obs, context)))
         latency_ms = (time.perf_counter_ns() - started_ns) / 1e6
-        record = DecisionRecord.from_portfolio(
-            candle, obs, int(action), fills, portfolio, strategy=serving.label,
-            model_version=serving.model_version, latency_ms=latency_ms, decided_ms=decided_ms, run_id=run_id,
-            risk=self.guard.state, risk_events=tuple(events),
+        record = DecisionRecord.from_execution(
+            candle, obs, execution, account, strategy=serving.label, model_version=serving.model_version,
+            latency_ms=latency_ms, decided_ms=decided_ms, run_id=run_id,
         )
-        return EngineOutput(candle, record, events)
+        return EngineOutput(candle, record, execution.risk_events)
 

@@ -23,13 +23,16 @@ from gymnasium import spaces
 
 from config.settings import EnvSettings
 from env.candles import CandleDataError, RepairPolicy, normalize_candles
+from env.execution import Account, Execution
 from env.features import N_FEATURES, WARMUP_CANDLES, compute_features, warmup_prefix
 from env.observation import ObservationTable, observation_size
-from env.portfolio import Fill, Portfolio, PortfolioConfig
+from env.portfolio import Portfolio, PortfolioConfig
 from env.reward import BPS, RewardWeights, StepReward
-from env.types import Action, Observation, Side
+from env.risk import RiskGuard
+from env.types import Action, EnvInfo, Observation, Side
 
 SAMPLE_CANDLES = Path(__file__).resolve().parent.parent / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
+_NOTHING_DONE = Execution(Action.HOLD, (), ())
 
 
 class CryptoTradingEnv(gym.Env[Observation, np.int64]):
@@ -51,8 +54,10 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
             ``reset(seed=...)``.
         repair: what to do with bad candles (default: raise).
 
-    After each :meth:`step`, :attr:`last_fills` holds the fills of that step's action
-    (:class:`env.portfolio.Fill`), so the backtester logs trades without a second fill model.
+    Money moves through one :class:`env.execution.Account` (the money step the backtester
+    and the live engine share). After each :meth:`step`, :attr:`last_execution` holds what
+    the action did (the trade action carried out, its fills, any risk events), so the
+    backtester records trades without a second fill model.
 
     .. warning:: The first ``warmup_prefix(lookback_window)`` candles
        (:func:`env.features.warmup_prefix`) are never traded: they fill the indicators and
@@ -112,10 +117,11 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
             low=-np.inf, high=np.inf, shape=(observation_size(lookback_window),), dtype=np.float32
         )
         self.portfolio = Portfolio(self.portfolio_config)
+        self.account = Account(self.portfolio)
         self._t = self.first_step
         self._end = self.last_step
         self._flat_steps = 0
-        self.last_fills: tuple[Fill, ...] = ()
+        self.last_execution = _NOTHING_DONE
         self._blowup_equity = initial_balance * (1.0 - self.reward_weights.max_loss)
 
     @classmethod
@@ -126,8 +132,17 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
         return cls(df, reward_weights=weights, **(params | kwargs))
 
     # ------------------------------------------------------------------ API
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Observation, dict[str, Any]]:
-        """Start an episode. ``options={"start_index": i}`` starts at candle ``i``."""
+    def reset(  # type: ignore[override]  # info is an EnvInfo, a dict at run time
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Observation, EnvInfo]:
+        """Start an episode.
+
+        Args:
+            seed: seeds ``self.np_random`` (the random start).
+            options: ``{"start_index": i}`` starts at candle ``i``; ``{"risk_guard": guard}``
+                puts a fresh :class:`env.risk.RiskGuard` between the actions and the fills
+                for this episode, as the live engine does (the backtester's evaluation spec).
+        """
         super().reset(seed=seed)
         latest_start = self.last_step - 1
         if options and "start_index" in options:
@@ -142,25 +157,29 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
         self._t = start
         self._end = self.last_step if self.episode_length is None else min(self.last_step, start + self.episode_length)
         self._flat_steps = 0
-        self.last_fills = ()
+        self.last_execution = _NOTHING_DONE
+        guard: RiskGuard | None = options.get("risk_guard") if options else None
         self.portfolio = Portfolio(self.portfolio_config)
-        self.portfolio.mark(self._closes[start])
+        self.account = Account(self.portfolio, guard)
+        self.account.mark(self._closes[start], self._times_ms[start])
         return self._observation(), self._info()
 
-    def step(self, action: int | np.integer) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
+    def step(  # type: ignore[override]  # info is an EnvInfo, a dict at run time
+        self, action: int | np.integer
+    ) -> tuple[Observation, float, bool, bool, EnvInfo]:
         portfolio = self.portfolio
         t = self._t
-        fills = portfolio.apply(int(action), self._closes[t], self._times_ms[t])
-        self.last_fills = fills
+        execution = self.account.execute(int(action))
+        self.last_execution = execution
         realized_net = 0.0
-        for fill in fills:
+        for fill in execution.fills:
             if fill.trade is not None:
                 realized_net += fill.trade.net_pnl
         unrealized_before = portfolio.unrealized_pnl
         decision_equity = portfolio.equity
         t += 1
         self._t = t
-        equity = portfolio.mark(self._closes[t])
+        equity = self.account.mark(self._closes[t], self._times_ms[t])
         unrealized_now = portfolio.unrealized_pnl
         self._flat_steps = self._flat_steps + 1 if portfolio.side == Side.FLAT else 0
         blew_up = equity < self._blowup_equity
@@ -169,7 +188,7 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
         if self.render_mode == "human":
             self.render()
         info = self._info()
-        info["fills"] = len(fills)
+        info["fills"] = len(execution.fills)
         info["decision_equity"] = decision_equity
         return self._observations.at(t, portfolio), reward, blew_up, t >= self._end and not blew_up, info
 
@@ -195,18 +214,16 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
     def _observation(self) -> Observation:
         return self._observations.at(self._t, self.portfolio)
 
-    def _info(self) -> dict[str, Any]:
+    def _info(self) -> EnvInfo:
         p = self.portfolio
-        unrealized = p.unrealized_pnl
-        equity = p.cash + unrealized
         return {
             "balance": p.cash,
-            "equity": equity,
-            "total_pnl": equity - self.portfolio_config.initial_balance,
+            "equity": p.equity,
+            "total_pnl": p.total_pnl,
             "realized_pnl": p.realized_pnl,
-            "unrealized_pnl": unrealized,
+            "unrealized_pnl": p.unrealized_pnl,
             "fees_paid": p.fees_paid,
-            "win_rate": p.n_wins / p.n_trades if p.n_trades else 0.0,
+            "win_rate": p.win_rate,
             "total_trades": p.n_trades,
             "position": p.side,
             "max_drawdown": p.max_drawdown,

@@ -30,14 +30,14 @@ def observation_size(lookback_window: int) -> int:
 
 
 def portfolio_features(portfolio: Portfolio) -> tuple[float, float, float, float, float]:
-    """The five portfolio features, in :data:`PORTFOLIO_FEATURE_NAMES` order."""
+    """The five portfolio features, in :data:`PORTFOLIO_FEATURE_NAMES` order, from the
+    account's own read-outs (nothing is recomputed here)."""
     initial = portfolio.config.initial_balance
-    unrealized = portfolio.unrealized_pnl
     return (
         100.0 * (portfolio.cash / initial - 1.0),
         float(portfolio.side),
-        100.0 * unrealized / initial,
-        100.0 * ((portfolio.cash + unrealized) / initial - 1.0),
+        100.0 * portfolio.unrealized_pnl / initial,
+        100.0 * (portfolio.equity / initial - 1.0),
         100.0 * portfolio.max_drawdown,
     )
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
+from config.settings import EnvSettings
 from env.types import Action, Side
 
 
@@ -56,6 +57,11 @@ class PortfolioConfig:
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"PortfolioConfig.{name}: invalid value {getattr(self, name)!r}")
+
+    @classmethod
+    def from_settings(cls, env: EnvSettings) -> PortfolioConfig:
+        """The account of the ``[env]`` settings."""
+        return cls(env.initial_balance, env.commission, env.max_position_size, env.slippage_bps)
 
 
 _TARGET_SIDE: dict[int, int] = {Action.BUY: Side.LONG, Action.SELL: Side.SHORT, Action.CLOSE: Side.FLAT}
@@ -110,10 +116,36 @@ class PortfolioState:
 
 class Portfolio:
     """A paper account. Call :meth:`mark` with each candle close, :meth:`apply` with
-    each decision; read PnL from the properties."""
+    each decision; read equity, PnL and win rate here, nowhere else.
 
-    __slots__ = ("config", "cash", "side", "qty", "entry_price", "entry_time_ms", "entry_fee", "last_price",
-                 "fees_paid", "realized_pnl", "n_trades", "n_wins", "peak_equity", "max_drawdown", "_slip")
+    ``unrealized_pnl`` and ``equity`` are kept up to date by every method that moves the
+    price, the cash or the position (the env reads them several times per step, so they
+    are plain attributes, not properties); never assign the state fields directly, use
+    :meth:`restore`.
+    """
+
+    __slots__ = ("_slip", "cash", "config", "entry_fee", "entry_price", "entry_time_ms", "equity", "fees_paid",
+                 "last_price", "max_drawdown", "n_trades", "n_wins", "peak_equity", "qty", "realized_pnl", "side",
+                 "unrealized_pnl")
+
+    config: PortfolioConfig
+    cash: float
+    side: int
+    qty: float
+    entry_price: float
+    entry_time_ms: int
+    entry_fee: float
+    last_price: float
+    fees_paid: float
+    realized_pnl: float
+    n_trades: int
+    n_wins: int
+    peak_equity: float
+    max_drawdown: float
+    unrealized_pnl: float
+    """``side x qty x (last_price - entry_price)``; 0 when flat."""
+    equity: float
+    """``cash + unrealized_pnl``."""
 
     def __init__(self, config: PortfolioConfig | None = None) -> None:
         self.config = config or PortfolioConfig()
@@ -132,18 +164,12 @@ class Portfolio:
     def restore(self, state: PortfolioState) -> None:
         for name, value in asdict(state).items():
             setattr(self, name, value)
+        self._revalue()
 
     # ------------------------------------------------------------ read-outs
     @property
-    def unrealized_pnl(self) -> float:
-        return self.side * self.qty * (self.last_price - self.entry_price) if self.side else 0.0
-
-    @property
-    def equity(self) -> float:
-        return self.cash + self.unrealized_pnl
-
-    @property
     def total_pnl(self) -> float:
+        """``equity - initial_balance`` ``= realized_pnl + unrealized_pnl - fees_paid``."""
         return self.equity - self.config.initial_balance
 
     @property
@@ -152,21 +178,27 @@ class Portfolio:
 
     @property
     def win_rate(self) -> float:
-        return self.n_wins / self.n_trades if self.n_trades else 0.0
+        """Share of closed round trips that won; 0.0 before the first one (see :func:`win_rate`)."""
+        return win_rate(self.n_wins, self.n_trades)
 
     # -------------------------------------------------------------- updates
     def mark(self, price: float) -> float:
         """Mark to market at ``price`` (a candle close); returns equity."""
         self.last_price = price
+        self._revalue()
         return self._track_drawdown()
 
     def apply(self, action: int, price: float, time_ms: int = 0) -> tuple[Fill, ...]:
         """Carry out ``action`` at market price ``price`` (see :class:`env.types.Action`).
 
-        Marks to ``price`` first. Returns the fills, in order (none for a no-op, two
-        for a reversal: the close, then the open).
+        Moves ``last_price`` to ``price`` first (without a drawdown update: call
+        :meth:`mark` for that; the money step, :class:`env.execution.Account`, always
+        does). Returns the fills, in order (none for a no-op, two for a reversal: the
+        close, then the open).
         """
-        self.last_price = price
+        if price != self.last_price:
+            self.last_price = price
+            self._revalue()
         side = self.side
         if action == Action.HOLD:
             return ()
@@ -182,6 +214,7 @@ class Portfolio:
             opened = self._open(target, price, time_ms)
             if opened is not None:
                 fills += (opened,)
+        self._revalue()
         self._track_drawdown()
         return fills
 
@@ -213,6 +246,11 @@ class Portfolio:
         self.side, self.qty, self.entry_price, self.entry_time_ms, self.entry_fee = 0, 0.0, 0.0, 0, 0.0
         return Fill(time_ms, -side, qty, fill_price, price, fee, qty * abs(fill_price - price), False, trade)
 
+    def _revalue(self) -> None:
+        unrealized = self.side * self.qty * (self.last_price - self.entry_price) if self.side else 0.0
+        self.unrealized_pnl = unrealized
+        self.equity = self.cash + unrealized
+
     def _track_drawdown(self) -> float:
         equity = self.equity
         if equity > self.peak_equity:
@@ -222,3 +260,18 @@ class Portfolio:
             if dd > self.max_drawdown:
                 self.max_drawdown = dd
         return equity
+
+
+def win_rate(n_wins: int, n_trades: int) -> float:
+    """Share of closed round trips whose PnL net of both fees is positive; **0.0 when there
+    are no trades**, everywhere (the env's ``info``, backtest metrics, ``shadow status``, the
+    demo, the ledger's ``v_model_performance``).
+
+    Why 0.0 and not "undefined": the seed's env contract hands ``info['win_rate']`` to code
+    that multiplies it (the seed's backtest snippet), and gymnasium's ``check_env`` compares
+    infos with ``==``, so neither ``None`` nor NaN can stand in the env; and 0/0 = 0.0 is the
+    rule :mod:`trainer.metrics` already applies to every other ratio without risk (a flat
+    run's Sharpe is 0.0). A win rate is always shown beside its trade count, so "0 trades,
+    0%" cannot be read as "lost every trade".
+    """
+    return n_wins / n_trades if n_trades else 0.0

@@ -1,7 +1,8 @@
 """Risk controls that override a strategy: a max-drawdown stop and a daily loss limit.
 
-They sit between the strategy and the portfolio in the live engine and (optionally) in
-the backtester, so a backtest with the same settings makes the same decisions.
+They sit between the strategy and the fill inside the money step
+(:class:`env.execution.Account`), which the live engine and the backtester share, so a
+backtest with the same settings makes the same decisions.
 
 - **Max drawdown stop**: once equity falls ``max_drawdown`` below its peak, the account is
   closed and no new position is opened again (a latched stop: a person should look).
@@ -15,19 +16,32 @@ once, whatever the strategy says) and HOLD once flat.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import NamedTuple
 
+from config.settings import RiskSettings
 from env.portfolio import Portfolio
 from env.types import Action, Side
 
 DAY_MS = 86_400_000
 
 
+class RiskEventKind(StrEnum):
+    """What a :class:`RiskEvent` reports; the value is what ``risk_events.kind`` stores."""
+
+    MAX_DRAWDOWN = "max_drawdown"
+    """The drawdown stop tripped: flat, and no new position until a person looks."""
+    DAILY_LOSS = "daily_loss"
+    """The daily loss limit tripped: flat until the next UTC day."""
+    DAILY_RESET = "daily_reset"
+    """A new UTC day released the daily loss limit."""
+
+
 class RiskEvent(NamedTuple):
     """A guard tripping (or a new day releasing the daily limit), for the ledger."""
 
     time_ms: int
-    kind: str  # "max_drawdown" | "daily_loss" | "daily_reset"
+    kind: RiskEventKind
     detail: str
 
 
@@ -56,9 +70,9 @@ class RiskGuard:
         self.state = state or RiskState()
 
     @classmethod
-    def from_settings(cls, max_drawdown: float, daily_loss_limit: float, state: RiskState | None = None) -> RiskGuard:
+    def from_settings(cls, risk: RiskSettings, state: RiskState | None = None) -> RiskGuard:
         """From the ``[risk]`` settings, where 0 switches a limit off."""
-        return cls(max_drawdown or None, daily_loss_limit or None, state)
+        return cls(risk.max_drawdown or None, risk.daily_loss_limit or None, state)
 
     @property
     def blocking(self) -> bool:
@@ -67,22 +81,23 @@ class RiskGuard:
     def check(self, action: int, portfolio: Portfolio, time_ms: int) -> tuple[int, list[RiskEvent]]:
         """The action to carry out at candle ``time_ms`` (account marked at its close),
         and the events raised by this candle."""
-        state, events = self.state, []
+        state = self.state
+        events: list[RiskEvent] = []
         equity = portfolio.equity
         day = time_ms // DAY_MS
         if day != state.day:
             if state.daily_stopped:
-                events.append(RiskEvent(time_ms, "daily_reset", f"new UTC day, equity {equity:.8g}"))
+                events.append(RiskEvent(time_ms, RiskEventKind.DAILY_RESET, f"new UTC day, equity {equity:.8g}"))
             state.day, state.day_start_equity, state.daily_stopped = day, equity, False
         if self.max_drawdown is not None and not state.drawdown_stopped and portfolio.drawdown >= self.max_drawdown:
             state.drawdown_stopped = True
-            events.append(RiskEvent(time_ms, "max_drawdown",
+            events.append(RiskEvent(time_ms, RiskEventKind.MAX_DRAWDOWN,
                                     f"drawdown {portfolio.drawdown:.2%} >= limit {self.max_drawdown:.2%}; "
                                     "flat and no new positions"))
         if (self.daily_loss_limit is not None and not state.daily_stopped and state.day_start_equity > 0
                 and equity <= state.day_start_equity * (1.0 - self.daily_loss_limit)):
             state.daily_stopped = True
-            events.append(RiskEvent(time_ms, "daily_loss",
+            events.append(RiskEvent(time_ms, RiskEventKind.DAILY_LOSS,
                                     f"equity {equity:.8g} is {1 - equity / state.day_start_equity:.2%} below the "
                                     f"day's start {state.day_start_equity:.8g} (limit {self.daily_loss_limit:.2%}); "
                                     "flat until the next UTC day"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NotRequired, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -53,3 +54,36 @@ class Candle:
     low: float
     close: float
     volume: float
+
+
+class EnvInfo(TypedDict):
+    """``info`` of ``CryptoTradingEnv.reset`` and ``step``: the account at the current
+    candle's close (the seed's keys first), read by the backtester and the training callbacks.
+
+    All money is in the quote currency. Read from :class:`env.portfolio.Portfolio`.
+    """
+
+    balance: float
+    """Cash (realised, net of fees)."""
+    equity: float
+    total_pnl: float
+    realized_pnl: float
+    """Gross of fees."""
+    unrealized_pnl: float
+    fees_paid: float
+    win_rate: float
+    """Share of winning round trips; 0.0 before the first one (see ``env.portfolio.win_rate``)."""
+    total_trades: int
+    position: int
+    """-1 short, 0 flat, +1 long."""
+    max_drawdown: float
+    price: float
+    """The close the account is marked at."""
+    timestamp_ms: int
+    """Open time of that candle."""
+    step: int
+    """Index of that candle in the env's candles."""
+    fills: NotRequired[int]
+    """``step`` only: fills of the action just taken."""
+    decision_equity: NotRequired[float]
+    """``step`` only: equity right after the action's fills, before the next mark."""

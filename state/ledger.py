@@ -1,11 +1,11 @@
 """The paper ledger the live engine writes: one transaction per decision, idempotent.
 
-Usage (the engine, per closed candle, after ``fills = portfolio.apply(...)``)::
+Usage (the engine, per closed candle, after ``execution = account.execute(...)``)::
 
     async with await Ledger.open("shadow.sqlite") as ledger:
         points = await ledger.resume_points()           # restore portfolios after a restart
         ...
-        await ledger.record_decision(DecisionRecord.from_portfolio(candle, obs, action, fills, portfolio, ...))
+        await ledger.record_decision(DecisionRecord.from_execution(candle, obs, execution, account, ...))
 
 Re-recording a decided candle (a restart that replays the last candles) changes nothing
 and returns ``False``. The registry and journals for the trainer and the daemon hang off

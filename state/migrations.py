@@ -55,6 +55,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               "0002_registry_and_attribution.sql"),
     Migration(3, "risk guard state kept with each position", "0003_risk_guard_state.sql"),
     Migration(4, "each daemon session records its settings", "0004_run_settings.sql"),
+    Migration(5, "v_model_performance: a win rate without trades is 0.0, as everywhere else",
+              "0005_win_rate_without_trades.sql"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from env.candles import RepairPolicy
+from env.portfolio import win_rate
 from state.candle_store import SELECT_CANDLES, candles_frame, select_candles_params
 from state.errors import LedgerError
 from state.model_rows import SELECT_RETRAINS, model_from_row, models_query, retrain_from_row
@@ -91,7 +92,7 @@ class SymbolStatus:
     realized_pnl: float
     fees_paid: float
     trades: int
-    win_rate: float | None
+    win_rate: float
     max_drawdown: float
     last_candle: str | None
     strategy: str | None
@@ -121,7 +122,7 @@ def symbol_status(conn: sqlite3.Connection, now_ms: int) -> list[SymbolStatus]:
             symbol=symbol, interval=interval, position=_SIDE_NAMES[side], qty=qty,
             entry_price=entry_price if is_open else None, entry_time=iso_ms(entry_ms) if is_open else None,
             last_price=last_price, unrealized_pnl=unrealized, equity=equity, total_pnl=equity - initial,
-            realized_pnl=realized, fees_paid=fees, trades=n_trades, win_rate=n_wins / n_trades if n_trades else None,
+            realized_pnl=realized, fees_paid=fees, trades=n_trades, win_rate=win_rate(n_wins, n_trades),
             max_drawdown=max_dd, last_candle=iso_ms(open_ms), strategy=strategy, model_version=model_version,
             last_decision_at=iso_ms(decided_ms), seconds_since_decision=max(0.0, (now_ms - decided_ms) / 1000),
         ))

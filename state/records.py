@@ -1,20 +1,23 @@
 """The typed records the ledger writes and hands back.
 
-The engine builds one :class:`DecisionRecord` per closed candle from what the shared
-models returned (``Portfolio.apply`` fills, ``Portfolio.snapshot()``); the ledger only
+The engine builds one :class:`DecisionRecord` per closed candle from what the money step
+returned (:class:`env.execution.Execution`, ``Portfolio.snapshot()``); the ledger only
 persists it. :class:`ResumePoint` is what a restarted engine needs to carry on exactly
-where it stopped.
+where it stopped. The registry's and the retraining log's statuses are named here
+(:class:`ModelStatus`, :class:`RetrainStatus`); their values are what the ledger stores.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
-from env.portfolio import Fill, Portfolio, PortfolioState
+from env.execution import Account, Execution
+from env.portfolio import Fill, PortfolioState
 from env.risk import RiskEvent, RiskState
 from env.types import Action, Candle, Observation
 
@@ -72,30 +75,28 @@ class DecisionRecord:
             raise ValueError(f"DecisionRecord.action: {self.action!r} is not an Action (0-3)") from None
 
     @classmethod
-    def from_portfolio(
+    def from_execution(
         cls,
         candle: Candle,
         obs: Observation,
-        action: int,
-        fills: tuple[Fill, ...],
-        portfolio: Portfolio,
+        execution: Execution,
+        account: Account,
         *,
         strategy: str | None,
         model_version: str | None,
         latency_ms: float,
         decided_ms: int,
         run_id: int | None = None,
-        risk: RiskState | None = None,
-        risk_events: tuple[RiskEvent, ...] = (),
     ) -> DecisionRecord:
-        """The record of a decision just applied to ``portfolio`` (call right after
-        ``portfolio.apply``)."""
+        """The record of ``execution``, just carried out by ``account`` (call right after
+        ``account.execute``): the account and its guard as they stand after the fills."""
+        portfolio, guard = account.portfolio, account.guard
         return cls(
-            candle=candle, obs_hash=observation_hash(obs), action=int(action), strategy=strategy,
-            model_version=model_version, latency_ms=latency_ms, decided_ms=decided_ms, fills=tuple(fills),
+            candle=candle, obs_hash=observation_hash(obs), action=int(execution.action), strategy=strategy,
+            model_version=model_version, latency_ms=latency_ms, decided_ms=decided_ms, fills=execution.fills,
             state=portfolio.snapshot(), equity=portfolio.equity, unrealized_pnl=portfolio.unrealized_pnl,
             drawdown=portfolio.drawdown, initial_balance=portfolio.config.initial_balance, run_id=run_id,
-            risk=replace(risk) if risk is not None else RiskState(), risk_events=tuple(risk_events),
+            risk=replace(guard.state) if guard is not None else RiskState(), risk_events=execution.risk_events,
         )
 
 
@@ -115,6 +116,30 @@ class ResumePoint:
     risk: RiskState = field(default_factory=RiskState)
 
 
+class ModelStatus(StrEnum):
+    """Where a registry model stands (``models.status``)."""
+
+    CANDIDATE = "candidate"
+    """Published, not (yet) judged to serve."""
+    PROMOTED = "promoted"
+    """Serving its symbol and interval; promoting one retires the one before it."""
+    REJECTED = "rejected"
+    """The retraining gate (or an integrity check) turned it down."""
+    RETIRED = "retired"
+    """Served once; replaced by a newer promotion."""
+
+
+class RetrainStatus(StrEnum):
+    """How a retraining run stands (``retrain_runs.status``)."""
+
+    RUNNING = "running"
+    OK = "ok"
+    """Allowed by the schema since version 2; this version never writes it."""
+    FAILED = "failed"
+    REJECTED = "rejected"
+    PROMOTED = "promoted"
+
+
 @dataclass(frozen=True, slots=True)
 class ModelEntry:
     """A row of the ``models`` registry (see docs/state.md for the meaning of each field)."""
@@ -124,7 +149,7 @@ class ModelEntry:
     sha256: str
     created_ms: int
     parent_version: str | None = None
-    status: str = "candidate"
+    status: ModelStatus = ModelStatus.CANDIDATE
     symbol: str | None = None
     interval: str | None = None
     data_start_ms: int | None = None
@@ -140,7 +165,7 @@ class RetrainRun:
 
     retrain_id: int
     started_ms: int
-    status: str
+    status: RetrainStatus
     finished_ms: int | None = None
     reason: str | None = None
     candidate_version: str | None = None

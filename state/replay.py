@@ -1,8 +1,9 @@
 """A stream of realistic decisions over real candles, for tests, the crash-safety harness
 and the ledger benchmark.
 
-It drives the real :class:`~env.portfolio.Portfolio` with seeded random actions (a
-trader who mostly holds) and builds each observation with the real features and
+It drives the real money step (:class:`~env.execution.Account` over a
+:class:`~env.portfolio.Portfolio`) with seeded random actions (a trader who mostly holds)
+and builds each observation with the real features and
 :func:`~env.observation.build_observation` (one-candle window), so the records carry
 the same fills, trades and float64 account values a live engine would hand the ledger.
 """
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from env.candles import infer_interval_ms
+from env.execution import Account
 from env.features import compute_features
 from env.observation import build_observation
 from env.portfolio import Portfolio, PortfolioConfig
@@ -46,6 +48,7 @@ def replay_decisions(
             the decisions after it are the same as in an uninterrupted run.
     """
     portfolio = portfolio or Portfolio(PortfolioConfig(initial_balance=1000.0, commission=0.00055, slippage_bps=2.0))
+    account = Account(portfolio)
     rng = np.random.default_rng(seed)
     p_trade = trade_probability / 3
     actions = rng.choice(len(Action), size=len(candles), p=[1 - trade_probability, p_trade, p_trade, p_trade])
@@ -57,10 +60,10 @@ def replay_decisions(
         if resume_after_ms is not None and open_time_ms <= resume_after_ms:
             continue
         candle = Candle(symbol, interval, int(open_time_ms), float(o), float(h), float(low), float(c), float(v))
-        fills = portfolio.apply(int(actions[i]), candle.close, candle.open_time_ms)
+        account.mark(candle.close, candle.open_time_ms)
         obs = build_observation(features[i : i + 1], portfolio)
-        record = DecisionRecord.from_portfolio(
-            candle, obs, int(actions[i]), fills, portfolio, strategy="ppo",
+        record = DecisionRecord.from_execution(
+            candle, obs, account.execute(int(actions[i])), account, strategy="ppo",
             model_version=model_versions[i * len(model_versions) // len(candles)],
             latency_ms=float(latencies[i]), decided_ms=candle.open_time_ms + interval_ms + int(latencies[i]),
             run_id=run_id,

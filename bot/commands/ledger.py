@@ -157,7 +157,7 @@ def status(
         "unrealised PnL": lambda s: _pnl(s["unrealized_pnl"]),
         "equity": lambda s: _money(s["equity"]),
         "total PnL": lambda s: _pnl(s["total_pnl"]),
-        "trades (won)": lambda s: f"{s['trades']} ({100 * (s['win_rate'] or 0):.0f}%)",
+        "trades (won)": lambda s: f"{s['trades']} ({100 * s['win_rate']:.0f}%)",
         "max drawdown": lambda s: f"{100 * s['max_drawdown']:.2f}%",
         "last candle (UTC)": lambda s: s["last_candle"][:16].replace("T", " "),
         "model": lambda s: s["model_version"] or s["strategy"] or "-",

@@ -18,6 +18,7 @@ max_drawdown       ``max_k (1 - E_k / max_{j<=k} E_j)``, a fraction (0.1 = 10%)
 calmar             ``annualized_return / max_drawdown``
 n_trades           closed round trips (open -> close); a position still open at the end is not one
 win_rate           round trips with net PnL (after both fees) > 0, over ``n_trades``
+                   (:func:`env.portfolio.win_rate`)
 profit_factor      sum of winning net PnL / |sum of losing net PnL|
 avg_holding        mean ``exit - entry`` time of round trips, in candles and in hours
 exposure           fraction of the ``n`` steps with a position open
@@ -27,8 +28,9 @@ fees_paid          commission paid on every fill, quote currency
 **Edge cases never produce NaN** (so the JSON is valid): a ratio whose denominator is 0
 is 0.0 when its numerator is 0 too (flat: no risk, no return) and ``None`` when the ratio
 is unbounded or undefined (``None`` is ``null`` in JSON and "n/a" in tables). So: no
-trades -> ``win_rate``, ``profit_factor``, ``avg_holding_*`` are ``None``; all losses ->
-``win_rate`` 0.0 and ``profit_factor`` 0.0; no losing trade -> ``profit_factor`` ``None``;
+trades -> ``win_rate`` 0.0 (0/0, as everywhere in Shadow: :func:`env.portfolio.win_rate`),
+``profit_factor`` and ``avg_holding_*`` ``None``; all losses -> ``win_rate`` 0.0 and
+``profit_factor`` 0.0; no losing trade -> ``profit_factor`` ``None``;
 zero volatility -> ``sharpe`` 0.0 (``None`` if the mean return is not 0; a spread below
 1e-12 of the mean counts as zero: float noise, not risk); fewer than two
 returns -> ``sharpe``/``sortino`` ``None``; an annualised return too large for a float
@@ -44,7 +46,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import numpy.typing as npt
 
-from env.portfolio import ClosedTrade
+from env.portfolio import ClosedTrade, win_rate
 
 YEAR_MS = 365 * 24 * 3600 * 1000
 HOUR_MS = 3600 * 1000
@@ -68,7 +70,7 @@ class Metrics:
     max_drawdown: float
     calmar: float | None
     n_trades: int
-    win_rate: float | None
+    win_rate: float
     profit_factor: float | None
     avg_holding_candles: float | None
     avg_holding_hours: float | None
@@ -121,7 +123,7 @@ def compute_metrics(
         max_drawdown=max(max_dd, 0.0),
         calmar=None if annualized is None else _ratio(annualized, max_dd),
         n_trades=len(trades),
-        win_rate=float((net > 0).mean()) if len(net) else None,
+        win_rate=win_rate(int(np.count_nonzero(net > 0)), len(net)),
         profit_factor=_ratio(float(wins), float(losses)) if len(net) else None,
         avg_holding_candles=float(held.mean() / interval_ms) if len(held) else None,
         avg_holding_hours=float(held.mean() / HOUR_MS) if len(held) else None,

@@ -1,0 +1,94 @@
+"""The per-candle money step, written once: act -> risk check -> fill, then the mark.
+
+The training env, the backtester (which steps the env) and the live engine all move money
+through :class:`Account`, so they agree by construction, not only by test. One candle of
+any of them is::
+
+    account.mark(close_t, open_time_t)        # the account at candle t's close
+    obs = observation(features_t, account)    # what the strategy sees
+    execution = account.execute(strategy(obs))  # risk check and fill at close t
+
+and the env's step ends with the mark of candle ``t + 1``, where the engine's next candle
+begins with it: the same calls in the same order.
+
+Extension points, so later features plug in here instead of into three callers:
+
+- **Action modes.** ``to_trade`` maps a strategy's own action (a target position, say) to
+  the executed trade action 0-3, given the position held, *before* the risk check; the
+  ledger keeps recording the executed trade action.
+- **Costs at marks** (such as perpetual funding): :meth:`Account.mark` knows the candle's
+  time and the previous mark's, so a charge due inside the candle belongs there.
+- **Several accounts on one observation**: an account is only its portfolio, its guard
+  and its mapping; the market part of the observation is built once and each account
+  adds its own five portfolio features (:func:`env.observation.build_observation`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from env.portfolio import Fill, Portfolio
+from env.risk import RiskEvent, RiskGuard
+
+ActionMapper = Callable[[int, int], int]
+"""``to_trade(action, side) -> trade action``: a strategy's action (in its own action mode)
+as the :class:`env.types.Action` that reaches the portfolio, given the open position's side."""
+
+
+class Execution(NamedTuple):
+    """What one decision did to the account.
+
+    Args:
+        action: the trade action carried out (:class:`env.types.Action`, 0-3), after the
+            action mode's mapping and the risk guard; what the ledger records.
+        fills: ``Portfolio.apply``'s fills, in order (closing fills carry their trade).
+        risk_events: what the guard raised at this candle.
+    """
+
+    action: int
+    fills: tuple[Fill, ...]
+    risk_events: tuple[RiskEvent, ...]
+
+
+class Account:
+    """One paper account: a :class:`Portfolio`, its optional :class:`RiskGuard`, and how
+    a strategy's action becomes a trade.
+
+    Call :meth:`mark` with each candle's close, then :meth:`execute` with the decision
+    taken at that close (the fill is at the marked close and time, never another price).
+
+    Args:
+        portfolio: the account's money.
+        guard: the drawdown stop and daily loss limit; ``None``: unguarded (training).
+        to_trade: the action mode's mapping (:data:`ActionMapper`); ``None``: strategies
+            already speak trade actions (the seed's HOLD/BUY/SELL/CLOSE).
+    """
+
+    __slots__ = ("guard", "portfolio", "time_ms", "to_trade")
+
+    def __init__(self, portfolio: Portfolio, guard: RiskGuard | None = None,
+                 to_trade: ActionMapper | None = None) -> None:
+        self.portfolio = portfolio
+        self.guard = guard
+        self.to_trade = to_trade
+        self.time_ms = 0
+        """Open time (epoch ms) of the candle the account was last marked at."""
+
+    def mark(self, price: float, time_ms: int) -> float:
+        """Mark the account at the close ``price`` of the candle opened at ``time_ms``;
+        returns equity."""
+        self.time_ms = time_ms
+        return self.portfolio.mark(price)
+
+    def execute(self, action: int) -> Execution:
+        """Carry out a decision at the last marked close: map it to a trade action, let the
+        guard veto it, fill it."""
+        portfolio = self.portfolio
+        if self.to_trade is not None:
+            action = self.to_trade(action, portfolio.side)
+        events: tuple[RiskEvent, ...] = ()
+        if self.guard is not None:
+            action, raised = self.guard.check(action, portfolio, self.time_ms)
+            events = tuple(raised)
+        return Execution(action, portfolio.apply(action, portfolio.last_price, self.time_ms), events)
