@@ -69,8 +69,18 @@ PERCENT = 100.0
 WARMUP_CANDLES = 200
 """Rows ``0 .. WARMUP_CANDLES - 1`` are warm-up: not valid, dropped everywhere."""
 
-_WINDOW_COLUMNS = (0, 1, 2, 3, 4, 9, 10, 13, 14)
-_RECURSIVE_COLUMNS = (5, 6, 7, 8, 11, 12)
+# Which code computes each feature. The column of a feature is always looked up by its name
+# in FEATURE_NAMES, so reordering FEATURE_NAMES moves values and names together.
+_WINDOW_FEATURES: tuple[str, ...] = (
+    "open_rel", "high_rel", "low_rel", "close_ret", "volume_z", "bb_position", "bb_width", "volume_ratio", "momentum",
+)
+"""Computed by :func:`_window_features`, in its output's column order."""
+_RECURSIVE_FEATURES: tuple[str, ...] = ("rsi", "macd", "macd_signal", "macd_hist", "atr", "ema")
+"""Returned by :meth:`_RecursiveState.update`, in that order."""
+_WINDOW_COLUMNS = tuple(FEATURE_NAMES.index(name) for name in _WINDOW_FEATURES)
+_RECURSIVE_COLUMNS = tuple(FEATURE_NAMES.index(name) for name in _RECURSIVE_FEATURES)
+_W = {name: i for i, name in enumerate(_WINDOW_FEATURES)}
+"""Column of each windowed feature in :func:`_window_features`'s output."""
 # Candles the stream keeps for the windowed features: the longest window plus one
 # (close_ret and momentum look one step further back than their window).
 _TAIL = max(BOLLINGER_WINDOW, VOLUME_WINDOW, MOMENTUM_WINDOW + 1) + 1
@@ -175,20 +185,20 @@ def _window_features(o: FloatArray, h: FloatArray, l: FloatArray, c: FloatArray,
 
     Rows without a full window are zero (they are inside the warm-up)."""
     n = len(c)
-    out = np.zeros((n, len(_WINDOW_COLUMNS)))
-    out[:, 0] = PERCENT * (o / c - 1.0)
-    out[:, 1] = PERCENT * (h / c - 1.0)
-    out[:, 2] = PERCENT * (l / c - 1.0)
-    out[1:, 3] = PERCENT * (c[1:] / c[:-1] - 1.0)
+    out = np.zeros((n, len(_WINDOW_FEATURES)))
+    out[:, _W["open_rel"]] = PERCENT * (o / c - 1.0)
+    out[:, _W["high_rel"]] = PERCENT * (h / c - 1.0)
+    out[:, _W["low_rel"]] = PERCENT * (l / c - 1.0)
+    out[1:, _W["close_ret"]] = PERCENT * (c[1:] / c[:-1] - 1.0)
     vol_mean, vol_std = _rolling_mean_std(v, VOLUME_WINDOW)
     close_mean, close_std = _rolling_mean_std(c, BOLLINGER_WINDOW)
     full = slice(VOLUME_WINDOW - 1, None)
-    out[full, 4] = _safe_divide(v[full] - vol_mean, vol_std, 0.0)
-    out[full, 7] = _safe_divide(v[full], vol_mean, 1.0)
+    out[full, _W["volume_z"]] = _safe_divide(v[full] - vol_mean, vol_std, 0.0)
+    out[full, _W["volume_ratio"]] = _safe_divide(v[full], vol_mean, 1.0)
     full = slice(BOLLINGER_WINDOW - 1, None)
-    out[full, 5] = _safe_divide(c[full] - close_mean, 2.0 * close_std, 0.0)
-    out[full, 6] = PERCENT * (4.0 * close_std / close_mean)
-    out[MOMENTUM_WINDOW:, 8] = PERCENT * (c[MOMENTUM_WINDOW:] / c[:-MOMENTUM_WINDOW] - 1.0)
+    out[full, _W["bb_position"]] = _safe_divide(c[full] - close_mean, 2.0 * close_std, 0.0)
+    out[full, _W["bb_width"]] = PERCENT * (4.0 * close_std / close_mean)
+    out[MOMENTUM_WINDOW:, _W["momentum"]] = PERCENT * (c[MOMENTUM_WINDOW:] / c[:-MOMENTUM_WINDOW] - 1.0)
     return out
 
 

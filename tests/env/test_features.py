@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -106,3 +108,67 @@ def test_warm_then_stream_equals_batch(btc_candles: pd.DataFrame) -> None:
     assert stream.ready and stream.count == 900
     rows = [stream.update(*r) for r in candles.iloc[900:][["open", "high", "low", "close", "volume"]].itertuples(index=False)]
     np.testing.assert_array_equal(np.array(rows), batch[900:])
+
+
+def test_every_name_is_computed_once_and_each_column_holds_its_named_feature(btc_candles: pd.DataFrame) -> None:
+    """Columns are looked up by name: each column equals its feature's formula, recomputed
+    here from the candles (a hard-coded index that drifted from FEATURE_NAMES would fail)."""
+    from env import features
+
+    assert sorted(features._WINDOW_COLUMNS + features._RECURSIVE_COLUMNS) == list(range(N_FEATURES))
+    candles = btc_candles.iloc[:600].reset_index(drop=True)
+    table = compute_features(candles)[WARMUP_CANDLES:]
+    o, h, low, c, v = (candles[k].to_numpy()[WARMUP_CANDLES:] for k in ("open", "high", "low", "close", "volume"))
+    closes = candles["close"].to_numpy()
+    volumes = candles["volume"].to_numpy()
+    window20 = np.lib.stride_tricks.sliding_window_view(closes, 20)[WARMUP_CANDLES - 19:]
+    volume20 = np.lib.stride_tricks.sliding_window_view(volumes, 20)[WARMUP_CANDLES - 19:]
+    expected = {
+        "open_rel": 100 * (o / c - 1), "high_rel": 100 * (h / c - 1), "low_rel": 100 * (low / c - 1),
+        "close_ret": 100 * (c / closes[WARMUP_CANDLES - 1:-1] - 1),
+        "momentum": 100 * (c / closes[WARMUP_CANDLES - 10:-10] - 1),
+        "volume_ratio": v / volume20.mean(axis=1),
+        "volume_z": (v - volume20.mean(axis=1)) / volume20.std(axis=1),
+        "bb_position": (c - window20.mean(axis=1)) / (2 * window20.std(axis=1)),
+        "bb_width": 100 * 4 * window20.std(axis=1) / window20.mean(axis=1),
+    }
+    for name, values in expected.items():
+        np.testing.assert_allclose(table[:, FEATURE_NAMES.index(name)], values, rtol=1e-9, atol=1e-12, err_msg=name)
+    ema20 = candles["close"].ewm(span=20, adjust=False).mean().to_numpy()[WARMUP_CANDLES:]
+    np.testing.assert_allclose(table[:, FEATURE_NAMES.index("ema")], 100 * (c / ema20 - 1), rtol=1e-9, atol=1e-12)
+    macd, signal, hist = (table[:, FEATURE_NAMES.index(n)] for n in ("macd", "macd_signal", "macd_hist"))
+    np.testing.assert_array_equal(hist, macd - signal)
+    rsi = table[:, FEATURE_NAMES.index("rsi")]
+    assert rsi.min() >= 0 and rsi.max() <= 1 and (table[:, FEATURE_NAMES.index("atr")] > 0).all()
+
+
+def test_a_reordered_feature_list_keeps_every_value_under_its_name(btc_candles: pd.DataFrame,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The features module loaded with FEATURE_NAMES reversed: batch and stream put every
+    feature's values in the column its name now has."""
+    import importlib.util
+    import re
+    import sys
+
+    from env import features
+
+    source = Path(features.__file__).read_text(encoding="utf-8")
+    declaration = re.search(r"FEATURE_NAMES: tuple\[str, \.\.\.\] = \(.*?\n\)", source, re.DOTALL)
+    assert declaration is not None
+    reordered_names = tuple(reversed(FEATURE_NAMES))
+    spec = importlib.util.spec_from_loader("features_reordered", loader=None)
+    reordered = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "features_reordered", reordered)  # dataclasses look their module up
+    code = source.replace(declaration.group(0), f"FEATURE_NAMES: tuple[str, ...] = {reordered_names!r}")
+    exec(compile(code, "features_reordered", "exec"), reordered.__dict__)
+    assert reordered_names == reordered.FEATURE_NAMES
+
+    candles = btc_candles.iloc[:400].reset_index(drop=True)
+    original, moved = compute_features(candles), reordered.compute_features(candles)
+    stream = reordered.StreamingFeatures()
+    ohlcv = candles[["open", "high", "low", "close", "volume"]].itertuples(index=False)
+    streamed = [stream.update(*row) for row in ohlcv]
+    for name in FEATURE_NAMES:
+        here, there = FEATURE_NAMES.index(name), reordered_names.index(name)
+        np.testing.assert_array_equal(moved[:, there], original[:, here], err_msg=name)
+        np.testing.assert_array_equal(np.array(streamed[WARMUP_CANDLES:])[:, there], original[WARMUP_CANDLES:, here])
