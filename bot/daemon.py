@@ -27,7 +27,6 @@ from bot.bybit.feed import CandleFeed
 from bot.bybit.markets import interval as parse_interval
 from bot.bybit.rest import BybitRest
 from bot.bybit.sequencer import FeedCandle
-from bot.clock import Clock, SystemClock
 from bot.engine import SymbolEngine
 from bot.retrain_scheduler import RetrainScheduler
 from bot.serving import cap_torch_threads, choose_strategy
@@ -35,8 +34,9 @@ from config.errors import UserError
 from config.settings import Settings
 from env.candles import format_ms
 from env.features import WARMUP_CANDLES, warmup_prefix
+from state.clock import Clock, SystemClock
 from state.ledger import Ledger
-from state.records import ResumePoint
+from state.records import ModelStatus, ResumePoint
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class Daemon:
             self._ledger, self.rest = ledger, rest
             await rest.resolve(symbols)
             resume = await ledger.resume_points()
-            models = await ledger.registry.list_models("promoted")
+            models = await ledger.registry.list_models(ModelStatus.PROMOTED)
             for symbol in symbols:
                 self.engines[symbol] = await self._prepare(symbol, ledger, rest, resume.get(symbol), models)
             cap_torch_threads(settings.daemon.torch_threads)
@@ -120,7 +120,7 @@ class Daemon:
                                                     settings=settings.model_dump_json())
             report = self.report = DaemonReport(run_id, {s: SymbolStats() for s in symbols})
             log.info("run %d: serving %s (%s) into %s", run_id, ", ".join(symbols), self.interval.name, ledger.path)
-            self.retrainer = RetrainScheduler(settings, ledger, self.engines)
+            self.retrainer = RetrainScheduler(settings, ledger, self.engines, clock=self.clock)
             await self.retrainer.start()
             resume_after = {s: e.last_open_ms for s, e in self.engines.items() if e.last_open_ms is not None}
             async with CandleFeed(settings.exchange, settings.feed, rest, resume_after=resume_after,

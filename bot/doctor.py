@@ -37,7 +37,7 @@ from config.settings import CONFIG_PATH_VARIABLE, ENV_PREFIX, ConfigError, Setti
 from state.database import check_writable
 from state.errors import LedgerError, ledger_errors
 from state.migrations import LATEST_VERSION, check_version
-from state.records import ModelEntry
+from state.records import ModelEntry, ModelStatus
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 RESTORE_HINT = "restore the newest backup (stop the daemon, copy a `shadow backup` file over the ledger)"
@@ -127,7 +127,8 @@ def _registry_check(models: list[ModelEntry], lookback_window: int) -> Finding:
         problem = _model_problem(model, lookback_window)
         if problem:
             # A model that can never serve again (retired, rejected) is worth a warning only.
-            (failures if model.status in ("promoted", "candidate") else warnings).append(f"({model.status}) {problem}")
+            serving = model.status in (ModelStatus.PROMOTED, ModelStatus.CANDIDATE)
+            (failures if serving else warnings).append(f"({model.status}) {problem}")
     fix = ("restore the model files from a backup of the registry folder, or retire the model; "
            "never copy a model file in by hand")
     if failures:

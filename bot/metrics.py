@@ -27,8 +27,8 @@ from prometheus_client.registry import Collector
 from bot.bybit.sequencer import FeedCandle
 from state.database import connect_reader
 from state.errors import LedgerError
-from state.model_rows import RETRAIN_STATUSES
 from state.readers import RetrainSummary, retrain_summary
+from state.records import RetrainStatus
 
 if TYPE_CHECKING:
     from bot.daemon import Daemon
@@ -55,7 +55,7 @@ REST_COUNTERS: dict[str, str] = {
     "retries": "REST requests repeated after a rate-limit or network error",
     "rate_limited": "REST rate-limit answers (retCode 10006/10018, HTTP 403)",
 }
-RETRAIN_OUTCOMES: tuple[str, ...] = tuple(s for s in RETRAIN_STATUSES if s != "running")
+RETRAIN_OUTCOMES: tuple[str, ...] = tuple(s for s in RetrainStatus if s != RetrainStatus.RUNNING)
 
 
 class _DaemonCollector(Collector):
@@ -137,7 +137,7 @@ class _DaemonCollector(Collector):
             runs.add_metric([outcome], summary.runs_by_status.get(outcome, 0) if summary else 0)
         yield runs
         yield GaugeMetricFamily("shadow_retrain_running", "retraining runs in progress",
-                                value=summary.runs_by_status.get("running", 0) if summary else 0)
+                                value=summary.runs_by_status.get(RetrainStatus.RUNNING, 0) if summary else 0)
         if summary is not None and summary.last_duration_s is not None:
             yield GaugeMetricFamily("shadow_retrain_last_duration_seconds", "duration of the last finished "
                                     "retraining run", value=summary.last_duration_s)

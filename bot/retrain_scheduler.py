@@ -36,7 +36,9 @@ from bot.hotswap import HotSwapper
 from bot.serving import REGISTRY
 from config.settings import Settings
 from env.types import Candle
+from state.clock import SYSTEM_CLOCK, Clock
 from state.ledger import Ledger
+from state.records import ModelStatus
 from trainer.retrain.job import DEFAULT_TRAINER
 from trainer.retrain.runner import RetrainOutcome, close_abandoned_runs, run_retrain
 
@@ -50,22 +52,28 @@ class RetrainScheduler:
         settings: all settings (``[retrain]`` decides what runs).
         ledger: the daemon's ledger writer (retrain rows and registry rows go through it).
         engines: the daemon's engines by symbol.
+        clock: the daemon's clock: every retrain and registry row is stamped with it, so a
+            replay writes one timeline.
+        scheduler: the apscheduler instance the wall-time triggers and the registry poll go
+            to (default: a new ``AsyncIOScheduler`` in UTC); started and shut down here.
     """
 
     trainer_target: str = DEFAULT_TRAINER
     """``module:function`` training candidates (tests plug fakes in here)."""
 
-    def __init__(self, settings: Settings, ledger: Ledger, engines: Mapping[str, SymbolEngine]) -> None:
+    def __init__(self, settings: Settings, ledger: Ledger, engines: Mapping[str, SymbolEngine], *,
+                 clock: Clock = SYSTEM_CLOCK, scheduler: AsyncIOScheduler | None = None) -> None:
         self.settings = settings
         self.retrain = settings.retrain
         self.ledger = ledger
         self.engines = engines
+        self.clock = clock
         self.swapper = (HotSwapper(engines, settings.env.lookback_window, settings.daemon.torch_threads)
                         if settings.daemon.strategy == REGISTRY else None)
         self.outcomes: list[RetrainOutcome] = []
         self.run_spans_ns: list[tuple[int, int]] = []
         """``time.perf_counter_ns()`` start and end of each child run (benchmarks)."""
-        self._scheduler = AsyncIOScheduler(timezone="UTC")
+        self._scheduler = scheduler or AsyncIOScheduler(timezone="UTC")
         self._task: asyncio.Task[None] | None = None
         self._abort = asyncio.Event()
         self._counted = 0
@@ -79,7 +87,7 @@ class RetrainScheduler:
         """Arm the triggers (and the registry poll); a cold start asks for a first model."""
         retrain = self.retrain
         if retrain.enabled:
-            for retrain_id in await close_abandoned_runs(self.ledger, retrain.time_limit_s):
+            for retrain_id in await close_abandoned_runs(self.ledger, retrain.time_limit_s, self.clock):
                 log.warning("retrain %d was left running by a process that stopped; recorded as failed", retrain_id)
             if retrain.interval_minutes is not None:
                 self._add(self._triggered, IntervalTrigger(minutes=retrain.interval_minutes),
@@ -138,7 +146,7 @@ class RetrainScheduler:
                 return
             started = time.perf_counter_ns()
             outcome = await run_retrain(self.ledger, self.settings, group, end_ms=end_ms,
-                                        trainer_target=self.trainer_target, abort=self._abort)
+                                        trainer_target=self.trainer_target, abort=self._abort, clock=self.clock)
             self.run_spans_ns.append((started, time.perf_counter_ns()))
             self.outcomes.append(outcome)
             if outcome.promoted:
@@ -149,6 +157,6 @@ class RetrainScheduler:
         if self.swapper is None:
             return
         try:
-            await self.swapper.apply(await self.ledger.registry.list_models("promoted"))
+            await self.swapper.apply(await self.ledger.registry.list_models(ModelStatus.PROMOTED))
         except Exception:  # a registry read failing now is retried at the next poll
             log.exception("checking the model registry failed; trying again in %g s", self.retrain.poll_seconds)

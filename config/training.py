@@ -70,7 +70,9 @@ class TrainSettings(Section):
 
 class EvaluationSettings(Section):
     """Backtests and walk-forward evaluation (``shadow backtest``, ``shadow evaluate``).
-    Commission and slippage come from ``[env]``, so a backtest pays what training paid."""
+    Commission and slippage come from ``[env]``, so a backtest pays what training paid;
+    every scorer (backtest, walk-forward, tune, multi-symbol validation, the retraining gate)
+    judges every strategy, baselines included, under the same ``[env]`` and guard."""
 
     strategy: str = Field(
         "sma:fast=10,slow=50",
@@ -80,6 +82,10 @@ class EvaluationSettings(Section):
     baselines: tuple[str, ...] = Field(
         ("sma:fast=10,slow=50", "rsi:period=14", "random:seed=0"),
         description="extra baselines compared with the strategy; buy_and_hold and flat are always shown",
+    )
+    risk_guard: bool = Field(
+        True, description="score every strategy with the [risk] limits between its decisions and its fills, as "
+        "the daemon trades (backtest, walk-forward, tune, multi-symbol validation, retraining gate)",
     )
     train_candles: int = Field(14_400, ge=300, description="walk-forward: candles per training window (14,400 = 10 days of 1m)")
     test_candles: int = Field(2_880, ge=2, description="walk-forward: candles per out-of-sample test slice")

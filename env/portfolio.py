@@ -270,7 +270,7 @@ def win_rate(n_wins: int, n_trades: int) -> float:
     Why 0.0 and not "undefined": the seed's env contract hands ``info['win_rate']`` to code
     that multiplies it (the seed's backtest snippet), and gymnasium's ``check_env`` compares
     infos with ``==``, so neither ``None`` nor NaN can stand in the env; and 0/0 = 0.0 is the
-    rule :mod:`trainer.metrics` already applies to every other ratio without risk (a flat
+    rule :mod:`trainer.evaluation.metrics` already applies to every other ratio without risk (a flat
     run's Sharpe is 0.0). A win rate is always shown beside its trade count, so "0 trades,
     0%" cannot be read as "lost every trade".
     """

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, fields
 from typing import Any
 
-from state.records import ModelEntry, RetrainRun
+from state.records import ModelEntry, ModelStatus, RetrainRun, RetrainStatus
 from state.writer import WriterConnection
 
-MODEL_STATUSES: tuple[str, ...] = ("candidate", "promoted", "rejected", "retired")
-RETRAIN_STATUSES: tuple[str, ...] = ("running", "ok", "failed", "rejected", "promoted")
+MODEL_STATUSES: tuple[str, ...] = tuple(ModelStatus)
+RETRAIN_STATUSES: tuple[str, ...] = tuple(RetrainStatus)
 
 _MODEL_COLUMNS = tuple(f.name for f in fields(ModelEntry))
 _JSON_COLUMNS = ("hyperparameters", "metrics")
@@ -35,12 +35,13 @@ def models_query(status: str | None) -> tuple[str, tuple[Any, ...]]:
 
 def model_from_row(row: Sequence[Any]) -> ModelEntry:
     values = dict(zip(_MODEL_COLUMNS, row, strict=True))
-    return ModelEntry(**values | {c: json.loads(values[c]) for c in _JSON_COLUMNS})
+    return ModelEntry(**values | {c: json.loads(values[c]) for c in _JSON_COLUMNS}
+                      | {"status": ModelStatus(values["status"])})
 
 
 def retrain_from_row(row: Sequence[Any]) -> RetrainRun:
     values = dict(zip(_RETRAIN_COLUMNS, row, strict=True))
-    return RetrainRun(**values | {"metrics": json.loads(values["metrics"])})
+    return RetrainRun(**values | {"metrics": json.loads(values["metrics"]), "status": RetrainStatus(values["status"])})
 
 
 def _check_status(status: str | None, allowed: tuple[str, ...], what: str) -> None:
@@ -74,7 +75,7 @@ class ModelRows:
             rows = list(await db.execute_fetchall("SELECT symbol, interval FROM models WHERE version = ?", (version,)))
             if not rows:
                 raise LookupError(f"no model {version!r} in ledger {self._writer.path}")
-            if status == "promoted":
+            if status == ModelStatus.PROMOTED:
                 symbol, interval = rows[0]
                 await db.execute(
                     "UPDATE models SET status = 'retired' WHERE status = 'promoted' AND version <> ? "

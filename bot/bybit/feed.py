@@ -29,10 +29,10 @@ from bot.bybit.rest import BybitRest, RestError
 from bot.bybit.sequencer import CandleSequencer, FeedCandle, Offer
 from bot.bybit.stats import FeedStats
 from bot.bybit.ws import KlineStream
-from bot.clock import Clock, SystemClock
 from config.settings import ExchangeSettings, FeedSettings
 from env.candles import format_ms
 from env.types import Candle
+from state.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 

@@ -36,10 +36,10 @@ from bot.backoff import jittered_backoff
 from bot.bybit.parse import MalformedMessage, TopicTarget, UnknownTopic, closed_candles, decode
 from bot.bybit.schemas import KlinePush, OpReply
 from bot.bybit.stats import FeedStats
-from bot.clock import Clock
 from config.errors import UserError
 from config.settings import ExchangeSettings
 from env.types import Candle
+from state.clock import Clock
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,12 @@ OutOption = Annotated[
 ]
 ForceOption = Annotated[bool, typer.Option("--force", help="write into a non-empty --out directory")]
 RepairOption = Annotated[bool, typer.Option("--repair", help="repair bad candles (fill gaps, drop bad rows) instead of failing")]
+RiskOption = Annotated[
+    Optional[bool], typer.Option("--risk/--no-risk", show_default=False,
+                                 help="score every strategy (baselines too) with the \\[risk] limits between its "
+                                 "decisions and its fills, as the live daemon trades "
+                                 "(default: \\[evaluation] risk_guard)"),
+]
 
 _ROWS: tuple[tuple[str, str, str], ...] = (
     ("total_return", "total return", "pct"),
@@ -65,17 +71,14 @@ def backtest(
     out: OutOption = None,
     force: ForceOption = False,
     repair: RepairOption = False,
-    risk: Annotated[
-        bool, typer.Option("--risk/--no-risk", help="apply the \\[risk] limits between strategy and fill, as the "
-                           "live daemon does (the strategy only; baselines run unguarded)"),
-    ] = True,
+    risk: RiskOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Backtest a strategy on a candle file or on the ledger's candles, beside buy & hold and
     flat on the same candles.
 
-    Same env, features, fills and (with --risk) risk limits as the live daemon; commission
-    and slippage from \\[env].
+    Same env, features, fills and (with --risk) risk limits as the live daemon, for the
+    strategy and the baselines alike; commission and slippage from \\[env].
 
     Writes metrics.json, trades.csv and report.png to --out.
     """
@@ -83,10 +86,10 @@ def backtest(
     from env.features import warmup_prefix
     from strategies.specs import build_strategy
     from trainer.data.ranges import select_range
-    from trainer.evaluation.backtest import make_env, run_backtest, run_comparison
+    from trainer.evaluation.backtest import EvaluationSpec
     from trainer.evaluation.outputs import prepare_out_dir, write_backtest
 
-    settings = load_settings(config)
+    settings = load_settings(config, evaluation={} if risk is None else {"risk_guard": risk})
     warmup = warmup_prefix(settings.env.lookback_window)
     if db is not None:
         if candles is not None:
@@ -102,10 +105,9 @@ def backtest(
     cap_torch_threads(1)  # the daemon and the trainer share two cores
     others = _baselines(settings, exclude=main.name)
     out_dir = prepare_out_dir(out or _default_out("backtest"), force)
-    env = make_env(frame, settings.env)
-    results = [run_backtest(main, env, start_index, settings.risk if risk else None),
-               *run_comparison(others, env, start_index)]
-    paths = write_backtest(out_dir, results[0], results[1:], source=source, env=settings.env)
+    spec = EvaluationSpec.from_settings(settings)
+    results = spec.compare([main, *others], frame, start_index)
+    paths = write_backtest(out_dir, results[0], results[1:], source=source, spec=spec)
     console.print(_metrics_table(results, f"{main.name} on {Path(source).name}"))
     for kind, path in paths.items():
         console.print(f"{kind}: {path}")
@@ -155,6 +157,7 @@ def evaluate(
     out: OutOption = None,
     force: ForceOption = False,
     repair: RepairOption = False,
+    risk: RiskOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Train PPO on a rolling window, test on the next slice, repeat; compare with baselines.
@@ -181,12 +184,13 @@ def evaluate(
         run_signal_check(args, load_settings(config), out or _default_out("signal"), force)
         return
     from strategies.ppo import PPOStrategy
+    from trainer.evaluation.backtest import EvaluationSpec
     from trainer.evaluation.outputs import prepare_out_dir, write_walk_forward
     from trainer.evaluation.walk_forward import walk_forward as run_walk_forward
     from trainer.training.fold_trainer import PPOTrainer
 
     overrides = {"train_candles": train_candles, "test_candles": test_candles, "step_candles": step_candles,
-                 "max_folds": folds, "total_timesteps": timesteps, "seed": seed}
+                 "max_folds": folds, "total_timesteps": timesteps, "seed": seed, "risk_guard": risk}
     settings = load_settings(config, evaluation={k: v for k, v in overrides.items() if v is not None})
     ev = settings.evaluation
     candles = candles or SAMPLE_CANDLES
@@ -198,7 +202,7 @@ def evaluate(
     result = run_walk_forward(
         frame,
         train_fn=PPOTrainer(ev.total_timesteps, settings.train, symbol=symbol),
-        env_settings=settings.env,
+        spec=EvaluationSpec.from_settings(settings),
         baselines=_baselines(settings, exclude=""),
         load_model=lambda path: PPOStrategy.load(path, lookback_window=lookback),
         train=ev.train_candles,
@@ -209,7 +213,7 @@ def evaluate(
         out_dir=out_dir,
         progress=console.print,
     )
-    paths = write_walk_forward(out_dir, result, source=str(candles), env=settings.env, settings=ev.model_dump())
+    paths = write_walk_forward(out_dir, result, source=str(candles), settings=ev.model_dump())
     console.print(_aggregate_table(result.aggregate(), result.strategy))
     for kind, path in paths.items():
         console.print(f"{kind}: {path}")

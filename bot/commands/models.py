@@ -9,7 +9,6 @@ A running daemon (``[daemon] strategy = "registry"``) picks a promotion up withi
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -59,8 +58,10 @@ async def promote_version(db: Path, settings: Settings, version: str) -> str:
         UserError: no such ledger or version, or a file that is missing, changed since it
             was published, or built for other features.
     """
+    from state.clock import SYSTEM_CLOCK
     from state.errors import LedgerNotFoundError
     from state.ledger import Ledger
+    from state.records import ModelStatus
     from strategies.model_metadata import load_metadata
     from trainer.models.store import verify_model_file
 
@@ -73,20 +74,21 @@ async def promote_version(db: Path, settings: Settings, version: str) -> str:
             held = ", ".join(f"{m.version} ({m.status})" for m in entries) or "no models"
             raise UserError(f"ledger {db}: no model {version!r}; it holds {held}")
         market = " ".join(filter(None, (entry.symbol or "every symbol", entry.interval)))
-        if entry.status == "promoted":
+        if entry.status == ModelStatus.PROMOTED:
             return f"{version} is already the promoted model for {market}"
         path = verify_model_file(entry, settings.env.lookback_window)
-        before = [m for m in entries if m.status == "promoted" and (m.symbol, m.interval) ==
+        before = [m for m in entries if m.status == ModelStatus.PROMOTED and (m.symbol, m.interval) ==
                   (entry.symbol, entry.interval)]  # what set_model_status retires
-        now_ms = time.time_ns() // 1_000_000
-        await ledger.registry.set_model_status(version, "promoted", at_ms=now_ms)
+        now_ms = SYSTEM_CLOCK.now_ms()
+        await ledger.registry.set_model_status(version, ModelStatus.PROMOTED, at_ms=now_ms)
         if entry.symbol is None:  # a shared model serves its symbols only once their own models step aside
             trained = load_metadata(path).market_ids()
-            own = [m for m in entries if m.status == "promoted" and m.symbol in trained and m.interval == entry.interval]
+            own = [m for m in entries if m.status == ModelStatus.PROMOTED and m.symbol in trained
+                   and m.interval == entry.interval]
             for m in own:
-                await ledger.registry.set_model_status(m.version, "retired", at_ms=now_ms)
+                await ledger.registry.set_model_status(m.version, ModelStatus.RETIRED, at_ms=now_ms)
             before += own
-    note = " (the retrain gate had rejected it)" if entry.status == "rejected" else ""
+    note = " (the retrain gate had rejected it)" if entry.status == ModelStatus.REJECTED else ""
     retired = f"; {', '.join(m.version for m in before)} retired" if before else ""
     return (f"{version} promoted for {market}{note}{retired}; a running daemon serving the registry switches to it "
             f"within {settings.retrain.poll_seconds:g} s ([retrain] poll_seconds)")

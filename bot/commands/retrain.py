@@ -58,6 +58,7 @@ async def retrain_now(settings: Settings) -> int:
     """One retrain per symbol (or one for all, with a shared model); returns how many failed."""
     from state.errors import LedgerNotFoundError
     from state.ledger import Ledger
+    from state.records import RetrainStatus
     from trainer.retrain.runner import run_retrain
 
     path = settings.ledger.db_path
@@ -71,7 +72,7 @@ async def retrain_now(settings: Settings) -> int:
             with console.status(f"retraining {', '.join(group)}: {settings.retrain.timesteps:,} timesteps, "
                                 f"time limit {settings.retrain.time_limit_s:g} s ..."):
                 outcome = await run_retrain(ledger, settings, group)
-            failed += outcome.status == "failed"
+            failed += outcome.status == RetrainStatus.FAILED
             console.print(f"retrain {outcome.retrain_id} ({', '.join(group)}): {outcome.status}: {outcome.reason}",
                           highlight=False, markup=False)
     return failed

@@ -73,14 +73,15 @@ def settings_for(server: ReplayServer, db: Path, **retrain: object) -> Settings:
                     retrain=RetrainSettings(**values))
 
 
-async def run_story(frame: pd.DataFrame, db: Path, story: Callable[[Daemon, Settings], bool],
-                    **retrain: object) -> Daemon:
+async def run_story(frame: pd.DataFrame, db: Path, story: Callable[[Daemon, Settings], bool], *,
+                    virtual_time: bool = False, **retrain: object) -> Daemon:
     """Replay ``frame`` through the daemon; ``story(daemon, settings)`` runs after every
-    decision and returns True once the test has seen what it needs."""
+    decision and returns True once the test has seen what it needs. ``virtual_time``: the
+    daemon runs on the replay's clock instead of the wall clock."""
     market = ReplayMarket([ReplaySeries.from_frame("BTCUSDT", frame)], history=HISTORY)
     async with ReplayServer(market, speed=SPEED) as server:
         settings = settings_for(server, db, **retrain)
-        daemon = Daemon(settings)
+        daemon = Daemon(settings, clock=market.clock) if virtual_time else Daemon(settings)
         stop = asyncio.Event()
         daemon.listeners.append(lambda symbol, item, _: stop.set() if story(daemon, settings) else None)
         await asyncio.wait_for(daemon.run(stop), 90)
@@ -216,3 +217,32 @@ async def test_each_trainer_failure_leaves_the_daemon_trading_with_the_old_model
     assert table(db, "SELECT status, count(*) FROM retrain_runs WHERE retrain_id <= 5 GROUP BY status") == [
         ("failed", 5)]
     assert_stopped_cleanly(db)
+
+
+async def test_a_replay_on_virtual_time_writes_one_timeline(tmp_path: Path, frame: pd.DataFrame,
+                                                             models: dict[Action, Path],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon on the replay's clock: the session, every decision, the retrain runs and the
+    models they publish are all stamped in the replay's March 2023, in causal order, not
+    partly in today's wall time."""
+    db = tmp_path / "shadow.sqlite"
+    monkeypatch.setattr(RetrainScheduler, "trainer_target", "tests.trainer.retrain_fakes:copies_model")
+    monkeypatch.setenv(MODEL_VARIABLE, str(models[Action.BUY]))
+
+    def story(daemon: Daemon, settings: Settings) -> bool:
+        return daemon.engines["BTCUSDT"].serving.model_version == "v0001"
+
+    daemon = await run_story(frame, db, story, virtual_time=True)
+    assert daemon.retrainer.outcomes[0].status == "promoted"
+    first_ms, last_ms = int(frame["open_time_ms"].iloc[0]), int(frame["open_time_ms"].iloc[-1]) + 60_000
+    (started, stopped), = table(db, "SELECT started_ms, stopped_ms FROM runs")
+    (retrain_started, retrain_finished), = table(db, "SELECT started_ms, finished_ms FROM retrain_runs "
+                                                     "ORDER BY retrain_id LIMIT 1")
+    (created, promoted), = table(db, "SELECT created_ms, promoted_ms FROM models WHERE version = 'v0001'")
+    decided = [r[4] for r in decisions(db)]
+    first_by_v1 = min(r[4] for r in decisions(db) if r[3] == "v0001")
+    trigger_close_ms = int(frame["open_time_ms"].iloc[HISTORY + EVERY - 1]) + 60_000
+    stamps = [started, *decided, retrain_started, retrain_finished, created, promoted, stopped]
+    assert all(first_ms <= t <= last_ms for t in stamps), "a row was stamped outside the replay's time"
+    assert started <= decided[0] and decided == sorted(decided) and decided[-1] <= stopped
+    assert trigger_close_ms <= retrain_started <= created <= promoted <= retrain_finished <= first_by_v1

@@ -15,7 +15,7 @@ from env.execution import Account
 from env.portfolio import Portfolio, PortfolioConfig
 from env.risk import DAY_MS, RiskEventKind, RiskGuard
 from env.types import Action, Candle, Side
-from strategies.registry import build_strategy
+from strategies.specs import build_strategy
 
 T0 = 1_700_000_000_000 - (1_700_000_000_000 % DAY_MS)
 

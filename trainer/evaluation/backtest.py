@@ -1,11 +1,19 @@
-"""Backtests: any strategy, run through the training env itself.
+"""Backtests: any strategy, run through the training env itself, and the one evaluation
+spec every scorer judges by.
 
 There is no second PnL implementation here. The backtester steps
-:class:`env.crypto_trading_env.CryptoTradingEnv` (which fills through
-:class:`env.portfolio.Portfolio`) exactly as training does, asks the strategy for each
-action, and only records what the env reports: equity after every step, the position,
-the fills (``env.last_fills``) and the final account. Commission and slippage are the
-``[env]`` settings.
+:class:`env.crypto_trading_env.CryptoTradingEnv` (whose money step,
+:class:`env.execution.Account`, is the live engine's) exactly as training does, asks the
+strategy for each action, and only records what the env reports: equity after every
+step, the position, what each action did (``env.last_execution``: the trade carried out,
+its fills, any risk events) and the final account.
+
+**One evaluation spec.** :class:`EvaluationSpec` (the ``[env]`` account and costs plus the
+``[risk]`` guard, built by :meth:`EvaluationSpec.from_settings`) is what every scorer takes:
+``shadow backtest``, walk-forward, ``shadow tune``, multi-symbol validation and the
+retraining gate. It applies to every strategy of a comparison, baselines included, so a
+model is tuned, validated and promoted on one score. The default is the live risk guard
+(``[evaluation] risk_guard = true``): a score is what the daemon would have made.
 
 Every strategy of one comparison runs on the same env (same candles, same features, same
 first decision candle), so buy & hold and flat are measured on exactly the candles the
@@ -22,11 +30,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from config.settings import EnvSettings, RiskSettings
+from config.settings import EnvSettings, RiskSettings, Settings
 from env.candles import infer_interval_ms
 from env.crypto_trading_env import CryptoTradingEnv
 from env.portfolio import ClosedTrade, Fill
 from env.risk import RiskEvent, RiskGuard
+from env.types import EnvInfo
 from strategies.base import MarketContext, Strategy
 from trainer.evaluation.metrics import Metrics, compute_metrics
 
@@ -67,7 +76,7 @@ class BacktestResult:
     fills: list[Fill]
     trades: list[ClosedTrade]
     open_position: OpenPosition | None
-    final_info: dict[str, Any]
+    final_info: EnvInfo
     interval_ms: int
     terminated: bool
     risk_events: list[RiskEvent] = field(default_factory=list)
@@ -90,22 +99,59 @@ def make_env(candles: pd.DataFrame, settings: EnvSettings) -> CryptoTradingEnv:
     return CryptoTradingEnv.from_settings(candles, settings, random_start=False, episode_length=None)
 
 
+@dataclass(frozen=True, slots=True)
+class EvaluationSpec:
+    """How a strategy is judged, wherever it is judged (see the module docstring).
+
+    Args:
+        env: the account (initial balance, position size), the costs (commission,
+            slippage) and the observation (lookback window).
+        risk: the risk guard between every strategy and its fills; ``None``: unguarded.
+    """
+
+    env: EnvSettings
+    risk: RiskSettings | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EvaluationSpec:
+        """The spec of ``settings`` (built here and nowhere else): ``[env]``, and ``[risk]``
+        unless ``[evaluation] risk_guard`` is off."""
+        return cls(settings.env, settings.risk if settings.evaluation.risk_guard else None)
+
+    def make_env(self, candles: pd.DataFrame) -> CryptoTradingEnv:
+        """The backtest env over ``candles`` (:func:`make_env` with this spec's ``[env]``)."""
+        return make_env(candles, self.env)
+
+    def compare(self, strategies: Sequence[Strategy], candles: pd.DataFrame,
+                start_index: int | None = None) -> list[BacktestResult]:
+        """Backtest every strategy on ``candles`` from the same first decision candle, each
+        under this spec's costs and guard."""
+        return run_comparison(strategies, self.make_env(candles), start_index, self.risk)
+
+    def describe(self) -> dict[str, Any]:
+        """What ``metrics.json`` and ``walk_forward.json`` record about the scoring."""
+        return {"env": self.env.model_dump(), "risk_guard": None if self.risk is None else self.risk.model_dump()}
+
+
 def run_backtest(strategy: Strategy, env: CryptoTradingEnv, start_index: int | None = None,
                  risk: RiskSettings | None = None) -> BacktestResult:
     """Run ``strategy`` from candle ``start_index`` (default: the env's first step) to the
     end of the env's candles, or until the env terminates (blow-up).
 
+    Scorers call this through :class:`EvaluationSpec`, which chooses ``env`` and ``risk``.
+
     Args:
         strategy: what decides.
         env: built by :func:`make_env`; it is reset here, so it can be reused.
         start_index: first decision candle (index into ``env.candles``).
-        risk: apply the live engine's risk guard (``[risk]``) between the strategy and the
-            fill, so the backtest decides what the daemon would; ``None``: no guard.
+        risk: put the live engine's risk guard (``[risk]``) between the strategy and the
+            fill (inside the env's money step), so the backtest decides what the daemon
+            would; ``None``: no guard.
     """
     start = env.first_step if start_index is None else start_index
-    obs, info = env.reset(options={"start_index": start})
+    guard = None if risk is None else RiskGuard.from_settings(risk)
+    obs, info = env.reset(options={"start_index": start, "risk_guard": guard})
     decide = strategy.prepare(MarketContext.from_candles(env.candles))
-    guard = None if risk is None else RiskGuard.from_settings(risk.max_drawdown, risk.daily_loss_limit)
     risk_events: list[RiskEvent] = []
     n_max = env.last_step - start
     equity = np.empty(n_max + 1)
@@ -117,14 +163,13 @@ def run_backtest(strategy: Strategy, env: CryptoTradingEnv, start_index: int | N
     step = env.step
     k, terminated = 0, False
     while k < n_max:
-        action = decide(env.current_index, obs)
-        if guard is not None:
-            action, events = guard.check(action, env.portfolio, env.current_time_ms)
-            risk_events.extend(events)
-        obs, _, terminated, truncated, info = step(action)
-        if env.last_fills:
-            fills.extend(env.last_fills)
-        actions[k] = action
+        obs, _, terminated, truncated, info = step(decide(env.current_index, obs))
+        execution = env.last_execution
+        if execution.fills:
+            fills.extend(execution.fills)
+        if execution.risk_events:
+            risk_events.extend(execution.risk_events)
+        actions[k] = execution.action
         positions[k] = info["position"]
         decision_equity[k] = info["decision_equity"]
         k += 1

@@ -14,10 +14,9 @@ from typing import Any
 import pandas as pd
 
 from config.errors import UserError
-from config.settings import EnvSettings
 from env.candles import format_ms
 from env.types import Side
-from trainer.evaluation.backtest import BacktestResult
+from trainer.evaluation.backtest import BacktestResult, EvaluationSpec
 from trainer.evaluation.charts import plot_backtest, plot_walk_forward
 from trainer.evaluation.walk_forward import WalkForwardResult
 
@@ -93,26 +92,28 @@ def span_summary(result: BacktestResult, source: str) -> dict[str, Any]:
 
 
 def write_backtest(
-    out_dir: Path, main: BacktestResult, others: Sequence[BacktestResult], *, source: str, env: EnvSettings
+    out_dir: Path, main: BacktestResult, others: Sequence[BacktestResult], *, source: str, spec: EvaluationSpec
 ) -> dict[str, Path]:
     """Write ``metrics.json``, ``trades.csv`` and ``report.png``; returns their paths."""
     paths = {"metrics": out_dir / "metrics.json", "trades": out_dir / "trades.csv", "report": out_dir / "report.png"}
+    env = spec.env
     document = {
         "strategy": main.strategy,
         "candles": span_summary(main, source),
-        "env": env.model_dump(),
+        **spec.describe(),
         "results": {r.strategy: result_summary(r) for r in (main, *others)},
     }
     _write_json(paths["metrics"], document)
     trades_frame(main).to_csv(paths["trades"], index=False)
     start, end = (format_ms(main.times_ms[i]) for i in (0, -1))
     title = f"{Path(source).name}: {start} to {end} UTC, {len(main.actions):,} decisions, " \
-            f"commission {env.commission:g}, slippage {env.slippage_bps:g} bps"
+            f"commission {env.commission:g}, slippage {env.slippage_bps:g} bps, " \
+            f"{'risk guard on' if spec.risk else 'no risk guard'}"
     plot_backtest(main, others, paths["report"], title=title)
     return paths
 
 
-def write_walk_forward(out_dir: Path, result: WalkForwardResult, *, source: str, env: EnvSettings,
+def write_walk_forward(out_dir: Path, result: WalkForwardResult, *, source: str,
                        settings: Mapping[str, Any]) -> dict[str, Path]:
     """Write ``walk_forward.json``, ``folds.csv`` and ``walk_forward.png``."""
     paths = {"summary": out_dir / "walk_forward.json", "folds": out_dir / "folds.csv",
@@ -136,7 +137,7 @@ def write_walk_forward(out_dir: Path, result: WalkForwardResult, *, source: str,
                         | r.metrics.to_dict())
     _write_json(paths["summary"], {
         "candles": {"source": source, "n_candles": len(times), "first": _iso(int(times[0])), "last": _iso(int(times[-1]))},
-        "env": env.model_dump(),
+        **result.spec.describe(),
         "walk_forward": dict(settings),
         "folds": folds,
         "aggregate": result.aggregate(),

@@ -12,7 +12,8 @@ Fold ``k`` (0-based), with ``s = k x step``::
 
 The test env also holds the ``first_step`` candles before the test slice (the end of the
 training window) as feature warm-up; nothing is decided on them. Each fold's test slice
-is backtested for the model and for every baseline through :mod:`trainer.evaluation.backtest`.
+is backtested for the model and for every baseline under the one evaluation spec
+(:class:`trainer.evaluation.backtest.EvaluationSpec`: costs and the live risk guard by default).
 
 Training is pluggable (:class:`TrainFn`): this module never trains anything itself. The
 PPO trainer every command uses is :class:`trainer.training.fold_trainer.PPOTrainer`.
@@ -33,7 +34,7 @@ from config.errors import UserError
 from config.settings import EnvSettings
 from env.features import warmup_prefix
 from strategies.base import Strategy
-from trainer.evaluation.backtest import BacktestResult, make_env, run_comparison
+from trainer.evaluation.backtest import BacktestResult, EvaluationSpec
 
 MODEL_LABEL = "ppo"
 """Name of the trained model's results in each fold (its path differs per fold)."""
@@ -113,11 +114,13 @@ class FoldResult:
 
 @dataclass
 class WalkForwardResult:
-    """All folds plus the aggregate; ``strategy`` names the trained model's results."""
+    """All folds plus the aggregate; ``strategy`` names the trained model's results, ``spec``
+    is how every test slice was scored."""
 
     strategy: str
     folds: list[FoldResult]
     candles: pd.DataFrame
+    spec: EvaluationSpec
 
     def aggregate(self) -> dict[str, dict[str, Any]]:
         """Per strategy, across folds: chained (compounded) return, mean and median fold
@@ -148,7 +151,7 @@ def walk_forward(
     candles: pd.DataFrame,
     *,
     train_fn: TrainFn,
-    env_settings: EnvSettings,
+    spec: EvaluationSpec,
     baselines: Sequence[Strategy],
     load_model: Callable[[Path], Strategy],
     train: int,
@@ -164,8 +167,8 @@ def walk_forward(
 
     Args:
         candles: validated candles, oldest first.
-        train_fn: trains one model per fold.
-        env_settings: the ``[env]`` settings for training and testing.
+        train_fn: trains one model per fold (on ``spec.env``).
+        spec: how every test slice is scored, the model and the baselines alike.
         baselines: strategies tested on every slice beside the model.
         load_model: turns a trained zip into a strategy (``PPOStrategy.load``).
         train, test, step, max_folds: fold sizes (see :func:`make_folds`).
@@ -175,7 +178,7 @@ def walk_forward(
         on_fold: called with each fold's result as soon as it is tested; an exception it
             raises stops the run (a tuning trial uses it to report and to be pruned).
     """
-    warmup = warmup_prefix(env_settings.lookback_window)
+    warmup = warmup_prefix(spec.env.lookback_window)
     folds = make_folds(len(candles), train=train, test=test, step=step, max_folds=max_folds, warmup=warmup)
     results = []
     times = candles["open_time_ms"].to_numpy()
@@ -185,20 +188,19 @@ def walk_forward(
         train_frame = candles.iloc[fold.train_start : fold.train_end].reset_index(drop=True)
         model_path = train_fn(
             train_frame, seed=seed + fold.index, model_path=out_dir / f"fold_{fold.index + 1:02d}" / "model.zip",
-            env_settings=env_settings, extra={"walk_forward_fold": fold.to_dict()},
+            env_settings=spec.env, extra={"walk_forward_fold": fold.to_dict()},
         )
         model = load_model(model_path)
         # Warm-up from the end of the training window, decisions on the test slice,
         # one candle more to mark the last decision at.
         test_frame = candles.iloc[fold.train_end - warmup : fold.test_end + 1].reset_index(drop=True)
-        env = make_env(test_frame, env_settings)
-        runs = run_comparison([model, *baselines], env, start_index=warmup)
+        runs = spec.compare([model, *baselines], test_frame, start_index=warmup)
         by_name = {MODEL_LABEL: runs[0]} | {r.strategy: r for r in runs[1:]}
         results.append(FoldResult(fold, model_path, by_name))
         returns = ", ".join(f"{name} {100 * r.metrics.total_return:+.2f}%" for name, r in by_name.items())
         progress(f"{label}: tested on {_span(times, fold.train_end, fold.test_end)}: {returns}")
         on_fold(results[-1])
-    return WalkForwardResult(MODEL_LABEL, results, candles)
+    return WalkForwardResult(MODEL_LABEL, results, candles, spec)
 
 
 def _span(times: np.ndarray, start: int, end: int) -> str:

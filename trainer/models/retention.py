@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from state.ledger import Ledger
-from state.records import ModelEntry
+from state.records import ModelEntry, ModelStatus
 from strategies.model_metadata import metadata_path
 
 log = logging.getLogger(__name__)
@@ -24,10 +24,10 @@ log = logging.getLogger(__name__)
 
 def files_to_prune(models: Sequence[ModelEntry], keep: int, registry_dir: Path) -> list[ModelEntry]:
     """The models whose files go (see the module docstring), oldest last."""
-    promoted = [m for m in models if m.status == "promoted"]
+    promoted = [m for m in models if m.status == ModelStatus.PROMOTED]
     protected = {m.version for m in promoted} | {m.parent_version for m in promoted if m.parent_version}
     folder = registry_dir.resolve()
-    prunable = [m for m in models if m.status != "candidate" and m.version not in protected
+    prunable = [m for m in models if m.status != ModelStatus.CANDIDATE and m.version not in protected
                 and Path(m.path).resolve().parent == folder and Path(m.path).exists()]
     prunable.sort(key=lambda m: (m.created_ms, m.version), reverse=True)
     return prunable[keep:]

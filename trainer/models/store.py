@@ -13,15 +13,15 @@ import asyncio
 import hashlib
 import os
 import shutil
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from config.errors import UserError
+from state.clock import SYSTEM_CLOCK, Clock
 from state.ledger import Ledger
-from state.records import ModelEntry
+from state.records import ModelEntry, ModelStatus
 from strategies.base import Strategy
 from strategies.model_metadata import check_compatible, load_metadata, metadata_path
 from strategies.specs import build_strategy
@@ -85,7 +85,7 @@ def load_registry_strategy(entry: ModelEntry, lookback_window: int) -> Strategy:
 def promoted_model(models: Sequence[ModelEntry], symbol: str, interval: str) -> ModelEntry | None:
     """The newest promoted model for ``symbol``/``interval``; a per-symbol model wins over a
     shared one (a row without symbol or interval)."""
-    matching = [m for m in models if m.status == "promoted"
+    matching = [m for m in models if m.status == ModelStatus.PROMOTED
                 and m.symbol in (symbol, None) and m.interval in (interval, None)]
     matching.sort(key=lambda m: (m.symbol is not None, m.promoted_ms or 0, m.created_ms), reverse=True)
     return matching[0] if matching else None
@@ -105,10 +105,11 @@ async def publish_model(
     *,
     symbol: str | None,
     interval: str | None,
-    status: str = "candidate",
+    status: ModelStatus = ModelStatus.CANDIDATE,
     parent_version: str | None = None,
     metrics: Mapping[str, Any] | None = None,
     version: str | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> ModelEntry:
     """Copy ``model_zip`` (and its ``.meta.json``) into the registry and register it.
 
@@ -121,22 +122,25 @@ async def publish_model(
         parent_version: the model it was warm-started from or replaces.
         metrics: holdout metrics to keep with it.
         version: explicit version; default :func:`next_version`.
+        clock: the time ``created_ms`` (and ``promoted_ms``) are stamped with; the daemon's
+            clock when a retrain in the daemon publishes.
     """
     meta = load_metadata(model_zip)  # refuses files without Shadow metadata
+    status = ModelStatus(status)
     version = version or await next_version(ledger)
     # File work (copy, fsync, hash) in a thread: the daemon publishes from its event loop.
     target, sha256 = await asyncio.to_thread(_copy_into_registry, model_zip, registry_dir, version)
-    now_ms = time.time_ns() // 1_000_000
+    now_ms = clock.now_ms()
     entry = ModelEntry(
         version=version, path=str(target.resolve()), sha256=sha256, created_ms=now_ms,
-        parent_version=parent_version, status="candidate", symbol=symbol, interval=interval,
+        parent_version=parent_version, status=ModelStatus.CANDIDATE, symbol=symbol, interval=interval,
         data_start_ms=meta.data_range.get("start_ms"), data_end_ms=meta.data_range.get("end_ms"),
         hyperparameters=dict(meta.hyperparameters), metrics=dict(metrics or {}),
     )
     await ledger.registry.add_model(entry)
-    if status != "candidate":
+    if status != ModelStatus.CANDIDATE:
         await ledger.registry.set_model_status(version, status, at_ms=now_ms)
-        entry = replace(entry, status=status, promoted_ms=now_ms if status == "promoted" else None)
+        entry = replace(entry, status=status, promoted_ms=now_ms if status == ModelStatus.PROMOTED else None)
     return entry
 
 

@@ -73,6 +73,7 @@ def run_job(job: RetrainJob) -> RetrainResult:
     from state.database import connect_reader
     from state.readers import read_candles
     from trainer.data.ledger_source import pick_series
+    from trainer.evaluation.backtest import EvaluationSpec
     from trainer.models.store import file_sha256, verify_model_file
     from trainer.retrain.gate import gate, holdout_split, metric_value, score_holdout
 
@@ -88,7 +89,7 @@ def run_job(job: RetrainJob) -> RetrainResult:
                                            source=f"ledger {db} {symbol} {job.interval}")
     warm_start = verify_model_file(job.warm_start.entry(), lookback) if job.warm_start else None
     settings = Settings.model_construct(
-        env=job.env, risk=job.risk, retrain=job.retrain,
+        env=job.env, retrain=job.retrain,
         train=job.train.model_copy(update={"total_timesteps": job.retrain.timesteps, "progress": False}))
     train_fn = _import(job.trainer)
     started = time.monotonic()
@@ -105,6 +106,7 @@ def run_job(job: RetrainJob) -> RetrainResult:
 
     candidate = PPOStrategy.load(model_path, lookback)
     flat = build_strategy(FLAT)
+    spec = EvaluationSpec(job.env, job.risk)
     holdout: dict[str, dict[str, dict[str, object]]] = {}
     per_role: dict[str, list] = {"candidate": [], "incumbent": [], "flat": []}
     for symbol, split in splits.items():
@@ -113,7 +115,7 @@ def run_job(job: RetrainJob) -> RetrainResult:
             incumbent_strategy = PPOStrategy.load(verify_model_file(incumbent.model.entry(), lookback), lookback)
         else:
             incumbent_strategy = build_strategy(incumbent.label, lookback_window=lookback)
-        scored = score_holdout([candidate, incumbent_strategy, flat], split.holdout, job.env, job.risk)
+        scored = score_holdout([candidate, incumbent_strategy, flat], split.holdout, spec)
         holdout[symbol] = {}
         for role, metrics in zip(per_role, scored, strict=True):
             per_role[role].append(metrics)

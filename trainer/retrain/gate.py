@@ -7,10 +7,11 @@ A retrain judges its candidate on the most recent candles, which it never traine
     holdout:           [ prefix (= last train candles, history only) | holdout traded ]
 
 The candidate, the incumbent (the model serving now, or the daemon's fallback baseline
-before the first model) and ``flat`` are backtested on the holdout by
-:mod:`trainer.evaluation.backtest`: the training env, the portfolio model and the live risk guard,
-so the scores are what the daemon would have made. The candidate is promoted only when
-its score beats both others by more than the margin.
+before the first model) and ``flat`` are backtested on the holdout under the one
+evaluation spec (:class:`trainer.evaluation.backtest.EvaluationSpec`, the live risk guard by
+default), the same score walk-forward and ``shadow tune`` give, so the scores are what the
+daemon would have made. The candidate is promoted only when its score beats both others
+by more than the margin.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 from config.errors import UserError
-from config.settings import EnvSettings, RetrainSettings, RiskSettings
+from config.settings import RetrainSettings
 from strategies.base import Strategy
 from trainer.data.split import MIN_SLICE_STEPS, Slice
-from trainer.evaluation.backtest import make_env, run_comparison
+from trainer.evaluation.backtest import EvaluationSpec
 from trainer.evaluation.metrics import Metrics
 
 
@@ -77,11 +78,10 @@ def holdout_split(candles: pd.DataFrame, *, prefix: int, retrain: RetrainSetting
     )
 
 
-def score_holdout(strategies: Sequence[Strategy], holdout: Slice, env: EnvSettings,
-                  risk: RiskSettings) -> list[Metrics]:
-    """Backtest each strategy on the holdout's traded candles (same env, same first decision)."""
-    results = run_comparison(strategies, make_env(holdout.frame, env), start_index=holdout.prefix, risk=risk)
-    return [r.metrics for r in results]
+def score_holdout(strategies: Sequence[Strategy], holdout: Slice, spec: EvaluationSpec) -> list[Metrics]:
+    """Backtest each strategy on the holdout's traded candles (same env, same first decision,
+    same spec)."""
+    return [r.metrics for r in spec.compare(strategies, holdout.frame, start_index=holdout.prefix)]
 
 
 def metric_value(metrics: Sequence[Metrics], metric: str) -> float | None:

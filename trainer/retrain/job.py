@@ -72,6 +72,9 @@ class RetrainJob(_Message):
         incumbents: per symbol, what the candidate must beat besides flat.
         warm_start: continue training this model instead of starting afresh.
         trainer: ``module:function`` training the candidate.
+        env: ``[env]``, for training and for scoring.
+        risk: the evaluation spec's risk guard (:class:`trainer.evaluation.backtest.EvaluationSpec`);
+            ``None``: the holdout is scored unguarded.
     """
 
     retrain_id: int
@@ -86,7 +89,7 @@ class RetrainJob(_Message):
     trainer: str = DEFAULT_TRAINER
     env: EnvSettings
     train: TrainSettings
-    risk: RiskSettings
+    risk: RiskSettings | None
     retrain: RetrainSettings
 
     def write(self) -> Path:

@@ -40,8 +40,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from config.settings import Settings
+from state.clock import SYSTEM_CLOCK, Clock
 from state.ledger import Ledger
-from state.records import ModelEntry
+from state.records import ModelEntry, ModelStatus, RetrainStatus
+from trainer.evaluation.backtest import EvaluationSpec
 from trainer.models.retention import prune_registry
 from trainer.models.store import promoted_model, publish_model
 from trainer.retrain.job import (
@@ -80,7 +82,7 @@ class RetrainOutcome:
     """
 
     retrain_id: int
-    status: str
+    status: RetrainStatus
     reason: str
     symbols: tuple[str, ...]
     candidate: ModelEntry | None = None
@@ -89,7 +91,7 @@ class RetrainOutcome:
 
     @property
     def promoted(self) -> bool:
-        return self.status == "promoted"
+        return self.status == RetrainStatus.PROMOTED
 
 
 class _RunFailed(Exception):
@@ -97,7 +99,8 @@ class _RunFailed(Exception):
 
 
 async def run_retrain(ledger: Ledger, settings: Settings, symbols: Sequence[str], *, end_ms: int | None = None,
-                      trainer_target: str = DEFAULT_TRAINER, abort: asyncio.Event | None = None) -> RetrainOutcome:
+                      trainer_target: str = DEFAULT_TRAINER, abort: asyncio.Event | None = None,
+                      clock: Clock = SYSTEM_CLOCK) -> RetrainOutcome:
     """Run one retraining of ``symbols`` (one symbol, or several for a shared model).
 
     Never raises for a failed run (it is recorded and returned as ``failed``).
@@ -118,37 +121,42 @@ async def run_retrain(ledger: Ledger, settings: Settings, symbols: Sequence[str]
             that triggered the run, so the data is fixed when the run is asked for).
         trainer_target: ``module:function`` training the candidate.
         abort: set it to stop the run: the child is killed, the run recorded as failed.
+        clock: the time every row of the run is stamped with (the daemon's: virtual in a replay).
     """
     symbols = tuple(symbols)
     started = time.monotonic()
-    retrain_id = await ledger.registry.start_retrain(started_ms=_now_ms())
+    retrain_id = await ledger.registry.start_retrain(started_ms=clock.now_ms())
     log.info("retrain %d: started for %s", retrain_id, ", ".join(symbols))
     work = settings.retrain.registry_dir.resolve() / ".work" / f"retrain-{retrain_id}"
     try:
-        outcome = await _retrain(ledger, settings, retrain_id, symbols, end_ms, trainer_target, work, started, abort)
+        outcome = await _retrain(ledger, settings, retrain_id, symbols, end_ms, trainer_target, work, started, abort,
+                                 clock)
     except asyncio.CancelledError:
         try:
-            await _finish(ledger, retrain_id, symbols, "failed", "cancelled: the process running it stopped", started)
+            await _finish(ledger, retrain_id, symbols, RetrainStatus.FAILED,
+                          "cancelled: the process running it stopped", started, clock)
         except Exception:  # the ledger may be mid-transaction; the next daemon start closes the run
             log.warning("retrain %d: cancelled; could not record it now", retrain_id)
         raise
     except _RunFailed as exc:
-        outcome = await _finish(ledger, retrain_id, symbols, "failed", str(exc), started)
+        outcome = await _finish(ledger, retrain_id, symbols, RetrainStatus.FAILED, str(exc), started, clock)
     except Exception as exc:  # a bug or a full disk must not escape into the daemon
         log.exception("retrain %d: unexpected error", retrain_id)
-        outcome = await _finish(ledger, retrain_id, symbols, "failed", f"{type(exc).__name__}: {exc}", started)
+        outcome = await _finish(ledger, retrain_id, symbols, RetrainStatus.FAILED, f"{type(exc).__name__}: {exc}",
+                                started, clock)
     finally:
         await asyncio.to_thread(shutil.rmtree, work, True)
-    log.log(logging.WARNING if outcome.status == "failed" else logging.INFO, "retrain %d: %s: %s",
+    log.log(logging.WARNING if outcome.status == RetrainStatus.FAILED else logging.INFO, "retrain %d: %s: %s",
             retrain_id, outcome.status, outcome.reason)
     return outcome
 
 
 async def _retrain(ledger: Ledger, settings: Settings, retrain_id: int, symbols: tuple[str, ...],
                    end_ms: int | None, trainer_target: str, work: Path, started: float,
-                   abort: asyncio.Event | None) -> RetrainOutcome:
+                   abort: asyncio.Event | None, clock: Clock) -> RetrainOutcome:
     retrain, interval = settings.retrain, settings.feed.interval
-    promoted = await ledger.registry.list_models("promoted")
+    spec = EvaluationSpec.from_settings(settings)
+    promoted = await ledger.registry.list_models(ModelStatus.PROMOTED)
     incumbents = {s: promoted_model(promoted, s, interval) for s in symbols}
     replaced = _replaced_model(promoted, incumbents, interval, shared=retrain.shared_model)
     fallback = settings.daemon.fallback if settings.daemon.strategy == REGISTRY_STRATEGY else settings.daemon.strategy
@@ -159,42 +167,43 @@ async def _retrain(ledger: Ledger, settings: Settings, retrain_id: int, symbols:
         incumbents={s: Incumbent(label=m.version, model=ModelRef.of(m)) if m else Incumbent(label=fallback)
                     for s, m in incumbents.items()},
         warm_start=ModelRef.of(replaced) if retrain.warm_start and replaced else None,
-        trainer=trainer_target, env=settings.env, train=settings.train, risk=settings.risk, retrain=retrain,
+        trainer=trainer_target, env=spec.env, train=settings.train, risk=spec.risk, retrain=retrain,
     )
     result = await _run_child(job.write(), work, retrain.time_limit_s, retrain.memory_limit_mb, abort)
     entry = await publish_model(
         ledger, retrain.registry_dir, Path(result.candidate_path), symbol=None if retrain.shared_model else symbols[0],
         interval=interval, parent_version=replaced.version if replaced else None,
-        metrics=model_metrics(result, retrain.metric),
+        metrics=model_metrics(result, retrain.metric), clock=clock,
     )
     metrics = {"symbols": list(symbols), "metric": retrain.metric, "margin": retrain.margin, "scores": result.scores,
                "incumbents": {s: i.label for s, i in job.incumbents.items()},
                "warm_start": job.warm_start.version if job.warm_start else None, "ranges": result.ranges,
                "holdout": result.holdout, "train_seconds": result.train_seconds}
     if entry.sha256 != result.candidate_sha256:
-        await ledger.registry.set_model_status(entry.version, "rejected", at_ms=_now_ms())
+        await ledger.registry.set_model_status(entry.version, ModelStatus.REJECTED, at_ms=clock.now_ms())
         raise _RunFailed(f"candidate {entry.version}: the published file differs from the one scored "
                          f"(sha256 {entry.sha256[:12]} vs {result.candidate_sha256[:12]})")
-    status = "promoted" if result.promote else "rejected"
-    await ledger.registry.set_model_status(entry.version, status, at_ms=_now_ms())
+    status = ModelStatus.PROMOTED if result.promote else ModelStatus.REJECTED
+    await ledger.registry.set_model_status(entry.version, status, at_ms=clock.now_ms())
     if result.promote and retrain.shared_model:
         for m in incumbents.values():  # a shared model serves these symbols only without per-symbol ones
             if m is not None and m.symbol is not None:
-                await ledger.registry.set_model_status(m.version, "retired", at_ms=_now_ms())
-    outcome = await _finish(ledger, retrain_id, symbols, status, f"candidate {entry.version} {result.reason}",
-                            started, candidate=replace(entry, status=status), metrics=metrics)
+                await ledger.registry.set_model_status(m.version, ModelStatus.RETIRED, at_ms=clock.now_ms())
+    outcome = await _finish(ledger, retrain_id, symbols, RetrainStatus(status), f"candidate {entry.version} "
+                            f"{result.reason}", started, clock, candidate=replace(entry, status=status),
+                            metrics=metrics)
     await prune_registry(ledger, retrain.registry_dir, retrain.keep_models)
     return outcome
 
 
-async def close_abandoned_runs(ledger: Ledger, time_limit_s: float) -> list[int]:
+async def close_abandoned_runs(ledger: Ledger, time_limit_s: float, clock: Clock = SYSTEM_CLOCK) -> list[int]:
     """Record as failed the runs still ``running`` long after any live run would have been
     killed (their process died with them: a crash, a power cut). Returns their ids."""
-    cutoff_ms = _now_ms() - int((time_limit_s + ABANDON_GRACE_S) * 1000)
+    cutoff_ms = clock.now_ms() - int((time_limit_s + ABANDON_GRACE_S) * 1000)
     stale = [r.retrain_id for r in await ledger.registry.list_retrains(limit=100)
-             if r.status == "running" and r.started_ms < cutoff_ms]
+             if r.status == RetrainStatus.RUNNING and r.started_ms < cutoff_ms]
     for retrain_id in stale:
-        await ledger.registry.finish_retrain(retrain_id, status="failed", finished_ms=_now_ms(),
+        await ledger.registry.finish_retrain(retrain_id, status=RetrainStatus.FAILED, finished_ms=clock.now_ms(),
                                              reason="abandoned: the process running it stopped without finishing it")
     return stale
 
@@ -286,14 +295,10 @@ def model_metrics(result: RetrainResult, metric: str) -> dict[str, Any]:
     }
 
 
-async def _finish(ledger: Ledger, retrain_id: int, symbols: tuple[str, ...], status: str, reason: str,
-                  started: float, *, candidate: ModelEntry | None = None,
+async def _finish(ledger: Ledger, retrain_id: int, symbols: tuple[str, ...], status: RetrainStatus, reason: str,
+                  started: float, clock: Clock, *, candidate: ModelEntry | None = None,
                   metrics: dict[str, Any] | None = None) -> RetrainOutcome:
     metrics = (metrics or {"symbols": list(symbols)}) | {"seconds": round(time.monotonic() - started, 3)}
-    await ledger.registry.finish_retrain(retrain_id, status=status, finished_ms=_now_ms(), reason=reason,
+    await ledger.registry.finish_retrain(retrain_id, status=status, finished_ms=clock.now_ms(), reason=reason,
                                          candidate_version=candidate.version if candidate else None, metrics=metrics)
     return RetrainOutcome(retrain_id, status, reason, symbols, candidate, metrics, time.perf_counter_ns())
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000

@@ -163,9 +163,11 @@ def train_in_scratch(settings: Settings, candles: tuple[pd.DataFrame, str], late
 
 
 def validation_return(model_zip: Path, frame: pd.DataFrame, settings: Settings) -> float:
-    """Total return of the model's deterministic policy over a validation slice (the env itself)."""
+    """Total return of the model's deterministic policy over a validation slice, scored under
+    the one evaluation spec (:class:`trainer.evaluation.backtest.EvaluationSpec`)."""
     from strategies.ppo import PPOStrategy
-    from trainer.evaluation.backtest import make_env, run_backtest
+    from trainer.evaluation.backtest import EvaluationSpec
 
     model = PPOStrategy.load(model_zip, lookback_window=settings.env.lookback_window)
-    return run_backtest(model, make_env(frame, settings.env)).metrics.total_return
+    (result,) = EvaluationSpec.from_settings(settings).compare([model], frame)
+    return result.metrics.total_return

@@ -4,8 +4,10 @@ when its running score falls below the median of earlier trials.
 The worker never sees the held-out test slice: it gets only the tuning candles (what
 precedes the slice ``shadow train`` would test on). Fold ``k`` trains on a window with
 :class:`trainer.training.fold_trainer.PPOTrainer` (so :func:`trainer.training.fit.fit`) and backtests the
-model on the validation slice right after it; the fold's score is the slice's total
-return (or Sharpe ratio), and after each fold the mean so far is reported at step ``k``.
+model on the validation slice right after it, under the one evaluation spec
+(:class:`trainer.evaluation.backtest.EvaluationSpec`, as the retraining gate scores); the fold's
+score is the slice's total return (or Sharpe ratio), and after each fold the mean so far is
+reported at step ``k``.
 
 **Pruning is decided here, against a snapshot.** The driver sends the completed trials it
 knew when it asked for this one; the worker replays them into an in-memory study with the
@@ -97,6 +99,7 @@ def run_trial(job: TrialJob, candles: pd.DataFrame) -> TrialOutcome:
     import optuna
 
     from strategies.ppo import PPOStrategy
+    from trainer.evaluation.backtest import EvaluationSpec
     from trainer.evaluation.walk_forward import MODEL_LABEL, FoldResult, walk_forward
     from trainer.training.fold_trainer import PPOTrainer
 
@@ -126,7 +129,7 @@ def run_trial(job: TrialJob, candles: pd.DataFrame) -> TrialOutcome:
         try:
             walk_forward(
                 candles, train_fn=PPOTrainer(settings.tune.timesteps, settings.train, symbol=job.symbol),
-                env_settings=settings.env, baselines=[],
+                spec=EvaluationSpec.from_settings(settings), baselines=[],
                 load_model=lambda path: PPOStrategy.load(path, lookback_window=settings.env.lookback_window),
                 train=job.plan.train, test=job.plan.validation, max_folds=job.plan.folds, seed=settings.train.seed,
                 out_dir=Path(scratch), on_fold=report,

@@ -9,11 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from config.settings import EnvSettings, TrainSettings
+from config.settings import EnvSettings, RiskSettings, TrainSettings
 from strategies.baselines import BuyAndHold, Flat
 from strategies.model_metadata import check_compatible, load_metadata, metadata_path
 from strategies.ppo import PPOStrategy
 from tests.conftest import PREFIX
+from trainer.evaluation.backtest import EvaluationSpec
 from trainer.evaluation.outputs import write_walk_forward
 from trainer.evaluation.walk_forward import Fold, WalkForwardError, make_folds, walk_forward
 from trainer.training.fold_trainer import PPOTrainer
@@ -56,7 +57,7 @@ def test_no_fold_trains_on_its_test_slice(tmp_path, btc_candles, ppo_model):
     trainer = RecordingTrainer(ppo_model)
     candles = btc_candles.iloc[:3000].reset_index(drop=True)
     result = walk_forward(
-        candles, train_fn=trainer, env_settings=EnvSettings(), baselines=[BuyAndHold(), Flat()],
+        candles, train_fn=trainer, spec=EvaluationSpec(EnvSettings(), None), baselines=[BuyAndHold(), Flat()],
         load_model=PPOStrategy.load, train=1000, test=600, out_dir=tmp_path, seed=5,
     )
     assert len(result.folds) == len(trainer.seen) == 3
@@ -85,7 +86,7 @@ def test_tiny_real_walk_forward_trains_saves_and_reports(tmp_path, btc_candles):
     settings = EnvSettings()
     result = walk_forward(
         candles, train_fn=PPOTrainer(128, TrainSettings(episode_length=64, n_steps=64, n_envs=1), symbol="BTCUSDT"),
-        env_settings=settings, baselines=[BuyAndHold(), Flat()], load_model=PPOStrategy.load,
+        spec=EvaluationSpec(settings, RiskSettings()), baselines=[BuyAndHold(), Flat()], load_model=PPOStrategy.load,
         train=800, test=300, max_folds=2, out_dir=tmp_path / "wf", seed=3,
     )
     assert len(result.folds) == 2
@@ -97,9 +98,10 @@ def test_tiny_real_walk_forward_trains_saves_and_reports(tmp_path, btc_candles):
         assert meta.extra["walk_forward_fold"]["index"] == fold.fold.index
         assert (meta.symbol, meta.timeframe) == ("BTCUSDT", "1m")
 
-    paths = write_walk_forward(tmp_path / "wf", result, source="btc.csv.gz", env=settings,
+    paths = write_walk_forward(tmp_path / "wf", result, source="btc.csv.gz",
                                settings={"train_candles": 800, "test_candles": 300})
     summary = json.loads(paths["summary"].read_text())
+    assert summary["risk_guard"] == RiskSettings().model_dump() and summary["env"] == settings.model_dump()
     assert [f["fold"] for f in summary["folds"]] == [1, 2]
     assert set(summary["aggregate"]) == {"ppo", "buy_and_hold", "flat"}
     assert summary["folds"][0]["test"]["start"] == pd.Timestamp(

@@ -9,7 +9,7 @@ import pytest
 from config.settings import EnvSettings, RetrainSettings, RiskSettings
 from strategies.specs import build_strategy
 from tests.conftest import PREFIX
-from trainer.evaluation.backtest import make_env, run_backtest
+from trainer.evaluation.backtest import EvaluationSpec, make_env, run_backtest
 from trainer.evaluation.metrics import Metrics
 from trainer.retrain.gate import RetrainDataError, gate, holdout_split, metric_value, score_holdout
 
@@ -49,7 +49,7 @@ def test_scores_are_the_backtest_of_each_strategy_on_the_holdout(candles: pd.Dat
     split = holdout_split(candles, prefix=PREFIX, retrain=RetrainSettings(), source="x")
     risk = RiskSettings(max_drawdown=0.01)
     strategies = [build_strategy("sma:fast=5,slow=20"), build_strategy("flat")]
-    scored = score_holdout(strategies, split.holdout, EnvSettings(), risk)
+    scored = score_holdout(strategies, split.holdout, EvaluationSpec(EnvSettings(), risk))
     alone = run_backtest(strategies[0], make_env(split.holdout.frame, EnvSettings()), PREFIX, risk)
     assert scored[0] == alone.metrics
     assert scored[0].n_steps == len(split.holdout.traded) - 1

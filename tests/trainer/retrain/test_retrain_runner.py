@@ -231,11 +231,24 @@ async def test_a_shared_model_is_judged_on_every_symbol_and_replaces_their_own_m
     assert rows(db)[0] == [("v0001", "retired", None), ("v0002", "promoted", None)]
 
 
+class FixedClock:
+    def __init__(self, now_ms: int) -> None:
+        self.now = now_ms
+
+    def now_ms(self) -> int:
+        return self.now
+
+
 async def test_runs_left_running_by_a_dead_process_are_closed_as_failed(db: Path) -> None:
+    clock = FixedClock(1_700_000_000_000)
+    limit_ms = (1800 + retrain_runner.ABANDON_GRACE_S) * 1000
     async with await Ledger.open(db) as ledger:
-        old = await ledger.registry.start_retrain(started_ms=1_000)  # long before any time limit
-        recent = await ledger.registry.start_retrain(started_ms=retrain_runner._now_ms())  # may still be alive
-        assert await retrain_runner.close_abandoned_runs(ledger, time_limit_s=1800) == [old]
+        old = await ledger.registry.start_retrain(started_ms=int(clock.now - limit_ms - 1))  # past any time limit
+        recent = await ledger.registry.start_retrain(started_ms=int(clock.now - limit_ms + 1))  # may still be alive
+        assert await retrain_runner.close_abandoned_runs(ledger, time_limit_s=1800, clock=clock) == [old]
     runs = rows(db)[1]
     assert [(r[0], r[1]) for r in runs] == [(old, "failed"), (recent, "running")]
     assert runs[0][2].startswith("abandoned: ")
+    with sqlite3.connect(db) as conn:  # closed on the injected clock, not the wall clock
+        assert conn.execute("SELECT finished_ms FROM retrain_runs WHERE finished_ms IS NOT NULL").fetchall() == [
+            (clock.now,)]
