@@ -21,6 +21,7 @@ from config.errors import UserError
 from config.settings import DaemonSettings, EnvSettings, FeedSettings, RiskSettings, Settings
 from strategies.specs import build_strategy
 from tests.bot.daemon_replay import HISTORY, replay_daemon, settings_for
+from tests.bot.local_http import free_port, wait_until_answering
 from tests.conftest import PREFIX
 from trainer.evaluation.backtest import make_env, run_backtest
 
@@ -138,14 +139,6 @@ def test_the_daemon_needs_exactly_the_candles_the_env_needs_before_its_first_dec
         Daemon(Settings(daemon=DaemonSettings(warmup_candles=PREFIX - 1)))
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_sigkill_at_random_moments_then_restart_ends_with_the_uninterrupted_ledger(
         tmp_path: Path, frame: pd.DataFrame, fault_free: dict[str, list[tuple]]) -> None:
     """``shadow run`` in a subprocess, killed with SIGKILL at random points of a replay and
@@ -162,7 +155,7 @@ def test_sigkill_at_random_moments_then_restart_ends_with_the_uninterrupted_ledg
 
     data = tmp_path / "btc.csv"
     candles_to_seed_csv(frame, data)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "bot", "replay-server", "--data", str(data), "--symbol",
                                "BTCUSDT", "--speed", "40", "--port", str(port), "--history", str(HISTORY)],
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -187,7 +180,7 @@ def test_sigkill_at_random_moments_then_restart_ends_with_the_uninterrupted_ledg
     rng = random.Random(7)
     kills = 0
     try:
-        time.sleep(1.0)  # the server is listening
+        wait_until_answering(f"http://127.0.0.1:{port}/v5/market/time")
         deadline = time.monotonic() + 90
         while decided() < N - HISTORY and time.monotonic() < deadline:
             daemon = subprocess.Popen([sys.executable, "-m", "bot", "run", "--log-level", "WARNING"], cwd=REPO,

@@ -4,9 +4,11 @@ replaced by a recorder, the engines and the registry rows are real."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot import retrain_scheduler
 from bot.engine import ServingStrategy, SymbolEngine
@@ -15,6 +17,7 @@ from bot.retrain_scheduler import RetrainScheduler
 from bot.serving import configured_strategy
 from config.settings import DaemonSettings, EnvSettings, FeedSettings, RetrainSettings, RiskSettings, Settings
 from env.types import Candle
+from state.clock import Clock
 from state.ledger import Ledger
 from trainer.models.store import publish_model
 from trainer.retrain.runner import RetrainOutcome
@@ -41,7 +44,7 @@ class Recorder:
         self.status = status
 
     async def __call__(self, ledger: Ledger, settings: Settings, symbols: list[str], *, end_ms: int | None,
-                       trainer_target: str, abort: asyncio.Event) -> RetrainOutcome:
+                       trainer_target: str, abort: asyncio.Event, clock: Clock) -> RetrainOutcome:
         self.calls.append((tuple(symbols), end_ms))
         waits = [asyncio.ensure_future(self.release.wait()), asyncio.ensure_future(abort.wait())]
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -58,10 +61,11 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     return rec
 
 
-def scheduler(ledger: Ledger, *, strategy: str = "registry", **retrain: object) -> RetrainScheduler:
+def scheduler(ledger: Ledger, *, strategy: str = "registry", aps: AsyncIOScheduler | None = None,
+              **retrain: object) -> RetrainScheduler:
     settings = Settings(feed=FeedSettings(symbols=SYMBOLS), daemon=DaemonSettings(strategy=strategy),
                         retrain=RetrainSettings(**{"enabled": True, "cold_start": False} | retrain))
-    return RetrainScheduler(settings, ledger, engines())
+    return RetrainScheduler(settings, ledger, engines(), scheduler=aps)
 
 
 async def settle() -> None:
@@ -111,17 +115,33 @@ async def test_a_trigger_while_a_retrain_runs_is_skipped_and_stop_aborts_the_run
 
 
 async def test_wall_time_triggers_come_from_apscheduler(tmp_path: Path, recorder: Recorder) -> None:
+    """Driven through apscheduler's own API: the jobs it holds, their next fire times, and a
+    job told to run now (no waiting for wall time)."""
+    midnight = datetime(2024, 3, 1, tzinfo=UTC)
     async with await Ledger.open(tmp_path / "l.sqlite") as ledger:
-        sched = scheduler(ledger, interval_minutes=0.002)  # every 0.12 s
+        aps = AsyncIOScheduler(timezone="UTC")
+        sched = scheduler(ledger, aps=aps, interval_minutes=90, poll_seconds=3600)
         await sched.start()
-        await asyncio.sleep(0.5)
+        (interval_job,) = [job for job in aps.get_jobs() if job.args]  # the poll job has no reason argument
+        assert interval_job.trigger.interval.total_seconds() == 90 * 60
+        assert recorder.calls == []
+        interval_job.modify(next_run_time=datetime.now(UTC))
+        for _ in range(100):
+            if recorder.calls:
+                break
+            await asyncio.sleep(0.01)
         await sched.stop()
-        assert recorder.calls and recorder.calls[0] == (("BTCUSDT",), None)
-        cron = scheduler(ledger, cron="0 */6 * * *")
+        assert recorder.calls[0] == (("BTCUSDT",), None)  # a wall-time run trains on everything stored
+
+        aps = AsyncIOScheduler(timezone="UTC")
+        cron = scheduler(ledger, aps=aps, cron="0 */6 * * *")
         await cron.start()
-        triggers = [str(job.trigger) for job in cron._scheduler.get_jobs()]
+        (cron_job,) = [job for job in aps.get_jobs() if job.args]
+        fires = [cron_job.trigger.get_next_fire_time(None, midnight.replace(hour=h, minute=1)) for h in (0, 5, 23)]
         await cron.stop()
-    assert "cron[month='*', day='*', day_of_week='*', hour='*/6', minute='0']" in triggers
+    assert [f.isoformat() for f in fires] == ["2024-03-01T06:00:00+00:00", "2024-03-01T06:00:00+00:00",
+                                              "2024-03-02T00:00:00+00:00"]
+    assert cron_job.args == ("cron 0 */6 * * *",)
 
 
 async def test_cold_start_asks_for_a_first_model_only_when_one_is_missing(tmp_path: Path, recorder: Recorder) -> None:

@@ -13,8 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -26,24 +24,9 @@ from bot.logs import configure_logging
 from config import UserError
 from config.settings import ServiceSettings, Settings
 from env.candles import candles_to_seed_csv
+from tests.bot.local_http import free_port, get, wait_until_answering
 from tests.bot.service_harness import HISTORY, running_service
 from tests.conftest import REPO
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except OSError:
-        return 0, b""
 
 
 def _shadow(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -60,7 +43,7 @@ def test_shadow_run_serves_http_logs_json_and_stops_cleanly_on_sigterm(tmp_path:
     frame["timestamp"] = pd.to_datetime(minute - HISTORY * 60_000 + 60_000 * pd.RangeIndex(len(frame)), unit="ms")
     data = tmp_path / "btc.csv"
     candles_to_seed_csv(frame, data)
-    replay_port, http_port = _free_port(), _free_port()
+    replay_port, http_port = free_port(), free_port()
     server = subprocess.Popen([sys.executable, "-m", "bot", "replay-server", "--data", str(data), "--symbol",
                                "BTCUSDT", "--speed", "5", "--port", str(replay_port), "--history", str(HISTORY)],
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -71,21 +54,18 @@ def test_shadow_run_serves_http_logs_json_and_stops_cleanly_on_sigterm(tmp_path:
         f'[ledger]\ndb_path = "{tmp_path / "l.sqlite"}"\n[daemon]\nstrategy = "flat"\n')
     base = f"http://127.0.0.1:{http_port}"
     try:
-        for _ in range(50):  # the replay server is listening
-            if _get(f"http://127.0.0.1:{replay_port}/v5/market/time")[0] == 200:
-                break
-            time.sleep(0.1)
+        wait_until_answering(f"http://127.0.0.1:{replay_port}/v5/market/time")
         daemon = subprocess.Popen([sys.executable, "-m", "bot", "run", "--config", str(config), "--http",
                                    str(http_port), "--log-format", "json"], cwd=REPO, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 40
         health = status = (0, b"")
         while time.monotonic() < deadline and daemon.poll() is None:  # healthy, and a decision was made
-            health, status = _get(f"{base}/health"), _get(f"{base}/status")
+            health, status = get(f"{base}/health"), get(f"{base}/status")
             if health[0] == 200 and status[0] == 200 and json.loads(status[1])["symbols"]:
                 break
             time.sleep(0.2)
-        metrics = _get(f"{base}/metrics")
+        metrics = get(f"{base}/metrics")
         daemon.send_signal(signal.SIGTERM)
         _, err = daemon.communicate(timeout=30)
     finally:
