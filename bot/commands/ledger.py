@@ -13,7 +13,6 @@ import math
 import os
 import re
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -103,9 +102,11 @@ def trades(
     config: ConfigOption = None,
 ) -> None:
     """The trade log: closed round trips with PnL, fees, holding time and the model that opened them."""
+    from env.portfolio import win_rate
+    from state.clock import SYSTEM_CLOCK
     from state.readers import trades_frame
 
-    since_ms = parse_since(since, int(time.time() * 1000)) if since else None
+    since_ms = parse_since(since, SYSTEM_CLOCK.now_ms()) if since else None
     with _reader(db, config) as conn:
         frame = trades_frame(conn, symbol=symbol, since_ms=since_ms, model=model, last=last)
     if frame.empty:
@@ -119,7 +120,7 @@ def trades(
                       _pnl(t.return_pct, 2), t.model_version or "-")
     console.print(table)
     wins = int((frame["net_pnl"] > 0).sum())
-    console.print(f"{len(frame)} trades, {wins} won ({100 * wins / len(frame):.1f}%), "
+    console.print(f"{len(frame)} trades, {wins} won ({100 * win_rate(wins, len(frame)):.1f}%), "
                   f"net PnL {frame['net_pnl'].sum():+,.4f}, fees {frame['fees'].sum():,.4f}", highlight=False, markup=False)
 
 
@@ -129,10 +130,11 @@ def status(
     config: ConfigOption = None,
 ) -> None:
     """Per symbol: position, entry, unrealised PnL, equity, last candle, model and time since the last decision."""
+    from state.clock import SYSTEM_CLOCK
     from state.readers import status_document
 
     with _reader(db, config) as conn:
-        document = status_document(conn, int(time.time() * 1000))
+        document = status_document(conn, SYSTEM_CLOCK.now_ms())
     if as_json:
         typer.echo(json.dumps(document, indent=2))
         return

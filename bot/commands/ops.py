@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -33,6 +32,7 @@ def backup(
     backup over the ledger file, start it again.
     """
     from state.backup import backup_ledger, prune_backups
+    from state.clock import SYSTEM_CLOCK
     from state.readers import iso_ms
 
     settings = load_settings(config)
@@ -43,7 +43,7 @@ def backup(
             target.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"backup folder {target}: cannot create it ({exc.strerror or exc})") from None
-    result = backup_ledger(source, target, now_ms=int(time.time() * 1000),
+    result = backup_ledger(source, target, now_ms=SYSTEM_CLOCK.now_ms(),
                            lock_timeout_s=settings.ledger.lock_timeout_s)
     console.print(f"backup {result.path}: {result.size_bytes / 1e6:,.1f} MB, schema {result.schema_version}, "
                   f"{result.decisions:,} decisions (last {iso_ms(result.last_decision_ms) or '-'}), integrity ok, "

@@ -169,3 +169,15 @@ def test_self_test_module_prints_success() -> None:
                             text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "CryptoTradingEnv test completed successfully!" in result.stdout
+
+
+def test_info_is_the_portfolios_read_outs_with_a_zero_win_rate_before_any_trade(real_env: CryptoTradingEnv) -> None:
+    _, info = real_env.reset()
+    assert (info["win_rate"], info["total_trades"]) == (0.0, 0)
+    for action in (0, 1, 0, 0, 3, 2, 0):
+        *_, info = real_env.step(action)
+        p = real_env.portfolio
+        assert (info["equity"], info["total_pnl"], info["unrealized_pnl"], info["win_rate"]) == (
+            p.equity, p.total_pnl, p.unrealized_pnl, p.win_rate)
+        assert info["equity"] == p.cash + p.side * p.qty * (p.last_price - p.entry_price)
+    assert info["total_trades"] == 1 and info["position"] == -1 and real_env.last_execution.action == 0

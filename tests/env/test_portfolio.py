@@ -137,3 +137,22 @@ def test_pnl_identity_holds_for_any_action_sequence(steps: list[tuple[Action, fl
         assert p.total_pnl == approx(p.realized_pnl + p.unrealized_pnl - p.fees_paid, abs=1e-6 * max(1.0, abs(p.cash)))
         if action == Action.CLOSE:
             assert p.side == Side.FLAT
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(list(Action)), st.floats(1.0, 1e5), st.floats(1.0, 1e5), st.booleans()),
+                min_size=1, max_size=60))
+def test_equity_kept_up_to_date_is_the_formula_to_the_bit(steps: list[tuple[Action, float, float, bool]]) -> None:
+    """equity and unrealized_pnl are stored, not computed on read: after any mark, fill at
+    another price, or restore, they are exactly ``cash + side x qty x (price - entry)``."""
+    p = account(slippage_bps=3)
+    for action, mark, fill, restore in steps:
+        p.mark(mark)
+        p.apply(action, fill)
+        if restore:
+            q = account(slippage_bps=3)
+            q.restore(p.snapshot())
+            p = q
+        unrealized = p.side * p.qty * (p.last_price - p.entry_price) if p.side else 0.0
+        assert (p.unrealized_pnl, p.equity) == (unrealized, p.cash + unrealized)
+        assert p.total_pnl == p.equity - 100.0 and p.win_rate == (p.n_wins / p.n_trades if p.n_trades else 0.0)

@@ -311,3 +311,22 @@ async def test_risk_events_are_written_with_their_decision(tmp_path, btc_records
     with sqlite3.connect(path) as conn:
         rows = conn.execute("SELECT symbol, time_ms, kind, detail FROM risk_events").fetchall()
     assert rows == [(record.candle.symbol, event.time_ms, "max_drawdown", event.detail)]
+
+
+@pytest.mark.parametrize("trade_probability", [0.0, 0.2])
+async def test_status_reads_win_rate_and_pnl_as_the_portfolio_has_them(tmp_path: Path, btc_candles: pd.DataFrame,
+                                                                      trade_probability: float) -> None:
+    """``shadow status`` shows the account's own read-outs: 0.0 win rate before any trade."""
+    from state.readers import symbol_status
+
+    decided = list(replay_decisions(btc_candles.iloc[:400], trade_probability=trade_probability))
+    portfolio = decided[-1][1]
+    async with await Ledger.open(tmp_path / "l.sqlite") as ledger:
+        await _record_all(ledger, [(record, p.equity) for record, p in decided])
+    with connect_reader(tmp_path / "l.sqlite") as conn:
+        (status,) = symbol_status(conn, now_ms=0)
+    assert (status.trades, status.win_rate) == (portfolio.n_trades, portfolio.win_rate)
+    assert (status.equity, status.total_pnl) == (portfolio.equity, portfolio.total_pnl)
+    assert (portfolio.n_trades > 0) == (trade_probability > 0)
+    if not portfolio.n_trades:
+        assert status.win_rate == 0.0

@@ -163,3 +163,31 @@ async def test_a_version_3_ledger_keeps_its_sessions_and_new_sessions_record_the
     assert _sql(path, "SELECT run_id, config_hash, settings FROM runs") == [(1, "abc", None), (2, "def", settings)]
     with closing(sqlite3.connect(path)) as conn, pytest.raises(sqlite3.IntegrityError, match="CHECK constraint"):
         conn.execute("UPDATE runs SET settings = 'not json' WHERE run_id = 1")
+
+
+def test_version_5_gives_a_model_without_trades_a_win_rate_of_zero(tmp_path, btc_candles, btc_records):
+    """A version-4 ledger holding one model that traded and one that never did: migrating
+    changes only the second's win rate, NULL -> 0.0 (as everywhere else in Shadow)."""
+    from state.replay import replay_decisions
+
+    path = tmp_path / "v4.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, path, target=4) == [1, 2, 3, 4]
+    traded = [record for record, _ in btc_records[:300]]
+    idle = [record for record, _ in replay_decisions(btc_candles.iloc[300:400], trade_probability=0.0,
+                                                      model_versions=("idle",))]
+    for record in traded + idle:
+        conn.execute("BEGIN")
+        conn.execute(INSERT_CANDLE, candle_params(record.candle))
+        (decision_id,) = conn.execute(INSERT_DECISION, decision_params(record)).fetchone()
+        for sql, params in after_decision(record, decision_id):
+            conn.execute(sql, params)
+        conn.execute("COMMIT")
+    conn.close()
+    query = "SELECT model_version, trades, win_rate, net_pnl FROM v_model_performance ORDER BY model_version"
+    before = _sql(path, query)
+    assert before[0] == ("idle", 0, None, 0.0) and before[1][1] > 0
+
+    assert prepare_for_writing(path, 1.0) == (4, [5])
+    after = _sql(path, query)
+    assert after == [("idle", 0, 0.0, 0.0), before[1]]

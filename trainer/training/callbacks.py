@@ -15,6 +15,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.logger import HParam
 
+from env.types import EnvInfo
 from trainer.training.model_io import MetadataStamp, save_with_metadata
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,8 @@ class TradeMetrics(BaseCallback):
         self.initial_balance = initial_balance
 
     def _on_step(self) -> bool:
-        for done, info in zip(self.locals["dones"], self.locals["infos"]):
+        infos: list[EnvInfo] = self.locals["infos"]
+        for done, info in zip(self.locals["dones"], infos):
             if done:
                 self.logger.record_mean("trade/total_pnl_pct", 100.0 * info["total_pnl"] / self.initial_balance)
                 self.logger.record_mean("trade/total_trades", info["total_trades"])
