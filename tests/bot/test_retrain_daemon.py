@@ -226,7 +226,7 @@ async def test_a_replay_on_virtual_time_writes_one_timeline(tmp_path: Path, fram
     models they publish are all stamped in the replay's March 2023, in causal order, not
     partly in today's wall time."""
     db = tmp_path / "shadow.sqlite"
-    monkeypatch.setattr(RetrainScheduler, "trainer_target", "tests.trainer.retrain_fakes:copies_model")
+    monkeypatch.setattr(RetrainScheduler, "trainer_target", "tests.trainer.retrain.retrain_fakes:copies_model")
     monkeypatch.setenv(MODEL_VARIABLE, str(models[Action.BUY]))
 
     def story(daemon: Daemon, settings: Settings) -> bool:
