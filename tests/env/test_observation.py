@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from env.execution import Account
-from env.features import WARMUP_CANDLES, compute_features
+from env.features import compute_features, warmup_prefix
 from env.observation import PORTFOLIO_FEATURE_NAMES, ObservationTable, build_observation, observation_size
 from env.portfolio import Portfolio, PortfolioConfig
 from state.records import observation_hash
@@ -22,7 +22,7 @@ def test_table_equals_build_observation_bit_for_bit_on_real_data(btc_candles: pd
         table = ObservationTable(features, lookback)
         account = Account(Portfolio(PortfolioConfig(commission=0.00055, slippage_bps=2.0, max_position_size=1.5)))
         sides = set()
-        for t in range(WARMUP_CANDLES + lookback - 1, len(candles)):
+        for t in range(warmup_prefix(lookback), len(candles)):
             account.mark(closes[t], times[t])
             fast = table.at(t, account.portfolio)
             built = build_observation(features[t - lookback + 1 : t + 1], account.portfolio)

@@ -15,10 +15,10 @@ import pytest
 from bot.cli import main
 from config.settings import EnvSettings, EvaluationSettings, RetrainSettings, RiskSettings, Settings, TuneSettings
 from env.candles import candles_to_seed_csv
-from env.features import WARMUP_CANDLES
 from strategies.baselines import BuyAndHold
 from strategies.model_metadata import metadata_path
 from strategies.ppo import PPOStrategy
+from tests.conftest import PREFIX as WARMUP
 from trainer.evaluation.backtest import EvaluationSpec, make_env, run_backtest
 from trainer.evaluation.walk_forward import walk_forward
 from trainer.retrain.gate import holdout_split, score_holdout
@@ -27,7 +27,6 @@ from trainer.training.multi_symbol import validation_return
 from trainer.tuning.folds import FoldPlan
 from trainer.tuning.trial import PrunerConfig, TrialJob, run_trial
 
-WARMUP = WARMUP_CANDLES + 20 - 1
 TRAIN, TEST = 1000, 1500
 START = 9000  # 2023-03-07 06:00 UTC: BTC falls 2.6% from a peak within the scored slice
 RISK = RiskSettings(max_drawdown=0.02, daily_loss_limit=0.01)

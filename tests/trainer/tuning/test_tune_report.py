@@ -14,6 +14,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from config.settings import Settings, TuneSettings, load_settings
+from tests.conftest import PREFIX
 from trainer.evaluation.walk_forward import make_folds
 from trainer.tuning.folds import FoldPlan, TuningData
 from trainer.tuning.report import param_importance, trials_frame, write_best_config, write_tune_outputs
@@ -81,7 +82,7 @@ def test_best_config_holds_only_what_differs_from_the_defaults(tmp_path: Path) -
 def test_the_four_files_describe_the_search(tmp_path: Path, btc_candles: pd.DataFrame) -> None:
     candles = btc_candles.iloc[:1500].reset_index(drop=True)
     plan = FoldPlan(train=600, validation=300, folds=2)
-    data = TuningData(candles, plan, make_folds(len(candles), train=600, test=300, max_folds=2, warmup=219),
+    data = TuningData(candles, plan, make_folds(len(candles), train=600, test=300, max_folds=2, warmup=PREFIX),
                       "btc.csv.gz", {"start_ms": 1, "end_ms": 2, "n_candles": 3})
     settings = Settings(tune=TuneSettings(out_dir=tmp_path))
     paths = write_tune_outputs(study_of(TRIALS), settings, data)
@@ -102,7 +103,7 @@ def test_the_four_files_describe_the_search(tmp_path: Path, btc_candles: pd.Data
 def test_without_a_completed_trial_there_is_no_best_and_no_best_config(tmp_path: Path,
                                                                        btc_candles: pd.DataFrame) -> None:
     candles = btc_candles.iloc[:1500].reset_index(drop=True)
-    data = TuningData(candles, FoldPlan(600, 300, 1), make_folds(1500, train=600, test=300, max_folds=1, warmup=219),
+    data = TuningData(candles, FoldPlan(600, 300, 1), make_folds(1500, train=600, test=300, max_folds=1, warmup=PREFIX),
                       "x", {})
     paths = write_tune_outputs(study_of([TRIALS[1], TRIALS[3]]), Settings(tune=TuneSettings(out_dir=tmp_path)), data)
     assert "best_config" not in paths
@@ -114,7 +115,7 @@ def test_without_a_completed_trial_there_is_no_best_and_no_best_config(tmp_path:
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_non_finite_scores_become_null(value: float, tmp_path: Path, btc_candles: pd.DataFrame) -> None:
     candles = btc_candles.iloc[:1500].reset_index(drop=True)
-    data = TuningData(candles, FoldPlan(600, 300, 1), make_folds(1500, train=600, test=300, max_folds=1, warmup=219),
+    data = TuningData(candles, FoldPlan(600, 300, 1), make_folds(1500, train=600, test=300, max_folds=1, warmup=PREFIX),
                       "x", {})
     study = study_of([("complete", 0.02, TRIALS[0][2])])
     study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, value=0.01,
