@@ -2,19 +2,16 @@
 
 Commands are thin wrappers over library functions. Heavy imports (torch, SB3) happen
 inside the commands that need them, so ``shadow --help`` stays instant. Errors a user
-can fix (:class:`config.errors.UserError`) print one line and exit with status 2.
+can fix print one line and exit with status 2 (:func:`config.cli.run_app`).
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from config import UserError
+from config.cli import run_app
 
 app = typer.Typer(
     name="shadow",
@@ -23,7 +20,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err_console = Console(stderr=True)
 
 # Each command group lives in its own module with a ``register(app)`` function.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -44,12 +40,8 @@ for _module in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Console-script entry point: run the app, turning user errors into clean exits."""
-    try:
-        app()
-    except UserError as exc:
-        err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
-        sys.exit(2)
+    """Console-script entry point: run the app, turning user errors into one-line exits."""
+    run_app(app, prog_name="shadow")
 
 
 if __name__ == "__main__":

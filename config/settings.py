@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from config.errors import UserError
@@ -90,50 +93,88 @@ class Settings(BaseSettings):
         return sources
 
 
-def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+def load_settings(
+    config_file: str | Path | None = None, *, flag_names: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
     """Build and validate the settings.
 
     Args:
         config_file: a TOML file; defaults to ``$SHADOW_CONFIG`` when set.
+        flag_names: the command-line flag behind each override, by dotted field
+            (``{"train.n_envs": "--n-envs"}``), so an invalid value names the flag that gave it.
         overrides: section dictionaries from the CLI, e.g. ``env={"commission": 0.001}``.
 
     Raises:
-        ConfigError: a missing or malformed file, an unknown key, or an invalid value.
+        ConfigError: a missing or malformed file, an unknown key, or an invalid value; the
+            message is one line naming each field, its value and the source that set it.
     """
-    path = Path(config_file) if config_file else (Path(os.environ[CONFIG_PATH_VARIABLE]) if os.environ.get(CONFIG_PATH_VARIABLE) else None)
-    if path is not None:
-        _check_toml(path)
+    config_file = config_file or os.environ.get(CONFIG_PATH_VARIABLE) or None
+    path = Path(config_file) if config_file else None
+    tables = _read_toml(path) if path is not None else {}
     token = _config_file.set(path)
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, path)) from None
+        sources = _Sources(overrides, flag_names or {}, tables, path)
+        raise ConfigError("; ".join(_describe(error, sources) for error in exc.errors())) from None
     finally:
         _config_file.reset(token)
 
 
-def _check_toml(path: Path) -> None:
+def _read_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path}: not found")
     try:
-        tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
 
 
-def _describe(exc: ValidationError, path: Path | None) -> str:
-    """One line per problem: ``env.commission = -1 (SHADOW_ENV__COMMISSION or [env] commission in x.toml): ...``"""
-    lines = []
-    for error in exc.errors():
-        loc = [str(part) for part in error["loc"]]
-        field = ".".join(loc)
-        env_var = ENV_PREFIX + ENV_NESTED_DELIMITER.join(part.upper() for part in loc)
-        table = f"[{'.'.join(loc[:-1])}] {loc[-1]}" if len(loc) > 1 else loc[0]
-        where = f"set by {env_var}" if env_var in os.environ else (f"{table} in {path}" if path else "")
-        message = error["msg"]
-        if error["type"] == "extra_forbidden":
-            lines.append(f"unknown setting {field!r}" + (f" ({where})" if where else ""))
-            continue
-        value = error.get("input")
-        lines.append(f"invalid value for {field}: {value!r}" + (f" ({where})" if where else "") + f": {message}")
-    return "invalid configuration:\n  " + "\n  ".join(lines)
+@dataclass(frozen=True)
+class _Sources:
+    """Where each setting's value came from, in the order that wins: flags, ``SHADOW_*``
+    variables, the TOML file; anything else is a default."""
+
+    overrides: Mapping[str, Any]
+    flag_names: Mapping[str, str]
+    tables: Mapping[str, Any]
+    path: Path | None
+
+    def name(self, loc: Sequence[str]) -> str:
+        """The source of the value at ``loc`` (``("train", "n_envs")``; a list item's
+        source is its list's)."""
+        field = list(loc)
+        while len(field) > 1 and field[-1].isdigit():
+            field.pop()
+        dotted = ".".join(field)
+        if _holds(self.overrides, field):
+            return f"set by {self.flag_names[dotted]}" if dotted in self.flag_names else "passed in code"
+        variable = ENV_PREFIX + ENV_NESTED_DELIMITER.join(part.upper() for part in field)
+        if variable in {key.upper() for key in os.environ}:
+            return f"set by {variable}"
+        if _holds(self.tables, field):
+            table = f"[{'.'.join(field[:-1])}] {field[-1]}" if len(field) > 1 else field[0]
+            return f"{table} in {self.path}"
+        return "the default"
+
+
+def _holds(tree: Mapping[str, Any], path: Sequence[str]) -> bool:
+    node: Any = tree
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def _describe(error: ErrorDetails, sources: _Sources) -> str:
+    """``invalid value for env.commission: -1 (set by SHADOW_ENV__COMMISSION): input should be ...``"""
+    loc = [str(part) for part in error["loc"]]
+    field = ".".join(loc)
+    where = sources.name(loc)
+    if error["type"] == "extra_forbidden":
+        return f"unknown setting {field!r} ({where})"
+    message = error["msg"].removeprefix("Value error, ")
+    if message[:2].istitle():  # "Input should be ..." reads as one sentence after the colon
+        message = message[0].lower() + message[1:]
+    return f"invalid value for {field}: {error.get('input')!r} ({where}): {message}"

@@ -49,15 +49,19 @@ def backup_name(now_ms: int) -> str:
     return BACKUP_PREFIX + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now_ms / 1000)) + BACKUP_SUFFIX
 
 
-def backup_ledger(source: Path, target: Path, *, now_ms: int, lock_timeout_s: float = 5.0) -> BackupResult:
+def backup_ledger(source: Path, target: Path, *, now_ms: int, lock_timeout_s: float = 5.0,
+                  folder: bool = False) -> BackupResult:
     """Copy the ledger ``source`` to ``target`` while it may be in use.
+
+    Nothing is written until ``source`` has proved to be a ledger this Shadow can read.
 
     Args:
         source: the ledger file.
-        target: the backup file, or an existing directory to put :func:`backup_name` in.
-            An existing file is never overwritten.
-        now_ms: names the file when ``target`` is a directory.
+        target: the backup file (never overwritten), or with ``folder`` (or when it is an
+            existing directory) the folder, created if missing, to put :func:`backup_name` in.
+        now_ms: names the file in a folder.
         lock_timeout_s: how long to wait for a lock on ``source``.
+        folder: ``target`` is a folder.
 
     Raises:
         LedgerNotFoundError: no ``source``.
@@ -67,44 +71,44 @@ def backup_ledger(source: Path, target: Path, *, now_ms: int, lock_timeout_s: fl
     started = time.perf_counter()
     if not source.is_file():
         raise LedgerNotFoundError(f"ledger {source}: no such file (pass --db or set [ledger] db_path)")
-    if target.is_dir():
-        target = target / backup_name(now_ms)
-    if target.exists():
-        raise BackupError(f"backup {target}: already exists; choose another --out (backups are never overwritten)")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BackupError(f"backup {target}: cannot create its folder ({exc.strerror or exc})") from None
-    partial = target.with_name(f".{target.name}.partial")
-    try:
-        version = _copy(source, partial, target, lock_timeout_s)
-        decisions, last_ms = _check(partial, target)
-        _fsync(partial)
-        os.replace(partial, target)
-        _fsync(target.parent)
-    except OSError as exc:
-        raise BackupError(f"backup {target}: cannot write it ({exc.strerror or exc}); nothing was written") from None
-    finally:
-        for leftover in (partial, partial.with_name(partial.name + "-journal")):
-            leftover.unlink(missing_ok=True)
-    return BackupResult(target, target.stat().st_size, version, decisions, last_ms, time.perf_counter() - started)
-
-
-def _copy(source: Path, partial: Path, target: Path, lock_timeout_s: float) -> int:
-    """One-step backup (one read snapshot) into ``partial``; returns the schema version."""
     with ledger_errors(source, lock_timeout_s):
         src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=lock_timeout_s)
     with closing(src):
         with ledger_errors(source, lock_timeout_s):
             version = check_version(src, source)
+        if folder or target.is_dir():
+            target = target / backup_name(now_ms)
+        if target.exists():
+            raise BackupError(f"backup {target}: already exists; choose another --out (backups are never overwritten)")
         try:
-            with closing(sqlite3.connect(partial, isolation_level=None)) as dst:
-                with ledger_errors(source, lock_timeout_s):
-                    src.backup(dst)  # pages=-1: every page in one step, under one read transaction
-                dst.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
-        except sqlite3.Error as exc:  # writing the copy: e.g. disk full
-            raise BackupError(f"backup {target}: the copy failed ({exc}); nothing was written") from None
-    return version
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackupError(f"backup {target}: cannot create its folder ({exc.strerror or exc})") from None
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            _copy(src, source, partial, target, lock_timeout_s)
+            decisions, last_ms = _check(partial, target)
+            _fsync(partial)
+            os.replace(partial, target)
+            _fsync(target.parent)
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise BackupError(f"backup {target}: cannot write it ({reason}); nothing was written") from None
+        finally:
+            for leftover in (partial, partial.with_name(partial.name + "-journal")):
+                leftover.unlink(missing_ok=True)
+    return BackupResult(target, target.stat().st_size, version, decisions, last_ms, time.perf_counter() - started)
+
+
+def _copy(src: sqlite3.Connection, source: Path, partial: Path, target: Path, lock_timeout_s: float) -> None:
+    """One-step backup (one read snapshot) of ``src`` into ``partial``."""
+    try:
+        with closing(sqlite3.connect(partial, isolation_level=None)) as dst:
+            with ledger_errors(source, lock_timeout_s):
+                src.backup(dst)  # pages=-1: every page in one step, under one read transaction
+            dst.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+    except sqlite3.Error as exc:  # writing the copy: e.g. disk full
+        raise BackupError(f"backup {target}: the copy failed ({exc}); nothing was written") from None
 
 
 def _check(partial: Path, target: Path) -> tuple[int, int | None]:

@@ -10,72 +10,70 @@ imported inside the commands, so ``shadow --help`` stays instant.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from pydantic import BaseModel
 
+from config.cli import (
+    EXIT_INTERRUPTED,
+    BackendOption,
+    ConfigOption,
+    RayAddressOption,
+    WorkersOption,
+    command_settings,
+    run_app,
+    setting_option,
+)
 from config.errors import UserError
-from config.settings import EnvSettings, Settings, TrainSettings, load_settings
+from config.logs import configure_logging
+from config.settings import Settings
 
 if TYPE_CHECKING:
     from trainer.jobs.backends import Backend as JobBackend
     from trainer.jobs.board import Board
 
 T = TypeVar("T")
-LOG_FILE = Path("ppo_training.log")
-INTERRUPTED_EXIT_CODE = 130
+TRAINING_LOG = Path("ppo_training.log")
+"""The seed's log file, in the working directory."""
+
+SymbolOption = Annotated[str | None, setting_option("train.symbol")]
+TimeframeOption = Annotated[str | None, setting_option("train.timeframe")]
+NumCandlesOption = Annotated[int | None, setting_option("train.num_candles")]
 
 
-def _flag(field: str, section: type[BaseModel] = TrainSettings) -> Any:
-    """A typer option whose help and shown default come from the settings field."""
-    info = section.model_fields[field]
-    return typer.Option(help=f"{info.description} (default: {info.default})", show_default=False)
-
-
-ConfigFile = Annotated[
-    Optional[Path], typer.Option("--config", "-c", help="TOML settings file (default: $SHADOW_CONFIG).")
-]
-Symbol = Annotated[Optional[str], _flag("symbol")]
-Backend = Annotated[Optional[str], typer.Option(help="local (processes here) or ray (default: \\[compute] backend)")]
-Workers = Annotated[Optional[int], typer.Option(help="jobs at once (default: cores / torch threads, or the Ray "
-                                                      "cluster's CPUs)")]
-RayAddress = Annotated[Optional[str], typer.Option(help="Ray cluster address (ray://host:10001 or host:6379); "
-                                                        "default: a local Ray instance")]
-Timeframe = Annotated[Optional[str], _flag("timeframe")]
-NumCandles = Annotated[Optional[int], _flag("num_candles")]
+def log_training() -> None:
+    """Log to stderr and to ``ppo_training.log`` (created with its first line, as the seed's)."""
+    configure_logging("INFO", log_file=TRAINING_LOG, max_mb=0)
 
 
 def train_command(
-    config: ConfigFile = None,
-    symbol: Symbol = None,
-    timeframe: Timeframe = None,
-    num_candles: NumCandles = None,
-    initial_balance: Annotated[Optional[float], _flag("initial_balance", EnvSettings)] = None,
-    total_timesteps: Annotated[Optional[int], _flag("total_timesteps")] = None,
-    n_envs: Annotated[Optional[int], _flag("n_envs")] = None,
-    learning_rate: Annotated[Optional[float], _flag("learning_rate")] = None,
-    batch_size: Annotated[Optional[int], _flag("batch_size")] = None,
-    n_epochs: Annotated[Optional[int], _flag("n_epochs")] = None,
-    save_path: Annotated[Optional[Path], _flag("save_path")] = None,
-    log_dir: Annotated[Optional[Path], _flag("log_dir")] = None,
-    data: Annotated[Optional[Path], _flag("data")] = None,
-    seed: Annotated[Optional[int], _flag("seed")] = None,
-    resume: Annotated[Optional[Path], _flag("resume")] = None,
-    device: Annotated[Optional[str], _flag("device")] = None,
-    vec_env: Annotated[Optional[str], _flag("vec_env")] = None,
-    n_steps: Annotated[Optional[int], _flag("n_steps")] = None,
-    episode_length: Annotated[Optional[int], _flag("episode_length")] = None,
-    checkpoint_freq: Annotated[Optional[int], _flag("checkpoint_freq")] = None,
-    eval_freq: Annotated[Optional[int], _flag("eval_freq")] = None,
-    progress: Annotated[
-        Optional[bool], typer.Option("--progress/--no-progress", help="progress bars (default: on)")
-    ] = None,
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    symbol: SymbolOption = None,
+    timeframe: TimeframeOption = None,
+    num_candles: NumCandlesOption = None,
+    initial_balance: Annotated[float | None, setting_option("env.initial_balance")] = None,
+    total_timesteps: Annotated[int | None, setting_option("train.total_timesteps")] = None,
+    n_envs: Annotated[int | None, setting_option("train.n_envs")] = None,
+    learning_rate: Annotated[float | None, setting_option("train.learning_rate")] = None,
+    batch_size: Annotated[int | None, setting_option("train.batch_size")] = None,
+    n_epochs: Annotated[int | None, setting_option("train.n_epochs")] = None,
+    save_path: Annotated[Path | None, setting_option("train.save_path")] = None,
+    log_dir: Annotated[Path | None, setting_option("train.log_dir")] = None,
+    data: Annotated[Path | None, setting_option("train.data")] = None,
+    seed: Annotated[int | None, setting_option("train.seed")] = None,
+    resume: Annotated[Path | None, setting_option("train.resume")] = None,
+    device: Annotated[str | None, setting_option("train.device")] = None,
+    vec_env: Annotated[str | None, setting_option("train.vec_env")] = None,
+    n_steps: Annotated[int | None, setting_option("train.n_steps")] = None,
+    episode_length: Annotated[int | None, setting_option("train.episode_length")] = None,
+    checkpoint_freq: Annotated[int | None, setting_option("train.checkpoint_freq")] = None,
+    eval_freq: Annotated[int | None, setting_option("train.eval_freq")] = None,
+    progress: Annotated[bool | None, setting_option("train.progress", "--progress/--no-progress")] = None,
     symbols: Annotated[
-        Optional[str], typer.Option(help="train one model per symbol, side by side: BTCUSDT,ETHUSDT (Bybit ids in the "
+        str | None, typer.Option(help="train one model per symbol, side by side: BTCUSDT,ETHUSDT (Bybit ids in the "
                                     "\\[exchange] category) or ccxt symbols; outputs under save-path/ID/, and "
                                     "--data needs {symbol} in its path")
     ] = None,
@@ -84,26 +82,18 @@ def train_command(
                            "for one symbol, a test file per symbol under data/ID/); --resume continues a shared "
                            "model of the same symbols")
     ] = False,
-    backend: Backend = None,
-    workers: Workers = None,
-    ray_address: RayAddress = None,
+    backend: BackendOption = None,
+    workers: WorkersOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Train a PPO policy on Bybit candles (or on --data FILE), the seed's train_ppo."""
-    flags = {
-        "symbol": symbol, "timeframe": timeframe, "num_candles": num_candles, "total_timesteps": total_timesteps,
-        "n_envs": n_envs, "learning_rate": learning_rate, "batch_size": batch_size, "n_epochs": n_epochs,
-        "save_path": save_path, "log_dir": log_dir, "data": data, "seed": seed, "resume": resume,
-        "device": device, "vec_env": vec_env, "n_steps": n_steps, "episode_length": episode_length,
-        "checkpoint_freq": checkpoint_freq, "eval_freq": eval_freq, "progress": progress,
-    }
-    settings = _settings(config, train=flags, env={"initial_balance": initial_balance},
-                         compute={"backend": backend, "workers": workers, "ray_address": ray_address})
+    settings = command_settings(ctx)
     if shared and symbols is None:
         raise UserError("--shared trains one model on several symbols: it needs --symbols A,B,...")
-    configure_logging()
+    if symbols is not None and symbol is not None:
+        raise UserError("give --symbol or --symbols, not both")
+    log_training()
     if symbols is not None:
-        if symbol is not None:
-            raise UserError("give --symbol or --symbols, not both")
         if shared:
             _train_shared(settings, symbols)
         else:
@@ -115,9 +105,9 @@ def train_command(
         result = train(settings)
     except KeyboardInterrupt:
         logging.getLogger(__name__).warning("interrupted")
-        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     if result.interrupted:
-        raise typer.Exit(INTERRUPTED_EXIT_CODE)
+        raise typer.Exit(EXIT_INTERRUPTED)
     typer.echo(f"final model: {result.final_model} ({result.num_timesteps} steps)")
 
 
@@ -173,17 +163,19 @@ def _on_backend(settings: Settings, title: Callable[[JobBackend], str], value_la
         with live(board, settings.train.progress):
             return run(runner, board)
     except KeyboardInterrupt:
-        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         runner.close()
 
 
 def fetch_command(
-    config: ConfigFile = None, symbol: Symbol = None, timeframe: Timeframe = None, num_candles: NumCandles = None
+    ctx: typer.Context,
+    config: ConfigOption = None, symbol: SymbolOption = None, timeframe: TimeframeOption = None,
+    num_candles: NumCandlesOption = None,
 ) -> None:
     """Fetch the latest closed candles from Bybit into the local cache (only what is missing)."""
-    settings = _settings(config, train={"symbol": symbol, "timeframe": timeframe, "num_candles": num_candles})
-    configure_logging()
+    settings = command_settings(ctx)
+    log_training()
     from env.candles import format_ms
     from trainer.data.bybit_public import bybit_exchange
     from trainer.data.history import Market, load_history
@@ -194,41 +186,14 @@ def fetch_command(
     try:
         candles = load_history(market, args.num_candles, exchange=exchange, cache_dir=args.cache_dir)
     except KeyboardInterrupt:
-        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     times = candles["open_time_ms"]
     typer.echo(f"{len(candles)} candles {format_ms(times.iloc[0])} .. {format_ms(times.iloc[-1])} "
                f"in {market.cache_file(args.cache_dir)}")
-
-
-def configure_logging(log_file: Path = LOG_FILE) -> None:
-    """Log to the console and to ``ppo_training.log`` in the working directory (the seed's)."""
-    root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    target = str(log_file.resolve())
-    if any(getattr(h, "baseFilename", None) == target for h in root.handlers):
-        return
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in (logging.FileHandler(log_file, encoding="utf-8"), logging.StreamHandler(sys.stderr)):
-        handler.setFormatter(formatter)
-        root.addHandler(handler)
-
-
-def _settings(config: Path | None, **sections: dict[str, Any]) -> Settings:
-    """Settings with the given flags (those not None) on top of file and environment."""
-    overrides = {name: given for name, values in sections.items() if (given := _given(values))}
-    return load_settings(config, **overrides)
-
-
-def _given(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in values.items() if value is not None}
 
 
 def run_train_ppo(argv: list[str] | None = None) -> None:
     """``python -m trainer.train_ppo``: the train command alone, user errors as one line."""
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(train_command)
-    try:
-        app(args=argv)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_app(app, argv, prog_name="python -m trainer.train_ppo")

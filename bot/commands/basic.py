@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from bot.commands.common import ConfigOption, console
-from config import UserError, load_settings
+from bot.commands.common import console
+from config import UserError
+from config.cli import ConfigOption, command_settings
 
 
-def show_config(config: ConfigOption = None) -> None:
+def show_config(ctx: typer.Context, config: ConfigOption = None) -> None:
     """Print the resolved settings (defaults + TOML file + SHADOW_* variables)."""
-    settings = load_settings(config)
+    settings = command_settings(ctx)
     for section, values in settings.model_dump().items():
         console.print(f"[bold]\\[{section}][/bold]")
         for key, value in values.items():

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from bot.commands.common import SAMPLE_CANDLES, ConfigOption, console, load_candle_file, repair_policy
-from config import Settings, UserError, load_settings
+from bot.commands.common import SAMPLE_CANDLES, console, load_candle_file, repair_policy
+from config import Settings, UserError
+from config.cli import ConfigOption, command_settings, setting_option
 
 CandlesOption = Annotated[
     Path | None, typer.Option("--candles", "--data", show_default=False,
@@ -19,16 +20,15 @@ CandlesOption = Annotated[
                                    "with {symbol} in it")
 ]
 OutOption = Annotated[
-    Optional[Path], typer.Option("--out", help="output directory (default: reports/<command>-<UTC time>)")
+    Path | None, typer.Option("--out", help="output directory (default: reports/<command>-<UTC time>)")
 ]
 ForceOption = Annotated[bool, typer.Option("--force", help="write into a non-empty --out directory")]
 RepairOption = Annotated[bool, typer.Option("--repair", help="repair bad candles (fill gaps, drop bad rows) instead of failing")]
-RiskOption = Annotated[
-    Optional[bool], typer.Option("--risk/--no-risk", show_default=False,
-                                 help="score every strategy (baselines too) with the \\[risk] limits between its "
-                                 "decisions and its fills, as the live daemon trades "
-                                 "(default: \\[evaluation] risk_guard)"),
-]
+RiskOption = Annotated[bool | None, setting_option(
+    "evaluation.risk_guard", "--risk/--no-risk",
+    help="score every strategy (baselines too) with the [risk] limits between its decisions and its fills, as the "
+         "live daemon trades",
+)]
 
 _ROWS: tuple[tuple[str, str, str], ...] = (
     ("total_return", "total return", "pct"),
@@ -48,26 +48,26 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
 
 
 def backtest(
-    strategy: Annotated[
-        Optional[str],
-        typer.Option("--strategy", "-s", help="strategy spec: ppo:PATH, sma:fast=10,slow=50, rsi:period=14, "
-                     "random:seed=0, buy_and_hold, flat (default: \\[evaluation] strategy)"),
-    ] = None,
+    ctx: typer.Context,
+    strategy: Annotated[str | None, setting_option(
+        "evaluation.strategy", "--strategy", "-s",
+        help="strategy spec: ppo:PATH, sma:fast=10,slow=50, rsi:period=14, random:seed=0, buy_and_hold, flat",
+    )] = None,
     candles: Annotated[
-        Optional[Path], typer.Option("--candles", show_default=False, help="candle CSV, plain or .gz "
+        Path | None, typer.Option("--candles", show_default=False, help="candle CSV, plain or .gz "
                                      "(default: the bundled data/sample/btcusdt_1m_2023-03.csv.gz, unless --db)")
     ] = None,
     db: Annotated[
-        Optional[Path], typer.Option("--db", help="take the candles the daemon stored in this ledger instead of a file")
+        Path | None, typer.Option("--db", help="take the candles the daemon stored in this ledger instead of a file")
     ] = None,
     symbol: Annotated[
-        Optional[str], typer.Option("--symbol", help="with --db: the symbol, e.g. BTCUSDT (default: the only one stored)")
+        str | None, typer.Option("--symbol", help="with --db: the symbol, e.g. BTCUSDT (default: the only one stored)")
     ] = None,
     interval: Annotated[
-        Optional[str], typer.Option("--interval", help="with --db: the interval, e.g. 1m (default: the only one stored)")
+        str | None, typer.Option("--interval", help="with --db: the interval, e.g. 1m (default: the only one stored)")
     ] = None,
-    start: Annotated[Optional[str], typer.Option("--from", help="first decision time, UTC (e.g. 2023-03-10)")] = None,
-    end: Annotated[Optional[str], typer.Option("--to", help="end time, UTC, exclusive")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="first decision time, UTC (e.g. 2023-03-10)")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="end time, UTC, exclusive")] = None,
     out: OutOption = None,
     force: ForceOption = False,
     repair: RepairOption = False,
@@ -89,7 +89,7 @@ def backtest(
     from trainer.evaluation.backtest import EvaluationSpec
     from trainer.evaluation.outputs import prepare_out_dir, write_backtest
 
-    settings = load_settings(config, evaluation={} if risk is None else {"risk_guard": risk})
+    settings = command_settings(ctx)
     warmup = warmup_prefix(settings.env.lookback_window)
     if db is not None:
         if candles is not None:
@@ -101,7 +101,7 @@ def backtest(
         candles = candles or SAMPLE_CANDLES
         frame, start_index = select_range(load_candle_file(candles, repair), warmup, start, end)
         source = str(candles)
-    main = build_strategy(strategy or settings.evaluation.strategy, lookback_window=settings.env.lookback_window)
+    main = build_strategy(settings.evaluation.strategy, lookback_window=settings.env.lookback_window)
     cap_torch_threads(1)  # the daemon and the trainer share two cores
     others = _baselines(settings, exclude=main.name)
     out_dir = prepare_out_dir(out or _default_out("backtest"), force)
@@ -114,6 +114,7 @@ def backtest(
 
 
 def evaluate(
+    ctx: typer.Context,
     walk_forward: Annotated[
         bool, typer.Option("--walk-forward/--single-split",
                            help="rolling folds (default) or one split: train, then test on the last slice"),
@@ -124,14 +125,14 @@ def evaluate(
                            "signal.json"),
     ] = False,
     candles: CandlesOption = None,
-    train_candles: Annotated[Optional[int], typer.Option(help="candles per training window")] = None,
-    test_candles: Annotated[Optional[int], typer.Option(help="candles per test slice")] = None,
-    step_candles: Annotated[Optional[int], typer.Option(help="window shift per fold (default: test size)")] = None,
-    folds: Annotated[
-        int | None, typer.Option("--folds", help="at most this many folds (--signal: this many, default 5)")
-    ] = None,
-    timesteps: Annotated[Optional[int], typer.Option("--timesteps", help="PPO timesteps per fold")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="seed of fold 1")] = None,
+    train_candles: Annotated[int | None, setting_option("evaluation.train_candles")] = None,
+    test_candles: Annotated[int | None, setting_option("evaluation.test_candles")] = None,
+    step_candles: Annotated[int | None, setting_option("evaluation.step_candles")] = None,
+    folds: Annotated[int | None, setting_option(
+        "evaluation.max_folds", "--folds",
+        help="walk-forward: stop after this many folds (default: all that fit); --signal: this many, default 5")] = None,
+    timesteps: Annotated[int | None, setting_option("evaluation.total_timesteps", "--timesteps")] = None,
+    seed: Annotated[int | None, setting_option("evaluation.seed")] = None,
     symbol: Annotated[
         str | None, typer.Option(help="symbol recorded in each model's metadata (default: \\[train] symbol); "
                                  "--signal: the name of the --data file's series")
@@ -181,7 +182,7 @@ def evaluate(
         from bot.commands.signal_check import SignalArgs, run_signal_check
 
         args = SignalArgs(candles, symbol, symbols, interval, horizons, folds, lookback, model, repair)
-        run_signal_check(args, load_settings(config), out or _default_out("signal"), force)
+        run_signal_check(args, command_settings(ctx), out or _default_out("signal"), force)
         return
     from strategies.ppo import PPOStrategy
     from trainer.evaluation.backtest import EvaluationSpec
@@ -189,9 +190,7 @@ def evaluate(
     from trainer.evaluation.walk_forward import walk_forward as run_walk_forward
     from trainer.training.fold_trainer import PPOTrainer
 
-    overrides = {"train_candles": train_candles, "test_candles": test_candles, "step_candles": step_candles,
-                 "max_folds": folds, "total_timesteps": timesteps, "seed": seed, "risk_guard": risk}
-    settings = load_settings(config, evaluation={k: v for k, v in overrides.items() if v is not None})
+    settings = command_settings(ctx)
     ev = settings.evaluation
     candles = candles or SAMPLE_CANDLES
     frame = load_candle_file(candles, repair)

@@ -1,6 +1,6 @@
-"""``shadow trades``, ``status``, ``export``, ``models`` and ``migrate``: reviewing the ledger.
+"""``shadow trades``, ``status``, ``export`` and ``migrate``: reviewing the ledger.
 
-(``models`` is registered by :mod:`bot.commands.models`, which adds ``models promote``.)
+(The registry listing, ``shadow models``, lives in :mod:`bot.commands.models`.)
 
 Every command opens its own read-only connection (except ``migrate``), so it works
 while the daemon is writing. ``--db`` defaults to ``[ledger] db_path``.
@@ -12,37 +12,19 @@ import json
 import math
 import os
 import re
-import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich import box
 from rich.table import Table
 
-from bot.commands.common import ConfigOption, console
-from config import UserError, load_settings
+from bot.commands.common import console, ledger_reader, review_table
+from config import UserError
+from config.cli import ConfigOption, DbOption, command_settings
 
-DbOption = Annotated[
-    Optional[Path], typer.Option("--db", help="Ledger file (default: [ledger] db_path, shadow.sqlite).")
-]
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
-
-
-def _ledger_path(db: Path | None, config: Path | None) -> tuple[Path, float]:
-    settings = load_settings(config).ledger
-    return (db or settings.db_path), settings.lock_timeout_s
-
-
-@contextmanager
-def _reader(db: Path | None, config: Path | None) -> Iterator[sqlite3.Connection]:
-    from state.database import connect_reader
-
-    with closing(connect_reader(*_ledger_path(db, config))) as conn:
-        yield conn
 
 
 def parse_since(text: str, now_ms: int) -> int:
@@ -77,26 +59,16 @@ def _age(seconds: float) -> str:
     return f"{days} d {hours % 24} h"
 
 
-_LEFT_COLUMNS = {"#", "symbol", "symbols", "side", "model", "version", "status", "market", "parent", "metrics", "sha256",
-                 "reason"}
-
-
-def _table(title: str, *columns: str) -> Table:
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for column in columns:
-        table.add_column(column, justify="left" if column in _LEFT_COLUMNS else "right", no_wrap=column != "metrics")
-    return table
-
-
 def _pnl(value: float, digits: int = 4) -> str:
     colour = "green" if value > 0 else "red" if value < 0 else "white"
     return f"[{colour}]{value:+,.{digits}f}[/{colour}]"
 
 
 def trades(
-    symbol: Annotated[Optional[str], typer.Option("--symbol", "-s", help="Only this symbol, e.g. BTCUSDT.")] = None,
-    since: Annotated[Optional[str], typer.Option(help="Exited at or after: 2024-03-01, '2024-03-01 12:00' or 24h/7d.")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Only trades opened by this model version.")] = None,
+    ctx: typer.Context,
+    symbol: Annotated[str | None, typer.Option("--symbol", "-s", help="Only this symbol, e.g. BTCUSDT.")] = None,
+    since: Annotated[str | None, typer.Option(help="Exited at or after: 2024-03-01, '2024-03-01 12:00' or 24h/7d.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Only trades opened by this model version.")] = None,
     last: Annotated[int, typer.Option("--last", "-n", min=1, help="Show the newest N trades.")] = 50,
     db: DbOption = None,
     config: ConfigOption = None,
@@ -107,12 +79,12 @@ def trades(
     from state.readers import trades_frame
 
     since_ms = parse_since(since, SYSTEM_CLOCK.now_ms()) if since else None
-    with _reader(db, config) as conn:
+    with ledger_reader(command_settings(ctx).ledger) as conn:
         frame = trades_frame(conn, symbol=symbol, since_ms=since_ms, model=model, last=last)
     if frame.empty:
         console.print("no closed trades match")
         return
-    table = _table(f"trades ({len(frame)} shown)", "#", "symbol", "side", "entry (UTC)", "exit (UTC)", "min",
+    table = review_table(f"trades ({len(frame)} shown)", "#", "symbol", "side", "entry (UTC)", "exit (UTC)", "min",
                    "qty", "entry px", "exit px", "net PnL", "ret %", "model")
     for t in frame.itertuples(index=False):
         table.add_row(str(t.trade_id), t.symbol, t.side, t.entry_time[:16], t.exit_time[:16], f"{t.holding_minutes:g}",
@@ -125,6 +97,7 @@ def trades(
 
 
 def status(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the same document the HTTP status serves).")] = False,
     db: DbOption = None,
     config: ConfigOption = None,
@@ -133,7 +106,7 @@ def status(
     from state.clock import SYSTEM_CLOCK
     from state.readers import status_document
 
-    with _reader(db, config) as conn:
+    with ledger_reader(command_settings(ctx).ledger) as conn:
         document = status_document(conn, SYSTEM_CLOCK.now_ms())
     if as_json:
         typer.echo(json.dumps(document, indent=2))
@@ -171,9 +144,10 @@ def status(
 
 
 def export(
+    ctx: typer.Context,
     table: Annotated[str, typer.Option("--table", "-t", help="Table or view, e.g. trades, v_trades, v_daily_pnl.")],
-    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="csv or parquet (default: from --out, else csv).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file (default: TABLE.FORMAT).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", "-f", help="csv or parquet (default: from --out, else csv).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: TABLE.FORMAT).")] = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -184,7 +158,7 @@ def export(
     if fmt not in ("csv", "parquet"):
         raise typer.BadParameter(f"{fmt!r} is not csv or parquet", param_hint="--format")
     out = out or Path(f"{table}.{fmt}")
-    with _reader(db, config) as conn:
+    with ledger_reader(command_settings(ctx).ledger) as conn:
         frame = read_relation(conn, table)
     if fmt == "parquet":
         try:
@@ -204,42 +178,17 @@ def export(
     console.print(f"wrote {len(frame)} rows of {table} to {out}", highlight=False, markup=False)
 
 
-def models(
-    status_filter: Annotated[Optional[str], typer.Option("--status", help="candidate, promoted, rejected or retired.")] = None,
-    db: DbOption = None,
-    config: ConfigOption = None,
-) -> None:
-    """The model registry: versions, status, data range and metrics."""
-    from state.model_rows import MODEL_STATUSES
-    from state.readers import iso_ms, list_models
-
-    if status_filter is not None and status_filter not in MODEL_STATUSES:
-        raise typer.BadParameter(f"{status_filter!r} is not one of {', '.join(MODEL_STATUSES)}", param_hint="--status")
-    with _reader(db, config) as conn:
-        entries = list_models(conn, status_filter)
-    if not entries:
-        console.print("no models registered")
-        return
-    table = _table("models", "version", "status", "market", "created (UTC)", "promoted (UTC)", "data from",
-                   "data to", "parent", "metrics", "sha256")
-    for m in entries:
-        metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.metrics.items())
-        table.add_row(m.version, m.status, " ".join(filter(None, (m.symbol, m.interval))) or "-",
-                      iso_ms(m.created_ms), iso_ms(m.promoted_ms) or "-", iso_ms(m.data_start_ms) or "-",
-                      iso_ms(m.data_end_ms) or "-", m.parent_version or "-", metrics or "-", m.sha256[:12])
-    console.print(table)
-
-
-def migrate(db: DbOption = None, config: ConfigOption = None) -> None:
+def migrate(ctx: typer.Context, db: DbOption = None, config: ConfigOption = None) -> None:
     """Upgrade a ledger written by an older Shadow to this version's schema (the daemon does it on start too)."""
     from state.database import prepare_for_writing
     from state.errors import LedgerNotFoundError
     from state.migrations import LATEST_VERSION
 
-    path, timeout = _ledger_path(db, config)
+    ledger = command_settings(ctx).ledger
+    path = ledger.db_path
     if not path.is_file():
         raise LedgerNotFoundError(f"ledger {path}: no such file")
-    before, applied = prepare_for_writing(path, timeout)
+    before, applied = prepare_for_writing(path, ledger.lock_timeout_s)
     if applied:
         console.print(f"ledger {path}: schema version {before} -> {LATEST_VERSION}", highlight=False, markup=False)
     else:

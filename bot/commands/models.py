@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from bot.commands import ledger as ledger_commands
-from bot.commands.common import ConfigOption, console
-from config import UserError, load_settings
+from bot.commands.common import console, ledger_reader, review_table
+from config import UserError
+from config.cli import ConfigOption, DbOption, command_settings
 from config.settings import Settings
 
 models_app = typer.Typer(help="The model registry: list versions, promote one (rollback).", no_args_is_help=False)
@@ -25,19 +25,41 @@ models_app = typer.Typer(help="The model registry: list versions, promote one (r
 @models_app.callback(invoke_without_command=True)
 def models(
     ctx: typer.Context,
-    status_filter: Annotated[Optional[str], typer.Option("--status", help="candidate, promoted, rejected or retired.")] = None,
-    db: ledger_commands.DbOption = None,
+    status_filter: Annotated[str | None, typer.Option("--status", help="candidate, promoted, rejected or retired.")] = None,
+    db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
     """The model registry: versions, status, data range and metrics (`shadow models promote VERSION` to roll back)."""
     if ctx.invoked_subcommand is None:
-        ledger_commands.models(status_filter, db, config)
+        _list_models(ctx, status_filter)
+
+
+def _list_models(ctx: typer.Context, status: str | None) -> None:
+    from state.readers import iso_ms, list_models
+    from state.model_rows import MODEL_STATUSES
+
+    if status is not None and status not in MODEL_STATUSES:
+        raise typer.BadParameter(f"{status!r} is not one of {', '.join(MODEL_STATUSES)}", param_hint="--status")
+    with ledger_reader(command_settings(ctx).ledger) as conn:
+        entries = list_models(conn, status)
+    if not entries:
+        console.print("no models registered")
+        return
+    table = review_table("models", "version", "status", "market", "created (UTC)", "promoted (UTC)", "data from",
+                         "data to", "parent", "metrics", "sha256")
+    for m in entries:
+        metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.metrics.items())
+        table.add_row(m.version, m.status, " ".join(filter(None, (m.symbol, m.interval))) or "-",
+                      iso_ms(m.created_ms), iso_ms(m.promoted_ms) or "-", iso_ms(m.data_start_ms) or "-",
+                      iso_ms(m.data_end_ms) or "-", m.parent_version or "-", metrics or "-", m.sha256[:12])
+    console.print(table)
 
 
 @models_app.command("promote")
 def promote(
+    ctx: typer.Context,
     version: Annotated[str, typer.Argument(help="The version to serve, e.g. v0003.")],
-    db: ledger_commands.DbOption = None,
+    db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Serve VERSION from now on (the model promoted before it for the same market is retired).
@@ -45,9 +67,9 @@ def promote(
     The file is checked first: it must exist, have the sha256 recorded when it was
     published, and metadata that fits this code's features and lookback.
     """
-    settings = load_settings(config)
-    path = db or settings.ledger.db_path
-    console.print(asyncio.run(promote_version(path, settings, version)), highlight=False, markup=False)
+    settings = command_settings(ctx)
+    console.print(asyncio.run(promote_version(settings.ledger.db_path, settings, version)), highlight=False,
+                  markup=False)
 
 
 async def promote_version(db: Path, settings: Settings, version: str) -> str:
@@ -96,9 +118,10 @@ async def promote_version(db: Path, settings: Settings, version: str) -> str:
 
 @models_app.command("publish")
 def publish(
+    ctx: typer.Context,
     model: Annotated[Path, typer.Argument(help="A model zip saved by shadow train (its .meta.json beside it).")],
     promote_it: Annotated[bool, typer.Option("--promote", help="Serve it at once (as shadow models promote does).")] = False,
-    db: ledger_commands.DbOption = None,
+    db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Register MODEL in the registry (\\[retrain] registry_dir) as a candidate, or serve it with --promote.
@@ -109,9 +132,9 @@ def publish(
     of its own, and promoting it retires the per-symbol models of the symbols
     it was trained on.
     """
-    settings = load_settings(config)
-    path = db or settings.ledger.db_path
-    console.print(asyncio.run(publish_file(path, settings, model, promote=promote_it)), highlight=False, markup=False)
+    settings = command_settings(ctx)
+    console.print(asyncio.run(publish_file(settings.ledger.db_path, settings, model, promote=promote_it)),
+                  highlight=False, markup=False)
 
 
 async def publish_file(db: Path, settings: Settings, model: Path, *, promote: bool = False) -> str:

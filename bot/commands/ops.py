@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from bot.commands.common import ConfigOption, console
-from config import UserError, load_settings
+from bot.commands.common import console
+from config.cli import ConfigOption, DbOption, command_settings
 
-DbOption = Annotated[Optional[Path], typer.Option("--db", help="Ledger file (default: [ledger] db_path).")]
 _STATUS_STYLE = {"ok": "green", "warn": "yellow", "FAIL": "bold red"}
 
 
 def backup(
-    out: Annotated[Optional[Path], typer.Option(
+    ctx: typer.Context,
+    out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Backup file (FILE.sqlite), or a folder for shadow-<UTC time>.sqlite, created if missing "
              "(default: \\[service] backup_dir).",
     )] = None,
-    keep: Annotated[Optional[int], typer.Option(
+    keep: Annotated[int | None, typer.Option(
         min=1, help="Then delete all but the newest N shadow-*.sqlite backups in that folder.")] = None,
     db: DbOption = None,
     config: ConfigOption = None,
@@ -35,16 +35,12 @@ def backup(
     from state.clock import SYSTEM_CLOCK
     from state.readers import iso_ms
 
-    settings = load_settings(config)
-    source = db or settings.ledger.db_path
+    settings = command_settings(ctx)
+    source = settings.ledger.db_path
     target = out or settings.service.backup_dir
-    if out is None or (not out.suffix and not out.exists()):  # a folder, created on first use
-        try:
-            target.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"backup folder {target}: cannot create it ({exc.strerror or exc})") from None
     result = backup_ledger(source, target, now_ms=SYSTEM_CLOCK.now_ms(),
-                           lock_timeout_s=settings.ledger.lock_timeout_s)
+                           lock_timeout_s=settings.ledger.lock_timeout_s,
+                           folder=out is None or (not out.suffix and not out.exists()))
     console.print(f"backup {result.path}: {result.size_bytes / 1e6:,.1f} MB, schema {result.schema_version}, "
                   f"{result.decisions:,} decisions (last {iso_ms(result.last_decision_ms) or '-'}), integrity ok, "
                   f"{result.seconds:.2f} s", highlight=False, markup=False, soft_wrap=True)

@@ -9,49 +9,45 @@ serving the registry picks a promotion up within ``[retrain] poll_seconds``.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.table import Table
+from rich.text import Text
 
-from bot.commands.common import ConfigOption, console
-from bot.commands.ledger import DbOption, _reader, _table
-from config import load_settings
+from bot.commands.common import console, ledger_reader, review_table
+from config.cli import EXIT_FAILED, ConfigOption, DbOption, command_settings, setting_option, split_list
 from config.settings import Settings
+
+if TYPE_CHECKING:
+    from state.records import RetrainRun
 
 
 def retrain(
+    ctx: typer.Context,
     now: Annotated[bool, typer.Option("--now", help="Run one retrain now, in the foreground.")] = False,
-    symbols: Annotated[
-        Optional[str], typer.Option(help="With --now: comma-separated symbols (default: \\[feed] symbols).")
-    ] = None,
-    timesteps: Annotated[Optional[int], typer.Option(min=64, help="With --now: PPO timesteps (default: \\[retrain] timesteps).")] = None,
-    warm_start: Annotated[
-        Optional[bool], typer.Option("--warm-start/--no-warm-start", help="With --now: continue the promoted model.")
-    ] = None,
+    symbols: Annotated[str | None, setting_option(
+        "feed.symbols", help="With --now: comma-separated symbols", convert=split_list)] = None,
+    timesteps: Annotated[int | None, setting_option(
+        "retrain.timesteps", help="With --now: PPO timesteps per retrain")] = None,
+    warm_start: Annotated[bool | None, setting_option(
+        "retrain.warm_start", "--warm-start/--no-warm-start", help="With --now: continue the promoted model")] = None,
     last: Annotated[int, typer.Option("--last", "-n", min=1, help="Without --now: show the newest N runs.")] = 20,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Without --now: each run's reason in full.")] = False,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
     """The retraining log; with --now, retrain, judge on the holdout and publish the candidate."""
-    overrides: dict[str, dict[str, object]] = {}
-    if symbols:
-        overrides["feed"] = {"symbols": [s.strip() for s in symbols.split(",")]}
-    retrain_overrides = {k: v for k, v in (("timesteps", timesteps), ("warm_start", warm_start)) if v is not None}
-    if retrain_overrides:
-        overrides["retrain"] = retrain_overrides
-    if db:
-        overrides["ledger"] = {"db_path": db}
-    settings = load_settings(config, **overrides)
+    settings = command_settings(ctx)
     if not now:
-        _print_runs(db, config, last)
+        _print_runs(settings, last, verbose)
         return
-    from bot.logs import configure_logging
+    from config.logs import configure_logging
 
     configure_logging("WARNING")
     failed = asyncio.run(retrain_now(settings))
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 async def retrain_now(settings: Settings) -> int:
@@ -78,21 +74,47 @@ async def retrain_now(settings: Settings) -> int:
     return failed
 
 
-def _print_runs(db: Path | None, config: Path | None, last: int) -> None:
-    from state.readers import iso_ms, list_retrains
+MIN_REASON_WIDTH = 30
+"""Narrower than this, a reason column would be a tall ribbon: the reasons go below instead."""
 
-    with _reader(db, config) as conn:
+
+def _print_runs(settings: Settings, last: int, verbose: bool) -> None:
+    """The newest ``last`` runs. Status and model always show in full; the reason, the one
+    long cell, wraps in the room the other columns leave, or (too little room, or
+    ``verbose``) follows the table in full, one line per run."""
+    from state.readers import list_retrains
+
+    with ledger_reader(settings.ledger) as conn:
         runs = list_retrains(conn, last)
     if not runs:
         console.print("no retraining runs recorded")
         return
-    table = _table("retrain runs", "#", "started (UTC)", "seconds", "status", "symbols", "model", "reason")
+    room = console.width - console.measure(_runs_table(runs, reasons=False)).maximum - 2  # 2: the column's padding
+    in_table = not verbose and room >= MIN_REASON_WIDTH
+    table = _runs_table(runs, reasons=in_table)
+    if not in_table and not verbose:
+        table.caption = "reasons: shadow retrain --verbose"
+    console.print(table)
+    if verbose:
+        for run in runs:
+            console.print(Text(f"#{run.retrain_id} {run.status}: {run.reason or '-'}"))
+
+
+def _runs_table(runs: list[RetrainRun], *, reasons: bool) -> Table:
+    from state.readers import iso_ms
+
+    columns = ["#", "started (UTC)", "seconds", "status", "symbols", "model"]
+    table = review_table("retrain runs", *columns)
+    if reasons:
+        table.add_column("reason", no_wrap=False, overflow="fold")
     for run in runs:
         seconds = run.metrics.get("seconds")
-        table.add_row(str(run.retrain_id), iso_ms(run.started_ms), "-" if seconds is None else f"{seconds:.1f}",
-                      run.status, ",".join(run.metrics.get("symbols", [])) or "-", run.candidate_version or "-",
-                      run.reason or "-")
-    console.print(table)
+        symbols = run.metrics.get("symbols", [])
+        shown = ",".join(symbols[:2]) + (f" +{len(symbols) - 2}" if len(symbols) > 2 else "")
+        cells = [str(run.retrain_id), (iso_ms(run.started_ms) or "")[:16].replace("T", " "),
+                 "-" if seconds is None else f"{seconds:.1f}", run.status, shown or "-", run.candidate_version or "-"]
+        table.add_row(*cells, *([Text(run.reason or "-")] if reasons else []))
+    return table
 
 
 def register(app: typer.Typer) -> None:

@@ -6,41 +6,37 @@ import asyncio
 import contextlib
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bot.commands.common import ConfigOption, console
-from config import load_settings
+from bot.commands.common import console
+from config.cli import (
+    EXIT_FAILED,
+    ConfigOption,
+    DbOption,
+    LogLevelOption,
+    command_settings,
+    setting_option,
+    split_list,
+)
 
 if TYPE_CHECKING:  # the daemon pulls in pandas, ccxt and the rest: import it only when the command runs
     from bot.daemon import Daemon, DaemonReport
 
-LogLevelOption = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")]
-HttpOption = Annotated[Optional[str], typer.Option(
-    "--http", metavar="[HOST:]PORT",
-    help="Serve /health, /metrics and /status here (a bare PORT listens on 127.0.0.1; default: \\[service] http, off).",
-)]
-LogFormatOption = Annotated[Optional[str], typer.Option(
-    "--log-format", help="text, json (JSON lines) or journal (systemd priorities) (default: \\[service] log_format).",
-)]
-LogFileOption = Annotated[Optional[Path], typer.Option(
-    "--log-file", help="Also log to this file, rotated by size (default: \\[service] log_file).",
-)]
-
 
 def run(
+    ctx: typer.Context,
     config: ConfigOption = None,
-    symbols: Annotated[Optional[str], typer.Option(help="comma-separated Bybit symbols (default: \\[feed] symbols)")] = None,
-    interval: Annotated[Optional[str], typer.Option(help="candle interval, e.g. 1m (default: \\[feed] interval)")] = None,
-    strategy: Annotated[
-        Optional[str], typer.Option(help="'registry' or a strategy spec (default: \\[daemon] strategy)")
-    ] = None,
-    db: Annotated[Optional[Path], typer.Option(help="ledger file (default: \\[ledger] db_path)")] = None,
+    symbols: Annotated[str | None, setting_option(
+        "feed.symbols", help="comma-separated Bybit symbols", convert=split_list)] = None,
+    interval: Annotated[str | None, setting_option("feed.interval")] = None,
+    strategy: Annotated[str | None, setting_option("daemon.strategy")] = None,
+    db: DbOption = None,
     log_level: LogLevelOption = "INFO",
-    http: HttpOption = None,
-    log_format: LogFormatOption = None,
-    log_file: LogFileOption = None,
+    http: Annotated[str | None, setting_option("service.http", metavar="[HOST:]PORT")] = None,
+    log_format: Annotated[str | None, setting_option("service.log_format")] = None,
+    log_file: Annotated[Path | None, setting_option("service.log_file")] = None,
 ) -> None:
     """Paper-trade live Bybit candles until SIGTERM/SIGINT (public data only, no orders, no API key).
 
@@ -49,25 +45,14 @@ def run(
     status 1 when it stops for any reason other than a signal (so a supervisor restarts it).
     """
     from bot.daemon import STOP_REQUESTED, Daemon
-    from bot.logs import configure_logging
+    from config.logs import configure_logging
 
-    overrides: dict[str, dict[str, object]] = {}
-    if symbols or interval:
-        overrides["feed"] = {k: v for k, v in (("symbols", symbols and [s.strip() for s in symbols.split(",")]),
-                                               ("interval", interval)) if v}
-    if strategy:
-        overrides["daemon"] = {"strategy": strategy}
-    if db:
-        overrides["ledger"] = {"db_path": db}
-    service = {k: v for k, v in (("http", http), ("log_format", log_format), ("log_file", log_file)) if v is not None}
-    if service:
-        overrides["service"] = service
-    settings = load_settings(config, **overrides)
+    settings = command_settings(ctx)
     s = settings.service
     configure_logging(log_level, s.log_format, log_file=s.log_file, max_mb=s.log_max_mb, backups=s.log_backups)
     report = asyncio.run(_serve(Daemon(settings)))
     if report.stop_reason != STOP_REQUESTED:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 async def _serve(daemon: Daemon) -> DaemonReport:
@@ -100,7 +85,7 @@ def demo(
     and writes the SQLite ledger. Ends with a summary against buy & hold.
     """
     from bot.demo import run_demo
-    from bot.logs import configure_logging
+    from config.logs import configure_logging
 
     configure_logging(log_level)
     run_demo(directory, candles=candles, speed=speed, timesteps=timesteps, baseline=baseline, console=console)

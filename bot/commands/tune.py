@@ -4,42 +4,48 @@ validation, locally or on a Ray cluster."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from bot.commands.common import ConfigOption, console
-from config.settings import load_settings
-from trainer.cli import INTERRUPTED_EXIT_CODE, Backend, RayAddress, Workers, configure_logging
+from bot.commands.common import console
+from config.cli import (
+    EXIT_INTERRUPTED,
+    BackendOption,
+    ConfigOption,
+    RayAddressOption,
+    WorkersOption,
+    command_settings,
+    setting_option,
+)
+from trainer.cli import NumCandlesOption, SymbolOption, TimeframeOption, log_training
 
 TOP_TRIALS = 10
 
 
 def tune_command(
+    ctx: typer.Context,
     config: ConfigOption = None,
-    data: Annotated[Optional[Path], typer.Option(help="candle CSV to tune on (default: fetch \\[train] symbol "
-                                                      "from Bybit)")] = None,
-    symbol: Annotated[Optional[str], typer.Option(help="ccxt symbol (default: \\[train] symbol)")] = None,
-    timeframe: Annotated[Optional[str], typer.Option(help="candle timeframe (default: \\[train] timeframe)")] = None,
-    num_candles: Annotated[Optional[int], typer.Option(help="latest candles to use, test slice included")] = None,
-    trials: Annotated[Optional[int], typer.Option("--trials", help="trials to run (default: 20)")] = None,
-    timesteps: Annotated[Optional[int], typer.Option(help="PPO timesteps per fold of a trial (default: 20000)")] = None,
-    folds: Annotated[Optional[int], typer.Option(help="walk-forward folds per trial (default: 3)")] = None,
-    fold_train_candles: Annotated[Optional[int], typer.Option(help="candles per fold's training window (default: "
-                                                                    "all that fit)")] = None,
-    fold_validation_candles: Annotated[Optional[int], typer.Option(help="candles per fold's validation slice "
-                                                                         "(default: \\[train] validation_fraction "
-                                                                         "split among the folds)")] = None,
-    objective: Annotated[Optional[str], typer.Option(help="fold score: return or sharpe (default: return)")] = None,
-    study_name: Annotated[Optional[str], typer.Option(help="Optuna study name (default: shadow)")] = None,
-    storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL (default: sqlite in --out)")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="output folder (default: tune)")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="TPE sampler seed (default: 0)")] = None,
-    timeout: Annotated[Optional[float], typer.Option(help="start no new trial after this many seconds")] = None,
-    backend: Backend = None,
-    workers: Workers = None,
-    ray_address: RayAddress = None,
+    data: Annotated[Path | None, setting_option(
+        "train.data", help="candle CSV to tune on (default: fetch [train] symbol from Bybit)")] = None,
+    symbol: SymbolOption = None,
+    timeframe: TimeframeOption = None,
+    num_candles: NumCandlesOption = None,
+    trials: Annotated[int | None, setting_option("tune.n_trials", "--trials")] = None,
+    timesteps: Annotated[int | None, setting_option("tune.timesteps")] = None,
+    folds: Annotated[int | None, setting_option("tune.folds")] = None,
+    fold_train_candles: Annotated[int | None, setting_option("tune.fold_train_candles")] = None,
+    fold_validation_candles: Annotated[int | None, setting_option("tune.fold_validation_candles")] = None,
+    objective: Annotated[str | None, setting_option("tune.objective")] = None,
+    study_name: Annotated[str | None, setting_option("tune.study_name")] = None,
+    storage: Annotated[str | None, setting_option("tune.storage")] = None,
+    out: Annotated[Path | None, setting_option("tune.out_dir", "--out")] = None,
+    seed: Annotated[int | None, setting_option("tune.seed")] = None,
+    timeout: Annotated[float | None, setting_option("tune.timeout_s", "--timeout")] = None,
+    backend: BackendOption = None,
+    workers: WorkersOption = None,
+    ray_address: RayAddressOption = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="live table of trials")] = True,
 ) -> None:
     """Search PPO hyperparameters, scored by walk-forward validation; the test slice is never used.
@@ -47,16 +53,8 @@ def tune_command(
     Writes trials.csv, summary.json, summary.png and best.toml (for shadow train --config) to --out;
     the study lives in an Optuna storage (SQLite by default) and a rerun continues it.
     """
-    tune_flags = {"n_trials": trials, "timesteps": timesteps, "folds": folds, "objective": objective,
-                  "fold_train_candles": fold_train_candles, "fold_validation_candles": fold_validation_candles,
-                  "study_name": study_name, "storage": storage, "out_dir": out, "seed": seed, "timeout_s": timeout}
-    train_flags = {"data": data, "symbol": symbol, "timeframe": timeframe, "num_candles": num_candles,
-                   "progress": False}
-    compute_flags = {"backend": backend, "workers": workers, "ray_address": ray_address}
-    settings = load_settings(config, **{name: given for name, values in
-                                        (("tune", tune_flags), ("train", train_flags), ("compute", compute_flags))
-                                        if (given := {k: v for k, v in values.items() if v is not None})})
-    configure_logging()
+    settings = command_settings(ctx, train={"progress": False})
+    log_training()
     from trainer.jobs.backends import make_backend
     from trainer.jobs.board import Board, live
     from trainer.tuning.search import tune
@@ -76,7 +74,7 @@ def tune_command(
     for kind, path in result.paths.items():
         console.print(f"{kind}: {path}")
     if result.interrupted:
-        raise typer.Exit(INTERRUPTED_EXIT_CODE)
+        raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def _best_table(trials_csv: Path | None) -> Table:

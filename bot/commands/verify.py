@@ -6,20 +6,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bot.commands.common import ConfigOption, console
-from bot.commands.ledger import DbOption
-from config import load_settings
+from bot.commands.common import console
+from config.cli import EXIT_FAILED, EXIT_OK, ConfigOption, DbOption, command_settings
 
 if TYPE_CHECKING:
     from trainer.verification.ledger import SymbolVerdict
 
-AGREE, DIVERGE = 0, 1
+AGREE, DIVERGE = EXIT_OK, EXIT_FAILED
 """Exit statuses; bad input exits with 2, as everywhere."""
 MAX_TURNS_SHOWN = 6
 """A ledger retrained for months has many turns: the report shows the first three and the last two."""
 
 
 def verify(
+    ctx: typer.Context,
     db: DbOption = None,
     symbol: Annotated[str | None, typer.Option("--symbol", "-s", help="Only this symbol, e.g. BTCUSDT.")] = None,
     start: Annotated[
@@ -44,9 +44,9 @@ def verify(
     from trainer.data.ranges import parse_range
     from trainer.verification.ledger import verify_ledger
 
-    settings = load_settings(config)
+    settings = command_settings(ctx)
     start_ms, end_ms = parse_range(start, end)
-    path = db or settings.ledger.db_path
+    path = settings.ledger.db_path
     with closing(connect_reader(path, settings.ledger.lock_timeout_s)) as conn:
         verdicts = verify_ledger(conn, path, settings, symbol=symbol, start_ms=start_ms, end_ms=end_ms)
     for verdict in verdicts:

@@ -20,7 +20,7 @@ import pytest
 
 from bot.daemon import Daemon
 from bot.health import HealthMonitor
-from bot.logs import configure_logging
+from config.logs import configure_logging
 from config import UserError
 from config.settings import ServiceSettings, Settings
 from env.candles import candles_to_seed_csv

@@ -29,17 +29,17 @@ def test_a_toml_file_sets_the_feed(tmp_path: Path) -> None:
     ("overrides", "message"),
     [
         ({"exchange": {"category": "spot"}}, "exchange.ws_url: 'wss://stream.bybit.com/v5/public/linear'"
-                                             ": Value error, is the linear stream but exchange.category is 'spot'"),
+                                             " (the default): is the linear stream but exchange.category is 'spot'"),
         ({"exchange": {"ws_url": "http://x"}}, "exchange.ws_url: 'http://x'"),
         ({"exchange": {"ping_interval_s": 0}}, "exchange.ping_interval_s: 0"),
-        ({"exchange": {"watchdog_s": 10}}, "exchange.watchdog_s: 10: Value error, must be longer than ping_interval_s"),
-        ({"exchange": {"backoff_min_s": 5, "backoff_max_s": 2}}, "exchange.backoff_max_s: 2: Value error, must be at "
+        ({"exchange": {"watchdog_s": 10}}, "exchange.watchdog_s: 10 (passed in code): must be longer than ping_interval_s"),
+        ({"exchange": {"backoff_min_s": 5, "backoff_max_s": 2}}, "exchange.backoff_max_s: 2 (passed in code): must be at "
                                                                  "least backoff_min_s"),
         ({"exchange": {"rest_attempts": 0}}, "exchange.rest_attempts: 0"),
         ({"feed": {"symbols": []}}, "feed.symbols: []"),
         ({"feed": {"symbols": ["btc/usdt"]}}, "'btc/usdt' is not a Bybit symbol"),
         ({"feed": {"symbols": ["BTCUSDT", "BTCUSDT"]}}, "listed more than once: BTCUSDT"),
-        ({"feed": {"interval": "1M"}}, "feed.interval: '1M': Value error, unknown interval"),
+        ({"feed": {"interval": "1M"}}, "feed.interval: '1M' (passed in code): unknown interval"),
     ],
 )
 def test_bad_values_name_field_and_value(overrides: dict, message: str) -> None:

@@ -1,4 +1,4 @@
-"""Log set-up for the service: one line per event on stderr, journald- and docker-friendly.
+"""Log set-up for every command: one line per event on stderr, journald- and docker-friendly.
 
 Three formats (``[service] log_format`` / ``--log-format``):
 
@@ -9,13 +9,16 @@ Three formats (``[service] log_format`` / ``--log-format``):
   priority, which journald reads from a service's stderr, so ``journalctl -p warning``
   works; no timestamp, journald adds its own.
 
-Optionally the same lines also go to a file rotated by size (``[service] log_file``).
+Optionally the same lines also go to a file (``[service] log_file`` for the service,
+``ppo_training.log`` for the trainer), rotated by size. The file (and its folder) is created
+with the first line logged, so a command refused before it starts work leaves no file.
 """
 
 from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import sys
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from config.errors import UserError
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 LOG_FORMATS: tuple[str, ...] = ("text", "json", "journal")
 NOISY_LOGGERS: tuple[str, ...] = ("aiohttp.access", "websockets", "matplotlib")
+_OURS = "_shadow_handler"  # marks the handlers configure_logging installed (pytest's and others' stay)
 
 # syslog priorities (sd-daemon(3)): what journald makes of a "<N>" prefix
 _JOURNAL_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
@@ -59,9 +63,22 @@ def make_formatter(log_format: str) -> logging.Formatter:
     raise UserError(f"--log-format {log_format!r}: use one of {', '.join(LOG_FORMATS)}")
 
 
+class DeferredFileHandler(logging.handlers.RotatingFileHandler):
+    """A size-rotated log file that is created, folder included, with its first line."""
+
+    def __init__(self, path: Path, *, max_mb: float, backups: int) -> None:
+        super().__init__(path, maxBytes=int(max_mb * 1024 * 1024), backupCount=backups, encoding="utf-8", delay=True)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.stream is None:  # the first line: the file opens now
+            Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        super().emit(record)
+
+
 def configure_logging(level: str = "INFO", log_format: str = "text", *, log_file: Path | None = None,
                       max_mb: float = 50.0, backups: int = 5) -> None:
-    """Send every log line to stderr (and to a size-rotated ``log_file``) in ``log_format``.
+    """Send every log line to stderr (and to ``log_file``, rotated at ``max_mb``; 0: never)
+    in ``log_format``. Replaces the handlers an earlier call installed, and only those.
 
     Raises:
         UserError: an unknown level or format, or a log file that cannot be opened.
@@ -71,16 +88,33 @@ def configure_logging(level: str = "INFO", log_format: str = "text", *, log_file
         raise UserError(f"--log-level {level!r}: use DEBUG, INFO, WARNING or ERROR")
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file is not None:
-        try:
-            log_file.parent.mkdir(parents=True, exist_ok=True)
-            handlers.append(logging.handlers.RotatingFileHandler(
-                log_file, maxBytes=int(max_mb * 1024 * 1024), backupCount=backups, encoding="utf-8"))
-        except OSError as exc:
-            raise UserError(f"log file {log_file}: cannot open it ({exc.strerror or exc})") from None
+        check_writable(log_file, "log file")
+        handlers.append(DeferredFileHandler(log_file, max_mb=max_mb, backups=backups))
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, _OURS, False)]:
+        root.removeHandler(handler)
+        handler.close()
     for handler in handlers:
         handler.setFormatter(formatter)
-    root = logging.getLogger()
-    root.handlers[:] = handlers
+        setattr(handler, _OURS, True)
+        root.addHandler(handler)
     root.setLevel(level.upper())
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def check_writable(path: Path, what: str) -> None:
+    """Fail now, writing nothing, if ``path`` could not be created or appended to later.
+
+    Raises:
+        UserError: ``path`` is a folder, or its nearest existing parent is not a writable folder.
+    """
+    if path.is_dir():
+        raise UserError(f"{what} {path}: cannot open it (it is a folder)")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise UserError(f"{what} {path}: cannot open it (not writable)")
+        return
+    parent = next(p for p in path.absolute().parents if p.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {path}: cannot open it ({parent} is not a writable folder)")
