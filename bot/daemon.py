@@ -29,12 +29,13 @@ from bot.bybit.rest import BybitRest
 from bot.bybit.sequencer import FeedCandle
 from bot.engine import SymbolEngine
 from bot.retrain_scheduler import RetrainScheduler
-from bot.serving import cap_torch_threads, choose_strategy
+from bot.serving import REGISTRY, cap_torch_threads, choose_strategy, configured_strategy
 from config.errors import UserError
 from config.settings import Settings
 from env.candles import format_ms
 from env.features import WARMUP_CANDLES, warmup_prefix
 from state.clock import Clock, SystemClock
+from state.database import check_for_writing
 from state.ledger import Ledger
 from state.records import ModelStatus, ResumePoint
 
@@ -107,40 +108,62 @@ class Daemon:
         stop = stop or asyncio.Event()
         settings = self.settings
         symbols = settings.feed.symbols
-        async with await Ledger.from_settings(settings.ledger) as ledger, BybitRest(settings.exchange) as rest:
-            self._ledger, self.rest = ledger, rest
+        self.check_inputs()
+        async with BybitRest(settings.exchange) as rest:
             await rest.resolve(symbols)
-            resume = await ledger.resume_points()
-            models = await ledger.registry.list_models(ModelStatus.PROMOTED)
-            for symbol in symbols:
-                self.engines[symbol] = await self._prepare(symbol, ledger, rest, resume.get(symbol), models)
-            cap_torch_threads(settings.daemon.torch_threads)
-            run_id = await ledger.journal.start_run(started_ms=self.clock.now_ms(), config_hash=config_hash(settings),
-                                                    code_version=_code_version(), symbols=symbols,
-                                                    settings=settings.model_dump_json())
-            report = self.report = DaemonReport(run_id, {s: SymbolStats() for s in symbols})
-            log.info("run %d: serving %s (%s) into %s", run_id, ", ".join(symbols), self.interval.name, ledger.path)
-            self.retrainer = RetrainScheduler(settings, ledger, self.engines, clock=self.clock)
-            await self.retrainer.start()
-            resume_after = {s: e.last_open_ms for s, e in self.engines.items() if e.last_open_ms is not None}
-            async with CandleFeed(settings.exchange, settings.feed, rest, resume_after=resume_after,
-                                  clock=self.clock) as feed:
-                self.feed = feed
-                consumers = [asyncio.create_task(self._consume(symbol, feed), name=f"consume-{symbol}")
-                             for symbol in symbols]
-                heartbeat = asyncio.create_task(self._heartbeat(feed), name="heartbeat")
-                stopper = asyncio.create_task(stop.wait(), name="stop")
-                pending: set[asyncio.Task[object]] = {*consumers, stopper}
-                while stopper in pending and any(c in pending for c in consumers):
-                    _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                report.stop_reason = STOP_REQUESTED if stop.is_set() else "every symbol's feed stopped"
-                for task in (*consumers, heartbeat, stopper):
-                    task.cancel()
-                await asyncio.gather(*consumers, heartbeat, stopper, return_exceptions=True)
-                await asyncio.gather(*self._in_flight, return_exceptions=True)  # finish decisions under way
-                await self.retrainer.stop()
-                log.info("run %d: stopping (%s); %s", run_id, report.stop_reason, self.status_line(feed))
-            await ledger.journal.stop_run(run_id, stopped_ms=self.clock.now_ms(), reason=report.stop_reason)
+            async with await Ledger.from_settings(settings.ledger) as ledger:
+                self._ledger, self.rest = ledger, rest
+                return await self._serve(ledger, rest, stop)
+
+    def check_inputs(self) -> None:
+        """Refuse, before anything is fetched or written, what cannot work: a strategy spec
+        that does not build (a missing model file, an unknown name) and a ledger file the
+        writer could not use (not a ledger, a newer schema, no place to create it).
+
+        Raises:
+            UserError: the first problem found.
+        """
+        daemon = self.settings.daemon
+        lookback = self.settings.env.lookback_window
+        configured_strategy(daemon.fallback if daemon.strategy == REGISTRY else daemon.strategy, lookback)
+        ledger = self.settings.ledger
+        check_for_writing(ledger.db_path, ledger.lock_timeout_s)
+
+    async def _serve(self, ledger: Ledger, rest: BybitRest, stop: asyncio.Event) -> DaemonReport:
+        """Start every symbol's engine, then decide candles until ``stop`` (see the module docstring)."""
+        settings = self.settings
+        symbols = settings.feed.symbols
+        resume = await ledger.resume_points()
+        models = await ledger.registry.list_models(ModelStatus.PROMOTED)
+        for symbol in symbols:
+            self.engines[symbol] = await self._prepare(symbol, ledger, rest, resume.get(symbol), models)
+        cap_torch_threads(settings.daemon.torch_threads)
+        run_id = await ledger.journal.start_run(started_ms=self.clock.now_ms(), config_hash=config_hash(settings),
+                                                code_version=_code_version(), symbols=symbols,
+                                                settings=settings.model_dump_json())
+        report = self.report = DaemonReport(run_id, {s: SymbolStats() for s in symbols})
+        log.info("run %d: serving %s (%s) into %s", run_id, ", ".join(symbols), self.interval.name, ledger.path)
+        self.retrainer = RetrainScheduler(settings, ledger, self.engines, clock=self.clock)
+        await self.retrainer.start()
+        resume_after = {s: e.last_open_ms for s, e in self.engines.items() if e.last_open_ms is not None}
+        async with CandleFeed(settings.exchange, settings.feed, rest, resume_after=resume_after,
+                              clock=self.clock) as feed:
+            self.feed = feed
+            consumers = [asyncio.create_task(self._consume(symbol, feed), name=f"consume-{symbol}")
+                         for symbol in symbols]
+            heartbeat = asyncio.create_task(self._heartbeat(feed), name="heartbeat")
+            stopper = asyncio.create_task(stop.wait(), name="stop")
+            pending: set[asyncio.Task[object]] = {*consumers, stopper}
+            while stopper in pending and any(c in pending for c in consumers):
+                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            report.stop_reason = STOP_REQUESTED if stop.is_set() else "every symbol's feed stopped"
+            for task in (*consumers, heartbeat, stopper):
+                task.cancel()
+            await asyncio.gather(*consumers, heartbeat, stopper, return_exceptions=True)
+            await asyncio.gather(*self._in_flight, return_exceptions=True)  # finish decisions under way
+            await self.retrainer.stop()
+            log.info("run %d: stopping (%s); %s", run_id, report.stop_reason, self.status_line(feed))
+        await ledger.journal.stop_run(run_id, stopped_ms=self.clock.now_ms(), reason=report.stop_reason)
         return report
 
     # ------------------------------------------------------------------ start-up

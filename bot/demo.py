@@ -25,6 +25,7 @@ from rich.table import Table
 from bot.daemon import Daemon
 from bot.replay.market import ReplayMarket, ReplaySeries
 from bot.replay.server import ReplayServer
+from bot.serving import configured_strategy
 from config.errors import UserError
 from config.settings import (
     DaemonSettings,
@@ -74,6 +75,12 @@ def run_demo(directory: Path, *, candles: int, speed: float, timesteps: int, bas
     if not 2 <= candles <= len(data) - MIN_HISTORY:
         raise UserError(f"--candles {candles}: must be between 2 and {len(data) - MIN_HISTORY} "
                         f"(the bundled sample has {len(data)} candles, {MIN_HISTORY} kept as history)")
+    if not speed > 0:
+        raise UserError(f"--speed {speed:g}: must be more than 0 candles per second")
+    if timesteps < 0:
+        raise UserError(f"--timesteps {timesteps}: must be 0 (trade --baseline) or more")
+    if timesteps == 0:
+        configured_strategy(baseline, EnvSettings().lookback_window)  # an unknown spec fails before any file
     run_dir = directory / time.strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=False)
     history = len(data) - candles

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
-import os
 import sys
 from pathlib import Path
 
 from config.errors import UserError
+from config.paths import check_creatable
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 LOG_FORMATS: tuple[str, ...] = ("text", "json", "journal")
@@ -88,7 +88,7 @@ def configure_logging(level: str = "INFO", log_format: str = "text", *, log_file
         raise UserError(f"--log-level {level!r}: use DEBUG, INFO, WARNING or ERROR")
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file is not None:
-        check_writable(log_file, "log file")
+        check_creatable(log_file, "log file")
         handlers.append(DeferredFileHandler(log_file, max_mb=max_mb, backups=backups))
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, _OURS, False)]:
@@ -102,19 +102,3 @@ def configure_logging(level: str = "INFO", log_format: str = "text", *, log_file
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-
-def check_writable(path: Path, what: str) -> None:
-    """Fail now, writing nothing, if ``path`` could not be created or appended to later.
-
-    Raises:
-        UserError: ``path`` is a folder, or its nearest existing parent is not a writable folder.
-    """
-    if path.is_dir():
-        raise UserError(f"{what} {path}: cannot open it (it is a folder)")
-    if path.exists():
-        if not os.access(path, os.W_OK):
-            raise UserError(f"{what} {path}: cannot open it (not writable)")
-        return
-    parent = next(p for p in path.absolute().parents if p.exists())
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"{what} {path}: cannot open it ({parent} is not a writable folder)")

@@ -11,6 +11,8 @@ import sqlite3
 from pathlib import Path
 from typing import Literal
 
+from config.errors import UserError
+from config.paths import check_creatable
 from state.errors import LedgerError, LedgerNotFoundError, SchemaVersionError, ledger_errors
 from state.migrations import LATEST_VERSION, check_version, migrate
 
@@ -35,6 +37,30 @@ def prepare_for_writing(path: Path, lock_timeout_s: float) -> tuple[int, list[in
             if mode.lower() != "wal":
                 raise LedgerError(f"ledger {path}: cannot switch to WAL mode (journal_mode stays {mode!r})")
             return before, migrate(conn, path)
+        finally:
+            conn.close()
+
+
+def check_for_writing(path: Path, lock_timeout_s: float) -> None:
+    """Refuse, writing nothing, a file :func:`prepare_for_writing` could not use: a folder,
+    a file that is not a ledger, a schema newer than this code, or a place where no file
+    can be created. Lets a command check its inputs before it starts work.
+
+    Raises:
+        LedgerError: what is wrong, naming the file.
+    """
+    if path.is_dir():
+        raise LedgerError(f"ledger {path}: is a directory, expected a SQLite file")
+    if not path.exists():
+        try:
+            check_creatable(path, "ledger")
+        except UserError as exc:
+            raise LedgerError(str(exc)) from None
+        return
+    with ledger_errors(path, lock_timeout_s):
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=lock_timeout_s)
+        try:
+            check_version(conn, path)
         finally:
             conn.close()
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from config.cli import (
+    EXIT_FAILED,
     EXIT_INTERRUPTED,
     BackendOption,
     ConfigOption,
@@ -113,12 +114,13 @@ def train_command(
 
 def _train_symbols(settings: Settings, symbols: str) -> None:
     """``--symbols``: one model per symbol on the chosen backend, with a live table."""
-    from trainer.training.multi_symbol import parse_symbols, train_symbols
+    from trainer.training.multi_symbol import check_symbols, parse_symbols, train_symbols
 
-    markets = parse_symbols(symbols, settings.exchange.category)
+    per_symbol = check_symbols(settings, parse_symbols(symbols, settings.exchange.category))
     outcomes = _on_backend(
-        settings, lambda runner: f"shadow train: {len(markets)} symbols on {runner.name} ({runner.workers} at a time)",
-        "validation return", lambda runner, board: train_symbols(settings, markets, runner, board=board))
+        settings, lambda runner: f"shadow train: {len(per_symbol)} symbols on {runner.name} "
+                                 f"({runner.workers} at a time)",
+        "validation return", lambda runner, board: train_symbols(per_symbol, runner, board=board))
     failed = [symbol for symbol, outcome in outcomes.items() if not outcome.ok]
     for symbol, outcome in outcomes.items():
         if outcome.ok:
@@ -127,7 +129,7 @@ def _train_symbols(settings: Settings, symbols: str) -> None:
         else:
             typer.echo(f"{symbol}: FAILED: {outcome.error.strip().splitlines()[-1]}", err=True)
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _train_shared(settings: Settings, symbols: str) -> None:
@@ -142,7 +144,7 @@ def _train_shared(settings: Settings, symbols: str) -> None:
         "mean validation return", lambda runner, board: run_shared(job, runner, board))
     if not outcome.ok:
         typer.echo(f"{outcome.key}: FAILED: {outcome.error.strip().splitlines()[-1]}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
     result = outcome.result
     each = ", ".join(f"{market} {100 * value:+.2f}%" for market, value in result.validation_returns.items())
     typer.echo(f"{outcome.key}: {result.num_timesteps} steps, validation return {each} "

@@ -82,6 +82,7 @@ def backtest(
 
     Writes metrics.json, trades.csv and report.png to --out.
     """
+    settings = command_settings(ctx)
     from bot.serving import cap_torch_threads
     from env.features import warmup_prefix
     from strategies.specs import build_strategy
@@ -89,7 +90,6 @@ def backtest(
     from trainer.evaluation.backtest import EvaluationSpec
     from trainer.evaluation.outputs import prepare_out_dir, write_backtest
 
-    settings = command_settings(ctx)
     warmup = warmup_prefix(settings.env.lookback_window)
     if db is not None:
         if candles is not None:

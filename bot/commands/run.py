@@ -44,12 +44,13 @@ def run(
     restart resumes from the ledger and backfills missed candles over REST. Exits with
     status 1 when it stops for any reason other than a signal (so a supervisor restarts it).
     """
-    from bot.daemon import STOP_REQUESTED, Daemon
     from config.logs import configure_logging
 
     settings = command_settings(ctx)
     s = settings.service
     configure_logging(log_level, s.log_format, log_file=s.log_file, max_mb=s.log_max_mb, backups=s.log_backups)
+    from bot.daemon import STOP_REQUESTED, Daemon
+
     report = asyncio.run(_serve(Daemon(settings)))
     if report.stop_reason != STOP_REQUESTED:
         raise typer.Exit(EXIT_FAILED)

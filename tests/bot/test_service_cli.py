@@ -168,7 +168,7 @@ def test_the_log_file_rotates_by_size(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("restore_logging")
 def test_a_log_file_that_cannot_be_opened_is_a_user_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
-    with pytest.raises(UserError, match=r"log file .*file/shadow.log: cannot open it"):
+    with pytest.raises(UserError, match=r"log file .*file/shadow.log: cannot create it"):
         configure_logging("INFO", "text", log_file=tmp_path / "file" / "shadow.log")
     with pytest.raises(UserError, match="--log-level 'LOUD'"):
         configure_logging("LOUD")

@@ -26,6 +26,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
+from config.cli import EXIT_USER_ERROR, print_error
+from config.errors import UserError
 from trainer.retrain.job import FAILURE_FILE, RESULT_FILE, RetrainFailure, RetrainJob, RetrainResult
 
 if TYPE_CHECKING:
@@ -41,11 +45,13 @@ verdict rather than a kill."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m trainer.retrain JOB.json", file=sys.stderr)
-        return 2
-    job = RetrainJob.model_validate_json(Path(args[0]).read_text(encoding="utf-8"))
+    """Run the job file named on the command line; returns the exit status (0 done, 1 the
+    run failed and ``error.json`` says why, 2 no usable job file: one ``error:`` line)."""
+    try:
+        job = read_job(sys.argv[1:] if argv is None else argv)
+    except UserError as exc:
+        print_error(str(exc))
+        return EXIT_USER_ERROR
     out_dir = Path(job.out_dir)
     _limit_resources(job.retrain.memory_limit_mb, job.retrain.nice)
     _exit_with_parent()
@@ -61,6 +67,24 @@ def main(argv: list[str] | None = None) -> int:
     _write_atomically(out_dir / RESULT_FILE, result.model_dump_json(indent=2))
     log.info("retrain %d: %s", job.retrain_id, result.reason)
     return 0
+
+
+def read_job(args: list[str]) -> RetrainJob:
+    """The job of ``python -m trainer.retrain JOB.json``.
+
+    Raises:
+        UserError: not exactly one argument, or a file that cannot be read or is no job.
+    """
+    if len(args) != 1:
+        raise UserError("usage: python -m trainer.retrain JOB.json (a job file written by shadow run or "
+                        "shadow retrain --now)")
+    path = Path(args[0])
+    try:
+        return RetrainJob.model_validate_json(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"retrain job {path}: cannot read it ({exc.strerror or exc})") from None
+    except ValidationError as exc:
+        raise UserError(f"retrain job {path}: not a retrain job ({exc.errors()[0]['msg']})") from None
 
 
 def run_job(job: RetrainJob) -> RetrainResult:

@@ -18,6 +18,7 @@ a local process. A symbol that fails is recorded (with its error) and the others
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,15 +111,30 @@ def symbol_settings(settings: Settings, symbol: str, *, shared: bool = False) ->
     return settings.model_copy(update={"train": checked})
 
 
-def train_symbols(
-    settings: Settings, symbols: list[str], backend: Backend, *, board: Board | None = None,
-    exchange: OhlcvSource | None = None,
-) -> dict[str, JobOutcome]:
-    """Train one model per symbol on ``backend``; returns each symbol's outcome (a
-    :class:`SymbolResult` or an error). Bad settings fail before any work."""
+def check_symbols(settings: Settings, symbols: list[str]) -> dict[str, Settings]:
+    """Each symbol's own settings (:func:`symbol_settings`), checked: bad settings fail
+    here, before any work.
+
+    Raises:
+        UserError: a flag that cannot work for one of the symbols.
+    """
     per_symbol = {symbol: symbol_settings(settings, symbol) for symbol in symbols}
     for one in per_symbol.values():
         check_train_args(one)
+    return per_symbol
+
+
+def train_symbols(
+    per_symbol: Mapping[str, Settings], backend: Backend, *, board: Board | None = None,
+    exchange: OhlcvSource | None = None,
+) -> dict[str, JobOutcome]:
+    """Train one model per symbol on ``backend``; returns each symbol's outcome (a
+    :class:`SymbolResult` or an error).
+
+    Args:
+        per_symbol: from :func:`check_symbols`.
+    """
+    symbols = list(per_symbol)
     board = board or Board("shadow train --symbols", value_label="validation return")
     for symbol in symbols:
         board.add(symbol)

@@ -32,7 +32,7 @@ from trainer.jobs.backends import Backend
 from trainer.jobs.board import Board
 from trainer.jobs.runner import Job, JobOutcome, run_jobs
 from trainer.training.single_symbol import check_train_args, load_training_candles
-from trainer.tuning.folds import prepare_tuning_data
+from trainer.tuning.folds import TuningData, prepare_tuning_data
 from trainer.tuning.space import apply, describe_params, suggest
 from trainer.tuning.trial import PrunerConfig, TrialJob, TrialOutcome, run_trial
 
@@ -53,12 +53,27 @@ class TuneResult:
     interrupted: bool = False
 
 
+def load_tuning_data(settings: Settings, exchange: OhlcvSource | None = None) -> TuningData:
+    """Check the flags, load the candles and fold them (steps 1 and 2): everything that
+    fails on bad input, before the search writes anything.
+
+    Raises:
+        UserError: a bad flag or data file, or too few candles for the folds.
+    """
+    check_train_args(settings)
+    candles, source = load_training_candles(settings.train, settings, exchange)
+    return prepare_tuning_data(candles, settings, source)
+
+
 def tune(settings: Settings, backend: Backend, *, board: Board | None = None,
-         exchange: OhlcvSource | None = None) -> TuneResult:
+         exchange: OhlcvSource | None = None, data: TuningData | None = None) -> TuneResult:
     """Run ``settings.tune.n_trials`` trials on ``backend``; write the summary; see the module docstring.
 
     Ctrl-C stops asking for trials; running ones are recorded as failed ("interrupted")
     and the summary is still written (``TuneResult.interrupted``).
+
+    Args:
+        data: from :func:`load_tuning_data` (default: loaded here).
     """
     import optuna
 
@@ -66,9 +81,7 @@ def tune(settings: Settings, backend: Backend, *, board: Board | None = None,
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ts = settings.tune
-    check_train_args(settings)
-    candles, source = load_training_candles(settings.train, settings, exchange)
-    data = prepare_tuning_data(candles, settings, source)
+    data = data or load_tuning_data(settings, exchange)
     ts.out_dir.mkdir(parents=True, exist_ok=True)
     storage = ts.storage or f"sqlite:///{ts.out_dir / 'study.sqlite'}"
     study = optuna.create_study(
