@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from config.errors import UserError
+from config.errors import UserError, clause, one_line
 from config.settings import CONFIG_PATH_VARIABLE, Settings, load_settings
 
 EXIT_OK = 0
@@ -158,11 +157,6 @@ def print_error(message: str) -> None:
     _error_console.print(Text.assemble(("error:", "bold red"), " ", one_line(message)))
 
 
-def one_line(message: str) -> str:
-    """``message`` with its line breaks (and the indentation after them) as single spaces."""
-    return re.sub(r"\s*\n\s*", " ", message.strip())
-
-
 def usage_message(exc: Exception, program: str) -> str:
     """A click usage error as one line naming the command, the flag and what it accepts:
     ``shadow export: missing option --table (table or view, e.g. trades) (see shadow export --help)``.
@@ -175,17 +169,12 @@ def usage_message(exc: Exception, program: str) -> str:
     command = ctx.command_path if ctx is not None else program
     param = getattr(exc, "param", None)
     if type(exc).__name__ == "MissingParameter" and param is not None:
-        accepts = _sentence(getattr(param, "help", None) or "")
+        accepts = clause(getattr(param, "help", None) or "")
         text = f"missing {param.param_type_name} {flag_name(param)}" + (f": {accepts}" if accepts else "")
     else:
-        text = _sentence(exc.format_message())  # type: ignore[attr-defined]
+        text = clause(exc.format_message())  # type: ignore[attr-defined]
     return f"{command}: {text} (see {command} --help)"
 
-
-def _sentence(text: str) -> str:
-    """``"Input should be ... ."`` -> ``"input should be ..."``: a clause to put after a colon."""
-    text = one_line(text).rstrip(".")
-    return text[0].lower() + text[1:] if text[:2].istitle() else text
 
 
 def run_app(app: typer.Typer, args: Sequence[str] | None = None, prog_name: str | None = None) -> NoReturn:
@@ -195,11 +184,10 @@ def run_app(app: typer.Typer, args: Sequence[str] | None = None, prog_name: str 
     try:
         status = app(args=args, prog_name=prog_name, standalone_mode=False)
     except UsageError as exc:
-        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare command group: its help, as typer shows it
-            app(args=["--help"], prog_name=prog_name, standalone_mode=False)
-        else:
+        if type(exc).__name__ != "NoArgsIsHelpError":
             print_error(usage_message(exc, prog_name or Path(sys.argv[0]).name))
-        sys.exit(EXIT_USER_ERROR)
+            sys.exit(EXIT_USER_ERROR)
+        status = app(args=["--help"], prog_name=prog_name, standalone_mode=False)  # nothing asked: the help
     except ClickException as exc:  # e.g. a file click could not open
         print_error(exc.format_message())  # type: ignore[attr-defined]
         sys.exit(EXIT_USER_ERROR)

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from config.errors import UserError
+from config.errors import UserError, clause
 from config.market import FEED_INTERVALS, TIMEFRAMES, ExchangeSettings, FeedSettings, Timeframe
 from config.operations import LOOPBACK, LedgerSettings, ServiceSettings, parse_listen
 from config.trading import DaemonSettings, EnvSettings, RewardSettings, RiskSettings
@@ -174,7 +174,5 @@ def _describe(error: ErrorDetails, sources: _Sources) -> str:
     where = sources.name(loc)
     if error["type"] == "extra_forbidden":
         return f"unknown setting {field!r} ({where})"
-    message = error["msg"].removeprefix("Value error, ")
-    if message[:2].istitle():  # "Input should be ..." reads as one sentence after the colon
-        message = message[0].lower() + message[1:]
+    message = clause(error["msg"].removeprefix("Value error, "))
     return f"invalid value for {field}: {error.get('input')!r} ({where}): {message}"
