@@ -109,6 +109,8 @@ def backtest(
     results = spec.compare([main, *others], frame, start_index)
     paths = write_backtest(out_dir, results[0], results[1:], source=source, spec=spec)
     console.print(_metrics_table(results, f"{main.name} on {Path(source).name}"))
+    for line in _early_ends(results):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     for kind, path in paths.items():
         console.print(f"{kind}: {path}")
 
@@ -214,6 +216,9 @@ def evaluate(
     )
     paths = write_walk_forward(out_dir, result, source=str(candles), settings=ev.model_dump())
     console.print(_aggregate_table(result.aggregate(), result.strategy))
+    for f in result.folds:
+        for line in _early_ends(list(f.results.values())):
+            console.print(f"fold {f.fold.index + 1}: {line}", highlight=False, markup=False, soft_wrap=True)
     for kind, path in paths.items():
         console.print(f"{kind}: {path}")
 
@@ -251,6 +256,7 @@ def _default_out(command: str) -> Path:
 
 
 def _metrics_table(results: list[Any], title: str) -> Table:
+    from env.candles import format_ms
     from strategies.base import short_name
 
     table = Table(title=title, title_justify="left")
@@ -260,7 +266,18 @@ def _metrics_table(results: list[Any], title: str) -> Table:
         table.add_column(header, justify="right", overflow="fold", style="bold cyan" if i == 0 else None)
     for key, label, kind in _ROWS:
         table.add_row(label, *(_fmt(getattr(r.metrics, key), kind) for r in results))
+    table.add_row("ended early", *(format_ms(r.ended_early.time_ms) if r.ended_early else "-" for r in results))
     return table
+
+
+def _early_ends(results: list[Any]) -> list[str]:
+    """One line per run the env ended before the data did: when, after how many steps, why."""
+    from env.candles import format_ms
+    from strategies.base import short_name
+
+    return [f"{short_name(r.strategy)} ended early at {format_ms(r.ended_early.time_ms)} after "
+            f"{r.ended_early.steps:,} of {max(len(x.actions) for x in results):,} steps: {r.ended_early.reason}"
+            for r in results if r.ended_early is not None]
 
 
 def _aggregate_table(aggregate: dict[str, dict[str, Any]], model: str) -> Table:

@@ -52,6 +52,32 @@ def test_backtest_runs_a_ppo_model(tmp_path, monkeypatch, capsys, ppo_model):
     assert f"ppo:{ppo_model} on btcusdt_1m_2023-03.csv.gz" in out
 
 
+def test_a_ppo_model_that_blows_up_is_reported_as_ended_early(tmp_path, monkeypatch, capsys, decisive_ppo_model):
+    """A trigger-happy PPO policy without the risk guard, at a 0.1% fee (Bybit's spot taker
+    fee), hits the env's blow-up rule days before the data ends; so do the SMA, RSI and
+    random baselines, while buy & hold and flat run to the end. The backtest says when and
+    why for each, in the table, in metrics.json and on the chart, and still writes them all."""
+    monkeypatch.setenv("SHADOW_ENV__COMMISSION", "0.001")
+    out_dir = tmp_path / "bt"
+    code, out, err = run(monkeypatch, capsys, "backtest", "-s", f"ppo:{decisive_ppo_model}", "--no-risk",
+                         "--out", str(out_dir))
+    assert code == 0, err
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    results = metrics["results"]
+    main = results[f"ppo:{decisive_ppo_model}"]
+    full = metrics["candles"]["n_steps"]
+    assert main["ended_early"] is not None and main["n_steps"] == main["ended_early"]["steps"] < full
+    assert main["ended_early"]["reason"].startswith("blow-up: equity ") and main["final_equity"] < 50
+    assert results["buy_and_hold"]["ended_early"] is None and results["buy_and_hold"]["n_steps"] == full
+    baselines_ended = [name for name, r in results.items() if r["ended_early"] and name != metrics["strategy"]]
+    assert baselines_ended  # a baseline ends early too, and is said to
+    table = " ".join(out.split())
+    assert "ended early" in table and f"after {main['ended_early']['steps']:,} of {full:,} steps: blow-up" in table
+    for name in baselines_ended:
+        assert results[name]["n_steps"] == results[name]["ended_early"]["steps"] < full
+    assert (out_dir / "report.png").stat().st_size > 50_000
+
+
 @pytest.mark.parametrize("args, message", [
     (["-s", "macd"], "unknown strategy 'macd'"),
     (["-s", "sma:fast=ten"], "fast='ten' is not an integer"),
@@ -65,7 +91,7 @@ def test_backtest_bad_input_is_one_clear_line(tmp_path, monkeypatch, capsys, arg
     blocker = tmp_path / "file"
     blocker.write_text("a file where --out wants a directory")
     args = [a.replace("BLOCKER", str(blocker)) for a in args]
-    code, out, err = run(monkeypatch, capsys, "backtest", "--out", str(tmp_path / "bt"), *args)  # a later --out wins
+    code, _, err = run(monkeypatch, capsys, "backtest", "--out", str(tmp_path / "bt"), *args)  # a later --out wins
     assert code == 2
     assert err.startswith("error: ") and message.replace("BLOCKER", str(blocker)) in " ".join(err.split())
     assert "Traceback" not in err

@@ -43,6 +43,15 @@ BASELINES: tuple[str, ...] = ("buy_and_hold", "flat")
 """Shown beside every strategy, always."""
 
 
+class EarlyEnd(NamedTuple):
+    """A run the env ended before its candles ran out: the candle its equity was last
+    marked at, the steps it took, and why (the env's blow-up rule)."""
+
+    time_ms: int
+    steps: int
+    reason: str
+
+
 class OpenPosition(NamedTuple):
     """The position still open when the data ran out (marked at the last close)."""
 
@@ -64,6 +73,9 @@ class BacktestResult:
     ``decision_equity`` have ``n``: the action at each decision candle, the position held
     from it to the next close, and the equity right after its fills (what the live
     ledger's ``equity`` table records for that candle).
+
+    .. warning:: Runs compared on one env start together but need not end together: a
+       run the env terminates (``ended_early``) is shorter than the others.
     """
 
     strategy: str
@@ -78,7 +90,7 @@ class BacktestResult:
     open_position: OpenPosition | None
     final_info: EnvInfo
     interval_ms: int
-    terminated: bool
+    ended_early: EarlyEnd | None = None
     risk_events: list[RiskEvent] = field(default_factory=list)
     metrics: Metrics = field(init=False)
 
@@ -86,6 +98,11 @@ class BacktestResult:
         self.metrics = compute_metrics(
             self.equity, self.positions, self.trades, self.final_info["fees_paid"], self.interval_ms
         )
+
+    @property
+    def terminated(self) -> bool:
+        """The env ended the run before its candles ran out (see ``ended_early``)."""
+        return self.ended_early is not None
 
     @property
     def total_pnl(self) -> float:
@@ -192,9 +209,16 @@ def run_backtest(strategy: Strategy, env: CryptoTradingEnv, start_index: int | N
         open_position=_open_position(env),
         final_info=info,
         interval_ms=infer_interval_ms(env.candles["open_time_ms"].to_numpy()),
-        terminated=bool(terminated),
+        ended_early=EarlyEnd(int(times[-1]), k, _blow_up_reason(env, info["equity"])) if terminated else None,
         risk_events=risk_events,
     )
+
+
+def _blow_up_reason(env: CryptoTradingEnv, equity: float) -> str:
+    """Why the env terminated: its one end rule (the seed's blow-up)."""
+    keep = 1.0 - env.reward_weights.max_loss
+    floor = keep * env.portfolio_config.initial_balance
+    return f"blow-up: equity {equity:.6g} fell below {floor:g} ({keep:.0%} of the initial balance)"
 
 
 def run_comparison(

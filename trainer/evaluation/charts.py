@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib.dates as mdates
 import numpy as np
@@ -20,6 +21,7 @@ import numpy.typing as npt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from env.candles import format_ms
 from env.types import Side
 from strategies.base import short_name
 from trainer.evaluation.backtest import BacktestResult
@@ -49,8 +51,9 @@ def plot_backtest(
     price_ax, equity_ax, dd_ax = fig.subplots(
         3, 1, sharex=True, gridspec_kw={"height_ratios": [2.2, 1.6, 1.0], "hspace": 0.2}
     )
-    dates = _dates(main.times_ms)
-    _price_panel(price_ax, main, dates)
+    longest = max((main, *others), key=lambda r: len(r.times_ms))  # runs the env ended early are shorter
+    dates = _dates(longest.times_ms)
+    _price_panel(price_ax, main, dates, longest.closes)
     for i, result in enumerate(others):
         _equity_line(equity_ax, result, dates, _style(result.strategy, i))
     _equity_line(equity_ax, main, dates, {"color": STRATEGY_COLOR, "lw": 1.8, "zorder": 5})
@@ -60,11 +63,11 @@ def plot_backtest(
     equity_ax.set_title("Equity against the baselines (same candles, same fees)", loc="left", fontsize=10)
 
     bh = next((r for r in others if r.strategy == "buy_and_hold"), None)
-    dd_ax.fill_between(dates, -100 * _drawdown(main.equity), 0, color=STRATEGY_COLOR, alpha=0.35, lw=0,
-                       label=short_name(main.strategy))
+    dd_ax.fill_between(dates[: len(main.equity)], -100 * _drawdown(main.equity), 0, color=STRATEGY_COLOR, alpha=0.35,
+                       lw=0, label=short_name(main.strategy))
     if bh is not None:
-        dd_ax.plot(dates, -100 * _drawdown(bh.equity), color=BASELINE_STYLES["buy_and_hold"]["color"], lw=1.0,
-                   label="buy_and_hold")
+        dd_ax.plot(dates[: len(bh.equity)], -100 * _drawdown(bh.equity), color=BASELINE_STYLES["buy_and_hold"]["color"],
+                   lw=1.0, label="buy_and_hold")
     dd_ax.set_ylabel("drawdown (%)")
     dd_ax.legend(loc="lower left", fontsize=8.5, framealpha=0.9)
     dd_ax.set_title("Drawdown from the running peak", loc="left", fontsize=10)
@@ -77,10 +80,13 @@ def plot_backtest(
         + f"  |  Sharpe {_num(m.sharpe)}  |  max drawdown {_pct(m.max_drawdown, signed=False)}"
         + f"  |  {m.n_trades} trades, win rate {_pct(m.win_rate, signed=False)}  |  fees {m.fees_paid:.2f}"
     )
-    fig.suptitle((title + "\n" if title else "") + headline, fontsize=10.5, x=0.01, ha="left", y=0.995)
+    end = main.ended_early
+    lines = [*([title] if title else []), headline,
+             *([f"ended early at {format_ms(end.time_ms)} after {end.steps:,} steps: {end.reason}"] if end else [])]
+    fig.suptitle("\n".join(lines), fontsize=10.5, x=0.01, ha="left", y=0.995)
     for ax in (price_ax, equity_ax, dd_ax):
         _grid(ax)
-    fig.subplots_adjust(left=0.07, right=0.98, top=0.92, bottom=0.06)
+    fig.subplots_adjust(left=0.07, right=0.98, top=0.94 - 0.02 * len(lines), bottom=0.06)
     fig.savefig(path, dpi=dpi)
     return fig
 
@@ -110,7 +116,7 @@ def plot_walk_forward(
     )
     price_ax.plot(_dates(times_ms), closes, color="#555555", lw=0.7)
     for i, fold in enumerate(folds):
-        test = fold[strategy]
+        test = max(fold.values(), key=lambda r: len(r.times_ms))  # the whole slice, whoever ended early
         start, end = _dates(test.times_ms[[0, -1]])
         price_ax.axvspan(start, end, color="#1f5fbf" if i % 2 == 0 else "#6fa0e8", alpha=0.15, lw=0)
         price_ax.text(start + (end - start) / 2, 0.97, str(i + 1), transform=price_ax.get_xaxis_transform(),
@@ -157,8 +163,9 @@ def plot_walk_forward(
     return fig
 
 
-def _price_panel(ax: Axes, result: BacktestResult, dates: npt.NDArray[np.datetime64]) -> None:
-    ax.plot(dates, result.closes, color="#555555", lw=0.8, label="close")
+def _price_panel(ax: Axes, result: BacktestResult, dates: npt.NDArray[np.datetime64],
+                 prices: npt.NDArray[np.float64]) -> None:
+    ax.plot(dates, prices, color="#555555", lw=0.8, label="close")
     opens = [f for f in result.fills if f.opens]
     closes = [f for f in result.fills if not f.opens]
     size = 42.0 if len(result.fills) < 200 else 16.0  # hundreds of trades: keep the price readable
@@ -176,9 +183,15 @@ def _price_panel(ax: Axes, result: BacktestResult, dates: npt.NDArray[np.datetim
     ax.set_title("Price and the strategy's fills", loc="left", fontsize=10)
 
 
-def _equity_line(ax: Axes, result: BacktestResult, dates: npt.NDArray[np.datetime64], style: Mapping[str, object]) -> None:
+def _equity_line(ax: Axes, result: BacktestResult, dates: npt.NDArray[np.datetime64], style: Mapping[str, Any]) -> None:
+    """The run's return curve; a run the env ended early stops there, marked with an x."""
     pct = 100 * (result.equity / result.equity[0] - 1.0)
-    ax.plot(dates[: len(pct)], pct, label=f"{short_name(result.strategy)} ({_pct(result.metrics.total_return)})", **style)
+    label = f"{short_name(result.strategy)} ({_pct(result.metrics.total_return)}"
+    if result.ended_early is not None:
+        label += f", ended {format_ms(result.ended_early.time_ms)}"
+    lines = ax.plot(dates[: len(pct)], pct, label=label + ")", **style)
+    if result.ended_early is not None:
+        ax.plot(dates[len(pct) - 1], pct[-1], marker="x", ms=9, mew=2, color=lines[0].get_color(), zorder=6)
 
 
 def _stitched(folds: Sequence[Mapping[str, BacktestResult]], name: str) -> tuple[npt.NDArray[np.datetime64], npt.NDArray[np.float64]]:

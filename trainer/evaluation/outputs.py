@@ -70,18 +70,20 @@ def _trade_row(result: BacktestResult, status: str, side: int, entry_ms: int, ex
 
 
 def result_summary(result: BacktestResult) -> dict[str, Any]:
-    """Metrics plus what the metrics leave out: the open position and an early stop."""
-    p = result.open_position
+    """Metrics plus what the metrics leave out: the open position and an early end (when
+    the env ended the run, after how many steps, and why; ``null`` when it ran to the end)."""
+    p, end = result.open_position, result.ended_early
     return result.metrics.to_dict() | {
         "open_position": None if p is None else {
             "side": "long" if p.side == Side.LONG else "short", "entry_time": _iso(p.entry_time_ms),
             "entry_price": p.entry_price, "unrealized_pnl": p.unrealized_pnl,
         },
-        "terminated_early": result.terminated,
+        "ended_early": None if end is None else {"time": _iso(end.time_ms), "steps": end.steps, "reason": end.reason},
     }
 
 
 def span_summary(result: BacktestResult, source: str) -> dict[str, Any]:
+    """The candles ``result`` ran on."""
     return {
         "source": source,
         "first_decision": _iso(int(result.times_ms[0])),
@@ -97,16 +99,17 @@ def write_backtest(
     """Write ``metrics.json``, ``trades.csv`` and ``report.png``; returns their paths."""
     paths = {"metrics": out_dir / "metrics.json", "trades": out_dir / "trades.csv", "report": out_dir / "report.png"}
     env = spec.env
+    longest = max((main, *others), key=lambda r: len(r.times_ms))  # runs the env ended early are shorter
     document = {
         "strategy": main.strategy,
-        "candles": span_summary(main, source),
+        "candles": span_summary(longest, source),
         **spec.describe(),
         "results": {r.strategy: result_summary(r) for r in (main, *others)},
     }
     _write_json(paths["metrics"], document)
     trades_frame(main).to_csv(paths["trades"], index=False)
-    start, end = (format_ms(main.times_ms[i]) for i in (0, -1))
-    title = f"{Path(source).name}: {start} to {end} UTC, {len(main.actions):,} decisions, " \
+    start, end = (format_ms(longest.times_ms[i]) for i in (0, -1))
+    title = f"{Path(source).name}: {start} to {end} UTC, {len(longest.actions):,} decisions, " \
             f"commission {env.commission:g}, slippage {env.slippage_bps:g} bps, " \
             f"{'risk guard on' if spec.risk else 'no risk guard'}"
     plot_backtest(main, others, paths["report"], title=title)

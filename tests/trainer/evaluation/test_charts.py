@@ -6,7 +6,8 @@ import matplotlib.image as mpimg
 import numpy as np
 
 from config.settings import EnvSettings
-from strategies.baselines import BuyAndHold, Flat, SmaCross
+from env.candles import format_ms
+from strategies.baselines import BuyAndHold, Flat, RandomStrategy, SmaCross
 from trainer.evaluation.backtest import make_env, run_comparison
 from trainer.evaluation.charts import plot_backtest, plot_walk_forward
 
@@ -49,3 +50,26 @@ def test_walk_forward_report_has_three_panels(tmp_path, btc_candles):
     assert len(fig.axes) == 3
     assert len(fig.axes[2].patches) == 2 * 3  # a bar per fold and strategy
     assert _distinct_colours(path) > 100
+
+
+def test_runs_the_env_ends_early_stop_their_curves_there_and_say_when(tmp_path, btc_candles):
+    """At 20x leverage a random trader and buy & hold both blow up within days of March 2023;
+    flat runs to the end. Every curve is drawn to its own end, a cross marks each early end."""
+    env = make_env(btc_candles.iloc[:6000], EnvSettings(max_position_size=20.0))
+    main, hold, flat = run_comparison([RandomStrategy(seed=1, trade_prob=0.2), BuyAndHold(), Flat()], env)
+    assert main.ended_early and hold.ended_early and flat.ended_early is None
+    assert len(main.times_ms) < len(flat.times_ms) and len(hold.times_ms) < len(flat.times_ms)
+
+    fig = plot_backtest(main, [hold, flat], tmp_path / "report.png")
+    curves = {line.get_label().split(" (")[0]: line for line in fig.axes[1].get_lines() if line.get_marker() != "x"}
+    assert {name: len(curves[name].get_xdata()) for name in ("buy_and_hold", "flat", main.strategy)} == {
+        "buy_and_hold": len(hold.equity), "flat": len(flat.equity), main.strategy: len(main.equity)}
+    crosses = [line for line in fig.axes[1].get_lines() if line.get_marker() == "x"]
+    assert len(crosses) == 2
+    assert f"ended {format_ms(main.ended_early.time_ms)}" in curves[main.strategy].get_label()
+    assert f"ended early at {format_ms(main.ended_early.time_ms)}" in fig.texts[0].get_text()
+    assert main.ended_early.reason in fig.texts[0].get_text()
+
+    plot_walk_forward(btc_candles["open_time_ms"].to_numpy()[:6000], btc_candles["close"].to_numpy()[:6000],
+                      [{"ppo": main, "buy_and_hold": hold, "flat": flat}], "ppo", tmp_path / "wf.png")
+    assert (tmp_path / "wf.png").stat().st_size > 50_000
