@@ -217,7 +217,7 @@ def test_evaluate_signal_on_several_symbols_from_data_files(tmp_path, monkeypatc
     (["--interval", "1w"], "--interval 1w: the signal check resamples into intervals that divide a day"),
     (["--horizons", "1,x"], "--horizons '1,x': give whole numbers of candles"),
     (["--horizons", "0,5"], "--horizons '0,5': a horizon is at least 1 candle"),
-    (["--folds", "0"], "folds=0: must be at least 1"),
+    (["--folds", "0"], "evaluation.max_folds: 0 (set by --folds)"),
     (["--lookback", "0"], "lookback=0: must be at least 1 feature row"),
     (["--model", "svm"], "unknown model 'svm'; use one of ridge, gbm"),
     (["--data", "FIVE_MINUTES", "--interval", "1m"], "cannot resample 300 s candles into 60 s ones: the new "

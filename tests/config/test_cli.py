@@ -95,10 +95,12 @@ def test_help_shows_the_defaults_of_the_settings() -> None:
         assert described and described.group(1) == str(default), (command, flag, described and described.group(0))
 
 
-def test_no_command_types_a_default_by_hand() -> None:
+def test_no_command_types_a_settings_default_by_hand() -> None:
+    """A number typed as a default (the settings' are numbers: "(default: 20)") goes stale
+    the day the setting changes; options bound to a setting show the setting's."""
     sources = [*sorted((REPO / "bot" / "commands").glob("*.py")), REPO / "trainer" / "cli.py"]
     typed = [(path.name, m.group(0)) for path in sources
-             for m in re.finditer(r"\(default: \d[\d_,.]*\)", path.read_text())]
+             for m in re.finditer(r"\(default: \d[\d_]*(\.\d+)?\)", path.read_text())]
     assert typed == []
 
 
