@@ -16,13 +16,16 @@ task of its own: deciding candles never waits for it. With a shared model one ru
 trains on every symbol; otherwise each symbol gets its own run, one after the other.
 
 With ``[daemon] strategy = "registry"``, the registry's promoted models are applied by
-:class:`bot.hotswap.HotSwapper` after each run and every ``poll_seconds`` (a model
-promoted by ``shadow models promote`` or ``shadow retrain --now`` in another process).
+:class:`bot.hotswap.HotSwapper` after each run and ``poll_seconds`` after the previous check
+ended (a model promoted by ``shadow models promote`` or ``shadow retrain --now`` in another
+process). A check that loads a model (the first one imports torch) can outlast a poll
+interval: the next check waits for it, so checks never overlap and nothing warns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -75,6 +78,7 @@ class RetrainScheduler:
         """``time.perf_counter_ns()`` start and end of each child run (benchmarks)."""
         self._scheduler = scheduler or AsyncIOScheduler(timezone="UTC")
         self._task: asyncio.Task[None] | None = None
+        self._poller: asyncio.Task[None] | None = None
         self._abort = asyncio.Event()
         self._counted = 0
         self._last_counted_ms: int | None = None
@@ -99,17 +103,21 @@ class RetrainScheduler:
             if retrain.cold_start and self.swapper is not None and cold:
                 self.request(f"cold start: no promoted model for {', '.join(cold)}")
         if self.swapper is not None:
-            self._add(self.check_registry, IntervalTrigger(seconds=self.retrain.poll_seconds))
+            self._poller = asyncio.get_running_loop().create_task(self._poll_registry(), name="registry-poll")
         self._scheduler.start()
 
     def _add(self, job: object, trigger: object, *args: str) -> None:
         self._scheduler.add_job(job, trigger, args=args, coalesce=True, max_instances=1, misfire_grace_time=None)
 
     async def stop(self) -> None:
-        """Stop the triggers; a running retrain is aborted (its child killed, the run
-        recorded as failed) and awaited, so nothing is left half-written."""
+        """Stop the triggers and the registry poll; a running retrain is aborted (its child
+        killed, the run recorded as failed) and awaited, so nothing is left half-written."""
         self._scheduler.shutdown(wait=False)
         self._abort.set()
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
         if self._task is not None:
             await self._task
 
@@ -151,6 +159,12 @@ class RetrainScheduler:
             self.outcomes.append(outcome)
             if outcome.promoted:
                 await self.check_registry()
+
+    async def _poll_registry(self) -> None:
+        """Check the registry ``poll_seconds`` after the previous check ended, until stopped."""
+        while True:
+            await asyncio.sleep(self.retrain.poll_seconds)
+            await self.check_registry()
 
     async def check_registry(self) -> None:
         """Apply the registry's promoted models to the engines (never raises)."""

@@ -215,3 +215,34 @@ async def test_concurrent_registry_checks_load_and_swap_once(tmp_path: Path, ppo
         results = await asyncio.gather(swapper.apply(promoted), swapper.apply(promoted))
     assert sorted(len(r) for r in results) == [0, 1]
     assert [(e.symbol, e.version) for e in swapper.swaps] == [("BTCUSDT", "v0001")]
+
+
+async def test_a_slow_model_load_delays_the_registry_poll_without_apscheduler_warnings(
+        tmp_path: Path, ppo_model: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The first model load (importing torch, unpickling) can take longer than a poll
+    interval. Checks never overlap and nothing warns: a model load is not an operator problem."""
+    from bot import hotswap
+
+    loads: list[str] = []
+    real_load = hotswap.load_registry_model
+
+    def slow_load(entry: object, lookback_window: int) -> ServingStrategy:
+        loads.append(entry.version)  # type: ignore[attr-defined]
+        import time
+
+        time.sleep(0.6)  # twelve poll intervals
+        return real_load(entry, lookback_window)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hotswap, "load_registry_model", slow_load)
+    caplog.set_level("INFO")
+    async with await Ledger.open(tmp_path / "l.sqlite") as ledger:
+        sched = scheduler(ledger, poll_seconds=0.05)
+        await sched.start()
+        await publish_model(ledger, tmp_path / "registry", ppo_model, symbol="BTCUSDT", interval="1m",
+                            status="promoted")
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+        await sched.stop()
+    assert loads == ["v0001"] and sched.engines["BTCUSDT"].serving.model_version == "v0001"
+    noisy = [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+    assert noisy == [], [r.getMessage() for r in noisy]
