@@ -135,3 +135,58 @@ def test_retrain_now_needs_an_existing_ledger(tmp_path: Path) -> None:
     assert isinstance(result.exception, LedgerNotFoundError)
     assert "retraining uses the candles the daemon stored" in str(result.exception)
     assert not (tmp_path / "none.sqlite").exists()
+
+
+@pytest.fixture
+def retrain_log(db: Path, registry: Path) -> list[tuple[str, str, str]]:
+    """Three finished runs as the runner records them (the gate's own reasons, two symbols
+    each); returns (id, status, model) per run, newest first."""
+    from trainer.retrain.gate import gate
+
+    rejected = gate(-12.3456, -3.21, 0.0, metric="sharpe", margin=0.0, incumbent_label="v0002")
+    promoted = gate(1.2345, 0.5, 0.0, metric="sharpe", margin=0.0, incumbent_label="v0001")
+    runs = [("promoted", f"candidate v0002 {promoted.reason}", "v0002"),
+            ("rejected", f"candidate v0003 {rejected.reason}", "v0003"),
+            ("failed", "the training process was killed by SIGKILL; its log ends with: training BTCUSDT on "
+                       "BTCUSDT {'start_ms': 1678646940000, 'end_ms': 1678669740000, 'n_candles': 381}", None)]
+
+    async def fill() -> None:
+        async with await Ledger.open(db) as ledger:
+            for i, (status, reason, version) in enumerate(runs):
+                run_id = await ledger.registry.start_retrain(started_ms=1_678_600_000_000 + i * 3_600_000)
+                await ledger.registry.finish_retrain(run_id, status=status, finished_ms=1_678_600_300_000
+                                                     + i * 3_600_000, reason=reason, candidate_version=version,
+                                                     metrics={"symbols": ["BTCUSDT", "ETHUSDT"], "seconds": 291.5})
+
+    asyncio.run(fill())
+    return [(str(3 - i), status, version or "-") for i, (status, _, version) in enumerate(reversed(runs))]
+
+
+@pytest.mark.parametrize("width", [80, 120, 250])
+def test_the_retrain_log_shows_status_and_model_at_any_width(db: Path, retrain_log: list[tuple[str, str, str]],
+                                                             monkeypatch: pytest.MonkeyPatch, width: int) -> None:
+    monkeypatch.setattr(console, "width", width)
+    result = runner.invoke(app, ["retrain", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert all(len(line.rstrip()) <= width for line in lines) and "…" not in result.output
+    for run_id, status, model in retrain_log:  # one row per run, every short cell whole
+        (row,) = [line for line in lines if line.split()[:1] == [run_id]]
+        assert row.split()[:6] == [run_id, "2023-03-12", row.split()[2], "291.5", status, "BTCUSDT,ETHUSDT"]
+        assert row.split()[6] == model
+    text = " ".join(result.output.split())
+    if width == 80:  # no room for a readable reason column: it says where the reasons are
+        assert "reasons: shadow retrain --verbose" in text and "holdout sharpe" not in text
+    else:  # the reason wraps in the room left, whole
+        assert "does not beat incumbent v0002 and flat; holdout sharpe: candidate -12.35," in text
+        assert "'n_candles': 381}" in text
+
+
+def test_verbose_gives_every_reason_in_full(db: Path, retrain_log: list[tuple[str, str, str]],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(console, "width", 80)
+    result = runner.invoke(app, ["retrain", "--db", str(db), "--verbose"])
+    text = " ".join(result.output.split())
+    assert "#2 rejected: candidate v0003 does not beat incumbent v0002 and flat; holdout sharpe: candidate " \
+           "-12.35, incumbent v0002 -3.21, flat 0 (margin 0)" in text
+    assert "#3 failed: the training process was killed by SIGKILL" in text
