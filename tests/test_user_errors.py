@@ -67,6 +67,12 @@ CASES: dict[str, Case] = {
     "run log format": Case((*SHADOW, "run", "--log-format", "xml"), "service.log_format: 'xml' (set by --log-format)"),
     "run log level": Case((*SHADOW, "run", "--log-level", "LOUD"), "--log-level 'LOUD'"),
     "evaluate window": Case((*SHADOW, "evaluate", "--train-candles", "10"), "(set by --train-candles)"),
+    "evaluate folds do not fit": Case((*SHADOW, "evaluate", "--train-candles", "30000", "--test-candles", "2000"),
+                                      "cannot hold one fold of train_candles=30000"),
+    "signal check too few candles": Case((*SHADOW, "evaluate", "--signal", "--interval", "1h", "--horizons", "1,100"),
+                                         "504 candles are too few for 5 fold(s)"),
+    "evaluate unknown baseline": Case((*SHADOW, "evaluate"), "unknown strategy 'nosuch'",
+                                      (("SHADOW_EVALUATION__BASELINES", '["nosuch"]'),)),
     "fetch symbol": Case((*SHADOW, "fetch", "--symbol", "btcusdt"), "train.symbol: 'btcusdt' (set by --symbol)"),
     # nothing is created before the inputs are accepted (the default ledger is ./shadow.sqlite)
     "run unknown strategy": Case((*SHADOW, "run", "--strategy", "nosuch"), "unknown strategy 'nosuch'"),

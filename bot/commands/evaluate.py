@@ -186,9 +186,11 @@ def evaluate(
         args = SignalArgs(candles, symbol, symbols, interval, horizons, folds, lookback, model, repair)
         run_signal_check(args, command_settings(ctx), out or _default_out("signal"), force)
         return
+    from env.features import warmup_prefix
     from strategies.ppo import PPOStrategy
     from trainer.evaluation.backtest import EvaluationSpec
     from trainer.evaluation.outputs import prepare_out_dir, write_walk_forward
+    from trainer.evaluation.walk_forward import make_folds
     from trainer.evaluation.walk_forward import walk_forward as run_walk_forward
     from trainer.training.fold_trainer import PPOTrainer
 
@@ -198,18 +200,23 @@ def evaluate(
     frame = load_candle_file(candles, repair)
     if not walk_forward:  # one fold: the last test slice and the training window before it
         frame = frame.iloc[max(0, len(frame) - ev.train_candles - ev.test_candles - 1):].reset_index(drop=True)
-    out_dir = prepare_out_dir(out or _default_out("walk_forward" if walk_forward else "evaluate"), force)
     lookback = settings.env.lookback_window
+    max_folds = ev.max_folds if walk_forward else 1
+    baselines = _baselines(settings, exclude="")
+    # the folds must fit (WalkForwardError otherwise) before --out is made
+    make_folds(len(frame), train=ev.train_candles, test=ev.test_candles, step=ev.step_candles, max_folds=max_folds,
+               warmup=warmup_prefix(lookback))
+    out_dir = prepare_out_dir(out or _default_out("walk_forward" if walk_forward else "evaluate"), force)
     result = run_walk_forward(
         frame,
         train_fn=PPOTrainer(ev.total_timesteps, settings.train, symbol=symbol),
         spec=EvaluationSpec.from_settings(settings),
-        baselines=_baselines(settings, exclude=""),
+        baselines=baselines,
         load_model=lambda path: PPOStrategy.load(path, lookback_window=lookback),
         train=ev.train_candles,
         test=ev.test_candles,
         step=ev.step_candles,
-        max_folds=ev.max_folds if walk_forward else 1,
+        max_folds=max_folds,
         seed=ev.seed,
         out_dir=out_dir,
         progress=console.print,
