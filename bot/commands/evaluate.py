@@ -132,7 +132,8 @@ def evaluate(
     step_candles: Annotated[int | None, setting_option("evaluation.step_candles")] = None,
     folds: Annotated[int | None, setting_option(
         "evaluation.max_folds", "--folds",
-        help="walk-forward: stop after this many folds (default: all that fit); --signal: this many, default 5")] = None,
+        help="walk-forward: stop after this many folds (default: all that fit); --signal: this many, default 5",
+    )] = None,
     timesteps: Annotated[int | None, setting_option("evaluation.total_timesteps", "--timesteps")] = None,
     seed: Annotated[int | None, setting_option("evaluation.seed")] = None,
     symbol: Annotated[

@@ -67,8 +67,12 @@ def _pnl(value: float, digits: int = 4) -> str:
 def trades(
     ctx: typer.Context,
     symbol: Annotated[str | None, typer.Option("--symbol", "-s", help="Only this symbol, e.g. BTCUSDT.")] = None,
-    since: Annotated[str | None, typer.Option(help="Exited at or after: 2024-03-01, '2024-03-01 12:00' or 24h/7d.")] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Only trades opened by this model version.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Exited at or after: 2024-03-01, '2024-03-01 12:00' or 24h/7d.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Only trades opened by this model version.")
+    ] = None,
     last: Annotated[int, typer.Option("--last", "-n", min=1, help="Show the newest N trades.")] = 50,
     db: DbOption = None,
     config: ConfigOption = None,
@@ -146,7 +150,9 @@ def status(
 def export(
     ctx: typer.Context,
     table: Annotated[str, typer.Option("--table", "-t", help="Table or view, e.g. trades, v_trades, v_daily_pnl.")],
-    fmt: Annotated[str | None, typer.Option("--format", "-f", help="csv or parquet (default: from --out, else csv).")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-f", help="csv or parquet (default: from --out, else csv).")
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: TABLE.FORMAT).")] = None,
     db: DbOption = None,
     config: ConfigOption = None,

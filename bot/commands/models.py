@@ -25,7 +25,9 @@ models_app = typer.Typer(help="The model registry: list versions, promote one (r
 @models_app.callback(invoke_without_command=True)
 def models(
     ctx: typer.Context,
-    status_filter: Annotated[str | None, typer.Option("--status", help="candidate, promoted, rejected or retired.")] = None,
+    status_filter: Annotated[
+        str | None, typer.Option("--status", help="candidate, promoted, rejected or retired.")
+    ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -35,8 +37,8 @@ def models(
 
 
 def _list_models(ctx: typer.Context, status: str | None) -> None:
-    from state.readers import iso_ms, list_models
     from state.model_rows import MODEL_STATUSES
+    from state.readers import iso_ms, list_models
 
     if status is not None and status not in MODEL_STATUSES:
         raise typer.BadParameter(f"{status!r} is not one of {', '.join(MODEL_STATUSES)}", param_hint="--status")

@@ -59,13 +59,13 @@ def tune_command(
     from trainer.jobs.board import Board, live
     from trainer.tuning.search import load_tuning_data, tune
 
-    data = load_tuning_data(settings)
+    tuning = load_tuning_data(settings)  # bad data fails here, before the table shows
     runner = make_backend(settings.compute, settings.train.torch_threads)
     board = Board(f"shadow tune: study {settings.tune.study_name!r}, {settings.tune.n_trials} trials on "
                   f"{runner.name} ({runner.workers} at a time)", value_label=f"mean {settings.tune.objective}")
     try:
         with live(board, progress):
-            result = tune(settings, runner, board=board, data=data)
+            result = tune(settings, runner, board=board, data=tuning)
     finally:
         runner.close()
     console.print(_best_table(result.paths.get("trials")))
