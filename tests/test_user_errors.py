@@ -97,6 +97,9 @@ CASES: dict[str, Case] = {
                           "'xml' is not csv or parquet"),
     "trades since": Case((*SHADOW, "trades", "--since", "someday", "--db", "{in}/ledger.sqlite"),
                          "'someday' is not a date"),
+    "verify, no ledger": Case((*SHADOW, "verify", "--db", "{in}/none.sqlite"), "none.sqlite: no such file"),
+    "verify bad date": Case((*SHADOW, "verify", "--db", "{in}/ledger.sqlite", "--from", "someday"),
+                            "--from 'someday' is not a date"),
     "promote unknown version": Case((*SHADOW, "models", "promote", "v0009", "--db", "{in}/ledger.sqlite"),
                                     "no model 'v0009'"),
     # candle files and backtests
