@@ -159,7 +159,7 @@ def print_error(message: str) -> None:
 
 def usage_message(exc: Exception, program: str) -> str:
     """A click usage error as one line naming the command, the flag and what it accepts:
-    ``shadow export: missing option --table (table or view, e.g. trades) (see shadow export --help)``.
+    ``shadow export: missing option --table: table or view, e.g. trades (see shadow export --help)``.
 
     Args:
         exc: the usage error.
@@ -174,7 +174,6 @@ def usage_message(exc: Exception, program: str) -> str:
     else:
         text = clause(exc.format_message())  # type: ignore[attr-defined]
     return f"{command}: {text} (see {command} --help)"
-
 
 
 def run_app(app: typer.Typer, args: Sequence[str] | None = None, prog_name: str | None = None) -> NoReturn:
