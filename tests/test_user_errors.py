@@ -182,15 +182,19 @@ def test_a_user_error_is_one_line_exit_2_and_writes_nothing(name: str, runs: dic
     assert sorted(p.name for p in cwd.iterdir()) == []
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes any folder: a read-only folder needs a user")
 def test_a_ledger_in_a_read_only_folder_is_one_line(inputs: Path, tmp_path: Path) -> None:
+    """Root writes into any folder whatever its mode, so as root (CI) the folder is made
+    read-only by a read-only bind mount in a private mount namespace instead."""
     folder = tmp_path / "ro"
     folder.mkdir()
     shutil.copy(inputs / "ledger.sqlite", folder / "ledger.sqlite")
+    argv = [*SHADOW, "trades", "--db", str(folder / "ledger.sqlite")]
+    if os.geteuid() == 0:
+        mount = f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} {folder} && exec \"$@\""
+        argv = ["unshare", "--mount", "sh", "-c", mount, "sh", *argv]
     folder.chmod(0o555)
     try:
-        done = subprocess.run([*SHADOW, "trades", "--db", str(folder / "ledger.sqlite")], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120,
+        done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120,
                               env={k: v for k, v in os.environ.items() if k != "COLUMNS"} | {"PYTHONPATH": str(REPO)})
     finally:
         folder.chmod(0o755)
