@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ def seed_snippet(model, env: CryptoTradingEnv) -> tuple[list[int], float]:
     done, actions = False, []
     while not done:
         action, _states = model.predict(obs, deterministic=True)
-        obs, reward, terminated, truncated, info = env.step(action)
+        obs, _reward, terminated, truncated, info = env.step(action)
         actions.append(int(action))
         done = terminated or truncated
     return actions, info["total_pnl"]
@@ -85,8 +86,8 @@ def main() -> None:
     }
     print(f"{len(candles):,} candles ({SAMPLE.name}), torch threads {torch.get_num_threads()}, "
           f"best of {args.repeat}\n")
-    header = f"{'model':<30} {'decisions':>9} {'seed snippet c/s':>17} {'backtest c/s':>13} {'speed-up':>9} {'delegated':>10} " \
-             f"{'act p50/p99 us':>15} {'predict p50/p99 us':>19}"
+    header = (f"{'model':<30} {'decisions':>9} {'seed snippet c/s':>17} {'backtest c/s':>13} {'speed-up':>9} "
+              f"{'delegated':>10} {'act p50/p99 us':>15} {'predict p50/p99 us':>19}")
     print(header)
     print("-" * len(header))
     for label, path in models.items():
@@ -96,9 +97,9 @@ def main() -> None:
         snippet_actions, snippet_pnl = seed_snippet(strategy.model, snippet_env)
         result = run_backtest(strategy, env)
         assert result.actions.tolist() == snippet_actions and result.total_pnl == snippet_pnl, "paths disagree"
-        t_snippet = best_of(args.repeat, lambda: seed_snippet(strategy.model, snippet_env))
+        t_snippet = best_of(args.repeat, partial(seed_snippet, strategy.model, snippet_env))
         strategy.delegated = 0
-        t_fast = best_of(args.repeat, lambda: run_backtest(strategy, env))
+        t_fast = best_of(args.repeat, partial(run_backtest, strategy, env))
         n = len(snippet_actions)
         observations = _observations(env, result.actions)
         act_p50, act_p99 = latency_us(strategy.act, observations)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from websockets.asyncio.client import connect
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,7 +44,6 @@ from bot.replay.server import ReplayServer  # noqa: E402
 from config.settings import ExchangeSettings, FeedSettings  # noqa: E402
 from env.candles import load_candles  # noqa: E402
 from env.types import Candle  # noqa: E402
-from websockets.asyncio.client import connect  # noqa: E402
 
 M1 = INTERVALS["1m"]
 HISTORY = 30
@@ -139,22 +139,21 @@ async def run_baseline_client(frame: pd.DataFrame, n_symbols: int, speed: float)
             if candle.open_time_ms >= last_ms:
                 return
 
-    async with ReplayServer(market, speed=speed) as server:
-        async with connect(server.ws_url(), ping_interval=None) as ws:
-            await ws.send(json.dumps({"op": "subscribe", "args": list(topics)}))
-            consumers = asyncio.gather(*(consume(s.symbol) for s in series))
+    async with ReplayServer(market, speed=speed) as server, connect(server.ws_url(), ping_interval=None) as ws:
+        await ws.send(json.dumps({"op": "subscribe", "args": list(topics)}))
+        consumers = asyncio.gather(*(consume(s.symbol) for s in series))
 
-            async def read() -> None:
-                async for raw in ws:
-                    received_ns = time.perf_counter_ns()
-                    if '"topic"' not in raw:  # an op reply
-                        continue
-                    for candle in baseline_parse(raw, topics):
-                        queues[candle.symbol].put_nowait((candle, received_ns))
+        async def read() -> None:
+            async for raw in ws:
+                received_ns = time.perf_counter_ns()
+                if '"topic"' not in raw:  # an op reply
+                    continue
+                for candle in baseline_parse(raw, topics):
+                    queues[candle.symbol].put_nowait((candle, received_ns))
 
-            reader = asyncio.create_task(read())
-            await consumers
-            reader.cancel()
+        reader = asyncio.create_task(read())
+        await consumers
+        reader.cancel()
     return latencies
 
 

@@ -49,7 +49,7 @@ def record_decisions(log: list[tuple[int, str | None]]) -> None:
     """Log ``(perf_counter_ns, model_version)`` of every decision the engines take."""
     on_candle = SymbolEngine.on_candle
 
-    def logged(self: SymbolEngine, *args: object, **kwargs: object):  # noqa: ANN202
+    def logged(self: SymbolEngine, *args: object, **kwargs: object):
         output = on_candle(self, *args, **kwargs)
         if output.record is not None:
             log.append((time.perf_counter_ns(), output.record.model_version))
@@ -122,8 +122,9 @@ async def promotion_to_first_decision(folder: Path) -> None:
           f"{(swaps['v0002'] - outcome.finished_ns) / 1e6:.1f} ms; first decision by the new model "
           f"{(first_v2 - outcome.finished_ns) / 1e6:.1f} ms after the verdict (the rest is the wait for the next "
           "candle close: 10 ms in this replay, up to 60 s live)")
-    print(f"rollback with `shadow models promote`: committed -> swapped {(swaps['v0001'] - rollback['committed']) / 1e6:.0f}"
-          f" ms (the daemon polls every poll_seconds = 1 s) -> first decision by it "
+    print("rollback with `shadow models promote`: committed -> swapped "
+          f"{(swaps['v0001'] - rollback['committed']) / 1e6:.0f} ms (the daemon polls every poll_seconds = 1 s) "
+          "-> first decision by it "
           f"{(back - rollback['committed']) / 1e6:.0f} ms after the commit")
 
 

@@ -97,7 +97,7 @@ def main() -> None:
     for name, (wall, frame) in results.items():
         states = frame["state"].value_counts()
         print(f"{name:<18} {wall:8.1f} {wall / args.trials:8.2f} {states.get('complete', 0):9d} "
-              f"{states.get('pruned', 0):7d} {str(same_trials(base, frame)):>12}")
+              f"{states.get('pruned', 0):7d} {same_trials(base, frame)!s:>12}")
     speedup = results["local 1 worker"][0] / results["local 2 workers"][0]
     overhead = (results["ray 2 workers"][0] - results["local 2 workers"][0]) / args.trials
     print(f"local speed-up, 2 workers vs 1: {speedup:.2f}x")

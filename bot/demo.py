@@ -38,8 +38,8 @@ from config.settings import (
 )
 from env.candles import format_ms, load_candles
 from env.crypto_trading_env import SAMPLE_CANDLES
-from env.features import WARMUP_CANDLES
 from env.execution import Account
+from env.features import WARMUP_CANDLES
 from env.portfolio import Portfolio, PortfolioConfig, win_rate
 from env.types import Action
 from state.ledger import Ledger
@@ -159,8 +159,7 @@ def _summarize(run_dir: Path, db_path: Path, data, history: int, env: EnvSetting
         decisions, first_ms, last_ms, strategies = conn.execute(
             "SELECT count(*), min(open_time_ms), max(open_time_ms), group_concat(DISTINCT "
             "coalesce(strategy, '') || coalesce(' ' || model_version, '')) FROM decisions").fetchone()
-        trades, wins, fees_traded = conn.execute(
-            "SELECT count(*), coalesce(sum(net_pnl > 0), 0), coalesce(sum(fees), 0) FROM trades").fetchone()
+        trades, wins = conn.execute("SELECT count(*), coalesce(sum(net_pnl > 0), 0) FROM trades").fetchone()
         equity, fees = conn.execute("SELECT equity, fees_paid FROM positions WHERE symbol = ?", (SYMBOL,)).fetchone()
     closes = data.set_index("open_time_ms")["close"]
     hold = Account(Portfolio(PortfolioConfig.from_settings(env)))  # buy & hold through the money step
@@ -177,7 +176,10 @@ def summary_table(s: DemoSummary) -> Table:
                         f"({format_ms(s.first_ms)} .. {format_ms(s.last_ms)}), unseen in training")
     for column in ("strategy", "final equity", "return", "trades", "win rate", "fees"):
         table.add_column(column, justify="left" if column == "strategy" else "right")
-    pct = lambda equity: f"{100 * (equity / s.initial_balance - 1):+.2f}%"  # noqa: E731
+
+    def pct(equity: float) -> str:
+        return f"{100 * (equity / s.initial_balance - 1):+.2f}%"
+
     table.add_row(f"shadow ({s.strategy})", f"{s.equity:.2f}", pct(s.equity), f"{s.trades}",
                   f"{100 * s.win_rate:.1f}%", f"{s.fees:.2f}")
     table.add_row("buy & hold", f"{s.buy_and_hold_equity:.2f}", pct(s.buy_and_hold_equity), "1", "-", "")

@@ -111,7 +111,8 @@ def _ledger_check(path: Path, lock_timeout_s: float) -> tuple[Finding, list[Mode
         if not problems:
             check_writable(path, min(1.0, lock_timeout_s))
     except LedgerError as exc:
-        return Finding("ledger", FAIL, str(exc), f"point [ledger] db_path (or --db) at the ledger, or {RESTORE_HINT}"), None
+        fix = f"point [ledger] db_path (or --db) at the ledger, or {RESTORE_HINT}"
+        return Finding("ledger", FAIL, str(exc), fix), None
     if problems:
         return Finding("ledger", FAIL, f"{path} is damaged: {'; '.join(problems[:3])}", RESTORE_HINT), None
     if version < LATEST_VERSION:
@@ -209,7 +210,7 @@ async def _rest_check(settings: Settings, timeout_s: float) -> list[Finding]:
             server_ms = await asyncio.wait_for(rest.server_time_ms(), timeout_s + 1)
             offset_s = (server_ms - (before_ms + time.time() * 1000) / 2) / 1000
             await asyncio.wait_for(rest.resolve(settings.feed.symbols), timeout_s + 1)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return [_unreachable("exchange REST", f"{url}: no answer within {timeout_s:g} s", "rest_url")]
         except UnknownSymbolError as exc:
             return [Finding("exchange REST", FAIL, str(exc), "fix [feed] symbols (or [exchange] category)")]
@@ -236,7 +237,7 @@ async def _websocket_check(settings: Settings, timeout_s: float) -> Finding:
             async with connect(url, open_timeout=timeout_s, ping_interval=None) as ws:
                 await ws.send(json.dumps({"req_id": "doctor", "op": "ping"}))
                 reply = json.loads(await ws.recv())
-    except Exception as exc:  # noqa: BLE001 (refused, reset, timed out, not a websocket...: all reported)
+    except Exception as exc:  # refused, reset, timed out, not a websocket...: all reported
         detail = "no answer in time" if isinstance(exc, asyncio.TimeoutError) else f"{type(exc).__name__}: {exc}"
         return _unreachable("exchange websocket", f"{url}: {detail}", "ws_url")
     if reply.get("ret_msg") != "pong" and reply.get("op") != "pong":
@@ -255,10 +256,10 @@ async def _daemon_check(settings: Settings, timeout_s: float) -> Finding:
     host = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}/health"
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
-            async with session.get(url) as response:
-                body = await response.json()
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
+                    session.get(url) as response):
+            body = await response.json()
+    except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         return Finding("daemon", WARN, f"nothing answers on {url} ({type(exc).__name__}); is `shadow run` running?",
                        "start it (systemctl start shadow / docker compose up -d) if it should be")
     if body.get("status") == "ok":

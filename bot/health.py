@@ -90,7 +90,8 @@ class HealthMonitor:
 
     def max_age_ms(self) -> int:
         """How long ago a symbol's newest candle may have closed."""
-        return int(self.service.health_max_age_intervals * self.daemon.interval.ms + self.service.health_margin_s * 1000)
+        service = self.service
+        return int(service.health_max_age_intervals * self.daemon.interval.ms + service.health_margin_s * 1000)
 
     async def check(self) -> Health:
         """The current verdict; touches the ledger file (in a thread), nothing else."""
@@ -130,7 +131,8 @@ class HealthMonitor:
                 problems.append(f"{symbol}: no candle yet")
             elif age_s * 1000 > limit_ms:
                 problems.append(
-                    f"{symbol}: newest candle (opened {iso_ms(last)}) closed {age_s:.0f} s ago (limit {limit_ms / 1000:g} s: "
+                    f"{symbol}: newest candle (opened {iso_ms(last)}) closed {age_s:.0f} s ago "
+                    f"(limit {limit_ms / 1000:g} s: "
                     f"{self.service.health_max_age_intervals:g} x {daemon.interval.name} + "
                     f"{self.service.health_margin_s:g} s)")
         return checks

@@ -112,7 +112,8 @@ class _DaemonCollector(Collector):
         drawdown = GaugeMetricFamily("shadow_drawdown", "fraction below peak equity", labels=labels)
         last_close = GaugeMetricFamily("shadow_last_candle_close_timestamp_seconds",
                                        "close time of the newest candle processed", labels=labels)
-        failed = GaugeMetricFamily("shadow_symbol_failed", "1 when the symbol's task stopped on an error", labels=labels)
+        failed = GaugeMetricFamily("shadow_symbol_failed", "1 when the symbol's task stopped on an error",
+                                   labels=labels)
         model = GaugeMetricFamily("shadow_model_info", "the strategy and model version deciding now (value 1)",
                                   labels=["symbol", "strategy", "model_version"])
         for symbol, engine in daemon.engines.items():

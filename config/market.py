@@ -47,7 +47,8 @@ class ExchangeSettings(Section):
         category = info.data.get("category")
         if market and category and market.group(1) != category:
             raise ValueError(
-                f"is the {market.group(1)} stream but exchange.category is {category!r}; use a /v5/public/{category} URL"
+                f"is the {market.group(1)} stream but exchange.category is {category!r}; "
+                f"use a /v5/public/{category} URL"
             )
         return value
 
@@ -63,7 +64,8 @@ class ExchangeSettings(Section):
     def _longer_than_ping(cls, value: float, info: ValidationInfo) -> float:
         ping = info.data.get("ping_interval_s")
         if ping is not None and value <= ping:
-            raise ValueError(f"must be longer than ping_interval_s ({ping}), or every quiet spell looks like a dead link")
+            raise ValueError(f"must be longer than ping_interval_s ({ping}), "
+                             "or every quiet spell looks like a dead link")
         return value
 
     @field_validator("backoff_max_s")

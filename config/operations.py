@@ -15,7 +15,8 @@ from config.section import Section
 class LedgerSettings(Section):
     """The SQLite paper ledger (``state/``): where it lives and how it is written."""
 
-    db_path: Path = Field(Path("shadow.sqlite"), description="ledger file; relative paths start in the working directory")
+    db_path: Path = Field(Path("shadow.sqlite"),
+                          description="ledger file; relative paths start in the working directory")
     lock_timeout_s: float = Field(
         5.0, gt=0, le=600, description="seconds to wait for another writer's lock before failing with a clear error"
     )
@@ -56,7 +57,8 @@ class ServiceSettings(Section):
     )
     health_margin_s: float = Field(
         30.0, ge=0, le=3600,
-        description="seconds added to that age: the exchange's push delay and the local clock's offset from the exchange's",
+        description="seconds added to that age: the exchange's push delay and the local clock's offset from the "
+                    "exchange's",
     )
     min_free_disk_mb: float = Field(
         200.0, ge=0, description="/health and `shadow doctor` fail when the ledger's disk has less free space than this"
@@ -65,7 +67,8 @@ class ServiceSettings(Section):
         "text", description="log lines: text (human-readable), json (one JSON object per line) or journal "
         "(systemd priority prefixes, no timestamp: journald adds its own)"
     )
-    log_file: Path | None = Field(None, description="also write the log to this file, rotated by size; unset: stderr only")
+    log_file: Path | None = Field(
+        None, description="also write the log to this file, rotated by size; unset: stderr only")
     log_max_mb: float = Field(50.0, gt=0, description="rotate log_file when it reaches this size")
     log_backups: int = Field(5, ge=1, le=1000, description="rotated log files kept beside log_file")
     backup_dir: Path = Field(Path("backups"), description="where `shadow backup` writes when --out is not given")

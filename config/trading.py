@@ -54,7 +54,8 @@ class DaemonSettings(Section):
         "('ppo:models/x.zip', 'sma:fast=10,slow=50', 'flat', ...)",
     )
     fallback: str = Field(
-        "flat", description="baseline traded while the registry has no promoted model (cold start); recorded per decision"
+        "flat",
+        description="baseline traded while the registry has no promoted model (cold start); recorded per decision",
     )
     warmup_candles: int = Field(
         1000, ge=1, le=100_000,
@@ -62,7 +63,8 @@ class DaemonSettings(Section):
         "at least the candles a first decision needs (feature warm-up + [env] lookback_window - 1, checked at start)",
     )
     heartbeat_minutes: float = Field(5.0, gt=0, description="minutes between status lines in the log")
-    torch_threads: int = Field(1, ge=1, le=64, description="torch threads for model inference (share the cores with the trainer)")
+    torch_threads: int = Field(1, ge=1, le=64,
+                               description="torch threads for model inference (share the cores with the trainer)")
 
     @field_validator("strategy", "fallback")
     @classmethod

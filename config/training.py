@@ -87,12 +87,14 @@ class EvaluationSettings(Section):
         True, description="score every strategy with the [risk] limits between its decisions and its fills, as "
         "the daemon trades (backtest, walk-forward, tune, multi-symbol validation, retraining gate)",
     )
-    train_candles: int = Field(14_400, ge=300, description="walk-forward: candles per training window (14,400 = 10 days of 1m)")
+    train_candles: int = Field(14_400, ge=300,
+                               description="walk-forward: candles per training window (14,400 = 10 days of 1m)")
     test_candles: int = Field(2_880, ge=2, description="walk-forward: candles per out-of-sample test slice")
     step_candles: int | None = Field(
         None, ge=1, description="walk-forward: how far the window moves per fold (default: test_candles, no overlap)"
     )
-    max_folds: int | None = Field(None, ge=1, description="walk-forward: stop after this many folds (default: all that fit)")
+    max_folds: int | None = Field(None, ge=1,
+                                  description="walk-forward: stop after this many folds (default: all that fit)")
     total_timesteps: int = Field(
         50_000, ge=64, description="walk-forward: PPO timesteps per fold (other hyperparameters come from [train])"
     )

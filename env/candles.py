@@ -16,7 +16,7 @@ every repair is logged with its count.
 from __future__ import annotations
 
 import logging
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +50,7 @@ class CandleDataError(UserError, ValueError):
         super().__init__(f"{where}: {problem}")
 
 
-class RepairPolicy(str, Enum):
+class RepairPolicy(StrEnum):
     """What to do with bad candles.
 
     - ``STRICT``: raise :class:`CandleDataError` on the first problem (the default).
@@ -201,8 +201,10 @@ def _row_problems(frame: pd.DataFrame) -> pd.Series:
         ),
         (frame["high"].to_numpy() < frame["low"].to_numpy(), "high {high} < low {low}"),
         (frame["volume"].to_numpy() < 0, "negative volume {volume}"),
-        ((frame[list(PRICE_COLUMNS)].to_numpy() <= 0).any(axis=1), "non-positive price (open {open}, high {high}, low {low}, close {close})"),
-        (~np.isfinite(values).all(axis=1), "NaN or infinite value (open {open}, high {high}, low {low}, close {close}, volume {volume})"),
+        ((frame[list(PRICE_COLUMNS)].to_numpy() <= 0).any(axis=1),
+         "non-positive price (open {open}, high {high}, low {low}, close {close})"),
+        (~np.isfinite(values).all(axis=1),
+         "NaN or infinite value (open {open}, high {high}, low {low}, close {close}, volume {volume})"),
     ]
     # Later checks win, so the most basic problem (NaN) is the one reported for a row.
     for mask, template in checks:
@@ -256,7 +258,8 @@ def _check_gaps(frame: pd.DataFrame, source: str, repair: RepairPolicy, interval
         i = int(off_grid[0]) + 1
         raise CandleDataError(
             source,
-            f"timestamp {_fmt_ms(times[i])} is not a whole number of {step // 1000}s intervals after the previous candle",
+            f"timestamp {_fmt_ms(times[i])} is not a whole number of {step // 1000}s intervals after the previous "
+            "candle",
             int(frame.index[i]),
         )
     gaps = np.flatnonzero(diffs > step)

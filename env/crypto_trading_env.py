@@ -64,7 +64,8 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
        the first observation window.
     """
 
-    metadata = {"render_modes": ["human"]}
+    # gymnasium types Env.metadata as an instance attribute, so a ClassVar here fails mypy
+    metadata: dict[str, Any] = {"render_modes": ["human"]}  # noqa: RUF012
 
     def __init__(
         self,

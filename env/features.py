@@ -131,12 +131,13 @@ def compute_features(candles: pd.DataFrame) -> FloatArray:
         ``(len(candles), 15)`` float64 array in :data:`FEATURE_NAMES` order. Rows
         before :data:`WARMUP_CANDLES` are warm-up and must not be used.
     """
-    o, h, l, c, v = (candles[col].to_numpy(dtype=np.float64) for col in ("open", "high", "low", "close", "volume"))
+    o, h, low, c, v = (candles[col].to_numpy(dtype=np.float64) for col in ("open", "high", "low", "close", "volume"))
     out = np.zeros((len(c), N_FEATURES))
-    out[:, _WINDOW_COLUMNS] = _window_features(o, h, l, c, v)
+    out[:, _WINDOW_COLUMNS] = _window_features(o, h, low, c, v)
     state = _RecursiveState()
     update = state.update
-    out[:, _RECURSIVE_COLUMNS] = [update(hi, lo, cl) for hi, lo, cl in zip(h.tolist(), l.tolist(), c.tolist())]
+    out[:, _RECURSIVE_COLUMNS] = [update(hi, lo, cl)
+                                  for hi, lo, cl in zip(h.tolist(), low.tolist(), c.tolist(), strict=True)]
     return out
 
 
@@ -180,7 +181,7 @@ class StreamingFeatures:
         return row
 
 
-def _window_features(o: FloatArray, h: FloatArray, l: FloatArray, c: FloatArray, v: FloatArray) -> FloatArray:
+def _window_features(o: FloatArray, h: FloatArray, low: FloatArray, c: FloatArray, v: FloatArray) -> FloatArray:
     """The features that depend on a fixed window of recent candles, vectorised.
 
     Rows without a full window are zero (they are inside the warm-up)."""
@@ -188,7 +189,7 @@ def _window_features(o: FloatArray, h: FloatArray, l: FloatArray, c: FloatArray,
     out = np.zeros((n, len(_WINDOW_FEATURES)))
     out[:, _W["open_rel"]] = PERCENT * (o / c - 1.0)
     out[:, _W["high_rel"]] = PERCENT * (h / c - 1.0)
-    out[:, _W["low_rel"]] = PERCENT * (l / c - 1.0)
+    out[:, _W["low_rel"]] = PERCENT * (low / c - 1.0)
     out[1:, _W["close_ret"]] = PERCENT * (c[1:] / c[:-1] - 1.0)
     vol_mean, vol_std = _rolling_mean_std(v, VOLUME_WINDOW)
     close_mean, close_std = _rolling_mean_std(c, BOLLINGER_WINDOW)

@@ -242,7 +242,8 @@ class Portfolio:
         net = gross - trade_fees
         self.n_trades += 1
         self.n_wins += net > 0
-        trade = ClosedTrade(side, qty, self.entry_time_ms, time_ms, self.entry_price, fill_price, gross, trade_fees, net)
+        trade = ClosedTrade(side, qty, self.entry_time_ms, time_ms, self.entry_price, fill_price, gross, trade_fees,
+                            net)
         self.side, self.qty, self.entry_price, self.entry_time_ms, self.entry_fee = 0, 0.0, 0.0, 0, 0.0
         return Fill(time_ms, -side, qty, fill_price, price, fee, qty * abs(fill_price - price), False, trade)
 

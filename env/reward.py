@@ -65,7 +65,7 @@ class StepReward:
         initial_balance: the account's starting capital (PnL is measured in bps of it).
     """
 
-    __slots__ = ("_realized", "_unrealized", "_losing_hold", "_inactivity", "_inactivity_steps", "_blowup")
+    __slots__ = ("_blowup", "_inactivity", "_inactivity_steps", "_losing_hold", "_realized", "_unrealized")
 
     def __init__(self, weights: RewardWeights, reward_scaling: float, initial_balance: float) -> None:
         per_quote = reward_scaling * BPS / initial_balance  # reward per unit of quote-currency PnL

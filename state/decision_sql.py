@@ -63,7 +63,8 @@ INSERT_EQUITY = (
 
 
 INSERT_RISK_EVENT = (
-    "INSERT INTO risk_events (symbol, time_ms, kind, detail, run_id) VALUES (:symbol, :time_ms, :kind, :detail, :run_id)"
+    "INSERT INTO risk_events (symbol, time_ms, kind, detail, run_id) "
+    "VALUES (:symbol, :time_ms, :kind, :detail, :run_id)"
 )
 
 

@@ -61,7 +61,8 @@ class ModelRows:
         values = asdict(entry) | {c: json.dumps(getattr(entry, c), sort_keys=True) for c in _JSON_COLUMNS}
         try:
             await self._writer.write(
-                f"INSERT INTO models ({', '.join(_MODEL_COLUMNS)}) VALUES ({', '.join(':' + c for c in _MODEL_COLUMNS)})",
+                f"INSERT INTO models ({', '.join(_MODEL_COLUMNS)}) "
+                f"VALUES ({', '.join(':' + c for c in _MODEL_COLUMNS)})",
                 values,
             )
         except sqlite3.IntegrityError as exc:

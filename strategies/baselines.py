@@ -103,7 +103,7 @@ class _TableStrategy:
 
 
 def _column(position: float) -> int:
-    return int(round(float(position))) + 1
+    return round(float(position)) + 1
 
 
 def _same_target(target: npt.NDArray[np.int8]) -> TargetTable:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import platform
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,7 @@ class ModelMetadata:
             lookback_window=lookback_window,
             observation_size=observation_size(lookback_window),
             versions=package_versions(),
-            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             **fields,
         )
 

@@ -11,11 +11,11 @@ function in higher precision than torch's float32, so the two can only disagree 
 two best logits are within torch's rounding error of each other. That error is bounded
 by the size of the terms summed into a logit, ``scale = |h| @ |W| + |b|`` (``h`` the last
 hidden layer; with tanh ``|h| <= 1``, so the head's largest absolute row sum bounds it):
-measured at most 2.5e-7 x (1 + scale) on real data, for heads of very different sizes. When the top-two gap is below ``TIE_MARGIN x (1 + scale)``, 400 times
-that, the decision is handed to SB3's own ``predict``, so a near-tie is settled by the
-same code and arithmetic as in training. Activations other
-than those in :data:`_ACTIVATIONS` make every decision go through ``predict`` (slow but
-exact).
+measured at most 2.5e-7 x (1 + scale) on real data, for heads of very different sizes.
+When the top-two gap is below ``TIE_MARGIN x (1 + scale)``, 400 times that, the decision
+is handed to SB3's own ``predict``, so a near-tie is settled by the same code and
+arithmetic as in training. Activations other than those in :data:`_ACTIVATIONS` make
+every decision go through ``predict`` (slow but exact).
 
 .. warning:: An SB3 zip is a pickle: only load models Shadow's trainer wrote (the model
    metadata beside the zip is required and checked).
@@ -65,7 +65,8 @@ class NumpyActor:
         head: ``(weight (hidden, n_actions), bias)`` of ``action_net``.
     """
 
-    def __init__(self, layers: Sequence[tuple[FloatArray, FloatArray, str]], head: tuple[FloatArray, FloatArray]) -> None:
+    def __init__(self, layers: Sequence[tuple[FloatArray, FloatArray, str]],
+                 head: tuple[FloatArray, FloatArray]) -> None:
         self.layers = [(weight, bias, _ACTIVATIONS[name]) for weight, bias, name in layers]
         self.head = head
         self._abs_head = (np.abs(head[0]), np.abs(head[1]))

@@ -98,9 +98,12 @@ def describe_parameters(name: str) -> str:
             parts.append(pname.upper())
         elif param.default is inspect.Parameter.empty:
             parts.append(f"{pname}=?")
+        elif isinstance(param.default, bool):
+            parts.append(f"{pname}={str(param.default).lower()}")
+        elif isinstance(param.default, float):
+            parts.append(f"{pname}={param.default:g}")
         else:
-            default = str(param.default).lower() if isinstance(param.default, bool) else f"{param.default:g}" if isinstance(param.default, float) else param.default
-            parts.append(f"{pname}={default}")
+            parts.append(f"{pname}={param.default}")
     return ",".join(parts)
 
 
@@ -134,5 +137,6 @@ def _convert(spec: str, name: str, value: str, kind: Any) -> Any:
         try:
             return kind(value)
         except ValueError:
-            raise StrategySpecError(f"strategy spec {spec!r}: {name}={value!r} is not {'an integer' if kind is int else 'a number'}") from None
+            what = "an integer" if kind is int else "a number"
+            raise StrategySpecError(f"strategy spec {spec!r}: {name}={value!r} is not {what}") from None
     return value

@@ -272,8 +272,8 @@ def test_a_clean_tree_passes(tiny_tree):
     ("trainer/jobs/bad.py", "from ..training.fit import backtest\n",
      "trainer/jobs/bad.py:1 imports trainer.training.fit: trainer.jobs may import none of the others"),
     ("trainer/training/bad.py", "import trainer.cli\n",
-     "trainer/training/bad.py:1 imports trainer.cli: trainer.training may not import the commands on top of "
-     "trainer/ (trainer.cli)"),
+     ("trainer/training/bad.py:1 imports trainer.cli: trainer.training may not import the commands on top of "
+      "trainer/ (trainer.cli)")),
 ])
 def test_a_bad_import_is_named_with_the_rule_it_breaks(tiny_tree, path, code, message):
     _write(tiny_tree, {path: code})
@@ -284,6 +284,6 @@ def test_a_cycle_is_named_with_the_imports_that_tie_it(tiny_tree):
     _write(tiny_tree, {"trainer/data/history.py": "def late():\n    from trainer.data import split\n",
                        "trainer/data/split.py": "from trainer.data.history import late\n"})
     assert import_cycles(imports(tiny_tree, PACKAGES), tiny_tree) == [
-        "cycle of 2 modules (trainer.data.history, trainer.data.split): "
-        "trainer/data/history.py:2 imports trainer.data.split; trainer/data/split.py:1 imports trainer.data.history"
+        ("cycle of 2 modules (trainer.data.history, trainer.data.split): "
+         "trainer/data/history.py:2 imports trainer.data.split; trainer/data/split.py:1 imports trainer.data.history")
     ]

@@ -194,7 +194,8 @@ class CandleFeed:
                 continue
             self.stats.backfills += 1
             received_ns = time.perf_counter_ns()
-            released = sum(len(self._offer(state, FeedCandle(c, "rest", received_ns)).released) for c in backfill.candles)
+            released = sum(len(self._offer(state, FeedCandle(c, "rest", received_ns)).released)
+                           for c in backfill.candles)
             if backfill.candles:
                 log.info("backfilled %s over REST from %s: %d candle(s) fetched, %d released",
                          state.name, _fmt(since_ms), len(backfill.candles), released)

@@ -117,7 +117,8 @@ class BybitRest:
     async def fetch_closed(self, symbol: str, iv: Interval, since_ms: int, until_ms: int | None = None) -> Backfill:
         """Every closed candle with ``since_ms <= open time <= until_ms`` (``None``: up to now)."""
         newest_ms = await self._newest_closed_open_ms(iv)
-        return await self._fetch_range(symbol, iv, since_ms, newest_ms if until_ms is None else min(until_ms, newest_ms))
+        end_ms = newest_ms if until_ms is None else min(until_ms, newest_ms)
+        return await self._fetch_range(symbol, iv, since_ms, end_ms)
 
     async def fetch_recent(self, symbol: str, iv: Interval, count: int) -> list[Candle]:
         """The newest ``count`` closed candles (fewer if the exchange has fewer): the warm-up."""

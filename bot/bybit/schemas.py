@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictInt, Tag, TypeAdapter, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictInt,
+    Tag,
+    TypeAdapter,
+    model_validator,
+)
 
 Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Quantity = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -34,7 +44,8 @@ class Ohlcv(_Message):
     def _bracketed(self) -> Ohlcv:
         if not (self.low <= min(self.open, self.close) and self.high >= max(self.open, self.close)):
             raise ValueError(
-                f"high/low do not bracket open/close (open {self.open}, high {self.high}, low {self.low}, close {self.close})"
+                f"high/low do not bracket open/close (open {self.open}, high {self.high}, low {self.low}, "
+                f"close {self.close})"
             )
         return self
 
@@ -76,6 +87,7 @@ def _kind(value: Any) -> str | None:
 
 PublicMessage = Annotated[
     Annotated[KlinePush, Tag("kline")] | Annotated[OpReply, Tag("op")],
-    Discriminator(_kind, custom_error_type="unknown_message", custom_error_message="neither a topic push nor an op reply"),
+    Discriminator(_kind, custom_error_type="unknown_message",
+                  custom_error_message="neither a topic push nor an op reply"),
 ]
 PUBLIC_MESSAGE: TypeAdapter[KlinePush | OpReply] = TypeAdapter(PublicMessage)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,7 +23,8 @@ OutOption = Annotated[
     Path | None, typer.Option("--out", help="output directory (default: reports/<command>-<UTC time>)")
 ]
 ForceOption = Annotated[bool, typer.Option("--force", help="write into a non-empty --out directory")]
-RepairOption = Annotated[bool, typer.Option("--repair", help="repair bad candles (fill gaps, drop bad rows) instead of failing")]
+RepairOption = Annotated[bool, typer.Option(
+    "--repair", help="repair bad candles (fill gaps, drop bad rows) instead of failing")]
 RiskOption = Annotated[bool | None, setting_option(
     "evaluation.risk_guard", "--risk/--no-risk",
     help="score every strategy (baselines too) with the [risk] limits between its decisions and its fills, as the "
@@ -260,7 +261,7 @@ def _baselines(settings: Settings, exclude: str) -> list[Any]:
 
 
 def _default_out(command: str) -> Path:
-    return Path("reports") / f"{command}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+    return Path("reports") / f"{command}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
 
 
 def _metrics_table(results: list[Any], title: str) -> Table:

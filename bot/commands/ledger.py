@@ -8,6 +8,7 @@ while the daemon is writing. ``--db`` defaults to ``[ledger] db_path``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -97,12 +98,14 @@ def trades(
     console.print(table)
     wins = int((frame["net_pnl"] > 0).sum())
     console.print(f"{len(frame)} trades, {wins} won ({100 * win_rate(wins, len(frame)):.1f}%), "
-                  f"net PnL {frame['net_pnl'].sum():+,.4f}, fees {frame['fees'].sum():,.4f}", highlight=False, markup=False)
+                  f"net PnL {frame['net_pnl'].sum():+,.4f}, fees {frame['fees'].sum():,.4f}",
+                  highlight=False, markup=False)
 
 
 def status(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the same document the HTTP status serves).")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print JSON (the same document the HTTP status serves).")] = False,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -118,7 +121,8 @@ def status(
     run = document["run"]
     if run:
         state = f"stopped {run['stopped_at']} ({run['stop_reason']})" if run["stopped_at"] else "running (or crashed)"
-        console.print(f"daemon run #{run['run_id']} started {run['started_at']}: {state}", highlight=False, markup=False)
+        console.print(f"daemon run #{run['run_id']} started {run['started_at']}: {state}",
+                      highlight=False, markup=False)
     if not document["symbols"]:
         console.print("no decisions recorded yet", markup=False)
         return
@@ -166,11 +170,8 @@ def export(
     out = out or Path(f"{table}.{fmt}")
     with ledger_reader(command_settings(ctx).ledger) as conn:
         frame = read_relation(conn, table)
-    if fmt == "parquet":
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise UserError("parquet export needs pyarrow: pip install pyarrow (or use --format csv)") from None
+    if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise UserError("parquet export needs pyarrow: pip install pyarrow (or use --format csv)")
     partial = out.with_name(f".{out.name}.partial")
     try:
         if fmt == "csv":

@@ -122,7 +122,8 @@ async def promote_version(db: Path, settings: Settings, version: str) -> str:
 def publish(
     ctx: typer.Context,
     model: Annotated[Path, typer.Argument(help="A model zip saved by shadow train (its .meta.json beside it).")],
-    promote_it: Annotated[bool, typer.Option("--promote", help="Serve it at once (as shadow models promote does).")] = False,
+    promote_it: Annotated[bool, typer.Option(
+        "--promote", help="Serve it at once (as shadow models promote does).")] = False,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:

@@ -61,7 +61,8 @@ def doctor(
     findings = asyncio.run(diagnose(config, db, timeout_s=timeout))
     width = max(len(f.check) for f in findings)
     for f in findings:
-        console.print(f"[{_STATUS_STYLE[f.status]}]{f.status:<4}[/] {f.check:<{width}}  ", end="", highlight=False, soft_wrap=True)
+        console.print(f"[{_STATUS_STYLE[f.status]}]{f.status:<4}[/] {f.check:<{width}}  ", end="", highlight=False,
+                      soft_wrap=True)
         console.print(f.detail, highlight=False, markup=False, soft_wrap=True)
         if f.fix and f.status != "ok":
             console.print(f"     {'':<{width}}  fix: {f.fix}", highlight=False, markup=False, soft_wrap=True)

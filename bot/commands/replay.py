@@ -19,7 +19,8 @@ if TYPE_CHECKING:  # the replay pulls in aiohttp: import it only when the comman
 def replay_server(
     data: Annotated[list[Path], typer.Option("--data", help="Candle file (CSV or .csv.gz); repeat, one per symbol.")],
     symbol: Annotated[list[str], typer.Option("--symbol", help="Bybit symbol of each --data file, in the same order.")],
-    speed: Annotated[float, typer.Option(help="Candles per second of real time (1m candles: 60 = one hour a minute).")] = 10.0,
+    speed: Annotated[float, typer.Option(
+        help="Candles per second of real time (1m candles: 60 = one hour a minute).")] = 10.0,
     port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).")] = 8765,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     history: Annotated[int, typer.Option(help="Candles already closed when the replay starts (for warm-up).")] = 300,
@@ -39,14 +40,16 @@ def replay_server(
     if len(data) != len(symbol):
         raise UserError(f"give one --symbol per --data file ({len(data)} file(s), {len(symbol)} symbol(s))")
     faults = parse_faults(fault)
-    market = ReplayMarket([ReplaySeries.from_file(s, path) for s, path in zip(symbol, data)], history=history)
+    market = ReplayMarket([ReplaySeries.from_file(s, path) for s, path in zip(symbol, data, strict=True)],
+                          history=history)
     try:
         asyncio.run(_serve(market, speed=speed, faults=faults, updates=updates, host=host, port=port))
     except KeyboardInterrupt:
         console.print("stopped")
 
 
-async def _serve(market: ReplayMarket, *, speed: float, faults: list[Fault], updates: int, host: str, port: int) -> None:
+async def _serve(market: ReplayMarket, *, speed: float, faults: list[Fault], updates: int, host: str,
+                 port: int) -> None:
     from bot.replay.server import ReplayServer
 
     server = ReplayServer(market, speed=speed, faults=faults, updates_per_candle=updates, host=host, port=port)

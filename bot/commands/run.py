@@ -71,10 +71,12 @@ async def _serve(daemon: Daemon) -> DaemonReport:
 
 
 def demo(
-    directory: Annotated[Path, typer.Option("--dir", help="where each demo run gets its own folder")] = Path("shadow-demo"),
+    directory: Annotated[Path, typer.Option(
+        "--dir", help="where each demo run gets its own folder")] = Path("shadow-demo"),
     candles: Annotated[int, typer.Option(help="candles replayed through the live stream after the history")] = 6000,
     speed: Annotated[float, typer.Option(help="replay speed in candles per second")] = 400.0,
-    timesteps: Annotated[int, typer.Option(help="PPO timesteps for the first model (0: trade a baseline instead)")] = 30_000,
+    timesteps: Annotated[int, typer.Option(
+        help="PPO timesteps for the first model (0: trade a baseline instead)")] = 30_000,
     baseline: Annotated[str, typer.Option(help="strategy traded when --timesteps is 0")] = "sma:fast=10,slow=50",
     log_level: LogLevelOption = "WARNING",
 ) -> None:

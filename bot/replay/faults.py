@@ -24,12 +24,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from config.errors import UserError
 
 
-class FaultKind(str, Enum):
+class FaultKind(StrEnum):
     DROP = "drop"
     STALL = "stall"
     DUPLICATE = "duplicate"

@@ -72,7 +72,8 @@ def split_symbol(symbol: str) -> tuple[str, str]:
     for quote in QUOTE_COINS:
         if symbol.endswith(quote) and len(symbol) > len(quote):
             return symbol[: -len(quote)], quote
-    raise ReplayDataError(f"cannot tell the base and quote coin of {symbol!r}; end it in one of {', '.join(QUOTE_COINS)}")
+    raise ReplayDataError(f"cannot tell the base and quote coin of {symbol!r}; "
+                          f"end it in one of {', '.join(QUOTE_COINS)}")
 
 
 class ReplayMarket:
@@ -104,7 +105,8 @@ class ReplayMarket:
         self.interval: Interval = INTERVALS_BY_MS[step]
         length = min(len(s.open_time_ms) for s in series)
         if not 1 <= history < length:
-            raise ReplayDataError(f"history must be between 1 and {length - 1} candles (the data has {length}), not {history}")
+            raise ReplayDataError(f"history must be between 1 and {length - 1} candles (the data has {length}), "
+                                  f"not {history}")
         start_ms = int(series[0].open_time_ms[0])
         for s in series:
             if int(s.open_time_ms[0]) != start_ms:
@@ -151,14 +153,14 @@ class ReplayMarket:
         volume accruing: plausible intermediate states that differ from the final one, so
         a client that takes a forming candle for a closed one is caught.
         """
-        o, h, l, c, v = (float(x) for x in self._ohlcv[symbol][index])
+        o, h, low, c, v = (float(x) for x in self._ohlcv[symbol][index])
         if fraction >= 1.0:
-            return o, h, l, c, v
-        return o, o + (h - o) * fraction, o - (o - l) * fraction, o + (c - o) * fraction, v * fraction
+            return o, h, low, c, v
+        return o, o + (h - o) * fraction, o - (o - low) * fraction, o + (c - o) * fraction, v * fraction
 
     def kline_push(self, symbol: str, index: int, fraction: float = 1.0) -> str:
         """The websocket kline message for candle ``index`` (``confirm`` only when final)."""
-        o, h, l, c, v = self.candle_values(symbol, index, fraction)
+        o, h, low, c, v = self.candle_values(symbol, index, fraction)
         start = int(self.open_time_ms[index])
         now = self.clock.now_ms()
         return json.dumps({
@@ -167,7 +169,7 @@ class ReplayMarket:
             "ts": now,
             "data": [{
                 "start": start, "end": start + self.interval.ms - 1, "interval": self.interval.bybit,
-                "open": repr(o), "close": repr(c), "high": repr(h), "low": repr(l),
+                "open": repr(o), "close": repr(c), "high": repr(h), "low": repr(low),
                 "volume": repr(v), "turnover": repr(v * c), "confirm": fraction >= 1.0, "timestamp": now,
             }],
         })
@@ -181,13 +183,13 @@ class ReplayMarket:
         """
         visible = min(self.position + 1, self.length)  # closed ones plus the forming one
         times = self.open_time_ms[:visible]
-        low = 0 if start_ms is None else int(np.searchsorted(times, start_ms, "left"))
-        high = visible if end_ms is None else int(np.searchsorted(times, end_ms, "right"))
+        first = 0 if start_ms is None else int(np.searchsorted(times, start_ms, "left"))
+        stop = visible if end_ms is None else int(np.searchsorted(times, end_ms, "right"))
         rows = []
-        for index in reversed(range(max(low, high - limit), high)):
+        for index in reversed(range(max(first, stop - limit), stop)):
             fraction = 1.0 if index < self.position else self._forming_fraction(index)
-            o, h, l, c, v = self.candle_values(symbol, index, fraction)
-            rows.append([str(int(times[index])), repr(o), repr(h), repr(l), repr(c), repr(v), repr(v * c)])
+            o, h, low, c, v = self.candle_values(symbol, index, fraction)
+            rows.append([str(int(times[index])), repr(o), repr(h), repr(low), repr(c), repr(v), repr(v * c)])
         return rows
 
     def instruments(self, category: str, status: str | None) -> list[dict[str, Any]]:

@@ -41,10 +41,10 @@ RATE_LIMIT_RET_CODE = 10006
 PARAM_ERROR_RET_CODE = 10001
 MALFORMED_PAYLOADS: tuple[str, ...] = (
     '{"topic": "{topic}", "data": [',  # cut-off JSON
-    '{"topic": "{topic}", "type": "snapshot", "ts": 1, "data": [{"start": 0, "end": 59999, "interval": "1", '
-    '"open": "abc", "close": "1", "high": "1", "low": "1", "volume": "1", "confirm": true}]}',  # price not a number
-    '{"topic": "{topic}", "type": "snapshot", "ts": 1, "data": [{"start": 0, "end": 59999, "interval": "1", '
-    '"open": "2", "close": "2", "high": "1", "low": "3", "volume": "1", "confirm": true}]}',  # high below low
+    ('{"topic": "{topic}", "type": "snapshot", "ts": 1, "data": [{"start": 0, "end": 59999, "interval": "1", '
+     '"open": "abc", "close": "1", "high": "1", "low": "1", "volume": "1", "confirm": true}]}'),  # price not a number
+    ('{"topic": "{topic}", "type": "snapshot", "ts": 1, "data": [{"start": 0, "end": 59999, "interval": "1", '
+     '"open": "2", "close": "2", "high": "1", "low": "3", "volume": "1", "confirm": true}]}'),  # high below low
 )
 
 
@@ -186,7 +186,8 @@ class ReplayServer:
             if self._hits(FaultKind.MALFORMED, n):
                 log.warning("replay fault: %d malformed message(s) before candle %d", len(MALFORMED_PAYLOADS), n)
                 topic = market.topic(market.symbols[0])
-                await self._push([(s, p.replace("{topic}", topic)) for p in MALFORMED_PAYLOADS for s in market.symbols[:1]])
+                await self._push([(s, p.replace("{topic}", topic))
+                                  for p in MALFORMED_PAYLOADS for s in market.symbols[:1]])
             if self._hits(FaultKind.REORDER, n):
                 log.warning("replay fault: candle %d held back until after candle %d", n, n + 1)
                 held = finals

@@ -21,6 +21,7 @@ from bot.replay.server import ReplayServer
 from config.settings import ExchangeSettings, FeedSettings
 from env.types import Candle
 
+
 @pytest.fixture(scope="session")
 def btc_frame(btc_candles: pd.DataFrame) -> pd.DataFrame:
     """The first 400 real BTCUSDT 1m candles of March 2023 (bundled sample)."""
@@ -128,6 +129,7 @@ def replay_through_feed() -> ReplayThroughFeed:
                     raise AssertionError("unreachable: candles() only ends by raising")
 
                 results = await asyncio.wait_for(asyncio.gather(*(collect(s.symbol) for s in series)), timeout_s)
-                return FeedRun(dict(zip([s.symbol for s in series], results)), feed.stats, rest.stats, server)
+                by_symbol = dict(zip([s.symbol for s in series], results, strict=True))
+                return FeedRun(by_symbol, feed.stats, rest.stats, server)
 
     return run

@@ -29,7 +29,8 @@ def _decisions(path: Path) -> list[tuple]:
     with closing(sqlite3.connect(path)) as conn:
         return conn.execute(
             "SELECT d.open_time_ms, d.action, d.obs_hash, "
-            "(SELECT group_concat(f.seq || ':' || f.price || ':' || f.qty) FROM fills f WHERE f.decision_id = d.decision_id), "
+            "(SELECT group_concat(f.seq || ':' || f.price || ':' || f.qty) FROM fills f "
+            "WHERE f.decision_id = d.decision_id), "
             "(SELECT count(*) FROM trades t WHERE t.exit_decision_id = d.decision_id), e.equity "
             "FROM decisions d LEFT JOIN equity e USING (decision_id) ORDER BY d.open_time_ms").fetchall()
 

@@ -40,7 +40,8 @@ def ledger_rows(db: Path) -> dict[str, list[tuple]]:
                                       "ORDER BY open_time_ms").fetchall(),
             "fills": conn.execute("SELECT time_ms, side, qty, price, fee FROM fills ORDER BY fill_id").fetchall(),
             "equity": conn.execute("SELECT open_time_ms, equity, cash FROM equity ORDER BY open_time_ms").fetchall(),
-            "trades": conn.execute("SELECT entry_time_ms, exit_time_ms, net_pnl FROM trades ORDER BY trade_id").fetchall(),
+            "trades": conn.execute(
+                "SELECT entry_time_ms, exit_time_ms, net_pnl FROM trades ORDER BY trade_id").fetchall(),
             "candles": conn.execute("SELECT open_time_ms, close FROM candles ORDER BY open_time_ms").fetchall(),
         }
 
@@ -58,7 +59,7 @@ async def test_daemon_replay_equals_the_backtest(tmp_path: Path, frame: pd.DataF
     n = len(result.actions)  # the backtest cannot decide the last candle (it has no next one)
     assert n == N - 1 - HISTORY and len(rows["decisions"]) == n + 1
     assert [(t, a) for t, a, *_ in rows["decisions"][:n]] == list(zip(result.times_ms[:-1].tolist(),
-                                                                      result.actions.tolist()))
+                                                                      result.actions.tolist(), strict=True))
     assert [(f[0], f[3]) for f in rows["fills"] if f[0] < result.times_ms[-1]] == [
         (f.time_ms, f.price) for f in result.fills]
     assert [e for _, e, _ in rows["equity"][:n]] == result.decision_equity.tolist()
@@ -128,7 +129,7 @@ async def test_unknown_symbol_is_a_clear_error(tmp_path: Path, frame: pd.DataFra
 
 def test_too_few_warmup_candles_is_a_config_error() -> None:
     settings = Settings(daemon=DaemonSettings(warmup_candles=220), env=EnvSettings(lookback_window=40))
-    with pytest.raises(UserError, match="daemon.warmup_candles: 220: needs at least 239"):
+    with pytest.raises(UserError, match=r"daemon\.warmup_candles: 220: needs at least 239"):
         Daemon(settings)
 
 

@@ -98,7 +98,8 @@ async def test_a_missing_retired_model_is_only_a_warning(tmp_path: Path, install
 async def test_unreachable_endpoints_fail_quickly(tmp_path: Path, installation: Path) -> None:
     url = _closed_port_url()
     findings = _by_check(await diagnose(_config(tmp_path, url), installation, timeout_s=2))
-    assert findings["exchange REST"].status == FAIL and f"cannot reach Bybit REST {url}" in findings["exchange REST"].detail
+    rest = findings["exchange REST"]
+    assert rest.status == FAIL and f"cannot reach Bybit REST {url}" in rest.detail
     websocket = findings["exchange websocket"]
     assert websocket.status == FAIL and f"cannot reach {url.replace('http', 'ws')}/v5/public/linear" in websocket.detail
     assert "check [exchange] ws_url" in websocket.fix

@@ -158,8 +158,8 @@ def test_backtest_on_the_ledger_equals_the_backtest_on_the_same_candles_from_the
     (["--db", "missing.sqlite"], "ledger missing.sqlite: no such file"),
     (["--db", "LEDGER", "--symbol", "ETHUSDT"], "no ETHUSDT candles; it holds BTCUSDT 1m (1700 candles)"),
     (["--db", "LEDGER", "--interval", "1"], "no 1 candles; it holds BTCUSDT 1m (1700 candles)"),
-    (["--db", "LEDGER", "--from", "2023-03-05"], "no BTCUSDT 1m candles in [2023-03-05, last candle); it holds "
-                                                 "1700 BTCUSDT 1m candles from 2023-03-01 00:00 to 2023-03-02 04:19"),
+    (["--db", "LEDGER", "--from", "2023-03-05"], ("no BTCUSDT 1m candles in [2023-03-05, last candle); it holds "
+                                                  "1700 BTCUSDT 1m candles from 2023-03-01 00:00 to 2023-03-02 04:19")),
     (["--db", "LEDGER", "--from", "2023-03-02T04:19"],
      f"leaves 1 candle(s) to trade: need {PREFIX} candles of warm-up"),
 ])
@@ -220,10 +220,10 @@ def test_evaluate_signal_on_several_symbols_from_data_files(tmp_path, monkeypatc
     (["--folds", "0"], "evaluation.max_folds: 0 (set by --folds)"),
     (["--lookback", "0"], "lookback=0: must be at least 1 feature row"),
     (["--model", "svm"], "unknown model 'svm'; use one of ridge, gbm"),
-    (["--data", "FIVE_MINUTES", "--interval", "1m"], "cannot resample 300 s candles into 60 s ones: the new "
-                                                      "interval must be a whole multiple of the old"),
-    (["--interval", "1h", "--horizons", "1,100"], "btcusdt_1m_2023-03 1h: 504 candles are too few for 5 fold(s) "
-                                                  "at horizons up to 100: need at least"),
+    (["--data", "FIVE_MINUTES", "--interval", "1m"], ("cannot resample 300 s candles into 60 s ones: the new "
+                                                      "interval must be a whole multiple of the old")),
+    (["--interval", "1h", "--horizons", "1,100"], ("btcusdt_1m_2023-03 1h: 504 candles are too few for 5 fold(s) "
+                                                   "at horizons up to 100: need at least")),
     (["--data", "TINY"], "tiny 1m: 400 candles are too few"),
     (["--data", "missing.csv"], "missing.csv: file not found"),
     (["--timesteps", "100"], "--timesteps is a PPO walk-forward option; --signal does not train PPO"),

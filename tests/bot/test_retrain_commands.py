@@ -63,7 +63,8 @@ def statuses(db: Path) -> list[tuple[str, str]]:
 def test_promote_rolls_back_to_a_retired_version(db: Path, registry: Path) -> None:
     result = runner.invoke(app, ["models", "promote", "v0001", "--db", str(db)])
     assert result.exit_code == 0, result.output
-    assert "v0001 promoted for BTCUSDT 1m; v0002 retired; a running daemon serving the registry switches" in result.output
+    assert ("v0001 promoted for BTCUSDT 1m; v0002 retired; a running daemon serving the registry switches"
+            in result.output)
     assert statuses(db) == [("v0001", "promoted"), ("v0002", "retired"), ("v0003", "rejected")]
     again = runner.invoke(app, ["models", "promote", "v0001", "--db", str(db)])
     assert "v0001 is already the promoted model for BTCUSDT 1m" in again.output
@@ -147,8 +148,8 @@ def retrain_log(db: Path, registry: Path) -> list[tuple[str, str, str]]:
     promoted = gate(1.2345, 0.5, 0.0, metric="sharpe", margin=0.0, incumbent_label="v0001")
     runs = [("promoted", f"candidate v0002 {promoted.reason}", "v0002"),
             ("rejected", f"candidate v0003 {rejected.reason}", "v0003"),
-            ("failed", "the training process was killed by SIGKILL; its log ends with: training BTCUSDT on "
-                       "BTCUSDT {'start_ms': 1678646940000, 'end_ms': 1678669740000, 'n_candles': 381}", None)]
+            ("failed", ("the training process was killed by SIGKILL; its log ends with: training BTCUSDT on "
+                        "BTCUSDT {'start_ms': 1678646940000, 'end_ms': 1678669740000, 'n_candles': 381}"), None)]
 
     async def fill() -> None:
         async with await Ledger.open(db) as ledger:

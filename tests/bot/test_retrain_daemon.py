@@ -119,7 +119,7 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real = hotswap.load_registry_model
 
-    def spy(entry, lookback_window):  # noqa: ANN001, ANN202
+    def spy(entry, lookback_window):
         seen.append(entry.version)
         return real(entry, lookback_window)
 
@@ -211,7 +211,7 @@ async def test_each_trainer_failure_leaves_the_daemon_trading_with_the_old_model
     assert [status for status, _ in reasons] == ["failed"] * 5
     for (_, reason), expected in zip(reasons, [
             "RuntimeError: the trainer failed on purpose", "killed by SIGKILL", "exceeded the time limit of 15 s",
-            "exceeded the memory limit of 2048 MB", "not a loadable SB3 PPO model"]):
+            "exceeded the memory limit of 2048 MB", "not a loadable SB3 PPO model"], strict=True):
         assert expected in reason
     assert table(db, "SELECT version, status FROM models") == [("v0001", "promoted")]
     assert table(db, "SELECT status, count(*) FROM retrain_runs WHERE retrain_id <= 5 GROUP BY status") == [

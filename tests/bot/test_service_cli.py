@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,8 +20,8 @@ import pytest
 
 from bot.daemon import Daemon
 from bot.health import HealthMonitor
-from config.logs import configure_logging
 from config import UserError
+from config.logs import configure_logging
 from config.settings import ServiceSettings, Settings
 from env.candles import candles_to_seed_csv
 from tests.bot.local_http import free_port, get, wait_until_answering
@@ -112,8 +112,8 @@ async def test_health_fails_when_the_ledger_disk_is_short_of_space(tmp_path: Pat
         await service.finished()
     assert status == 503
     assert [p for p in body["problems"] if "disk" in p] == [
-        f"ledger disk almost full: {body['checks']['ledger']['free_mb']:.0f} MB free on the disk of "
-        f"{tmp_path / 'l.sqlite'} (need 1e+12 MB, [service] min_free_disk_mb)"]
+        (f"ledger disk almost full: {body['checks']['ledger']['free_mb']:.0f} MB free on the disk of "
+         f"{tmp_path / 'l.sqlite'} (need 1e+12 MB, [service] min_free_disk_mb)")]
 
 
 @pytest.fixture

@@ -380,10 +380,10 @@ def test_decisions_before_from_are_replayed_and_their_money_still_checked(tmp_pa
 # --------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(("args", "message"), [
     (["--db", "MISSING"], "error: ledger MISSING: no such file"),
-    (["--symbol", "DOGEUSDT"], f"error: ledger LEDGER: no decisions for DOGEUSDT; it has BTCUSDT ({N - HISTORY} "
-                               "decisions)"),
-    (["--from", "2023-03-05"], "error: ledger LEDGER: no BTCUSDT 1m decisions in [2023-03-05 00:00, end); it has "
-                               f"{N - HISTORY} from 2023-03-01 20:19 to 2023-03-02 01:19"),
+    (["--symbol", "DOGEUSDT"], (f"error: ledger LEDGER: no decisions for DOGEUSDT; it has BTCUSDT ({N - HISTORY} "
+                                "decisions)")),
+    (["--from", "2023-03-05"], ("error: ledger LEDGER: no BTCUSDT 1m decisions in [2023-03-05 00:00, end); it has "
+                                f"{N - HISTORY} from 2023-03-01 20:19 to 2023-03-02 01:19")),
     (["--from", "March"], "error: --from 'March' is not a date"),
     (["--from", "2023-03-02", "--to", "2023-03-01"], "error: --from 2023-03-02 is not before --to 2023-03-01"),
 ])
@@ -419,8 +419,8 @@ def test_a_changed_or_missing_model_file_of_a_ppo_spec_is_one_line(
 
 @pytest.mark.parametrize(("change", "message"), [
     ("UPDATE runs SET settings = json_set(settings, '$.env.commission', -1)",
-     "the settings recorded by run 1 do not load in this Shadow: env.commission: Input should be greater than or "
-     "equal to 0"),
+     ("the settings recorded by run 1 do not load in this Shadow: env.commission: Input should be greater than or "
+      "equal to 0")),
     ("DELETE FROM candles WHERE open_time_ms = (SELECT min(open_time_ms) + 600000 FROM candles)",
      "BTCUSDT 1m candles: gap: 1 candle(s) missing between 2023-03-01 16:49:00 and 2023-03-01 16:51:00"),
 ], ids=["settings", "gap"])

@@ -28,14 +28,14 @@ def test_a_toml_file_sets_the_feed(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"exchange": {"category": "spot"}}, "exchange.ws_url: 'wss://stream.bybit.com/v5/public/linear'"
-                                             " (the default): is the linear stream but exchange.category is 'spot'"),
+        ({"exchange": {"category": "spot"}}, ("exchange.ws_url: 'wss://stream.bybit.com/v5/public/linear'"
+                                              " (the default): is the linear stream but exchange.category is 'spot'")),
         ({"exchange": {"ws_url": "http://x"}}, "exchange.ws_url: 'http://x'"),
         ({"exchange": {"ping_interval_s": 0}}, "exchange.ping_interval_s: 0"),
-        ({"exchange": {"watchdog_s": 10}}, "exchange.watchdog_s: 10 (passed in code): must be longer than "
-                                           "ping_interval_s"),
-        ({"exchange": {"backoff_min_s": 5, "backoff_max_s": 2}}, "exchange.backoff_max_s: 2 (passed in code): "
-                                                                 "must be at least backoff_min_s"),
+        ({"exchange": {"watchdog_s": 10}}, ("exchange.watchdog_s: 10 (passed in code): must be longer than "
+                                            "ping_interval_s")),
+        ({"exchange": {"backoff_min_s": 5, "backoff_max_s": 2}}, ("exchange.backoff_max_s: 2 (passed in code): "
+                                                                  "must be at least backoff_min_s")),
         ({"exchange": {"rest_attempts": 0}}, "exchange.rest_attempts: 0"),
         ({"feed": {"symbols": []}}, "feed.symbols: []"),
         ({"feed": {"symbols": ["btc/usdt"]}}, "'btc/usdt' is not a Bybit symbol"),

@@ -54,7 +54,7 @@ def test_invalid_env_var_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> 
 def test_unknown_key_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "typo.toml"
     path.write_text("[env]\ncomission = 0.001\n")
-    with pytest.raises(ConfigError, match="unknown setting 'env.comission'"):
+    with pytest.raises(ConfigError, match=r"unknown setting 'env\.comission'"):
         load_settings(path)
 
 
@@ -68,7 +68,7 @@ def test_unreadable_file(tmp_path: Path, content: str | None, message: str) -> N
 
 
 def test_ws_url_scheme_is_checked() -> None:
-    with pytest.raises(ConfigError, match="exchange.ws_url: 'https://x'.*ws://"):
+    with pytest.raises(ConfigError, match=r"exchange\.ws_url: 'https://x'.*ws://"):
         load_settings(exchange={"ws_url": "https://x"})
 
 

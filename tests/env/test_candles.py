@@ -113,9 +113,9 @@ def test_gap_is_an_error_with_its_size(tmp_path: Path) -> None:
 
 
 def test_off_grid_timestamp(tmp_path: Path) -> None:
-    lines = GOOD + ["1677629040000,100.1,100.4,99.9,100.2,2", "1677629100000,100.2,100.4,99.9,100.3,2"]
+    lines = [*GOOD, "1677629040000,100.1,100.4,99.9,100.2,2", "1677629100000,100.2,100.4,99.9,100.3,2"]
     lines[2] = "1677628925000,101,101.5,100.2,100.8,1"
-    with pytest.raises(CandleDataError, match="line 4: .*not a whole number of 60s intervals"):
+    with pytest.raises(CandleDataError, match=r"line 4: .*not a whole number of 60s intervals"):
         load_candles(write_csv(tmp_path, lines))
 
 
@@ -135,7 +135,7 @@ def test_unusable_files(tmp_path: Path, content: str, message: str) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(CandleDataError, match="nope.csv: file not found"):
+    with pytest.raises(CandleDataError, match=r"nope\.csv: file not found"):
         load_candles(tmp_path / "nope.csv")
 
 
@@ -190,7 +190,9 @@ def test_resample_drops_bins_the_data_does_not_fill(btc_candles: pd.DataFrame) -
 
 def test_resample_refuses_an_interval_that_is_not_a_multiple(btc_candles: pd.DataFrame) -> None:
     five_minutes = resample_candles(btc_candles, 300_000)
-    with pytest.raises(CandleDataError, match="cannot resample 300 s candles into 420 s ones: the new interval must be a whole multiple"):
+    with pytest.raises(CandleDataError,
+                       match="cannot resample 300 s candles into 420 s ones: the new interval must be a whole "
+                             "multiple"):
         resample_candles(five_minutes, 420_000)
     with pytest.raises(CandleDataError, match="cannot resample 300 s candles into 60 s ones"):
         resample_candles(five_minutes, 60_000)

@@ -49,8 +49,8 @@ def test_reset_with_seed_is_deterministic(btc_candles: pd.DataFrame) -> None:
         return out
 
     a, b, c = rollout(3), rollout(3), rollout(4)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
 
 
 def test_observation_is_the_feature_window_plus_portfolio(btc_candles: pd.DataFrame) -> None:
@@ -105,7 +105,7 @@ def test_blow_up_terminates_with_the_big_penalty() -> None:
     env = CryptoTradingEnv(make_candles(closes), commission=0.0)
     env.reset()
     env.step(Action.BUY)  # long at 100
-    _, r1, term1, _, _ = env.step(Action.HOLD)  # 60: equity 60, still alive
+    _, _, term1, _, _ = env.step(Action.HOLD)  # 60: equity 60, still alive
     _, r2, term2, trunc2, info = env.step(Action.HOLD)  # 45: equity 45 < 50
     assert not term1 and term2 and not trunc2
     assert info["equity"] == pytest.approx(45.0)

@@ -91,7 +91,7 @@ def test_hand_checked_values_on_a_rising_series() -> None:
     closes = 100 * 1.01 ** np.arange(WARMUP_CANDLES + 5)
     candles = pd.DataFrame({"open": closes, "high": closes, "low": closes, "close": closes, "volume": 1.0})
     row = compute_features(candles)[-1]
-    named = dict(zip(FEATURE_NAMES, row))
+    named = dict(zip(FEATURE_NAMES, row, strict=True))
     assert named["close_ret"] == pytest.approx(1.0)
     assert named["momentum"] == pytest.approx(100 * (1.01**10 - 1))
     assert named["rsi"] == 1.0
@@ -106,7 +106,8 @@ def test_warm_then_stream_equals_batch(btc_candles: pd.DataFrame) -> None:
     stream = StreamingFeatures()
     stream.warm(candles.iloc[:900])
     assert stream.ready and stream.count == 900
-    rows = [stream.update(*r) for r in candles.iloc[900:][["open", "high", "low", "close", "volume"]].itertuples(index=False)]
+    ohlcv = candles.iloc[900:][["open", "high", "low", "close", "volume"]]
+    rows = [stream.update(*r) for r in ohlcv.itertuples(index=False)]
     np.testing.assert_array_equal(np.array(rows), batch[900:])
 
 

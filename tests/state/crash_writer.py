@@ -13,10 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from env.candles import load_candles  # noqa: E402
-from env.portfolio import Portfolio, PortfolioConfig  # noqa: E402
-from state.ledger import Ledger  # noqa: E402
-from state.replay import replay_decisions  # noqa: E402
+from env.candles import load_candles
+from env.portfolio import Portfolio, PortfolioConfig
+from state.ledger import Ledger
+from state.replay import replay_decisions
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
 SEED = 5
@@ -26,7 +26,7 @@ def new_portfolio() -> Portfolio:
     return Portfolio(PortfolioConfig(initial_balance=1000.0, commission=0.00055, slippage_bps=2.0))
 
 
-def candles(n: int):  # noqa: ANN201 (pd.DataFrame)
+def candles(n: int):
     return load_candles(SAMPLE).iloc[:n].reset_index(drop=True)
 
 

@@ -197,7 +197,7 @@ async def test_readers_see_only_whole_decisions_while_the_writer_commits(tmp_pat
                         "(SELECT count(*) FROM fills), (SELECT coalesce(sum(n_trades), 0) FROM positions)"
                     ).fetchone())
             conn.close()
-        except BaseException as exc:  # noqa: BLE001 (reported below)
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     async with await Ledger.open(path) as ledger:

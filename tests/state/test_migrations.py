@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import state.migrations as migrations
-from state.database import connect_reader, prepare_for_writing
 from state.candle_store import INSERT_CANDLE, candle_params
+from state.database import connect_reader, prepare_for_writing
 from state.decision_sql import (
     INSERT_DECISION,
     INSERT_TRADE,

@@ -105,7 +105,7 @@ def test_final_model_loads_and_trades_the_test_csv_like_the_seed_backtest(short_
     while not done:
         action, _ = model.predict(obs, deterministic=True)
         actions.append(int(action))
-        obs, reward, terminated, truncated, info = env.step(action)
+        obs, _reward, terminated, truncated, info = env.step(action)
         done = terminated or truncated
     meta = load_metadata(short_run / "models" / "ppo_crypto_model" / "ppo_crypto_model_final.zip")
     assert len(actions) == meta.extra["split"]["test"]["n_candles"] - 1 or terminated

@@ -56,7 +56,8 @@ class FakeBybit:
 
 
 @asynccontextmanager
-async def replay_bybit(candles: pd.DataFrame, *, history: int, faults: Sequence[str] = ()) -> AsyncIterator[ReplayServer]:
+async def replay_bybit(candles: pd.DataFrame, *, history: int,
+                       faults: Sequence[str] = ()) -> AsyncIterator[ReplayServer]:
     """The replay server serving ``candles`` as Bybit's BTCUSDT (spot and linear).
 
     The first ``history`` candles are closed and candle ``history`` is forming. Nobody

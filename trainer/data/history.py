@@ -66,10 +66,10 @@ class OhlcvSource(Protocol):
 
     def fetch_ohlcv(
         self, symbol: str, timeframe: str = "1m", since: int | None = None, limit: int | None = None,
-        params: dict[str, Any] = ...,  # noqa: B006 - ccxt's signature
+        params: dict[str, Any] = ...,  # ccxt's signature
     ) -> list[list[float]]: ...
 
-    def fetch_time(self, params: dict[str, Any] = ...) -> int | None: ...  # noqa: B006 - ccxt's signature
+    def fetch_time(self, params: dict[str, Any] = ...) -> int | None: ...  # ccxt's signature
 
     def milliseconds(self) -> int: ...
 

@@ -132,7 +132,8 @@ def plot_walk_forward(
         dates, pct = _stitched(folds, name)
         equity_ax.plot(dates, pct, label=f"{short_name(name)} ({_pct(pct[-1] / 100)})", **_style(name, i))
     dates, pct = _stitched(folds, strategy)
-    equity_ax.plot(dates, pct, color=STRATEGY_COLOR, lw=1.8, zorder=5, label=f"{short_name(strategy)} ({_pct(pct[-1] / 100)})")
+    equity_ax.plot(dates, pct, color=STRATEGY_COLOR, lw=1.8, zorder=5,
+                   label=f"{short_name(strategy)} ({_pct(pct[-1] / 100)})")
     for fold in folds[1:]:
         equity_ax.axvline(_dates(fold[strategy].times_ms[:1])[0], color="#999999", lw=0.7, ls=":")
     equity_ax.axhline(0.0, color="#bbbbbb", lw=0.8, zorder=0)
@@ -169,7 +170,8 @@ def _price_panel(ax: Axes, result: BacktestResult, dates: npt.NDArray[np.datetim
     opens = [f for f in result.fills if f.opens]
     closes = [f for f in result.fills if not f.opens]
     size = 42.0 if len(result.fills) < 200 else 16.0  # hundreds of trades: keep the price readable
-    for side, marker, color, label in ((Side.LONG, "^", LONG_COLOR, "open long"), (Side.SHORT, "v", SHORT_COLOR, "open short")):
+    for side, marker, color, label in ((Side.LONG, "^", LONG_COLOR, "open long"),
+                                       (Side.SHORT, "v", SHORT_COLOR, "open short")):
         chosen = [f for f in opens if f.side == side]
         if chosen:
             ax.scatter(_dates(np.array([f.time_ms for f in chosen])), [f.market_price for f in chosen],
@@ -177,7 +179,8 @@ def _price_panel(ax: Axes, result: BacktestResult, dates: npt.NDArray[np.datetim
                        label=f"{label} ({len(chosen)})")
     if closes:
         ax.scatter(_dates(np.array([f.time_ms for f in closes])), [f.market_price for f in closes],
-                   marker="x", s=0.6 * size, color=EXIT_COLOR, linewidth=0.8, alpha=0.8, zorder=5, label=f"close ({len(closes)})")
+                   marker="x", s=0.6 * size, color=EXIT_COLOR, linewidth=0.8, alpha=0.8, zorder=5,
+                   label=f"close ({len(closes)})")
     ax.set_ylabel("price")
     ax.legend(loc="upper left", fontsize=8.5, framealpha=0.9)
     ax.set_title("Price and the strategy's fills", loc="left", fontsize=10)
@@ -194,7 +197,8 @@ def _equity_line(ax: Axes, result: BacktestResult, dates: npt.NDArray[np.datetim
         ax.plot(dates[len(pct) - 1], pct[-1], marker="x", ms=9, mew=2, color=lines[0].get_color(), zorder=6)
 
 
-def _stitched(folds: Sequence[Mapping[str, BacktestResult]], name: str) -> tuple[npt.NDArray[np.datetime64], npt.NDArray[np.float64]]:
+def _stitched(folds: Sequence[Mapping[str, BacktestResult]],
+              name: str) -> tuple[npt.NDArray[np.datetime64], npt.NDArray[np.float64]]:
     """Chain the test slices: each fold's growth compounds on the previous folds'."""
     dates, values, level = [], [], 1.0
     for fold in folds:

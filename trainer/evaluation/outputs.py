@@ -139,7 +139,8 @@ def write_walk_forward(out_dir: Path, result: WalkForwardResult, *, source: str,
             rows.append({"fold": fold.index + 1, "strategy": name, "test_start": _iso(int(times[fold.train_end]))}
                         | r.metrics.to_dict())
     _write_json(paths["summary"], {
-        "candles": {"source": source, "n_candles": len(times), "first": _iso(int(times[0])), "last": _iso(int(times[-1]))},
+        "candles": {"source": source, "n_candles": len(times), "first": _iso(int(times[0])),
+                    "last": _iso(int(times[-1]))},
         **result.spec.describe(),
         "walk_forward": dict(settings),
         "folds": folds,
@@ -148,8 +149,8 @@ def write_walk_forward(out_dir: Path, result: WalkForwardResult, *, source: str,
     pd.DataFrame(rows).to_csv(paths["folds"], index=False)
     plot_walk_forward(
         times, result.candles["close"].to_numpy(), [f.results for f in result.folds], result.strategy, paths["report"],
-        title=f"Walk-forward on {Path(source).name}: {len(result.folds)} folds, train {settings.get('train_candles'):,} / "
-              f"test {settings.get('test_candles'):,} candles" + (
+        title=f"Walk-forward on {Path(source).name}: {len(result.folds)} folds, "
+              f"train {settings.get('train_candles'):,} / test {settings.get('test_candles'):,} candles" + (
                   f", PPO {settings['total_timesteps']:,} timesteps per fold" if "total_timesteps" in settings else ""),
     )
     return paths

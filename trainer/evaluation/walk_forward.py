@@ -142,7 +142,7 @@ class WalkForwardResult:
                 "n_trades": sum(m.n_trades for m in metrics),
                 "fees_paid": sum(m.fees_paid for m in metrics),
                 "folds_model_beat_it": None if name == self.strategy
-                else sum(mr > r for mr, r in zip(model_returns, returns)),
+                else sum(mr > r for mr, r in zip(model_returns, returns, strict=True)),
             }
         return out
 

@@ -182,7 +182,7 @@ def _run_child(sender: Connection, cwd: str, fn: Callable[..., Any], args: tuple
     try:
         os.chdir(cwd)
         result = fn(*args)
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which records the job as failed
+    except BaseException as exc:  # reported to the parent, which records the job as failed
         text = str(exc) if isinstance(exc, UserError) else traceback.format_exc(limit=8)
         sender.send(("error", text.strip()))
     else:

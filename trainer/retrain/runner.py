@@ -160,7 +160,7 @@ async def _retrain(ledger: Ledger, settings: Settings, retrain_id: int, symbols:
     incumbents = {s: promoted_model(promoted, s, interval) for s in symbols}
     replaced = _replaced_model(promoted, incumbents, interval, shared=retrain.shared_model)
     fallback = settings.daemon.fallback if settings.daemon.strategy == REGISTRY_STRATEGY else settings.daemon.strategy
-    work.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
     job = RetrainJob(
         retrain_id=retrain_id, db_path=str(settings.ledger.db_path.resolve()), symbols=symbols, interval=interval,
         end_ms=end_ms, out_dir=str(work), seed=retrain.seed + retrain_id,

@@ -115,7 +115,7 @@ class TradeMetrics(BaseCallback):
 
     def _on_step(self) -> bool:
         infos: list[EnvInfo] = self.locals["infos"]
-        for done, info in zip(self.locals["dones"], infos):
+        for done, info in zip(self.locals["dones"], infos, strict=True):
             if done:
                 self.logger.record_mean("trade/total_pnl_pct", 100.0 * info["total_pnl"] / self.initial_balance)
                 self.logger.record_mean("trade/total_trades", info["total_trades"])

@@ -73,8 +73,9 @@ def parse_symbols(text: str, category: str) -> list[str]:
                 raise SymbolsError(f"--symbols {token}: cannot tell base from quote; write it as BASE/QUOTE "
                                    f"(ccxt form, e.g. {token.upper()}/USDT), known quotes: {', '.join(QUOTES)}")
             base = token.upper()[: -len(quote)]
-            token = f"{base}/{quote}:{quote}" if category == "linear" else f"{base}/{quote}"
-        symbols.append(token)
+            symbols.append(f"{base}/{quote}:{quote}" if category == "linear" else f"{base}/{quote}")
+        else:
+            symbols.append(token)
     if not symbols:
         raise SymbolsError(f"--symbols {text!r}: no symbol given")
     ids = [Market(s, "1m").market_id for s in symbols]
@@ -147,7 +148,8 @@ def train_symbols(
             outcomes[symbol] = JobOutcome(symbol, error=str(exc))
             board.finish(symbol, "failed", detail=str(exc))
             continue
-        jobs.append(Job(symbol, train_in_scratch, (one, backend.share(candles), latest_tensorboard_run(one.train.log_dir))))
+        jobs.append(Job(symbol, train_in_scratch,
+                        (one, backend.share(candles), latest_tensorboard_run(one.train.log_dir))))
 
     def on_finish(index: int, outcome: JobOutcome) -> None:
         outcomes[outcome.key] = outcome

@@ -121,14 +121,14 @@ def prepare_shared(settings: Settings, symbols: list[str], exchange: OhlcvSource
     for one in per_symbol:
         check_train_args(one)
     candles = [load_training_candles(one.train, one, exchange) for one in per_symbol]
-    splits = [split_candles(frame, one, source) for one, (frame, source) in zip(per_symbol, candles)]
-    for one, split in zip(per_symbol, splits):  # once every symbol's split is known to work
+    splits = [split_candles(frame, one, source) for one, (frame, source) in zip(per_symbol, candles, strict=True)]
+    for one, split in zip(per_symbol, splits, strict=True):  # once every symbol's split is known to work
         write_test_slice(split, one)
     args = settings.train
     extra = {
         "markets": {market_id(one.train.symbol): {"symbol": one.train.symbol, "data_source": source,
                                                   "split": split.ranges()}
-                    for one, (_, source), split in zip(per_symbol, candles, splits)},
+                    for one, (_, source), split in zip(per_symbol, candles, splits, strict=True)},
         "resumed_from": str(args.resume) if args.resume else None,
     }
     quiet = settings.model_copy(update={"train": args.model_copy(update={"progress": False})})  # the table shows it
@@ -191,5 +191,5 @@ def train_shared_in_scratch(job: SharedJob) -> SharedResult:
         if result.interrupted:
             raise RuntimeError(f"{job_key(job.symbols)}: training was interrupted")
         returns = {market: validation_return(result.model_path, frame, settings)
-                   for market, frame in zip(job.market_ids, job.validation)}
+                   for market, frame in zip(job.market_ids, job.validation, strict=True)}
         return SharedResult(result.num_timesteps, returns, folder.files())

@@ -136,7 +136,7 @@ def run_trial(job: TrialJob, candles: pd.DataFrame) -> TrialOutcome:
             )
         except optuna.TrialPruned:
             state = "pruned"
-        except Exception as exc:  # noqa: BLE001 - a failed trial is recorded; the search goes on
+        except Exception as exc:  # a failed trial is recorded; the search goes on
             state = "failed"
             error = str(exc) if isinstance(exc, UserError) else traceback.format_exc(limit=6)
     value = intermediate[max(intermediate)] if state == "complete" else None

@@ -38,7 +38,8 @@ def test_forming_kline_yields_no_candle() -> None:
 
 def test_pong_and_ack_decode_as_op_replies() -> None:
     pong = decode(b'{"success":true,"ret_msg":"pong","conn_id":"c1","req_id":"ping-1","op":"ping"}')
-    ack = decode('{"success":false,"ret_msg":"Invalid symbol :[kline.1.X]","conn_id":"c1","req_id":"s","op":"subscribe"}')
+    ack = decode('{"success":false,"ret_msg":"Invalid symbol :[kline.1.X]","conn_id":"c1","req_id":"s",'
+                 '"op":"subscribe"}')
     assert pong == OpReply(op="ping", success=True, ret_msg="pong", req_id="ping-1")
     assert isinstance(ack, OpReply) and ack.success is False and "Invalid symbol" in ack.ret_msg
 
@@ -72,7 +73,7 @@ def test_a_message_is_previewed_not_dumped_whole() -> None:
 
 def test_push_for_a_topic_never_subscribed_is_an_unknown_topic() -> None:
     message = decode(json.dumps(push() | {"topic": "kline.1.ETHUSDT"}))
-    with pytest.raises(UnknownTopic, match="kline.1.ETHUSDT"):
+    with pytest.raises(UnknownTopic, match=r"kline\.1\.ETHUSDT"):
         closed_candles(message, TOPICS)
 
 

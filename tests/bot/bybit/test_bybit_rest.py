@@ -89,22 +89,23 @@ async def test_plain_ccxt_pages_through_the_server_in_windows(server: ReplayServ
     finally:
         await exchange.close()
     assert [row[0] for row in rows] == btc_candles.open_time_ms.iloc[:HISTORY].tolist()
-    assert [row[1:] for row in rows] == btc_candles[["open", "high", "low", "close", "volume"]].iloc[:HISTORY].values.tolist()
+    ohlcv = btc_candles[["open", "high", "low", "close", "volume"]].iloc[:HISTORY]
+    assert [row[1:] for row in rows] == ohlcv.values.tolist()
 
 
 async def test_rate_limit_beyond_the_attempts_is_a_clear_error(
     btc_candles: pd.DataFrame, exchange_for: Callable[..., ExchangeSettings]
 ) -> None:
     market = ReplayMarket([ReplaySeries.from_frame("BTCUSDT", btc_candles.iloc[:100])], history=50)
-    async with ReplayServer(market, speed=100, faults=parse_faults(["ratelimit:10"])) as server:
-        async with BybitRest(exchange_for(server, rest_attempts=3), rng=random.Random(0)) as rest:
-            with pytest.raises(RestError, match=r"rate-limited after 3 attempt\(s\)"):
-                await rest.fetch_closed("BTCUSDT", M1, int(btc_candles.open_time_ms.iloc[0]))
-            assert rest.stats.retries == 2
+    async with (ReplayServer(market, speed=100, faults=parse_faults(["ratelimit:10"])) as server,
+                BybitRest(exchange_for(server, rest_attempts=3), rng=random.Random(0)) as rest):
+        with pytest.raises(RestError, match=r"rate-limited after 3 attempt\(s\)"):
+            await rest.fetch_closed("BTCUSDT", M1, int(btc_candles.open_time_ms.iloc[0]))
+        assert rest.stats.retries == 2
 
 
 async def test_unknown_symbols_are_named_in_one_error(rest: BybitRest) -> None:
-    with pytest.raises(UnknownSymbolError, match="'DOGEUSDT' is not a Bybit linear market.*'XRPUSDT'"):
+    with pytest.raises(UnknownSymbolError, match=r"'DOGEUSDT' is not a Bybit linear market.*'XRPUSDT'"):
         await rest.resolve(["BTCUSDT", "DOGEUSDT", "XRPUSDT"])
 
 

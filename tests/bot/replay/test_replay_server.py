@@ -63,7 +63,8 @@ async def test_refusals_carry_bybit_reasons(server: ReplayServer) -> None:
     assert not server.started.is_set()  # no successful subscription, no replay
 
 
-async def test_each_candle_forms_then_closes_with_the_file_values(server: ReplayServer, btc_frame: pd.DataFrame) -> None:
+async def test_each_candle_forms_then_closes_with_the_file_values(server: ReplayServer,
+                                                                  btc_frame: pd.DataFrame) -> None:
     async with connect(server.ws_url("linear")) as ws:
         await request(ws, {"op": "subscribe", "args": ["kline.1.BTCUSDT"]})
         pushes = []

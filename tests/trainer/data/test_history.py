@@ -247,7 +247,8 @@ async def test_shadow_fetch_gets_the_replay_files_closed_candles_up_to_the_virtu
         assert len(_queries(server, "/v5/market/kline")) == klines + 1
         assert "2023-03-02 01:00 in" in output
         grown = read_cache(cache)
-        assert len(grown) == len(cached) + 1 and grown["timestamp"].iloc[-1] == btc_candles["open_time_ms"].iloc[history]
+        assert len(grown) == len(cached) + 1
+        assert grown["timestamp"].iloc[-1] == btc_candles["open_time_ms"].iloc[history]
         assert_cached_as_replayed(grown, btc_candles)
 
 

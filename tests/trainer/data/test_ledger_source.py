@@ -68,7 +68,7 @@ def test_a_symbol_or_interval_the_ledger_lacks_is_named_with_what_it_holds(gappy
             pick_series(conn, gappy_ledger, "SOLUSDT", "1m")
         with pytest.raises(LedgerCandlesError, match="no BTCUSDT 5m candles"):
             pick_series(conn, gappy_ledger, "BTCUSDT", "5m")
-        with pytest.raises(LedgerCandlesError, match="holds several series .* choose one with --symbol"):
+        with pytest.raises(LedgerCandlesError, match=r"holds several series .* choose one with --symbol"):
             pick_series(conn, gappy_ledger, None, "1m")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
@@ -61,7 +62,7 @@ def test_no_fold_trains_on_its_test_slice(tmp_path, btc_candles, ppo_model):
         load_model=PPOStrategy.load, train=1000, test=600, out_dir=tmp_path, seed=5,
     )
     assert len(result.folds) == len(trainer.seen) == 3
-    for fold, train in zip(result.folds, trainer.seen):
+    for fold, train in zip(result.folds, trainer.seen, strict=True):
         test = fold.results["ppo"]
         first_test_time = candles["open_time_ms"].iloc[fold.fold.train_end]
         assert train["open_time_ms"].max() < first_test_time == test.times_ms[0]
@@ -69,7 +70,7 @@ def test_no_fold_trains_on_its_test_slice(tmp_path, btc_candles, ppo_model):
         assert set(fold.results) == {"ppo", "buy_and_hold", "flat"}
         assert fold.results["buy_and_hold"].times_ms[0] == first_test_time
     # Back-to-back slices: each fold's last mark is the next fold's first decision.
-    for before, after in zip(result.folds, result.folds[1:]):
+    for before, after in pairwise(result.folds):
         assert before.results["ppo"].times_ms[-1] == after.results["ppo"].times_ms[0]
 
     aggregate = result.aggregate()

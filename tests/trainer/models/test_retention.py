@@ -42,7 +42,8 @@ def test_keeps_the_newest_non_promoted_files_and_protects_promoted_parents_candi
 async def test_prune_registry_deletes_zip_and_metadata_and_keeps_the_rows(tmp_path: Path) -> None:
     registry = tmp_path / "registry"
     async with await Ledger.open(tmp_path / "l.sqlite") as ledger:
-        for entry in (_model(registry, 1, "rejected"), _model(registry, 2, "rejected"), _model(registry, 3, "promoted")):
+        for entry in (_model(registry, 1, "rejected"), _model(registry, 2, "rejected"),
+                      _model(registry, 3, "promoted")):
             await ledger.registry.add_model(entry)
         assert await prune_registry(ledger, registry, keep=1) == ["v0001"]
         assert len(await ledger.registry.list_models()) == 3

@@ -33,7 +33,7 @@ def test_a_shared_candidate_trains_on_every_market(tmp_path: Path, btc_candles: 
     envs_on: list[int] = []
     real = CryptoTradingEnv.from_settings.__func__
 
-    def recording(cls, df, settings, **kwargs):  # noqa: ANN001, ANN202
+    def recording(cls, df, settings, **kwargs):
         envs_on.append(len(df))
         return real(cls, df, settings, **kwargs)
 

@@ -73,7 +73,8 @@ async def test_a_real_retrain_publishes_the_candidate_with_its_holdout_verdict(d
     with sqlite3.connect(db) as conn:
         last_ms, n_candles = conn.execute("SELECT max(open_time_ms), count(*) FROM candles").fetchone()
     # the holdout is the most recent candles, and training stopped before it
-    assert ranges["holdout"]["end_ms"] == last_ms and ranges["holdout"]["n_candles"] == round((n_candles - PREFIX) * 0.2)
+    assert ranges["holdout"]["end_ms"] == last_ms
+    assert ranges["holdout"]["n_candles"] == round((n_candles - PREFIX) * 0.2)
     assert ranges["train"]["end_ms"] == entry.data_end_ms < ranges["holdout"]["start_ms"]
     assert set(entry.metrics) == {"holdout_sharpe", "incumbent_sharpe", "flat_sharpe", "holdout_return",
                                   "holdout_max_drawdown", "holdout_trades"}
@@ -83,7 +84,8 @@ async def test_a_real_retrain_publishes_the_candidate_with_its_holdout_verdict(d
 async def test_warm_start_continues_the_promoted_model_on_data_up_to_end_ms(db: Path, ppo_model: Path) -> None:
     settings = settings_for(db, warm_start=True)
     with sqlite3.connect(db) as conn:
-        end_ms = conn.execute("SELECT open_time_ms FROM candles ORDER BY open_time_ms LIMIT 1 OFFSET 1499").fetchone()[0]
+        end_ms = conn.execute(
+            "SELECT open_time_ms FROM candles ORDER BY open_time_ms LIMIT 1 OFFSET 1499").fetchone()[0]
     async with await Ledger.open(db) as ledger:
         incumbent = await publish_model(ledger, settings.retrain.registry_dir, ppo_model, symbol="BTCUSDT",
                                         interval="1m", status="promoted")

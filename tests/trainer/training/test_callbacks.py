@@ -50,7 +50,9 @@ def frame(btc_candles: pd.DataFrame) -> pd.DataFrame:
 
 
 def model_on(frame: pd.DataFrame, n_envs: int = 2) -> PPO:
-    make = lambda: CryptoTradingEnv.from_settings(frame, EnvSettings(), random_start=True, episode_length=32)  # noqa: E731
+    def make() -> CryptoTradingEnv:
+        return CryptoTradingEnv.from_settings(frame, EnvSettings(), random_start=True, episode_length=32)
+
     return PPO("MlpPolicy", DummyVecEnv([make] * n_envs), n_steps=16, batch_size=16, n_epochs=1, seed=0,
                device="cpu")
 

@@ -40,8 +40,9 @@ def test_same_seed_same_model_and_metadata(tmp_path: Path, btc: pd.DataFrame) ->
     b = fit(btc, None, settings(), tmp_path / "b", seed=4, symbol="BTCUSDT", timeframe="1m")
     c = fit(btc, None, settings(), tmp_path / "c", seed=5, symbol="BTCUSDT", timeframe="1m")
     assert a.model_path == tmp_path / "a" / "model.zip" and metadata_path(a.model_path).is_file()
-    assert all(np.array_equal(x, y) for x, y in zip(policy_weights(a.model_path), policy_weights(b.model_path)))
-    assert not all(np.array_equal(x, y) for x, y in zip(policy_weights(a.model_path), policy_weights(c.model_path)))
+    weights_a, weights_b, weights_c = (policy_weights(r.model_path) for r in (a, b, c))
+    assert all(np.array_equal(x, y) for x, y in zip(weights_a, weights_b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(weights_a, weights_c, strict=True))
     meta = load_metadata(a.model_path)
     assert meta == a.metadata and meta.extra == {"k": 1} and a.stop_reason is None and a.num_timesteps == 64
     # The traded candles: after the warm-up rows.
@@ -68,7 +69,7 @@ def test_warm_start_continues_the_model_with_its_own_hyperparameters(tmp_path: P
     assert second.num_timesteps == 128 and second.metadata.num_timesteps == 128
     assert second.metadata.hyperparameters["learning_rate"] == 1e-3  # the incumbent's
     assert not all(np.array_equal(x, y) for x, y in
-                   zip(policy_weights(first.model_path), policy_weights(second.model_path)))
+                   zip(policy_weights(first.model_path), policy_weights(second.model_path), strict=True))
 
 
 def test_warm_start_refuses_a_model_for_another_lookback(tmp_path: Path, btc: pd.DataFrame) -> None:
@@ -111,7 +112,8 @@ def test_several_markets_share_one_model(tmp_path: Path, btc: pd.DataFrame, eth_
                  symbol="BTCUSDT,ETHUSDT", timeframe="1m", log_dir=tmp_path / "logs")
     meta = result.metadata
     assert meta.data_range["start_ms"] == btc["open_time_ms"].iloc[PREFIX]
-    assert meta.data_range["end_ms"] == eth["open_time_ms"].iloc[-1] and meta.data_range["n_candles"] == 2 * (700 - PREFIX)
+    assert meta.data_range["end_ms"] == eth["open_time_ms"].iloc[-1]
+    assert meta.data_range["n_candles"] == 2 * (700 - PREFIX)
     assert (tmp_path / "logs/env_0/monitor.csv").is_file() and (tmp_path / "logs/env_1/monitor.csv").is_file()
     evaluations = np.load(tmp_path / "logs" / "eval" / "evaluations.npz")
     assert evaluations["results"].shape == (1, 2)  # one evaluation, one episode per market

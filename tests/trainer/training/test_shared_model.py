@@ -108,7 +108,8 @@ def test_metadata_lists_both_symbols_and_each_split_is_chronological(
         assert train["end_ms"] < validation["start_ms"] <= validation["end_ms"] < test["start_ms"]
         assert train["n_candles"] + validation["n_candles"] + test["n_candles"] == LENGTHS[market] - PREFIX
         saved = load_candles(folder / "data" / market / "test_data.csv")
-        assert saved["open_time_ms"].iloc[PREFIX] == test["start_ms"] and saved["open_time_ms"].iloc[-1] == times.iloc[-1]
+        assert saved["open_time_ms"].iloc[PREFIX] == test["start_ms"]
+        assert saved["open_time_ms"].iloc[-1] == times.iloc[-1]
     btc_train, eth_train = markets["BTCUSDT"]["split"]["train"], markets["ETHUSDT"]["split"]["train"]
     assert meta.data_range == {"start_ms": btc_train["start_ms"], "end_ms": eth_train["end_ms"],
                                "n_candles": btc_train["n_candles"] + eth_train["n_candles"]}
@@ -227,7 +228,8 @@ def test_resume_refuses_a_model_of_other_symbols(shared_run: tuple[Path, str], t
     meta = json.loads(metadata_path(btc_only.parent / FINAL).read_text()) | {"symbol": "BTC/USDT:USDT"}
     metadata_path(btc_only).write_text(json.dumps(meta))
     cases = [
-        ([*SHARED, "--resume", "btc.zip"], "--resume btc.zip is a model of one symbol, BTCUSDT, not of BTCUSDT,ETHUSDT"),
+        ([*SHARED, "--resume", "btc.zip"],
+         "--resume btc.zip is a model of one symbol, BTCUSDT, not of BTCUSDT,ETHUSDT"),
         (["train", "--symbols", "ETHUSDT,BTCUSDT", "--shared", *FLAGS, "--resume", str(FINAL)],
          f"--resume {FINAL} is a shared model of BTCUSDT,ETHUSDT, not of ETHUSDT,BTCUSDT"),
         (["train", *FLAGS, "--data", "BTCUSDT.csv", "--resume", str(FINAL)],

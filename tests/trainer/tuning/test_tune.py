@@ -96,7 +96,7 @@ def test_small_search_finishes_prunes_and_writes_its_summary(search: Path) -> No
     assert complete["value"].to_numpy() == pytest.approx(complete[["fold_1", "fold_2"]].mean(axis=1).to_numpy())
 
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["trials"] == {"complete": int(len(complete)), "pruned": int(len(pruned)), "failed": 0}
+    assert summary["trials"] == {"complete": len(complete), "pruned": len(pruned), "failed": 0}
     best = complete.loc[complete["value"].idxmax()]
     assert summary["best"]["number"] == best["number"] and summary["best"]["value"] == pytest.approx(best["value"])
     assert [m["fold"] for m in summary["best"]["fold_metrics"]] == [1, 2]
