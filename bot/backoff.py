@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Generator
 
 
-def jittered_backoff(min_s: float, max_s: float, rng: random.Random) -> Iterator[float]:
+def jittered_backoff(min_s: float, max_s: float, rng: random.Random) -> Generator[float, None, None]:
     """Delays ``min_s, 2·min_s, 4·min_s ...`` capped at ``max_s``, each scaled by a random
     factor in [0.5, 1] ("equal jitter"), so many clients that lost the same server do not
     come back in lock-step, while no delay is ever shorter than half the nominal one.

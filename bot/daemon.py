@@ -37,7 +37,7 @@ from env.features import WARMUP_CANDLES, warmup_prefix
 from state.clock import Clock, SystemClock
 from state.database import check_for_writing
 from state.ledger import Ledger
-from state.records import ModelStatus, ResumePoint
+from state.records import ModelEntry, ModelStatus, ResumePoint
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class Daemon:
 
     # ------------------------------------------------------------------ start-up
     async def _prepare(self, symbol: str, ledger: Ledger, rest: BybitRest, point: ResumePoint | None,
-                       models: list) -> SymbolEngine:
+                       models: list[ModelEntry]) -> SymbolEngine:
         settings = self.settings
         iv = self.interval
         serving = choose_strategy(settings.daemon, models, symbol, iv.name, settings.env.lookback_window)
@@ -196,9 +196,15 @@ class Daemon:
         return engine
 
     # ----------------------------------------------------------------- decisions
+    def _session(self) -> tuple[DaemonReport, Ledger, RetrainScheduler]:
+        """The running session's report, ledger and retrainer (set by :meth:`run`)."""
+        if self.report is None or self._ledger is None or self.retrainer is None:
+            raise RuntimeError("the daemon is not serving")
+        return self.report, self._ledger, self.retrainer
+
     async def _consume(self, symbol: str, feed: CandleFeed) -> None:
         """One symbol's loop; a failure stops this symbol only."""
-        stats = self.report.symbols[symbol]
+        stats = self._session()[0].symbols[symbol]
         try:
             async for item in feed.candles(symbol):
                 work = asyncio.ensure_future(self._process(symbol, item))
@@ -212,7 +218,8 @@ class Daemon:
             log.error("%s: stopped: %s", symbol, stats.failed, exc_info=not isinstance(exc, UserError))
 
     async def _process(self, symbol: str, item: FeedCandle) -> None:
-        engine, ledger, report = self.engines[symbol], self._ledger, self.report
+        engine = self.engines[symbol]
+        report, ledger, retrainer = self._session()
         output = engine.on_candle(item.candle, decided_ms=self.clock.now_ms(), run_id=report.run_id,
                                   arrived_ns=item.received_ns)
         stats = report.symbols[symbol]
@@ -222,7 +229,7 @@ class Daemon:
             return
         if await ledger.record_decision(output.record):
             stats.decisions += 1
-            self.retrainer.on_decided(item.candle)
+            retrainer.on_decided(item.candle)
         else:
             stats.skipped_replays += 1
         latency_ms = (time.perf_counter_ns() - item.received_ns) / 1e6
@@ -242,12 +249,13 @@ class Daemon:
     def status_line(self, feed: CandleFeed) -> str:
         """One line: per symbol position, equity, last candle, decisions; then feed counters."""
         parts = []
+        report = self._session()[0]
         for symbol, engine in self.engines.items():
-            stats = self.report.symbols[symbol]
+            stats = report.symbols[symbol]
             p = engine.portfolio
             state = f"FAILED ({stats.failed})" if stats.failed else f"pos {p.side:+d} equity {p.equity:.6g}"
             parts.append(f"{symbol} {state} last {_fmt_ms(engine.last_open_ms)} decisions {stats.decisions}")
-        latencies = sorted(self.report.latencies_ms)
+        latencies = sorted(report.latencies_ms)
         if latencies:
             parts.append(f"latency p50 {latencies[len(latencies) // 2]:.2f} ms "
                          f"p99 {latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]:.2f} ms")

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -91,7 +92,7 @@ def run_demo(directory: Path, *, candles: int, speed: float, timesteps: int, bas
     return summary
 
 
-async def _demo(data, history: int, run_dir: Path, *, speed: float, timesteps: int, baseline: str,
+async def _demo(data: pd.DataFrame, history: int, run_dir: Path, *, speed: float, timesteps: int, baseline: str,
                 console: Console, seed: int) -> DemoSummary:
     db_path = run_dir / "shadow.sqlite"
     env = EnvSettings()
@@ -136,7 +137,8 @@ async def _demo(data, history: int, run_dir: Path, *, speed: float, timesteps: i
     return _summarize(run_dir, db_path, data, history, env)
 
 
-def _train_first_model(train, run_dir: Path, db_path: Path, timesteps: int, env: EnvSettings, seed: int) -> None:
+def _train_first_model(train: pd.DataFrame, run_dir: Path, db_path: Path, timesteps: int, env: EnvSettings,
+                       seed: int) -> None:
     """Train on the history only, then publish the model to the registry as promoted."""
     from trainer.training.fold_trainer import PPOTrainer
 
@@ -152,7 +154,7 @@ def _train_first_model(train, run_dir: Path, db_path: Path, timesteps: int, env:
     asyncio.run(publish())
 
 
-def _summarize(run_dir: Path, db_path: Path, data, history: int, env: EnvSettings) -> DemoSummary:
+def _summarize(run_dir: Path, db_path: Path, data: pd.DataFrame, history: int, env: EnvSettings) -> DemoSummary:
     import sqlite3
 
     with sqlite3.connect(db_path) as conn:
@@ -196,6 +198,6 @@ def _print_next_steps(s: DemoSummary, console: Console) -> None:
         console.print(f"  {command}", highlight=False, markup=False)
 
 
-def _span(data, first: int, last: int) -> str:
+def _span(data: pd.DataFrame, first: int, last: int) -> str:
     return f"{format_ms(data['open_time_ms'].iloc[first])} .. {format_ms(data['open_time_ms'].iloc[last])}"
 

@@ -28,6 +28,7 @@ import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -55,8 +56,9 @@ class Finding:
 
 async def diagnose(config: Path | None, db: Path | None = None, *, timeout_s: float = 5.0) -> list[Finding]:
     """Run every check (see the module docstring); ``db`` overrides ``[ledger] db_path``."""
+    overrides: dict[str, Any] = {"ledger": {"db_path": db}} if db else {}
     try:
-        settings = load_settings(config, **({"ledger": {"db_path": db}} if db else {}))
+        settings = load_settings(config, **overrides)
     except ConfigError as exc:
         return [Finding("config", FAIL, str(exc), "correct the named setting (`python -m config.reference` "
                         "lists every key), then run shadow doctor again; the other checks need a valid configuration")]
@@ -123,7 +125,8 @@ def _ledger_check(path: Path, lock_timeout_s: float) -> tuple[Finding, list[Mode
 
 def _registry_check(models: list[ModelEntry], lookback_window: int) -> Finding:
     """Every model file against its registry row (hashes only: nothing is unpickled)."""
-    failures, warnings = [], []
+    failures: list[str] = []
+    warnings: list[str] = []
     for model in models:
         problem = _model_problem(model, lookback_window)
         if problem:

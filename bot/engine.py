@@ -96,8 +96,9 @@ class SymbolEngine:
         first_row = max(WARMUP_CANDLES, len(history) - self.lookback)
         if first_row < len(history):
             self._window.extend(compute_features(history)[first_row:].astype(np.float32))
-        self._closes.extend(history["close"].to_numpy(dtype=np.float64)[-self._closes.maxlen:].tolist())
-        self._times.extend(history["open_time_ms"].to_numpy(dtype=np.int64)[-self._times.maxlen:].tolist())
+        kept = self.serving.strategy.history  # the deques' length
+        self._closes.extend(history["close"].to_numpy(dtype=np.float64)[-kept:].tolist())
+        self._times.extend(history["open_time_ms"].to_numpy(dtype=np.int64)[-kept:].tolist())
         self.last_open_ms = int(history["open_time_ms"].iloc[-1])
         self.account.mark(float(history["close"].iloc[-1]), self.last_open_ms)
 

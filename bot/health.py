@@ -34,7 +34,7 @@ from state.errors import LedgerError
 from state.readers import iso_ms
 
 if TYPE_CHECKING:
-    from bot.daemon import Daemon
+    from bot.daemon import Daemon, DaemonReport
 
 PROBE_LOCK_TIMEOUT_S = 1.0
 """How long the write probe waits for the lock: far above one commit (under 1 ms), far
@@ -107,20 +107,20 @@ class HealthMonitor:
         if not connected:
             reconnects = feed.stats.reconnects if feed is not None else 0
             problems.append(f"stream not connected (reconnecting; {reconnects} reconnect(s) so far)")
-        symbols = self._symbol_checks(problems)
+        symbols = self._symbol_checks(report, problems)
         ledger_issues, ledger = await asyncio.to_thread(ledger_problems, daemon.settings.ledger.db_path,
                                                         self.service.min_free_disk_mb)
         problems += ledger_issues
         checks = {"run_id": report.run_id, "stream_connected": connected, "symbols": symbols, "ledger": ledger}
         return Health("failing" if problems else "ok", problems, checks)
 
-    def _symbol_checks(self, problems: list[str]) -> dict[str, Any]:
+    def _symbol_checks(self, report: DaemonReport, problems: list[str]) -> dict[str, Any]:
         daemon = self.daemon
         now_ms = daemon.clock.now_ms()
         limit_ms = self.max_age_ms()
         checks = {}
         for symbol, engine in daemon.engines.items():
-            failed = daemon.report.symbols[symbol].failed
+            failed = report.symbols[symbol].failed
             last = engine.last_open_ms
             age_s = None if last is None else (now_ms - last - daemon.interval.ms) / 1000
             checks[symbol] = {"last_candle": iso_ms(last), "closed_s_ago": age_s, "limit_s": limit_ms / 1000,

@@ -139,7 +139,7 @@ class _DaemonCollector(Collector):
         yield runs
         yield GaugeMetricFamily("shadow_retrain_running", "retraining runs in progress",
                                 value=summary.runs_by_status.get(RetrainStatus.RUNNING, 0) if summary else 0)
-        if summary is not None and summary.last_duration_s is not None:
+        if summary is not None and summary.last_duration_s is not None and summary.last_finished_ms is not None:
             yield GaugeMetricFamily("shadow_retrain_last_duration_seconds", "duration of the last finished "
                                     "retraining run", value=summary.last_duration_s)
             yield GaugeMetricFamily("shadow_retrain_last_finished_timestamp_seconds",

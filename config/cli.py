@@ -89,7 +89,8 @@ def settings_field(setting: str) -> FieldInfo:
     *sections, name = setting.split(".")
     for section in sections:
         model = model.model_fields[section].annotation
-    return model.model_fields[name]
+    field: FieldInfo = model.model_fields[name]
+    return field
 
 
 def _show(value: Any) -> str:

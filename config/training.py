@@ -153,6 +153,7 @@ class SearchSpaceSettings(Section):
     @classmethod
     def _valid_entries(cls, value: list[Any], info: ValidationInfo) -> list[Any]:
         name = info.field_name
+        assert name is not None  # a field validator always runs for a named field
         if name in _LOG_RANGES or name in _UNIFORM_RANGES:
             if value and (len(value) != 2 or not value[0] <= value[1]):
                 raise ValueError("must be a range [low, high] with low <= high, or [] to keep the configured value")

@@ -195,8 +195,8 @@ def _row_problems(frame: pd.DataFrame) -> pd.Series:
     problems = np.full(len(frame), "", dtype=object)
     checks = [
         (
-            (frame["high"].to_numpy() < np.maximum(frame["open"], frame["close"]).to_numpy())
-            | (frame["low"].to_numpy() > np.minimum(frame["open"], frame["close"]).to_numpy()),
+            (frame["high"].to_numpy() < np.maximum(frame["open"].to_numpy(), frame["close"].to_numpy()))
+            | (frame["low"].to_numpy() > np.minimum(frame["open"].to_numpy(), frame["close"].to_numpy())),
             "open/close outside [low, high] (open {open}, high {high}, low {low}, close {close})",
         ),
         (frame["high"].to_numpy() < frame["low"].to_numpy(), "high {high} < low {low}"),
@@ -209,7 +209,8 @@ def _row_problems(frame: pd.DataFrame) -> pd.Series:
     # Later checks win, so the most basic problem (NaN) is the one reported for a row.
     for mask, template in checks:
         for i in np.flatnonzero(mask):
-            problems[i] = template.format(**frame.iloc[i].to_dict())
+            row = frame.iloc[i]
+            problems[i] = template.format(**{column: row[column] for column in OHLCV_COLUMNS})
     return pd.Series(problems, index=frame.index)
 
 

@@ -109,8 +109,8 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
         self.features = compute_features(self.candles).astype(np.float32)
         self._observations = ObservationTable(self.features, lookback_window)
         self._reward = StepReward(self.reward_weights, reward_scaling, initial_balance)
-        self._closes = self.candles["close"].to_numpy(dtype=np.float64).tolist()
-        self._times_ms = self.candles["open_time_ms"].to_numpy(dtype=np.int64).tolist()
+        self._closes: list[float] = self.candles["close"].to_numpy(dtype=np.float64).tolist()
+        self._times_ms: list[int] = self.candles["open_time_ms"].to_numpy(dtype=np.int64).tolist()
         self.last_step = len(self.candles) - 1
 
         self.action_space = spaces.Discrete(len(Action))
@@ -253,7 +253,7 @@ def self_test(path: Path = SAMPLE_CANDLES) -> list[str]:
         failures.append(f"observation shape {obs.shape}")
     rng = np.random.default_rng(7)
     actions = rng.choice(len(Action), size=len(df), p=[0.94, 0.02, 0.02, 0.02])  # a trader who mostly waits
-    done, steps = False, 0
+    done, steps, terminated = False, 0, False
     while not done:
         obs, reward, terminated, truncated, info = env.step(actions[steps])
         done = terminated or truncated

@@ -121,7 +121,8 @@ def _check(partial: Path, target: Path) -> tuple[int, int | None]:
         has_decisions = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'decisions'").fetchone()
         if not has_decisions:
             return 0, None
-        return conn.execute("SELECT count(*), max(decided_ms) FROM decisions").fetchone()
+        decisions, last_decided_ms = conn.execute("SELECT count(*), max(decided_ms) FROM decisions").fetchone()
+        return decisions, last_decided_ms
 
 
 def prune_backups(directory: Path, keep: int) -> list[Path]:

@@ -38,7 +38,7 @@ def select_candles_params(symbol: str, interval: str, start_ms: int | None, end_
     return (symbol, interval, start_ms if start_ms is not None else -_MAX_MS, end_ms if end_ms is not None else _MAX_MS)
 
 
-def candles_frame(rows: Sequence[Sequence[Any]], source: str, repair: RepairPolicy) -> pd.DataFrame:
+def candles_frame(rows: Sequence[tuple[Any, ...]], source: str, repair: RepairPolicy) -> pd.DataFrame:
     """Rows of :data:`SELECT_CANDLES` as the frame :func:`env.candles.load_candles` returns,
     validated the same way (a gap raises unless ``repair`` fills it). No rows give an
     empty frame with the same columns."""

@@ -43,7 +43,7 @@ from state.errors import LedgerConsistencyError
 from state.journal import Journal
 from state.model_rows import ModelRows
 from state.records import DecisionRecord, ResumePoint
-from state.writer import WriterConnection
+from state.writer import WriterConnection, fetch_all
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class Ledger:
         """
         async with self._writer.transaction() as db:
             await db.execute(INSERT_CANDLE, candle_params(record.candle))
-            rows = await db.execute_fetchall(INSERT_DECISION, decision_params(record))
+            rows = await fetch_all(db, INSERT_DECISION, decision_params(record))
             if not rows:
                 await self._explain_skip(db, record)
                 return False
@@ -123,7 +123,7 @@ class Ledger:
                 log.warning("%s %d: already decided %s (obs %s); replay gave %s (obs %s), kept the stored one",
                             c.symbol, c.open_time_ms, action, obs_hash[:12], record.action, record.obs_hash[:12])
             return
-        interval, last_ms = (await db.execute_fetchall(SELECT_POSITION_KEY, (c.symbol,)))[0]
+        interval, last_ms = (await fetch_all(db, SELECT_POSITION_KEY, (c.symbol,)))[0]
         raise LedgerConsistencyError(
             f"ledger {self.path}: decision for {c.symbol} {c.interval} at {c.open_time_ms} refused: "
             f"the ledger's last {c.symbol} decision is at {last_ms} (interval {interval})"

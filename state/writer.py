@@ -19,6 +19,15 @@ import aiosqlite
 from state.database import Synchronous, prepare_for_writing, writer_pragmas
 from state.errors import ledger_errors
 
+Params = Iterable[Any] | dict[str, Any]
+"""Parameters of one statement: positional (``?``) or named (``:name``)."""
+
+
+async def fetch_all(db: aiosqlite.Connection, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+    """Every row of one statement, as tuples."""
+    # aiosqlite annotates sqlite3.Row; with no row_factory set (as here) sqlite3 returns tuples.
+    return list(await db.execute_fetchall(sql, params))  # type: ignore[arg-type]
+
 
 class WriterConnection:
     """Owns the aiosqlite connection; use :meth:`open`, then :meth:`transaction` / :meth:`read`."""
@@ -62,13 +71,13 @@ class WriterConnection:
                         await self._db.execute("ROLLBACK")
                     raise
 
-    async def read(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+    async def read(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         """Rows of one query (not inside another coroutine's transaction)."""
         async with self._lock:
             with ledger_errors(self.path, self.lock_timeout_s):
-                return list(await self._db.execute_fetchall(sql, params))
+                return await fetch_all(self._db, sql, params)
 
-    async def write(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+    async def write(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         """One statement in its own transaction; returns its ``RETURNING`` rows, if any."""
         async with self.transaction() as db:
-            return list(await db.execute_fetchall(sql, params))
+            return await fetch_all(db, sql, params)

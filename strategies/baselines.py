@@ -94,7 +94,7 @@ class _TableStrategy:
         return self.decisions(context)[np.asarray(steps, dtype=np.int64), columns]
 
     def prepare(self, context: MarketContext) -> Decider:
-        rows = self.decisions(context).tolist()
+        rows: list[list[int]] = self.decisions(context).tolist()
 
         def decide(t: int, obs: Observation) -> int:
             return rows[t][_column(obs[POSITION_INDEX])]

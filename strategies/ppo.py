@@ -126,7 +126,8 @@ def _weight(linear: Any) -> FloatArray:
 def _bias(linear: Any) -> FloatArray:
     if linear.bias is None:
         return np.zeros(linear.out_features)
-    return linear.bias.detach().cpu().numpy().astype(np.float64)
+    bias: FloatArray = linear.bias.detach().cpu().numpy().astype(np.float64)
+    return bias
 
 
 def load_ppo(path: str | Path, *, lookback_window: int | None = None, device: str = "cpu", **kwargs: Any) -> PPO:
@@ -229,7 +230,7 @@ class PPOStrategy:
         if self._actor is None:
             return np.array([self.predict(row) for row in obs], dtype=np.int64)
         logits, scale = self._actor.logits_and_scale(obs)
-        actions = np.argmax(logits, axis=1).astype(np.int64)
+        actions: ActionArray = np.argmax(logits, axis=1).astype(np.int64)
         ranked = np.sort(logits, axis=1)
         for i in np.flatnonzero(ranked[:, -1] - ranked[:, -2] < TIE_MARGIN * (1.0 + np.asarray(scale))):
             self.delegated += 1

@@ -67,7 +67,7 @@ class StrategySchedule:
         unique = {id(s): s for s in self.strategies}
         prepared = {key: s.prepare(context) for key, s in unique.items()}
         deciders = [prepared[id(s)] for s in self.strategies]
-        turns = self.turns(context.open_time_ms).tolist()
+        turns: list[int] = self.turns(context.open_time_ms).tolist()
 
         def decide(t: int, obs: Observation) -> int:
             return deciders[turns[t]](t, obs)
@@ -106,7 +106,7 @@ class RecordedActions:
         return self._table(context.open_time_ms[np.asarray(steps, dtype=np.int64)])
 
     def prepare(self, context: MarketContext) -> Decider:
-        actions = self._table(context.open_time_ms).tolist()
+        actions: list[int] = self._table(context.open_time_ms).tolist()
 
         def decide(t: int, obs: Observation) -> int:
             return actions[t]

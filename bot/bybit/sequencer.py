@@ -113,7 +113,7 @@ class CandleSequencer:
     def _drain(self) -> list[FeedCandle]:
         released = []
         while self.next_open_ms in self._waiting:
-            item = self._waiting.pop(self.next_open_ms)  # type: ignore[arg-type]
+            item = self._waiting.pop(self.next_open_ms)
             released.append(item)
             self.last_open_ms = item.candle.open_time_ms
         return released

@@ -25,7 +25,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from itertools import count
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -135,7 +135,7 @@ class KlineStream:
                 f"websocket {settings.ws_url} refused the connection: HTTP {exc.response.status_code}"
             ) from None
 
-    def _backoff(self) -> Iterator[float]:
+    def _backoff(self) -> Generator[float, None, None]:
         return jittered_backoff(self._settings.backoff_min_s, self._settings.backoff_max_s, self._rng)
 
     def _retryable(self, exc: Exception) -> Exception | None:

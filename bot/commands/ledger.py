@@ -13,8 +13,9 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich import box
@@ -91,10 +92,11 @@ def trades(
         return
     table = review_table(f"trades ({len(frame)} shown)", "#", "symbol", "side", "entry (UTC)", "exit (UTC)", "min",
                    "qty", "entry px", "exit px", "net PnL", "ret %", "model")
-    for t in frame.itertuples(index=False):
-        table.add_row(str(t.trade_id), t.symbol, t.side, t.entry_time[:16], t.exit_time[:16], f"{t.holding_minutes:g}",
-                      f"{t.qty:.6g}", _money(t.entry_price, 2), _money(t.exit_price, 2), _pnl(t.net_pnl),
-                      _pnl(t.return_pct, 2), t.model_version or "-")
+    for t in frame.to_dict("records"):
+        table.add_row(str(t["trade_id"]), t["symbol"], t["side"], t["entry_time"][:16], t["exit_time"][:16],
+                      f"{t['holding_minutes']:g}", f"{t['qty']:.6g}", _money(t["entry_price"], 2),
+                      _money(t["exit_price"], 2), _pnl(t["net_pnl"]), _pnl(t["return_pct"], 2),
+                      t["model_version"] or "-")
     console.print(table)
     wins = int((frame["net_pnl"] > 0).sum())
     console.print(f"{len(frame)} trades, {wins} won ({100 * win_rate(wins, len(frame)):.1f}%), "
@@ -132,7 +134,7 @@ def status(
     table.add_column("")
     for s in symbols:
         table.add_column(s["symbol"], justify="right", no_wrap=True)
-    fields = {
+    fields: dict[str, Callable[[dict[str, Any]], str]] = {
         "position": lambda s: f"{s['position']} {s['qty']:.6g}" if s["qty"] else "flat",
         "entry price": lambda s: _money(s["entry_price"], 2),
         "entry time (UTC)": lambda s: (s["entry_time"] or "-")[:16].replace("T", " "),

@@ -196,7 +196,7 @@ class ReplayMarket:
         """``/v5/market/instruments-info``: every replayed symbol, listed for spot and linear."""
         if category not in ("spot", "linear") or status not in (None, "Trading"):
             return []
-        out = []
+        out: list[dict[str, Any]] = []
         for symbol in self.symbols:
             base, quote = split_symbol(symbol)
             common = {"symbol": symbol, "baseCoin": base, "quoteCoin": quote, "status": "Trading"}

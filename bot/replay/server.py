@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from aiohttp.typedefs import Handler
 
 from bot.replay.faults import Fault, FaultKind
 from bot.replay.market import ReplayDataError, ReplayMarket
@@ -53,7 +54,7 @@ class _Client:
     """One websocket client of the replay."""
 
     ws: web.WebSocketResponse
-    transport: asyncio.BaseTransport | None
+    transport: asyncio.Transport | None
     conn_id: str
     category: str
     topics: set[str] = field(default_factory=set)
@@ -277,7 +278,7 @@ class ReplayServer:
     # -- REST --------------------------------------------------------------------
 
     @web.middleware
-    async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _record(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.http_requests.append((request.method, request.path_qs))
         return await handler(request)
 
