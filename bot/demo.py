@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from bot.bybit.sequencer import FeedCandle
 from bot.daemon import Daemon
 from bot.replay.market import ReplayMarket, ReplaySeries
 from bot.replay.server import ReplayServer
@@ -124,9 +125,9 @@ async def _demo(data: pd.DataFrame, history: int, run_dir: Path, *, speed: float
                       TimeRemainingColumn(), console=console) as progress:
             task = progress.add_task("decisions", total=len(data) - history)
 
-            def on_decision(symbol: str, item: object, latency_ms: float) -> None:
+            def on_decision(symbol: str, item: FeedCandle, latency_ms: float) -> None:
                 progress.advance(task)
-                if item.candle.open_time_ms >= last_ms:  # type: ignore[attr-defined]
+                if item.candle.open_time_ms >= last_ms:
                     stop.set()
 
             daemon.listeners.append(on_decision)

@@ -173,6 +173,7 @@ def usage_message(exc: Exception, program: str) -> str:
         accepts = clause(getattr(param, "help", None) or "")
         text = f"missing {param.param_type_name} {flag_name(param)}" + (f": {accepts}" if accepts else "")
     else:
+        # click's classes are found at run time (typer vendors click privately): typed as Exception here
         text = clause(exc.format_message())  # type: ignore[attr-defined]
     return f"{command}: {text} (see {command} --help)"
 
@@ -189,7 +190,7 @@ def run_app(app: typer.Typer, args: Sequence[str] | None = None, prog_name: str 
             sys.exit(EXIT_USER_ERROR)
         status = app(args=["--help"], prog_name=prog_name, standalone_mode=False)  # nothing asked: the help
     except ClickException as exc:  # e.g. a file click could not open
-        print_error(exc.format_message())  # type: ignore[attr-defined]
+        print_error(exc.format_message())  # type: ignore[attr-defined]  # a click exception (see above)
         sys.exit(EXIT_USER_ERROR)
     except typer.Abort:
         print_error("aborted")

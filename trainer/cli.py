@@ -127,7 +127,7 @@ def _train_symbols(settings: Settings, symbols: str) -> None:
             typer.echo(f"{symbol}: {outcome.result.num_timesteps} steps, validation return "
                        f"{100 * outcome.result.validation_return:+.2f}%")
         else:
-            typer.echo(f"{symbol}: FAILED: {outcome.error.strip().splitlines()[-1]}", err=True)
+            typer.echo(f"{symbol}: FAILED: {outcome.error_line}", err=True)
     if failed:
         raise typer.Exit(EXIT_FAILED)
 
@@ -143,7 +143,7 @@ def _train_shared(settings: Settings, symbols: str) -> None:
         settings, lambda runner: f"shadow train: one model on {len(job.symbols)} symbols on {runner.name}",
         "mean validation return", lambda runner, board: run_shared(job, runner, board))
     if not outcome.ok:
-        typer.echo(f"{outcome.key}: FAILED: {outcome.error.strip().splitlines()[-1]}", err=True)
+        typer.echo(f"{outcome.key}: FAILED: {outcome.error_line}", err=True)
         raise typer.Exit(EXIT_FAILED)
     result = outcome.result
     each = ", ".join(f"{market} {100 * value:+.2f}%" for market, value in result.validation_returns.items())
@@ -179,12 +179,12 @@ def fetch_command(
     settings = command_settings(ctx)
     log_training()
     from env.candles import format_ms
-    from trainer.data.bybit_public import bybit_exchange
+    from trainer.data.bybit_public import PublicBybit, bybit_exchange
     from trainer.data.history import Market, load_history
 
     args = settings.train
     market = Market(args.symbol, args.timeframe)
-    exchange = bybit_exchange(settings.exchange.rest_url, market.category)
+    exchange: PublicBybit = bybit_exchange(settings.exchange.rest_url, market.category)
     try:
         candles = load_history(market, args.num_candles, exchange=exchange, cache_dir=args.cache_dir)
     except KeyboardInterrupt:

@@ -32,20 +32,23 @@ class _PublicOnly:
     method: not even a bug can reach an order or account endpoint.
     """
 
-    def sign(self, path: str, api: Any = "public", method: str = "GET", params: dict | None = None) -> dict:
+    def sign(self, path: str, api: Any = "public", method: str = "GET",
+             params: dict[str, Any] | None = None) -> dict[str, Any]:
         kind = api[0] if isinstance(api, (list, tuple)) else api
         if kind != "public" or method != "GET":
             raise PrivateEndpointRefused(
                 f"refused {method} {kind}/{path}: Shadow reads public market data only and never trades"
             )
-        return super().sign(path, api, method, params or {})  # type: ignore[misc]
+        # sign() is the ccxt exchange's, which follows this mixin in the subclasses' MRO
+        signed: dict[str, Any] = super().sign(path, api, method, params or {})  # type: ignore[misc]
+        return signed
 
 
-class PublicBybit(_PublicOnly, ccxt.bybit):  # type: ignore[misc]
+class PublicBybit(_PublicOnly, ccxt.bybit):  # type: ignore[misc]  # ccxt ships no types: its classes are Any
     """Synchronous ccxt Bybit limited to public GETs (the trainer)."""
 
 
-class AsyncPublicBybit(_PublicOnly, ccxt_async.bybit):  # type: ignore[misc]
+class AsyncPublicBybit(_PublicOnly, ccxt_async.bybit):  # type: ignore[misc]  # ccxt ships no types
     """Asynchronous ccxt Bybit limited to public GETs (the daemon)."""
 
 
@@ -65,7 +68,7 @@ def bybit_exchange(
         timeout_ms: one request's timeout.
         exchange_class: :class:`PublicBybit` (default) or :class:`AsyncPublicBybit`.
     """
-    exchange = exchange_class({
+    exchange: _Exchange = exchange_class({
         "enableRateLimit": True,
         "timeout": timeout_ms,
         "options": {"fetchMarkets": {"types": [category]}},

@@ -27,6 +27,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -134,14 +135,14 @@ def call_with_retry(
                 f"{what}: the exchange refused the request ({type(exc).__name__}: {short_error(exc)})"
             ) from None
         if attempt == policy.attempts - 1:
-            break
+            raise HistoryError(
+                f"{what}: gave up after {policy.attempts} attempts ({type(error).__name__}: {short_error(error)})"
+            )
         delay = min(policy.max_delay_s, base * 2**attempt)
         log.warning("%s: %s (%s); retry %d/%d in %.1f s",
                     what, type(error).__name__, short_error(error), attempt + 1, policy.attempts - 1, delay)
         sleep(delay)
-    raise HistoryError(
-        f"{what}: gave up after {policy.attempts} attempts ({type(error).__name__}: {short_error(error)})"
-    )
+    raise HistoryError(f"{what}: no attempt allowed (RetryPolicy.attempts = {policy.attempts})")
 
 
 def exchange_now_ms(
@@ -237,9 +238,8 @@ def load_history(
                   desc=f"fetch {market.symbol} {market.timeframe}", disable=not progress) as bar:
             for since, until in pages:
                 rows = call_with_retry(
-                    lambda s=since, u=until: exchange.fetch_ohlcv(
-                        market.symbol, market.timeframe, since=s, limit=PAGE_CANDLES, params={"until": u}
-                    ),
+                    partial(exchange.fetch_ohlcv, market.symbol, market.timeframe, since=since, limit=PAGE_CANDLES,
+                            params={"until": until}),
                     what=f"fetch_ohlcv {market.symbol} {market.timeframe} since {format_ms(since)}",
                     policy=retry, sleep=sleep,
                 )

@@ -80,11 +80,12 @@ def parse_range(start: str | None, end: str | None) -> tuple[int | None, int | N
 def _parse_time_ms(text: str, flag: str) -> int:
     """ISO 8601 date or date-time (naive = UTC) to epoch ms; strict, so a typo is an error,
     not a guess."""
+    stamp: pd.Timestamp | None
     try:
         stamp = pd.to_datetime(text, format="ISO8601")
     except (ValueError, TypeError):
-        stamp = pd.NaT
-    if stamp is pd.NaT:
+        stamp = None
+    if stamp is None or pd.isna(stamp):  # "NaT" parses, to NaT
         raise RangeError(f"{flag} {text!r} is not a date or date-time (e.g. 2023-03-10 or 2023-03-10T12:00)")
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)

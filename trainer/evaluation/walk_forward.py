@@ -79,7 +79,7 @@ def make_folds(
         raise WalkForwardError(f"train_candles={train} is too short: the env needs {warmup} warm-up candles + 2")
     if test < 1 or step < 1:
         raise WalkForwardError(f"test_candles ({test}) and step_candles ({step}) must be >= 1")
-    folds = []
+    folds: list[Fold] = []
     start = 0
     # The last test decision needs one more candle to be marked at.
     while start + train + test + 1 <= n_candles and (max_folds is None or len(folds) < max_folds):

@@ -98,7 +98,7 @@ class LocalBackend:
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(list(PRELOAD))
         _start_fork_server(str(Path(__file__).resolve().parents[1]))
-        self._running: dict[int, multiprocessing.process.BaseProcess] = {}
+        self._running: set[multiprocessing.process.BaseProcess] = set()
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(workers)
         self._closed = False
@@ -111,7 +111,7 @@ class LocalBackend:
         threading.Thread(target=self._run, args=(fn, args, os.getcwd(), future), daemon=True).start()
         return future
 
-    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...], cwd: str, future: Future) -> None:
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...], cwd: str, future: Future[Any]) -> None:
         """Wait for a free worker slot, start the job's process, collect its answer."""
         with self._slots:
             if self._closed:
@@ -123,10 +123,11 @@ class LocalBackend:
             process.start()
             sender.close()
             with self._lock:
-                self._running[process.pid] = process
+                self._running.add(process)
             self._collect(process, receiver, future)
 
-    def _collect(self, process: multiprocessing.process.BaseProcess, receiver: Connection, future: Future) -> None:
+    def _collect(self, process: multiprocessing.process.BaseProcess, receiver: Connection,
+                 future: Future[Any]) -> None:
         """Wait for the job's answer or its death, whichever comes first."""
         message = None
         try:
@@ -139,7 +140,7 @@ class LocalBackend:
             receiver.close()
             process.join()
             with self._lock:
-                self._running.pop(process.pid, None)
+                self._running.discard(process)
         if message is None:
             future.set_exception(WorkerDied(f"worker process {process.pid} exited with code {process.exitcode} "
                                             "without a result (crashed or killed)"))
@@ -151,7 +152,7 @@ class LocalBackend:
     def close(self) -> None:
         self._closed = True
         with self._lock:
-            running = list(self._running.values())
+            running = list(self._running)
         for process in running:
             process.terminate()
 
@@ -235,7 +236,7 @@ class RayBackend:
         if fn not in self._remote:  # one export of the function per run, not per job
             self._remote[fn] = self._ray.remote(num_cpus=self._torch_threads, max_retries=0)(fn)
         ref = self._remote[fn].remote(*args)
-        future = ref.future()
+        future: Future[R] = ref.future()
         self._pending = [(r, f) for r, f in self._pending if not f.done()] + [(ref, future)]
         return future
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.live import Live
 from rich.table import Table
 
@@ -71,10 +71,10 @@ class Board:
         return Counter(row.status for row in self.rows.values())
 
     def best(self) -> Row | None:
-        scored = [row for row in self.rows.values() if row.status == "done" and row.value is not None]
+        scored = [(row.value, row) for row in self.rows.values() if row.status == "done" and row.value is not None]
         if not scored:
             return None
-        return (max if self.higher_is_better else min)(scored, key=lambda row: row.value)
+        return (max if self.higher_is_better else min)(scored, key=lambda scored_row: scored_row[0])[1]
 
     def __rich__(self) -> Table:
         counts = self.counts()
@@ -84,8 +84,9 @@ class Board:
         if best is not None:
             caption += f"   best so far: {best.key} ({self.value_label} {best.value:.4g})"
         table = Table(title=self.title, caption=caption, title_justify="left", caption_justify="left")
-        for column, justify in (("job", "left"), ("status", "left"), (self.value_label, "right"),
-                                ("time", "right"), ("details", "left")):
+        columns: tuple[tuple[str, JustifyMethod], ...] = (
+            ("job", "left"), ("status", "left"), (self.value_label, "right"), ("time", "right"), ("details", "left"))
+        for column, justify in columns:
             table.add_column(column, justify=justify, overflow="fold")
         finished = [r for r in self.rows.values() if r.status in ("done", "pruned", "failed")][-SHOWN_FINISHED:]
         shown = [r for r in self.rows.values() if r.status in ("running", "queued")] + finished

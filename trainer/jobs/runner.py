@@ -43,6 +43,11 @@ class JobOutcome:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def error_line(self) -> str:
+        """The error's last line (the exception itself), for a one-line report; empty when ok."""
+        return self.error.strip().splitlines()[-1] if self.error is not None else ""
+
 
 def run_jobs(
     backend: Backend,

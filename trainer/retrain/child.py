@@ -33,6 +33,8 @@ from config.errors import UserError
 from trainer.retrain.job import FAILURE_FILE, RESULT_FILE, RetrainFailure, RetrainJob, RetrainResult
 
 if TYPE_CHECKING:
+    from strategies.base import Strategy
+    from trainer.evaluation.metrics import Metrics
     from trainer.retrain.candidate import CandidateTrainer
 
 log = logging.getLogger("trainer.retrain")
@@ -131,10 +133,11 @@ def run_job(job: RetrainJob) -> RetrainResult:
     candidate = PPOStrategy.load(model_path, lookback)
     flat = build_strategy(FLAT)
     spec = EvaluationSpec(job.env, job.risk)
-    holdout: dict[str, dict[str, dict[str, object]]] = {}
-    per_role: dict[str, list] = {"candidate": [], "incumbent": [], "flat": []}
+    holdout: dict[str, dict[str, dict[str, float | int | None]]] = {}
+    per_role: dict[str, list[Metrics]] = {"candidate": [], "incumbent": [], "flat": []}
     for symbol, split in splits.items():
         incumbent = job.incumbents[symbol]
+        incumbent_strategy: Strategy
         if incumbent.model is not None:
             incumbent_strategy = PPOStrategy.load(verify_model_file(incumbent.model.entry(), lookback), lookback)
         else:
@@ -183,7 +186,8 @@ def _import(target: str) -> CandidateTrainer:
     import importlib
 
     module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
+    trainer: CandidateTrainer = getattr(importlib.import_module(module), name)
+    return trainer
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -87,10 +87,11 @@ def score_holdout(strategies: Sequence[Strategy], holdout: Slice, spec: Evaluati
 def metric_value(metrics: Sequence[Metrics], metric: str) -> float | None:
     """``metric`` averaged over markets (one per symbol; a shared model has several);
     ``None`` when any market's value is undefined."""
-    values = [getattr(m, metric) for m in metrics]
-    if not values or any(v is None for v in values):
+    values: list[float | None] = [getattr(m, metric) for m in metrics]
+    defined = [v for v in values if v is not None]
+    if not values or len(defined) < len(values):
         return None
-    return sum(values) / len(values)
+    return sum(defined) / len(defined)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +110,16 @@ def gate(candidate: float | None, incumbent: float | None, flat: float | None, *
     """Promote only if the candidate's score beats the incumbent's and flat's by more than
     ``margin``. An undefined score (``None``: no risk to divide by, or an overflow) is not
     comparable, so a run with one is never promoted."""
-    scores = {"candidate": candidate, f"incumbent {incumbent_label}": incumbent, "flat": flat}
-    undefined = [name for name, value in scores.items() if value is None]
-    if undefined:
+    if candidate is None or incumbent is None or flat is None:
+        scores = {"candidate": candidate, f"incumbent {incumbent_label}": incumbent, "flat": flat}
+        undefined = [name for name, value in scores.items() if value is None]
         return GateDecision(False, f"{metric} is undefined on the holdout for {', '.join(undefined)}",
                             candidate, incumbent, flat)
-    beaten = {name: value for name, value in list(scores.items())[1:] if candidate > value + margin}
+    rivals = {f"incumbent {incumbent_label}": incumbent, "flat": flat}
+    beaten = {name: value for name, value in rivals.items() if candidate > value + margin}
     summary = (f"holdout {metric}: candidate {candidate:.4g}, incumbent {incumbent_label} {incumbent:.4g}, "
                f"flat {flat:.4g} (margin {margin:g})")
     if len(beaten) == 2:
         return GateDecision(True, f"beats both; {summary}", candidate, incumbent, flat)
-    missed = [name for name in list(scores)[1:] if name not in beaten]
+    missed = [name for name in rivals if name not in beaten]
     return GateDecision(False, f"does not beat {' and '.join(missed)}; {summary}", candidate, incumbent, flat)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
@@ -66,8 +67,8 @@ class MetadataOnNewBest(BaseCallback):
 
     def _on_step(self) -> bool:
         self.stamp(self.model.num_timesteps).save_beside(self.best_zip)
-        log.info("new best model at step %d: mean validation reward %.4f",
-                 self.model.num_timesteps, self.parent.best_mean_reward)
+        best = self.parent.best_mean_reward if isinstance(self.parent, EvalCallback) else float("nan")
+        log.info("new best model at step %d: mean validation reward %.4f", self.model.num_timesteps, best)
         return True
 
 
@@ -76,7 +77,7 @@ class ContinuingEvalCallback(EvalCallback):
     ``evaluations.npz`` and best score instead of starting both afresh (which would
     overwrite the log and let a worse model replace ``best_model.zip``)."""
 
-    def __init__(self, *args: object, resume: bool = False, **kwargs: object) -> None:
+    def __init__(self, *args: Any, resume: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.resume = resume
 
@@ -138,7 +139,7 @@ class StopOnInterrupt(BaseCallback):
     def __init__(self) -> None:
         super().__init__()
         self.interrupted = False
-        self._previous: signal.Handlers | None = None
+        self._previous: Callable[[int, FrameType | None], Any] | int | None = None  # what signal.signal returns
 
     def _on_training_start(self) -> None:
         if threading.current_thread() is threading.main_thread():

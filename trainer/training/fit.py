@@ -25,7 +25,7 @@ import logging
 import signal
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,7 +243,7 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def resolve_vec_env(requested: str) -> type[VecEnv]:
+def resolve_vec_env(requested: str) -> type[DummyVecEnv] | type[SubprocVecEnv]:
     """``auto`` -> ``DummyVecEnv`` (all envs in this process).
 
     One ``CryptoTradingEnv`` step costs about 9 us, far less than the pipe round trip
@@ -260,7 +260,7 @@ def make_vec_env(
     """``n_envs`` Monitor-wrapped training envs; env ``i`` trades ``frames[i % len(frames)]``
     and, with a ``log_dir``, logs its episodes to ``{log_dir}/env_{i}/monitor.csv``."""
     vec_cls = resolve_vec_env(args.vec_env)
-    thunks = [
+    thunks: list[Callable[[], gym.Env[Any, Any]]] = [
         functools.partial(
             make_training_env, frames[i % len(frames)], env_settings, args.episode_length,
             log_dir / f"env_{i}" / "monitor.csv" if log_dir is not None else None,

@@ -158,7 +158,7 @@ def train_symbols(
             board.finish(outcome.key, "done", outcome.result.validation_return,
                          f"{outcome.result.num_timesteps} steps -> {per_symbol[outcome.key].train.save_path}")
         else:
-            board.finish(outcome.key, "failed", detail=outcome.error.strip().splitlines()[-1])
+            board.finish(outcome.key, "failed", detail=outcome.error_line)
 
     run_jobs(backend, lambda i: jobs[i] if i < len(jobs) else None, on_finish,
              on_start=lambda index, job: board.start(job.key))

@@ -25,6 +25,7 @@ column per symbol. The checkpoint and those logs travel to the worker with the j
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -133,7 +134,8 @@ def prepare_shared(settings: Settings, symbols: list[str], exchange: OhlcvSource
     }
     quiet = settings.model_copy(update={"train": args.model_copy(update={"progress": False})})  # the table shows it
     return SharedJob(quiet, list(symbols), [s.train.frame for s in splits], [s.validation.frame for s in splits],
-                     extra, resume_state(settings) if args.resume else None, latest_tensorboard_run(args.log_dir))
+                     extra, resume_state(args.resume, args.log_dir) if args.resume else None,
+                     latest_tensorboard_run(args.log_dir))
 
 
 def run_shared(job: SharedJob, backend: Backend, board: Board | None = None) -> JobOutcome:
@@ -152,21 +154,20 @@ def run_shared(job: SharedJob, backend: Backend, board: Board | None = None) -> 
             board.finish(key, "done", outcome.result.validation_return,
                          f"{outcome.result.num_timesteps} steps ({each}) -> {args.save_path}")
         else:
-            board.finish(key, "failed", detail=outcome.error.strip().splitlines()[-1])
+            board.finish(key, "failed", detail=outcome.error_line)
 
     run_jobs(backend, lambda i: Job(key, train_shared_in_scratch, (job,)) if i == 0 else None, on_finish,
              on_start=lambda index, started: board.start(started.key))
     return outcomes[0]
 
 
-def resume_state(settings: Settings) -> bytes:
+def resume_state(resume: Path, log_dir: Path) -> bytes:
     """The checkpoint ``--resume`` names and the logs a resumed run continues (every
     evaluation so far, each env's episodes), packed for the worker."""
-    args = settings.train
-    entries = {f"{RESUME_PART}/{args.resume.name}": args.resume,
-               f"{RESUME_PART}/{metadata_path(args.resume).name}": metadata_path(args.resume),
-               "logs/eval": args.log_dir / "eval"}
-    entries |= {f"logs/{folder.name}": folder for folder in sorted(args.log_dir.glob("env_*")) if folder.is_dir()}
+    entries = {f"{RESUME_PART}/{resume.name}": resume,
+               f"{RESUME_PART}/{metadata_path(resume).name}": metadata_path(resume),
+               "logs/eval": log_dir / "eval"}
+    entries |= {f"logs/{folder.name}": folder for folder in sorted(log_dir.glob("env_*")) if folder.is_dir()}
     return pack(entries)
 
 
@@ -179,7 +180,7 @@ def train_shared_in_scratch(job: SharedJob) -> SharedResult:
     with scratch() as folder:
         continue_tensorboard_numbering(folder.root / "logs", job.latest_tb_run)
         warm_start = None
-        if job.resume_state is not None:
+        if job.resume_state is not None and args.resume is not None:
             unpack(job.resume_state, {RESUME_PART: folder.root / RESUME_PART, "logs": folder.root / "logs"})
             warm_start = folder.root / RESUME_PART / args.resume.name
         result = fit(

@@ -29,7 +29,7 @@ from typing import Any
 from config.settings import Settings
 from trainer.data.history import OhlcvSource
 from trainer.jobs.backends import Backend
-from trainer.jobs.board import Board
+from trainer.jobs.board import Board, Status
 from trainer.jobs.runner import Job, JobOutcome, run_jobs
 from trainer.training.single_symbol import check_train_args, load_training_candles
 from trainer.tuning.folds import TuningData, prepare_tuning_data
@@ -37,6 +37,9 @@ from trainer.tuning.space import apply, describe_params, suggest
 from trainer.tuning.trial import PrunerConfig, TrialJob, TrialOutcome, run_trial
 
 log = logging.getLogger(__name__)
+
+_BOARD_STATUS: dict[str, Status] = {"complete": "done", "pruned": "pruned", "failed": "failed"}
+"""How the live table shows a trial's state."""
 
 
 @dataclass
@@ -118,7 +121,7 @@ def tune(settings: Settings, backend: Backend, *, board: Board | None = None,
             trial.number, "failed", None, {}, [], [], 0.0, outcome.error)
         _tell(study, trial, trial_outcome)
         result.outcomes[trial.number] = trial_outcome
-        status = {"complete": "done", "pruned": "pruned", "failed": "failed"}[trial_outcome.state]
+        status = _BOARD_STATUS[trial_outcome.state]
         shown = trial_outcome.value if trial_outcome.state == "complete" else (
             trial_outcome.intermediate[max(trial_outcome.intermediate)] if trial_outcome.intermediate else None)
         detail = None if trial_outcome.error is None else trial_outcome.error.strip().splitlines()[-1]

@@ -119,6 +119,13 @@ def test_gives_up_after_the_last_attempt_but_keeps_the_pages_already_fetched(tmp
     assert all(since > cached["timestamp"].iloc[-1] for since, _, _ in fake.calls)
 
 
+def test_a_policy_allowing_no_attempt_is_named_not_a_name_error() -> None:
+    calls: list[int] = []
+    with pytest.raises(HistoryError, match=r"w: no attempt allowed \(RetryPolicy.attempts = 0\)"):
+        call_with_retry(lambda: calls.append(1), what="w", policy=RetryPolicy(attempts=0))
+    assert calls == []
+
+
 def test_unknown_symbol_is_a_clear_error_without_retry(tmp_path: Path) -> None:
     fake = FakeBybit(10, failures=[ccxt.BadSymbol("bybit does not have market symbol BTC/USDT:USDT")])
     with pytest.raises(HistoryError, match="does not list this symbol"):
