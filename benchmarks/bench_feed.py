@@ -32,7 +32,7 @@ import pandas as pd
 from websockets.asyncio.client import connect
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as a script: the repository's packages first (hence the E402s below)
 
 from bot.bybit.feed import CandleFeed  # noqa: E402
 from bot.bybit.markets import INTERVALS, kline_topic  # noqa: E402

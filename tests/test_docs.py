@@ -24,6 +24,17 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert test_command in ci_lines
 
 
+def test_ci_runs_the_readme_static_gates_before_the_tests() -> None:
+    development = README[README.index("## Development"):]
+    commands = re.search(r"```bash\n(.*?)\n```", development, flags=re.S)
+    assert commands is not None
+    gates = [line.split("#")[0].strip() for line in commands.group(1).splitlines() if line.startswith(("ruff", "mypy"))]
+    assert gates == ["ruff check .", "mypy"]
+    ci_lines = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
+    assert all(gate in ci_lines for gate in gates)
+    assert max(ci_lines.index(gate) for gate in gates) < ci_lines.index("python -m pytest -q")
+
+
 def test_every_cli_command_is_in_the_readme() -> None:
     from typer.main import get_command
 
