@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from bot.daemon import Daemon
-from bot.health import HealthMonitor
+from bot.health import HealthMonitor, free_mb
 from config import UserError
 from config.logs import configure_logging
 from config.settings import ServiceSettings, Settings
@@ -102,7 +102,18 @@ async def test_health_says_starting_before_the_daemon_runs() -> None:
         "starting: warming up and restoring the accounts"])
 
 
-async def test_health_fails_when_the_ledger_disk_is_short_of_space(tmp_path: Path, btc_candles: pd.DataFrame) -> None:
+async def test_health_fails_when_the_ledger_disk_is_short_of_space(tmp_path: Path, btc_candles: pd.DataFrame,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real disk is read; the reading is kept, so the verdict is checked against the very
+    number it was made from (free space moves between runs, and the body's free_mb is rounded to
+    0.1 MB: rounding that again to whole MB can differ from the line's own rounding)."""
+    readings: list[float] = []
+
+    def recorded_free_mb(path: Path) -> float:
+        readings.append(free_mb(path))
+        return readings[-1]
+
+    monkeypatch.setattr("bot.health.free_mb", recorded_free_mb)
     frame = btc_candles.iloc[: HISTORY + 10].reset_index(drop=True)
     async with running_service(frame, tmp_path / "l.sqlite", speed=50.0,
                                service={"min_free_disk_mb": 1e12}) as service:
@@ -110,9 +121,10 @@ async def test_health_fails_when_the_ledger_disk_is_short_of_space(tmp_path: Pat
             await asyncio.sleep(0.02)
         status, body = await service.get("/health")
         await service.finished()
-    assert status == 503
+    assert status == 503 and len(readings) == 1  # one request, one reading of the disk
+    assert body["checks"]["ledger"]["free_mb"] == round(readings[0], 1)
     assert [p for p in body["problems"] if "disk" in p] == [
-        (f"ledger disk almost full: {body['checks']['ledger']['free_mb']:.0f} MB free on the disk of "
+        (f"ledger disk almost full: {readings[0]:.0f} MB free on the disk of "
          f"{tmp_path / 'l.sqlite'} (need 1e+12 MB, [service] min_free_disk_mb)")]
 
 
