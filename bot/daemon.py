@@ -2,10 +2,15 @@
 
 Start-up, per configured symbol: load every stored candle from the ledger (or, on a first
 start, fetch ``[daemon] warmup_candles`` over REST and store them), warm the engine with
-them, restore the account and risk guard from the ledger's last decision, and pick the
-strategy (:mod:`bot.serving`). Then one websocket feed (:class:`bot.bybit.feed.CandleFeed`)
-hands each symbol's closed candles, gap-free and in order, to that symbol's task, which
-runs the engine and writes the decision in one ledger transaction.
+them, and give it every paper account that trades the symbol (:mod:`config.accounts`),
+each restored with its risk guard from its last decision in the ledger and trading the
+strategy it is configured with (:mod:`bot.serving`). Then one websocket feed
+(:class:`bot.bybit.feed.CandleFeed`) hands each symbol's closed candles, gap-free and in
+order, to that symbol's task, which runs the engine (features once, then every account)
+and writes all the accounts' decisions at the candle in one ledger transaction.
+
+An account the ledger holds but the configuration no longer lists is kept as it is
+(readable by every review command) and not traded; the start-up log says so.
 
 Shutdown (SIGTERM/SIGINT, or the ``stop`` event): candles being decided are finished and
 committed, nothing new is started, the session is closed in ``runs``. A restart resumes
@@ -27,9 +32,10 @@ from bot.bybit.feed import CandleFeed
 from bot.bybit.markets import interval as parse_interval
 from bot.bybit.rest import BybitRest
 from bot.bybit.sequencer import FeedCandle
-from bot.engine import SymbolEngine
+from bot.engine import ServingStrategy, SymbolEngine
 from bot.retrain_scheduler import RetrainScheduler
-from bot.serving import REGISTRY, cap_torch_threads, choose_strategy, configured_strategy
+from bot.serving import account_strategy, cap_torch_threads, configured_strategy
+from config.accounts import CHALLENGER_PREFIX, REGISTRY, TradingAccount, registry_version, trading_accounts
 from config.errors import UserError
 from config.settings import Settings
 from env.candles import format_ms
@@ -37,7 +43,7 @@ from env.features import WARMUP_CANDLES, warmup_prefix
 from state.clock import Clock, SystemClock
 from state.database import check_for_writing
 from state.ledger import Ledger
-from state.records import ModelEntry, ModelStatus, ResumePoint
+from state.records import DecisionRecord, ModelEntry, ResumePoint
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +54,8 @@ STOP_REQUESTED = "stop requested"
 """``DaemonReport.stop_reason`` of a stop asked for (signal or ``stop`` event); any other is a failure."""
 
 DecisionListener = Callable[[str, FeedCandle, float], None]
-"""Told of every decided candle after its commit: symbol, the candle, arrival-to-commit ms."""
+"""Told of every decided candle after its commit (every account's decision at it): symbol,
+the candle, arrival-to-commit ms."""
 
 
 class LedgerMismatchError(UserError):
@@ -57,12 +64,15 @@ class LedgerMismatchError(UserError):
 
 @dataclass
 class SymbolStats:
-    """What one symbol's task has done this session."""
+    """What one symbol's task has done this session: candles decided (by at least one
+    account), decisions written per account, warm-up candles, candles every account had
+    decided already (a replay), and the error that stopped it."""
 
     decisions: int = 0
     warmup_candles: int = 0
     skipped_replays: int = 0
     failed: str | None = None
+    by_account: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -92,6 +102,7 @@ class Daemon:
                 f"{needed} ({WARMUP_CANDLES} feature warm-up + lookback_window {settings.env.lookback_window} - 1)"
             )
         self.settings = settings
+        self.accounts = trading_accounts(settings)
         self.clock = clock or SystemClock()
         self.interval = parse_interval(settings.feed.interval)
         self.engines: dict[str, SymbolEngine] = {}
@@ -119,13 +130,21 @@ class Daemon:
         """Refuse, before anything is fetched or written, what cannot work: a strategy spec
         that does not build (a missing model file, an unknown name) and a ledger file the
         writer could not use (not a ledger, a newer schema, no place to create it).
+        Registry versions are checked against the registry when the ledger is open.
 
         Raises:
-            UserError: the first problem found.
+            UserError: the first problem found, naming the account.
         """
         daemon = self.settings.daemon
         lookback = self.settings.env.lookback_window
-        configured_strategy(daemon.fallback if daemon.strategy == REGISTRY else daemon.strategy, lookback)
+        if any(a.follows_registry for a in self.accounts):
+            configured_strategy(daemon.fallback, lookback)
+        for account in self.accounts:
+            if account.strategy != REGISTRY and registry_version(account.strategy) is None:
+                try:
+                    configured_strategy(account.strategy, lookback)
+                except UserError as exc:
+                    raise UserError(f"account {account.name!r}: {exc}") from None
         ledger = self.settings.ledger
         check_for_writing(ledger.db_path, ledger.lock_timeout_s)
 
@@ -134,15 +153,18 @@ class Daemon:
         settings = self.settings
         symbols = settings.feed.symbols
         resume = await ledger.resume_points()
-        models = await ledger.registry.list_models(ModelStatus.PROMOTED)
+        models = await ledger.registry.list_models()
+        servings = self._servings(models)  # every strategy built before anything is stored
+        self._report_unconfigured(resume)
         for symbol in symbols:
-            self.engines[symbol] = await self._prepare(symbol, ledger, rest, resume.get(symbol), models)
+            self.engines[symbol] = await self._prepare(symbol, ledger, rest, resume, servings)
         cap_torch_threads(settings.daemon.torch_threads)
         run_id = await ledger.journal.start_run(started_ms=self.clock.now_ms(), config_hash=config_hash(settings),
                                                 code_version=_code_version(), symbols=symbols,
                                                 settings=settings.model_dump_json())
         report = self.report = DaemonReport(run_id, {s: SymbolStats() for s in symbols})
-        log.info("run %d: serving %s (%s) into %s", run_id, ", ".join(symbols), self.interval.name, ledger.path)
+        log.info("run %d: serving %s (%s) into %s; accounts %s", run_id, ", ".join(symbols), self.interval.name,
+                 ledger.path, ", ".join(a.name for a in self.accounts))
         self.retrainer = RetrainScheduler(settings, ledger, self.engines, clock=self.clock)
         await self.retrainer.start()
         resume_after = {s: e.last_open_ms for s, e in self.engines.items() if e.last_open_ms is not None}
@@ -167,12 +189,40 @@ class Daemon:
         return report
 
     # ------------------------------------------------------------------ start-up
-    async def _prepare(self, symbol: str, ledger: Ledger, rest: BybitRest, point: ResumePoint | None,
-                       models: list[ModelEntry]) -> SymbolEngine:
+    def _servings(self, models: list[ModelEntry]) -> dict[tuple[str, str], ServingStrategy]:
+        """The strategy of every account on every symbol it trades (a model is loaded once)."""
+        settings = self.settings
+        loaded: dict[tuple[str, str | None], ServingStrategy] = {}
+        servings = {}
+        for account in self.accounts:
+            for symbol in account.symbols:
+                serving = account_strategy(account.strategy, settings.daemon.fallback, models, symbol,
+                                           self.interval.name, settings.env.lookback_window, account=account.name)
+                key = (serving.label, serving.model_version)
+                servings[account.name, symbol] = loaded.setdefault(key, serving) if serving.model_version else serving
+        return servings
+
+    def _report_unconfigured(self, resume: dict[tuple[str, str], ResumePoint]) -> None:
+        """Say which accounts of the ledger this configuration does not trade (they stay readable)."""
+        configured = {(a.name, s) for a in self.accounts for s in a.symbols}
+        idle: dict[str, list[str]] = {}
+        for name, symbol in sorted(resume):
+            if (name, symbol) not in configured and not name.startswith(CHALLENGER_PREFIX):
+                idle.setdefault(name, []).append(symbol)
+        for name, held in idle.items():
+            log.warning("account %s holds %s history in the ledger but is not configured for %s: kept as it is "
+                        "(shadow accounts, status and trades still show it), not traded", name, ", ".join(held),
+                        "them" if len(held) > 1 else "it")
+
+    async def _prepare(self, symbol: str, ledger: Ledger, rest: BybitRest,
+                       resume: dict[tuple[str, str], ResumePoint],
+                       servings: dict[tuple[str, str], ServingStrategy]) -> SymbolEngine:
         settings = self.settings
         iv = self.interval
-        serving = choose_strategy(settings.daemon, models, symbol, iv.name, settings.env.lookback_window)
-        engine = SymbolEngine(symbol, iv.name, settings.env, settings.risk, serving)
+        engine = SymbolEngine(symbol, iv.name, settings.env.lookback_window)
+        for account in self.accounts:
+            if symbol in account.symbols:
+                engine.add_account(account.name, account.env, account.risk, servings[account.name, symbol])
         history = await ledger.load_candles(symbol, iv.name)
         if history.empty:
             fetched = await rest.fetch_recent(symbol, iv, settings.daemon.warmup_candles)
@@ -180,20 +230,27 @@ class Daemon:
             history = await ledger.load_candles(symbol, iv.name)
             log.info("%s: first start: %d warm-up candle(s) fetched over REST", symbol, len(fetched))
         engine.warm(history)
-        if point is not None:
-            if point.interval != iv.name:
-                raise LedgerMismatchError(f"ledger {ledger.path}: {symbol} was traded at interval {point.interval}, "
-                                          f"the configuration says {iv.name}; use another ledger file")
-            if point.initial_balance != settings.env.initial_balance:
-                raise LedgerMismatchError(
-                    f"ledger {ledger.path}: the {symbol} account started with initial_balance "
-                    f"{point.initial_balance}, the configuration says {settings.env.initial_balance}; "
-                    "restore the setting or use another ledger file")
-            engine.restore(point.state, point.risk)
-        log.info("%s: %d stored candle(s) up to %s; strategy %s%s; account equity %.8g", symbol, len(history),
-                 _fmt_ms(engine.last_open_ms), serving.label,
-                 f" {serving.model_version}" if serving.model_version else "", engine.portfolio.equity)
+        for account in self.accounts:
+            point = resume.get((account.name, symbol))
+            if point is not None and symbol in account.symbols:
+                self._check_resume(ledger, account, point)
+                engine.accounts[account.name].restore(point.state, point.risk)
+        accounts = "; ".join(f"{a.name}: {_serving_label(a.serving)}, equity {a.portfolio.equity:.8g}"
+                             for a in engine.accounts.values())
+        log.info("%s: %d stored candle(s) up to %s; %s", symbol, len(history), _fmt_ms(engine.last_open_ms),
+                 accounts or "no account trades it")
         return engine
+
+    def _check_resume(self, ledger: Ledger, account: TradingAccount, point: ResumePoint) -> None:
+        """The ledger's account must be the configured one: same interval, same starting money."""
+        if point.interval != self.interval.name:
+            raise LedgerMismatchError(f"ledger {ledger.path}: {point.symbol} was traded at interval {point.interval}, "
+                                      f"the configuration says {self.interval.name}; use another ledger file")
+        if point.initial_balance != account.env.initial_balance:
+            raise LedgerMismatchError(
+                f"ledger {ledger.path}: account {account.name} started {point.symbol} with initial_balance "
+                f"{point.initial_balance}, the configuration says {account.env.initial_balance}; "
+                "restore the setting or use another ledger file (or account name)")
 
     # ----------------------------------------------------------------- decisions
     def _session(self) -> tuple[DaemonReport, Ledger, RetrainScheduler]:
@@ -223,19 +280,23 @@ class Daemon:
         output = engine.on_candle(item.candle, decided_ms=self.clock.now_ms(), run_id=report.run_id,
                                   arrived_ns=item.received_ns)
         stats = report.symbols[symbol]
-        if output.record is None:
+        if not output.records:
             await ledger.store_candles([item.candle])
             stats.warmup_candles += 1
             return
-        if await ledger.record_decision(output.record):
+        written = await ledger.record_decisions(item.candle, output.records)
+        if any(written):
             stats.decisions += 1
             retrainer.on_decided(item.candle)
         else:
             stats.skipped_replays += 1
+        committed = [record for record, new in zip(output.records, written, strict=True) if new]
+        for record in committed:
+            stats.by_account[record.account] = stats.by_account.get(record.account, 0) + 1
         latency_ms = (time.perf_counter_ns() - item.received_ns) / 1e6
         report.latencies_ms.append(latency_ms)
-        for event in output.risk_events:
-            log.warning("%s: risk: %s at %s: %s", symbol, event.kind, _fmt_ms(event.time_ms), event.detail)
+        _log_risk_events(symbol, output.records)
+        await self.retrainer.on_committed(symbol, committed)
         for listener in self.listeners:
             listener(symbol, item, latency_ms)
 
@@ -247,13 +308,15 @@ class Daemon:
             log.info("heartbeat: %s", self.status_line(feed))
 
     def status_line(self, feed: CandleFeed) -> str:
-        """One line: per symbol position, equity, last candle, decisions; then feed counters."""
+        """One line: per symbol each account's position and equity, last candle, decisions;
+        then feed counters."""
         parts = []
         report = self._session()[0]
         for symbol, engine in self.engines.items():
-            stats = report.symbols[symbol]
-            p = engine.portfolio
-            state = f"FAILED ({stats.failed})" if stats.failed else f"pos {p.side:+d} equity {p.equity:.6g}"
+            stats = self.report.symbols[symbol]
+            state = f"FAILED ({stats.failed})" if stats.failed else ", ".join(
+                f"{name} pos {a.portfolio.side:+d} equity {a.portfolio.equity:.6g}"
+                for name, a in engine.accounts.items())
             parts.append(f"{symbol} {state} last {_fmt_ms(engine.last_open_ms)} decisions {stats.decisions}")
         latencies = sorted(report.latencies_ms)
         if latencies:
@@ -262,6 +325,17 @@ class Daemon:
         feed_stats = feed.stats.as_dict()
         parts.append("feed " + " ".join(f"{k}={v}" for k, v in feed_stats.items() if v))
         return " | ".join(parts)
+
+
+def _serving_label(serving: ServingStrategy) -> str:
+    return f"{serving.label} {serving.model_version}" if serving.model_version else serving.label
+
+
+def _log_risk_events(symbol: str, records: tuple[DecisionRecord, ...]) -> None:
+    for record in records:
+        for event in record.risk_events:
+            log.warning("%s %s: risk: %s at %s: %s", record.account, symbol, event.kind, _fmt_ms(event.time_ms),
+                        event.detail)
 
 
 def config_hash(settings: Settings) -> str:

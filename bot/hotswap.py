@@ -1,15 +1,16 @@
-"""Hot-swap: the running engines follow the registry's promoted models.
+"""Hot-swap: the accounts that follow the registry trade its promoted models.
 
 The daemon calls :meth:`HotSwapper.apply` with the promoted rows after every retrain and
 on a slow timer (for ``shadow models promote`` run from another process). For each
-symbol whose promoted model differs from the one serving, the model is verified (sha256
-recorded at publish time, feature metadata) and loaded in a worker thread, then handed
-to :meth:`bot.engine.SymbolEngine.serve` on the event loop. A candle's decision runs
-synchronously on that loop, so the swap always falls between two candles: every
-decision is taken, and recorded, by exactly one model version.
+account with strategy ``registry`` and each symbol whose promoted model differs from the
+one serving, the model is verified (sha256 recorded at publish time, feature metadata)
+and loaded in a worker thread, then handed to :meth:`bot.engine.SymbolEngine.serve` on the
+event loop. A candle's decisions run synchronously on that loop, so the swap always falls
+between two candles: every decision is taken, and recorded, by exactly one model version.
+Accounts pinned to a version (``registry:v0003``) or trading a spec never swap.
 
 A model that fails verification or loading is refused once, with a clear error in the
-log; the symbol keeps trading with the model it had.
+log; the account keeps trading with the model it had.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.engine import ServingStrategy, SymbolEngine
@@ -30,8 +31,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class SwapEvent:
-    """One symbol switched models; ``swapped_ns`` is ``time.perf_counter_ns()`` at the switch."""
+    """One account switched models on one symbol; ``swapped_ns`` is ``time.perf_counter_ns()``
+    at the switch."""
 
+    account: str
     symbol: str
     previous: str
     version: str
@@ -43,12 +46,15 @@ class HotSwapper:
 
     Args:
         engines: the daemon's engines by symbol.
+        followers: the accounts that trade the registry's promoted model.
         lookback_window: the observation's lookback (a model built for another is refused).
-        torch_threads: torch's thread cap, reapplied after a load (the first model imports torch).
+        torch_threads: torch's thread cap, reapplied after a load (a model served through SB3 imports torch).
     """
 
-    def __init__(self, engines: Mapping[str, SymbolEngine], lookback_window: int, torch_threads: int) -> None:
+    def __init__(self, engines: Mapping[str, SymbolEngine], followers: Collection[str], lookback_window: int,
+                 torch_threads: int) -> None:
         self.engines = engines
+        self.followers = tuple(followers)
         self.lookback_window = lookback_window
         self.torch_threads = torch_threads
         self.swaps: list[SwapEvent] = []
@@ -66,18 +72,21 @@ class HotSwapper:
         events = []
         for symbol, engine in self.engines.items():
             entry = promoted_model(promoted, symbol, engine.interval)
-            if entry is None or entry.version == engine.serving.model_version:
-                continue
-            serving = loaded.get(entry.version) or await self._load(symbol, entry, engine.serving)
-            if serving is None:
-                continue
-            loaded[entry.version] = serving
-            previous = engine.serving
-            engine.serve(serving)
-            event = SwapEvent(symbol, previous.model_version or previous.label, entry.version, time.perf_counter_ns())
-            events.append(event)
-            log.info("%s: now serving model %s (was %s); the next candle is decided by it", symbol, event.version,
-                     event.previous)
+            for name in self.followers:
+                account = engine.accounts.get(name)
+                if entry is None or account is None or entry.version == account.serving.model_version:
+                    continue
+                serving = loaded.get(entry.version) or await self._load(symbol, entry, account.serving)
+                if serving is None:
+                    continue
+                loaded[entry.version] = serving
+                previous = account.serving
+                engine.serve(name, serving)
+                event = SwapEvent(name, symbol, previous.model_version or previous.label, entry.version,
+                                  time.perf_counter_ns())
+                events.append(event)
+                log.info("%s %s: now serving model %s (was %s); the next candle is decided by it", name, symbol,
+                         event.version, event.previous)
         self.swaps.extend(events)
         return events
 

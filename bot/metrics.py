@@ -81,13 +81,14 @@ class _DaemonCollector(Collector):
         processed = CounterMetricFamily("shadow_candles_processed", "candles the engine processed this session "
                                         "(decisions, warm-up and already-decided replays)", labels=["symbol"])
         decisions = CounterMetricFamily("shadow_decisions", "decisions written to the ledger this session",
-                                        labels=["symbol"])
+                                        labels=["account", "symbol"])
         replays = CounterMetricFamily("shadow_decisions_already_recorded", "candles found already decided in the "
                                       "ledger (a replay after a restart); nothing was written", labels=["symbol"])
         if daemon.report is not None:
             for symbol, stats in daemon.report.symbols.items():
                 processed.add_metric([symbol], stats.decisions + stats.warmup_candles + stats.skipped_replays)
-                decisions.add_metric([symbol], stats.decisions)
+                for account, count in stats.by_account.items():
+                    decisions.add_metric([account, symbol], count)
                 replays.add_metric([symbol], stats.skipped_replays)
         yield from (processed, decisions, replays)
 
@@ -104,31 +105,32 @@ class _DaemonCollector(Collector):
 
     def _accounts(self) -> Iterator[Metric]:
         daemon = self.daemon
-        labels = ["symbol"]
+        labels = ["account", "symbol"]
         equity = GaugeMetricFamily("shadow_equity", "paper account equity (quote currency)", labels=labels)
         side = GaugeMetricFamily("shadow_position_side", "position: 1 long, -1 short, 0 flat", labels=labels)
         qty = GaugeMetricFamily("shadow_position_qty", "position size (base currency)", labels=labels)
         unrealized = GaugeMetricFamily("shadow_unrealized_pnl", "open position's PnL at the last close", labels=labels)
         drawdown = GaugeMetricFamily("shadow_drawdown", "fraction below peak equity", labels=labels)
-        last_close = GaugeMetricFamily("shadow_last_candle_close_timestamp_seconds",
-                                       "close time of the newest candle processed", labels=labels)
-        failed = GaugeMetricFamily("shadow_symbol_failed", "1 when the symbol's task stopped on an error",
-                                   labels=labels)
         model = GaugeMetricFamily("shadow_model_info", "the strategy and model version deciding now (value 1)",
-                                  labels=["symbol", "strategy", "model_version"])
+                                  labels=["account", "symbol", "strategy", "model_version"])
+        last_close = GaugeMetricFamily("shadow_last_candle_close_timestamp_seconds",
+                                       "close time of the newest candle processed", labels=["symbol"])
+        failed = GaugeMetricFamily("shadow_symbol_failed", "1 when the symbol's task stopped on an error",
+                                   labels=["symbol"])
         for symbol, engine in daemon.engines.items():
-            p = engine.portfolio
-            equity.add_metric([symbol], p.equity)
-            side.add_metric([symbol], p.side)
-            qty.add_metric([symbol], p.qty)
-            unrealized.add_metric([symbol], p.unrealized_pnl)
-            drawdown.add_metric([symbol], p.drawdown)
+            for name, account in engine.accounts.items():
+                p = account.portfolio
+                equity.add_metric([name, symbol], p.equity)
+                side.add_metric([name, symbol], p.side)
+                qty.add_metric([name, symbol], p.qty)
+                unrealized.add_metric([name, symbol], p.unrealized_pnl)
+                drawdown.add_metric([name, symbol], p.drawdown)
+                model.add_metric([name, symbol, account.serving.label, account.serving.model_version or ""], 1.0)
             if engine.last_open_ms is not None:
                 last_close.add_metric([symbol], (engine.last_open_ms + daemon.interval.ms) / 1000)
             stats = daemon.report.symbols.get(symbol) if daemon.report is not None else None
             failed.add_metric([symbol], float(bool(stats and stats.failed)))
-            model.add_metric([symbol, engine.serving.label, engine.serving.model_version or ""], 1.0)
-        yield from (equity, side, qty, unrealized, drawdown, last_close, failed, model)
+        yield from (equity, side, qty, unrealized, drawdown, model, last_close, failed)
 
     def _retraining(self) -> Iterator[Metric]:
         summary = self.retrains

@@ -36,12 +36,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.engine import SymbolEngine
 from bot.hotswap import HotSwapper
-from bot.serving import REGISTRY
+from config.accounts import trading_accounts
 from config.settings import Settings
 from env.types import Candle
 from state.clock import SYSTEM_CLOCK, Clock
 from state.ledger import Ledger
-from state.records import ModelStatus
+from state.records import DecisionRecord, ModelStatus
 from trainer.retrain.job import DEFAULT_TRAINER
 from trainer.retrain.runner import RetrainOutcome, close_abandoned_runs, run_retrain
 
@@ -71,8 +71,9 @@ class RetrainScheduler:
         self.ledger = ledger
         self.engines = engines
         self.clock = clock
-        self.swapper = (HotSwapper(engines, settings.env.lookback_window, settings.daemon.torch_threads)
-                        if settings.daemon.strategy == REGISTRY else None)
+        self.followers = [a.name for a in trading_accounts(settings) if a.follows_registry]
+        self.swapper = (HotSwapper(engines, self.followers, settings.env.lookback_window,
+                                   settings.daemon.torch_threads) if self.followers else None)
         self.outcomes: list[RetrainOutcome] = []
         self.run_spans_ns: list[tuple[int, int]] = []
         """``time.perf_counter_ns()`` start and end of each child run (benchmarks)."""
@@ -99,7 +100,8 @@ class RetrainScheduler:
             if retrain.cron is not None:
                 self._add(self._triggered, CronTrigger.from_crontab(retrain.cron, timezone="UTC"),
                           f"cron {retrain.cron}")
-            cold = [s for s, e in self.engines.items() if e.serving.model_version is None]
+            cold = [s for s, e in self.engines.items()
+                    if any(e.accounts[a].serving.model_version is None for a in self.followers if a in e.accounts)]
             if retrain.cold_start and self.swapper is not None and cold:
                 self.request(f"cold start: no promoted model for {', '.join(cold)}")
         if self.swapper is not None:
@@ -133,6 +135,9 @@ class RetrainScheduler:
         if self._counted >= every:
             self._counted = 0
             self.request(f"{every} new candles", end_ms=candle.open_time_ms)
+
+    async def on_committed(self, symbol: str, records: list[DecisionRecord]) -> None:
+        """Told of the decisions just committed at one candle of ``symbol`` (called by the daemon)."""
 
     async def _triggered(self, why: str) -> None:
         self.request(why)

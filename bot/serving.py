@@ -1,30 +1,33 @@
-"""Which strategy trades a symbol: a configured spec, or the model registry's promoted model.
+"""Which strategy an account trades a symbol with: a configured spec, a pinned registry
+version, or the model registry's promoted model.
 
-With ``[daemon] strategy = "registry"`` the daemon serves the newest promoted model for
-the symbol (or a shared one). A model file is a pickle, so it is only loaded when its
-sha256 matches the registry row and its metadata matches this code's features. With no
-promoted model yet (cold start), the configured fallback baseline trades, and every
-decision it takes says so in ``decisions.strategy``.
+An account with strategy ``registry`` serves the newest promoted model for the symbol (or a
+shared one); ``registry:VERSION`` serves that version, whatever its status. A model file
+is a pickle, so it is only loaded when its sha256 matches the registry row and its
+metadata matches this code's features. With no promoted model yet (cold start), the
+configured fallback baseline trades, and every decision it takes says so in
+``decisions.strategy``.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from bot.engine import ServingStrategy
+from config.accounts import REGISTRY, registry_version
+from config.errors import UserError
 from config.settings import DaemonSettings
 from state.records import ModelEntry
 from strategies.specs import build_strategy
 from trainer.models.store import ModelIntegrityError, file_version, load_registry_strategy, promoted_model
 
-__all__ = ["ModelIntegrityError", "cap_torch_threads", "choose_strategy", "configured_strategy",
-           "load_registry_model", "promoted_model"]
+__all__ = ["REGISTRY", "ModelIntegrityError", "UnknownModelError", "account_strategy", "cap_torch_threads",
+           "choose_strategy", "configured_strategy", "load_registry_model", "promoted_model"]
 
 log = logging.getLogger(__name__)
-
-REGISTRY = "registry"
 PPO_LABEL = "ppo"
 """``decisions.strategy`` of every decision a PPO model took (the model is in ``model_version``)."""
 
@@ -56,14 +59,47 @@ def configured_strategy(spec: str, lookback_window: int) -> ServingStrategy:
     return ServingStrategy(strategy, strategy.name)
 
 
-def choose_strategy(daemon: DaemonSettings, models: list[ModelEntry], symbol: str, interval: str,
-                    lookback_window: int) -> ServingStrategy:
-    """The strategy a symbol starts with (see the module docstring)."""
-    if daemon.strategy != REGISTRY:
-        return configured_strategy(daemon.strategy, lookback_window)
+class UnknownModelError(UserError):
+    """An account pinned to a registry version the registry does not hold."""
+
+
+def pinned_model(version: str, models: Sequence[ModelEntry], account: str) -> ModelEntry:
+    """The registry row of ``registry:VERSION``.
+
+    Raises:
+        UnknownModelError: no such version (the message names the account and what there is).
+    """
+    entry = next((m for m in models if m.version == version), None)
+    if entry is None:
+        held = ", ".join(m.version for m in models[-5:]) or "no model at all"
+        raise UnknownModelError(f"account {account!r}: strategy 'registry:{version}' names a model the registry "
+                                f"does not hold (it has {held}; see shadow models)")
+    return entry
+
+
+def account_strategy(strategy: str, fallback: str, models: Sequence[ModelEntry], symbol: str, interval: str,
+                     lookback_window: int, *, account: str) -> ServingStrategy:
+    """The strategy an account starts trading ``symbol`` with (see the module docstring);
+    ``fallback`` trades while the registry has no promoted model (cold start).
+
+    Raises:
+        UserError: an unknown strategy or registry version, a model that cannot be served.
+    """
+    version = registry_version(strategy)
+    if version is not None:
+        return load_registry_model(pinned_model(version, models, account), lookback_window)
+    if strategy != REGISTRY:
+        return configured_strategy(strategy, lookback_window)
     entry = promoted_model(models, symbol, interval)
     if entry is None:
-        log.warning("%s: cold start: the model registry has no promoted model; trading the fallback %r",
-                    symbol, daemon.fallback)
-        return configured_strategy(daemon.fallback, lookback_window)
+        log.warning("%s %s: cold start: the model registry has no promoted model; trading the fallback %r",
+                    account, symbol, fallback)
+        return configured_strategy(fallback, lookback_window)
     return load_registry_model(entry, lookback_window)
+
+
+def choose_strategy(daemon: DaemonSettings, models: list[ModelEntry], symbol: str, interval: str,
+                    lookback_window: int) -> ServingStrategy:
+    """The strategy the one account of a configuration without ``[[accounts]]`` starts with."""
+    return account_strategy(daemon.strategy, daemon.fallback, models, symbol, interval, lookback_window,
+                            account="main")

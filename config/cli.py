@@ -70,7 +70,7 @@ def setting_option(setting: str, *param_decls: str, help: str | None = None,
     """
     info = settings_field(setting)
     text = help or info.description or ""
-    if info.default is not None:
+    if info.default not in (None, ()):
         text += f" (default: {_show(info.default)})"
 
     def remember(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:

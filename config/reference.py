@@ -34,8 +34,25 @@ def _rows(model: type[BaseModel], path: tuple[str, ...]) -> Iterator[tuple[str, 
         table = ".".join(path)
         default = json.dumps(info.default, default=str)
         env_var = ENV_PREFIX + ENV_NESTED_DELIMITER.join(p.upper() for p in (*path, name))
+        entry = _table_array(annotation)
+        if entry is not None:  # [[accounts]]: the array, then each entry's keys
+            yield (f"`[[{name}]]`", "array of tables", f"`{default}`", f"`{env_var}` (JSON)",
+                   _cell(info.description or ""))
+            for key, field in entry.model_fields.items():
+                shown = "required" if field.is_required() else f"`{json.dumps(field.default, default=str)}`"
+                yield f"`[[{name}]]` `{key}`", _type_name(field.annotation), shown, "", _cell(field.description or "")
+            continue
         yield (f"`[{table}]` `{name}`", _type_name(annotation), f"`{default}`", f"`{env_var}`",
                _cell(info.description or ""))
+
+
+def _table_array(annotation: Any) -> type[BaseModel] | None:
+    """The entry model of a ``tuple[Model, ...]`` setting (a TOML array of tables), else None."""
+    args = get_args(annotation)
+    entry = args[0] if get_origin(annotation) in (tuple, list) and args else None
+    if isinstance(entry, type) and issubclass(entry, BaseModel):
+        return entry
+    return None
 
 
 def _type_name(annotation: Any) -> str:

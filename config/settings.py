@@ -19,12 +19,13 @@ from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from config.accounts import AccountSettings, check_accounts
 from config.errors import UserError, clause
 from config.market import FEED_INTERVALS, TIMEFRAMES, ExchangeSettings, FeedSettings, Timeframe
 from config.operations import LOOPBACK, LedgerSettings, ServiceSettings, parse_listen
@@ -40,9 +41,10 @@ from config.training import (
 
 __all__ = [
     "CONFIG_PATH_VARIABLE", "ENV_NESTED_DELIMITER", "ENV_PREFIX", "FEED_INTERVALS", "LOOPBACK", "TIMEFRAMES",
-    "ComputeSettings", "ConfigError", "DaemonSettings", "EnvSettings", "EvaluationSettings", "ExchangeSettings",
-    "FeedSettings", "LedgerSettings", "RetrainSettings", "RewardSettings", "RiskSettings", "SearchSpaceSettings",
-    "ServiceSettings", "Settings", "Timeframe", "TrainSettings", "TuneSettings", "load_settings", "parse_listen",
+    "AccountSettings", "ComputeSettings", "ConfigError", "DaemonSettings", "EnvSettings", "EvaluationSettings",
+    "ExchangeSettings", "FeedSettings", "LedgerSettings", "RetrainSettings", "RewardSettings", "RiskSettings",
+    "SearchSpaceSettings", "ServiceSettings", "Settings", "Timeframe", "TrainSettings", "TuneSettings", "load_settings",
+    "parse_listen",
 ]
 
 ENV_PREFIX = "SHADOW_"
@@ -76,6 +78,18 @@ class Settings(BaseSettings):
     tune: TuneSettings = TuneSettings()
     service: ServiceSettings = ServiceSettings()
     retrain: RetrainSettings = RetrainSettings()
+    accounts: Annotated[tuple[AccountSettings, ...], Field(
+        description="paper accounts trading side by side ([[accounts]] tables; none: one account, 'main', "
+        "trading [daemon] strategy with [env] and [risk])",
+    )] = ()
+
+    @field_validator("accounts")
+    @classmethod
+    def _accounts(cls, value: tuple[AccountSettings, ...], info: ValidationInfo) -> tuple[AccountSettings, ...]:
+        feed = info.data.get("feed")
+        if feed is not None:  # an invalid [feed] is reported on its own
+            check_accounts(value, feed.symbols)
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -142,10 +156,10 @@ class _Sources:
 
     def name(self, loc: Sequence[str]) -> str:
         """The source of the value at ``loc`` (``("train", "n_envs")``; a list item's
-        source is its list's)."""
+        source, and its fields', is its list's: ``("accounts", "0", "name")``)."""
         field = list(loc)
-        while len(field) > 1 and field[-1].isdigit():
-            field.pop()
+        index = next((i for i, part in enumerate(field) if part.isdigit()), len(field))
+        field = field[:max(index, 1)]
         dotted = ".".join(field)
         if _holds(self.overrides, field):
             return f"set by {self.flag_names[dotted]}" if dotted in self.flag_names else "passed in code"
@@ -153,7 +167,8 @@ class _Sources:
         if variable in {key.upper() for key in os.environ}:
             return f"set by {variable}"
         if _holds(self.tables, field):
-            table = f"[{'.'.join(field[:-1])}] {field[-1]}" if len(field) > 1 else field[0]
+            table = f"[{'.'.join(field[:-1])}] {field[-1]}" if len(field) > 1 else (
+                f"[[{field[0]}]]" if isinstance(self.tables[field[0]], list) else field[0])
             return f"{table} in {self.path}"
         return "the default"
 
@@ -167,6 +182,15 @@ def _holds(tree: Mapping[str, Any], path: Sequence[str]) -> bool:
     return True
 
 
+MAX_SHOWN_VALUE = 80
+"""Characters of a bad value an error shows: a whole list of ``[[accounts]]`` would drown the reason."""
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN_VALUE else text[:MAX_SHOWN_VALUE - 3] + "..."
+
+
 def _describe(error: ErrorDetails, sources: _Sources) -> str:
     """``invalid value for env.commission: -1 (set by SHADOW_ENV__COMMISSION): input should be ...``"""
     loc = [str(part) for part in error["loc"]]
@@ -175,4 +199,4 @@ def _describe(error: ErrorDetails, sources: _Sources) -> str:
     if error["type"] == "extra_forbidden":
         return f"unknown setting {field!r} ({where})"
     message = clause(error["msg"].removeprefix("Value error, "))
-    return f"invalid value for {field}: {error.get('input')!r} ({where}): {message}"
+    return f"invalid value for {field}: {_shown(error.get('input'))} ({where}): {message}"

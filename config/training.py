@@ -264,6 +264,12 @@ class RetrainSettings(Section):
     poll_seconds: float = Field(
         30.0, gt=0, description="how often the daemon checks the registry for a model promoted by another process"
     )
+    live_trial_candles: int = Field(
+        0, ge=0, le=1_000_000,
+        description="a candidate that passes the holdout first trades as a challenger account for this many live "
+        "candles beside the incumbent account, and is promoted only if it beats the incumbent and flat on them by "
+        "metric and margin (0: promoted on the holdout alone)",
+    )
 
     @field_validator("cron")
     @classmethod

@@ -3,8 +3,8 @@
 A decision wrote its observation hash, its action, who took it (strategy label and model
 version, under a daemon session), its fills with the trade a closing fill finished, the
 equity after its fills and the risk events it raised (see :mod:`state.decision_sql`).
-:func:`read_decision_log` returns one :class:`LoggedDecision` per decision of a symbol, in
-candle order, holding those values as the shared models built them (:class:`env.portfolio.Fill`,
+:func:`read_decision_log` returns one :class:`LoggedDecision` per decision of an account on
+a symbol, in candle order, holding those values as the shared models built them (:class:`env.portfolio.Fill`,
 :class:`env.portfolio.ClosedTrade`, :class:`env.risk.RiskEvent`), so a replay compares
 with ``==``, bit for bit.
 
@@ -55,8 +55,9 @@ class LoggedDecision:
 
 @dataclass(frozen=True, slots=True)
 class DecidedSymbol:
-    """A symbol with decisions in the ledger: how many and over which candles."""
+    """An account's symbol with decisions in the ledger: how many and over which candles."""
 
+    account: str
     symbol: str
     interval: str
     decisions: int
@@ -75,12 +76,22 @@ def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 def decided_symbols(conn: sqlite3.Connection) -> list[DecidedSymbol]:
-    """Every symbol that has decisions, by name."""
+    """Every account and symbol that has decisions, by name."""
     rows = conn.execute(
-        "SELECT symbol, min(interval), count(*), min(open_time_ms), max(open_time_ms) FROM decisions "
-        "GROUP BY symbol ORDER BY symbol"
+        "SELECT account, symbol, min(interval), count(*), min(open_time_ms), max(open_time_ms) FROM decisions "
+        "GROUP BY account, symbol ORDER BY account, symbol"
     ).fetchall()
     return [DecidedSymbol(*row) for row in rows]
+
+
+def challenger_starts(conn: sqlite3.Connection) -> dict[tuple[str, str], tuple[str, float]]:
+    """Per live trial's challenger account and symbol: its incumbent account and the equity
+    it started with (the incumbent's at that close)."""
+    rows = conn.execute(
+        "SELECT t.challenger_account, p.symbol, t.incumbent_account, p.initial_balance FROM live_trials t "
+        "JOIN positions p ON p.account = t.challenger_account"
+    ).fetchall()
+    return {(account, symbol): (incumbent, balance) for account, symbol, incumbent, balance in rows}
 
 
 def run_settings(conn: sqlite3.Connection) -> dict[int, str | None]:
@@ -93,26 +104,27 @@ _OPEN_END = 2**62
 _DECISIONS = (
     "SELECT d.decision_id, d.open_time_ms, d.interval, d.action, d.obs_hash, d.strategy, d.model_version, d.run_id, "
     "e.equity FROM decisions d JOIN equity e ON e.decision_id = d.decision_id "
-    "WHERE d.symbol = ? AND d.open_time_ms >= ? AND d.open_time_ms <= ? ORDER BY d.open_time_ms"
+    "WHERE d.account = ? AND d.symbol = ? AND d.open_time_ms >= ? AND d.open_time_ms <= ? ORDER BY d.open_time_ms"
 )
 _FILLS = (
     "SELECT f.decision_id, f.time_ms, f.side, f.qty, f.price, f.market_price, f.fee, f.slippage_cost, f.opens, "
     "t.side, t.qty, t.entry_time_ms, t.exit_time_ms, t.entry_price, t.exit_price, t.gross_pnl, t.fees, t.net_pnl "
     "FROM fills f JOIN decisions d ON d.decision_id = f.decision_id "
     "LEFT JOIN trades t ON t.exit_decision_id = f.decision_id AND f.opens = 0 "
-    "WHERE d.symbol = ? AND d.open_time_ms >= ? AND d.open_time_ms <= ? ORDER BY f.decision_id, f.seq"
+    "WHERE d.account = ? AND d.symbol = ? AND d.open_time_ms >= ? AND d.open_time_ms <= ? "
+    "ORDER BY f.decision_id, f.seq"
 )
 _RISK_EVENTS = (
-    "SELECT time_ms, kind, detail FROM risk_events WHERE symbol = ? AND time_ms >= ? AND time_ms <= ? "
-    "ORDER BY event_id"
+    "SELECT time_ms, kind, detail FROM risk_events WHERE account = ? AND symbol = ? AND time_ms >= ? "
+    "AND time_ms <= ? ORDER BY event_id"
 )
 
 
-def read_decision_log(conn: sqlite3.Connection, symbol: str, *, start_ms: int | None = None,
+def read_decision_log(conn: sqlite3.Connection, account: str, symbol: str, *, start_ms: int | None = None,
                       end_ms: int | None = None) -> list[LoggedDecision]:
-    """The decisions of ``symbol`` with candles in ``[start_ms, end_ms]`` (``None``: open
-    ended), oldest first."""
-    bounds = (symbol, -_OPEN_END if start_ms is None else start_ms, _OPEN_END if end_ms is None else end_ms)
+    """The decisions of ``account`` on ``symbol`` with candles in ``[start_ms, end_ms]``
+    (``None``: open ended), oldest first."""
+    bounds = (account, symbol, -_OPEN_END if start_ms is None else start_ms, _OPEN_END if end_ms is None else end_ms)
     fills: defaultdict[int, list[Fill]] = defaultdict(list)
     for row in conn.execute(_FILLS, bounds):
         fills[row[0]].append(_fill(row[1:]))

@@ -18,62 +18,67 @@ STATE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(PortfolioState))
 RISK_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(RiskState))
 RISK_COLUMNS: tuple[str, ...] = tuple(f"risk_{name}" for name in RISK_FIELDS)
 
-_DECISION_COLUMNS = ("symbol", "interval", "open_time_ms", "action", "obs_hash", "strategy", "model_version",
+_DECISION_COLUMNS = ("account", "symbol", "interval", "open_time_ms", "action", "obs_hash", "strategy", "model_version",
                      "latency_ms", "decided_ms", "run_id")
 
-# Inserts nothing (and returns no row) when the candle was already decided, or when the
-# symbol already has a later decision or another interval; the writer then finds out which.
+# Inserts nothing (and returns no row) when the account already decided the candle, when it
+# has a later decision on the symbol, or when any account trades the symbol at another
+# interval; the writer then finds out which.
 INSERT_DECISION = (
     f"INSERT INTO decisions ({', '.join(_DECISION_COLUMNS)}) "
     f"SELECT {', '.join(':' + c for c in _DECISION_COLUMNS)} "
     "WHERE NOT EXISTS (SELECT 1 FROM positions p WHERE p.symbol = :symbol "
-    "AND (p.open_time_ms > :open_time_ms OR p.interval <> :interval)) "
-    "ON CONFLICT (symbol, open_time_ms) DO NOTHING RETURNING decision_id"
+    "AND (p.interval <> :interval OR (p.account = :account AND p.open_time_ms > :open_time_ms))) "
+    "ON CONFLICT (account, symbol, open_time_ms) DO NOTHING RETURNING decision_id"
 )
 
-SELECT_DECISION = "SELECT action, obs_hash FROM decisions WHERE symbol = ? AND open_time_ms = ?"
-SELECT_POSITION_KEY = "SELECT interval, open_time_ms FROM positions WHERE symbol = ?"
+SELECT_DECISION = "SELECT action, obs_hash FROM decisions WHERE account = ? AND symbol = ? AND open_time_ms = ?"
+SELECT_POSITION_KEY = (
+    "SELECT account, interval, open_time_ms FROM positions WHERE symbol = ? "
+    "ORDER BY account = ? DESC, interval <> ? DESC LIMIT 1"
+)
 
-_FILL_COLUMNS = ("decision_id", "seq", "symbol", "time_ms", "side", "opens", "qty", "price", "market_price", "fee",
-                 "slippage_cost")
+_FILL_COLUMNS = ("decision_id", "seq", "account", "symbol", "time_ms", "side", "opens", "qty", "price", "market_price",
+                 "fee", "slippage_cost")
 INSERT_FILL = f"INSERT INTO fills ({', '.join(_FILL_COLUMNS)}) VALUES ({', '.join(':' + c for c in _FILL_COLUMNS)})"
 
-_TRADE_COLUMNS = ("symbol", "side", "qty", "entry_time_ms", "exit_time_ms", "entry_price", "exit_price", "gross_pnl",
-                  "fees", "net_pnl", "exit_decision_id")
+_TRADE_COLUMNS = ("account", "symbol", "side", "qty", "entry_time_ms", "exit_time_ms", "entry_price", "exit_price",
+                  "gross_pnl", "fees", "net_pnl", "exit_decision_id")
 # The trade is credited to the decision whose opening fill started it.
 INSERT_TRADE = (
     f"INSERT INTO trades ({', '.join(_TRADE_COLUMNS)}, entry_decision_id) "
     f"VALUES ({', '.join(':' + c for c in _TRADE_COLUMNS)}, "
-    "(SELECT o.decision_id FROM fills o WHERE o.symbol = :symbol AND o.opens = 1 "
+    "(SELECT o.decision_id FROM fills o WHERE o.account = :account AND o.symbol = :symbol AND o.opens = 1 "
     "AND o.time_ms = :entry_time_ms ORDER BY o.fill_id DESC LIMIT 1))"
 )
 
-POSITION_COLUMNS: tuple[str, ...] = ("symbol", "interval", "open_time_ms", "decision_id", "initial_balance",
+POSITION_COLUMNS: tuple[str, ...] = ("account", "symbol", "interval", "open_time_ms", "decision_id", "initial_balance",
                                      *STATE_FIELDS, "equity", "unrealized_pnl", *RISK_COLUMNS)
 UPSERT_POSITION = (
     f"INSERT INTO positions ({', '.join(POSITION_COLUMNS)}) VALUES ({', '.join(':' + c for c in POSITION_COLUMNS)}) "
-    "ON CONFLICT (symbol) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in POSITION_COLUMNS[1:])
+    "ON CONFLICT (account, symbol) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in POSITION_COLUMNS[2:])
 )
 
-_EQUITY_COLUMNS = ("symbol", "open_time_ms", "decision_id", "close", "side", "cash", "unrealized_pnl", "equity",
-                   "realized_pnl", "fees_paid", "drawdown")
+_EQUITY_COLUMNS = ("account", "symbol", "open_time_ms", "decision_id", "close", "side", "cash", "unrealized_pnl",
+                   "equity", "realized_pnl", "fees_paid", "drawdown")
 INSERT_EQUITY = (
     f"INSERT INTO equity ({', '.join(_EQUITY_COLUMNS)}) VALUES ({', '.join(':' + c for c in _EQUITY_COLUMNS)})"
 )
 
 
 INSERT_RISK_EVENT = (
-    "INSERT INTO risk_events (symbol, time_ms, kind, detail, run_id) "
-    "VALUES (:symbol, :time_ms, :kind, :detail, :run_id)"
+    "INSERT INTO risk_events (account, symbol, time_ms, kind, detail, run_id) "
+    "VALUES (:account, :symbol, :time_ms, :kind, :detail, :run_id)"
 )
 
 
 def decision_params(record: DecisionRecord) -> dict[str, Any]:
     c = record.candle
     return {
-        "symbol": c.symbol, "interval": c.interval, "open_time_ms": c.open_time_ms, "action": int(record.action),
-        "obs_hash": record.obs_hash, "strategy": record.strategy, "model_version": record.model_version,
-        "latency_ms": record.latency_ms, "decided_ms": record.decided_ms, "run_id": record.run_id,
+        "account": record.account, "symbol": c.symbol, "interval": c.interval, "open_time_ms": c.open_time_ms,
+        "action": int(record.action), "obs_hash": record.obs_hash, "strategy": record.strategy,
+        "model_version": record.model_version, "latency_ms": record.latency_ms, "decided_ms": record.decided_ms,
+        "run_id": record.run_id,
     }
 
 
@@ -81,26 +86,29 @@ def after_decision(record: DecisionRecord, decision_id: int) -> list[tuple[str, 
     """The statements that follow a newly inserted decision: fills (each closing fill
     followed by its trade, before a reversal's opening fill), position, equity, and the
     risk events the decision raised."""
-    c, state = record.candle, record.state
+    c, state, account = record.candle, record.state, record.account
     statements: list[tuple[str, dict[str, Any]]] = []
     for seq, fill in enumerate(record.fills):
         statements.append((INSERT_FILL, {
-            "decision_id": decision_id, "seq": seq, "symbol": c.symbol, "time_ms": fill.time_ms, "side": fill.side,
-            "opens": int(fill.opens), "qty": fill.qty, "price": fill.price, "market_price": fill.market_price,
-            "fee": fill.fee, "slippage_cost": fill.slippage_cost,
+            "decision_id": decision_id, "seq": seq, "account": account, "symbol": c.symbol, "time_ms": fill.time_ms,
+            "side": fill.side, "opens": int(fill.opens), "qty": fill.qty, "price": fill.price,
+            "market_price": fill.market_price, "fee": fill.fee, "slippage_cost": fill.slippage_cost,
         }))
         if fill.trade is not None:
-            statements.append((INSERT_TRADE, fill.trade._asdict() | {"symbol": c.symbol,
+            statements.append((INSERT_TRADE, fill.trade._asdict() | {"account": account, "symbol": c.symbol,
                                                                      "exit_decision_id": decision_id}))
     statements.append((UPSERT_POSITION, asdict(state) | {
-        "symbol": c.symbol, "interval": c.interval, "open_time_ms": c.open_time_ms, "decision_id": decision_id,
-        "initial_balance": record.initial_balance, "equity": record.equity, "unrealized_pnl": record.unrealized_pnl,
+        "account": account, "symbol": c.symbol, "interval": c.interval, "open_time_ms": c.open_time_ms,
+        "decision_id": decision_id, "initial_balance": record.initial_balance, "equity": record.equity,
+        "unrealized_pnl": record.unrealized_pnl,
     } | {column: value for column, value in zip(RISK_COLUMNS, astuple(record.risk), strict=True)}))
     statements.append((INSERT_EQUITY, {
-        "symbol": c.symbol, "open_time_ms": c.open_time_ms, "decision_id": decision_id, "close": c.close,
-        "side": state.side, "cash": state.cash, "unrealized_pnl": record.unrealized_pnl, "equity": record.equity,
-        "realized_pnl": state.realized_pnl, "fees_paid": state.fees_paid, "drawdown": record.drawdown,
+        "account": account, "symbol": c.symbol, "open_time_ms": c.open_time_ms, "decision_id": decision_id,
+        "close": c.close, "side": state.side, "cash": state.cash, "unrealized_pnl": record.unrealized_pnl,
+        "equity": record.equity, "realized_pnl": state.realized_pnl, "fees_paid": state.fees_paid,
+        "drawdown": record.drawdown,
     }))
-    statements += [(INSERT_RISK_EVENT, event._asdict() | {"symbol": c.symbol, "run_id": record.run_id})
+    statements += [(INSERT_RISK_EVENT, event._asdict() | {"account": account, "symbol": c.symbol,
+                                                          "run_id": record.run_id})
                    for event in record.risk_events]
     return statements

@@ -1,15 +1,17 @@
 """The paper ledger the live engine writes: one transaction per decision, idempotent.
 
-Usage (the engine, per closed candle, after ``execution = account.execute(...)``)::
+Usage (the engine, per closed candle, after each account's ``execution = account.execute(...)``)::
 
     async with await Ledger.open("shadow.sqlite") as ledger:
         points = await ledger.resume_points()           # restore portfolios after a restart
         ...
-        await ledger.record_decision(DecisionRecord.from_execution(candle, obs, execution, account, ...))
+        records = [DecisionRecord.from_execution(candle, obs, execution, account, ...), ...]
+        await ledger.record_decisions(candle, records)  # every account's decision at the candle
 
-Re-recording a decided candle (a restart that replays the last candles) changes nothing
-and returns ``False``. The registry and journals for the trainer and the daemon hang off
-the same writer: :attr:`Ledger.registry` and :attr:`Ledger.journal`.
+All accounts' decisions at one candle commit in one transaction. Re-recording a decided
+candle (a restart that replays the last candles) changes nothing and counts as not
+written. The registry and journals for the trainer and the daemon hang off the same
+writer: :attr:`Ledger.registry` and :attr:`Ledger.journal`.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from state.writer import WriterConnection, fetch_all
 
 log = logging.getLogger(__name__)
 
-_SELECT_RESUME = (f"SELECT symbol, interval, open_time_ms, initial_balance, {', '.join(STATE_FIELDS)}, "
+_SELECT_RESUME = (f"SELECT account, symbol, interval, open_time_ms, initial_balance, {', '.join(STATE_FIELDS)}, "
                   f"{', '.join(RISK_COLUMNS)} FROM positions")
 
 
@@ -91,52 +93,65 @@ class Ledger:
         await self.close()
 
     # ------------------------------------------------------------- decisions
-    async def record_decision(self, record: DecisionRecord) -> bool:
-        """Write candle, decision, fills, trades, position and equity in one transaction.
+    async def record_decisions(self, candle: Candle, records: Sequence[DecisionRecord]) -> list[bool]:
+        """Write the candle and every account's decision at it (fills, trades, position,
+        equity, risk events) in one transaction.
 
         Returns:
-            ``True`` when written, ``False`` when this candle was already decided (nothing
-            changes; a differing action or observation is logged as a warning).
+            Per record, ``True`` when written, ``False`` when its account had already
+            decided this candle (nothing of it changes; a differing action or observation
+            is logged as a warning).
 
         Raises:
-            LedgerConsistencyError: the symbol already has a later decision, or one at
-                another interval.
-            LedgerFullError: the disk is full; nothing of this decision was written.
+            LedgerConsistencyError: an account already has a later decision on the symbol,
+                or the symbol is traded at another interval; nothing of the candle is written.
+            LedgerFullError: the disk is full; nothing of the candle was written.
         """
+        written = []
         async with self._writer.transaction() as db:
-            await db.execute(INSERT_CANDLE, candle_params(record.candle))
-            rows = await fetch_all(db, INSERT_DECISION, decision_params(record))
-            if not rows:
-                await self._explain_skip(db, record)
-                return False
-            decision_id = rows[0][0]
-            for sql, params in after_decision(record, decision_id):
-                await db.execute(sql, params)
-        return True
+            await db.execute(INSERT_CANDLE, candle_params(candle))
+            for record in records:
+                rows = await db.execute_fetchall(INSERT_DECISION, decision_params(record))
+                if not rows:
+                    await self._explain_skip(db, record)
+                    written.append(False)
+                    continue
+                decision_id = rows[0][0]
+                for sql, params in after_decision(record, decision_id):
+                    await db.execute(sql, params)
+                written.append(True)
+        return written
+
+    async def record_decision(self, record: DecisionRecord) -> bool:
+        """One account's decision in its own transaction (:meth:`record_decisions` of one)."""
+        return (await self.record_decisions(record.candle, [record]))[0]
 
     async def _explain_skip(self, db: aiosqlite.Connection, record: DecisionRecord) -> None:
         c = record.candle
-        stored = list(await db.execute_fetchall(SELECT_DECISION, (c.symbol, c.open_time_ms)))
+        stored = list(await db.execute_fetchall(SELECT_DECISION, (record.account, c.symbol, c.open_time_ms)))
         if stored:
             action, obs_hash = stored[0]
             if action != record.action or obs_hash != record.obs_hash:
-                log.warning("%s %d: already decided %s (obs %s); replay gave %s (obs %s), kept the stored one",
-                            c.symbol, c.open_time_ms, action, obs_hash[:12], record.action, record.obs_hash[:12])
+                log.warning("%s %s %d: already decided %s (obs %s); replay gave %s (obs %s), kept the stored one",
+                            record.account, c.symbol, c.open_time_ms, action, obs_hash[:12], record.action,
+                            record.obs_hash[:12])
             return
-        interval, last_ms = (await fetch_all(db, SELECT_POSITION_KEY, (c.symbol,)))[0]
+        account, interval, last_ms = (await db.execute_fetchall(SELECT_POSITION_KEY,
+                                                                 (c.symbol, record.account, c.interval)))[0]
         raise LedgerConsistencyError(
-            f"ledger {self.path}: decision for {c.symbol} {c.interval} at {c.open_time_ms} refused: "
-            f"the ledger's last {c.symbol} decision is at {last_ms} (interval {interval})"
+            f"ledger {self.path}: decision of account {record.account} for {c.symbol} {c.interval} at "
+            f"{c.open_time_ms} refused: account {account}'s last {c.symbol} decision is at {last_ms} "
+            f"(interval {interval})"
         )
 
-    async def resume_points(self) -> dict[str, ResumePoint]:
-        """Per symbol, the last decided candle and the exact account after it."""
+    async def resume_points(self) -> dict[tuple[str, str], ResumePoint]:
+        """Per account and symbol, the last decided candle and the exact money after it."""
         rows = await self._writer.read(_SELECT_RESUME)
         return {
-            row[0]: ResumePoint(
-                symbol=row[0], interval=row[1], open_time_ms=row[2], initial_balance=row[3],
-                state=PortfolioState(**dict(zip(STATE_FIELDS, row[4:4 + len(STATE_FIELDS)], strict=True))),
-                risk=_risk_state(row[4 + len(STATE_FIELDS):]),
+            (row[0], row[1]): ResumePoint(
+                account=row[0], symbol=row[1], interval=row[2], open_time_ms=row[3], initial_balance=row[4],
+                state=PortfolioState(**dict(zip(STATE_FIELDS, row[5:5 + len(STATE_FIELDS)], strict=True))),
+                risk=_risk_state(row[5 + len(STATE_FIELDS):]),
             )
             for row in rows
         }

@@ -57,6 +57,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "each daemon session records its settings", "0004_run_settings.sql"),
     Migration(5, "v_model_performance: a win rate without trades is 0.0, as everywhere else",
               "0005_win_rate_without_trades.sql"),
+    Migration(6, "accounts: every decision, fill, trade, position, equity and risk event belongs to an account",
+              "0006_accounts.sql"),
+    Migration(7, "live trials of retrained candidates; policy weights served without torch", "0007_live_trials.sql"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -28,6 +28,10 @@ class UnknownTableError(LedgerError):
     """A table or view name that the ledger does not have."""
 
 
+class UnknownAccountError(LedgerError):
+    """An account name that the ledger does not have."""
+
+
 def iso_ms(ms: int | None) -> str | None:
     """Epoch milliseconds as ISO-8601 UTC text (``2024-03-01T12:00:00Z``)."""
     if ms is None:
@@ -56,15 +60,17 @@ def read_relation(conn: sqlite3.Connection, name: str) -> pd.DataFrame:
 def trades_frame(
     conn: sqlite3.Connection,
     *,
+    account: str | None = None,
     symbol: str | None = None,
     since_ms: int | None = None,
     model: str | None = None,
     last: int | None = None,
 ) -> pd.DataFrame:
-    """Closed trades from ``v_trades``, oldest first, filtered by symbol, exit time
+    """Closed trades from ``v_trades``, oldest first, filtered by account, symbol, exit time
     (``>= since_ms``) and opening model version; ``last`` keeps the newest N."""
     where, params = ["1 = 1"], []
-    for condition, value in (("symbol = ?", symbol), ("exit_time_ms >= ?", since_ms), ("model_version = ?", model)):
+    for condition, value in (("account = ?", account), ("symbol = ?", symbol), ("exit_time_ms >= ?", since_ms),
+                             ("model_version = ?", model)):
         if value is not None:
             where.append(condition)
             params.append(value)
@@ -77,8 +83,9 @@ def trades_frame(
 
 @dataclass(frozen=True, slots=True)
 class SymbolStatus:
-    """One symbol's account as of its last decision (``shadow status``; JSON for HTTP)."""
+    """One account on one symbol as of its last decision (``shadow status``; JSON for HTTP)."""
 
+    account: str
     symbol: str
     interval: str
     position: str
@@ -102,24 +109,25 @@ class SymbolStatus:
 
 
 _STATUS_SQL = """
-SELECT p.symbol, p.interval, p.side, p.qty, p.entry_price, p.entry_time_ms, p.last_price, p.unrealized_pnl,
+SELECT p.account, p.symbol, p.interval, p.side, p.qty, p.entry_price, p.entry_time_ms, p.last_price, p.unrealized_pnl,
        p.equity, p.initial_balance, p.realized_pnl, p.fees_paid, p.n_trades, p.n_wins, p.max_drawdown,
        p.open_time_ms, d.strategy, d.model_version, d.decided_ms
 FROM positions p JOIN decisions d ON d.decision_id = p.decision_id
-ORDER BY p.symbol
+WHERE ? IS NULL OR p.account = ?
+ORDER BY p.account, p.symbol
 """
 
 
-def symbol_status(conn: sqlite3.Connection, now_ms: int) -> list[SymbolStatus]:
-    """Per symbol: position, entry, unrealised PnL, equity, last candle, model and the
-    time since the last decision (relative to ``now_ms``)."""
+def symbol_status(conn: sqlite3.Connection, now_ms: int, account: str | None = None) -> list[SymbolStatus]:
+    """Per account and symbol (or of one ``account``): position, entry, unrealised PnL,
+    equity, last candle, model and the time since the last decision (relative to ``now_ms``)."""
     statuses = []
-    for row in conn.execute(_STATUS_SQL):
-        (symbol, interval, side, qty, entry_price, entry_ms, last_price, unrealized, equity, initial, realized,
+    for row in conn.execute(_STATUS_SQL, (account, account)):
+        (name, symbol, interval, side, qty, entry_price, entry_ms, last_price, unrealized, equity, initial, realized,
          fees, n_trades, n_wins, max_dd, open_ms, strategy, model_version, decided_ms) = row
         is_open = side != 0
         statuses.append(SymbolStatus(
-            symbol=symbol, interval=interval, position=_SIDE_NAMES[side], qty=qty,
+            account=name, symbol=symbol, interval=interval, position=_SIDE_NAMES[side], qty=qty,
             entry_price=entry_price if is_open else None, entry_time=iso_ms(entry_ms) if is_open else None,
             last_price=last_price, unrealized_pnl=unrealized, equity=equity, total_pnl=equity - initial,
             realized_pnl=realized, fees_paid=fees, trades=n_trades, win_rate=win_rate(n_wins, n_trades),
@@ -142,11 +150,31 @@ def latest_run(conn: sqlite3.Connection) -> dict[str, Any] | None:
             "code_version": version, "symbols": json.loads(symbols)}
 
 
-def status_document(conn: sqlite3.Connection, now_ms: int) -> dict[str, Any]:
+def status_document(conn: sqlite3.Connection, now_ms: int, account: str | None = None) -> dict[str, Any]:
     """What ``shadow status --json`` prints and the HTTP status endpoint serves:
-    ``generated_at``, the latest ``run`` and one entry per symbol (:class:`SymbolStatus`)."""
+    ``generated_at``, the latest ``run``, the ``accounts`` and one entry per account and
+    symbol (:class:`SymbolStatus`; of one ``account`` when given)."""
+    statuses = symbol_status(conn, now_ms, account)
     return {"generated_at": iso_ms(now_ms), "run": latest_run(conn),
-            "symbols": [asdict(s) for s in symbol_status(conn, now_ms)]}
+            "accounts": sorted({s.account for s in statuses}), "symbols": [asdict(s) for s in statuses]}
+
+
+def account_names(conn: sqlite3.Connection) -> list[str]:
+    """Every account with decisions in the ledger, by name."""
+    return [name for (name,) in conn.execute("SELECT DISTINCT account FROM positions ORDER BY account")]
+
+
+def check_account(conn: sqlite3.Connection, account: str | None) -> None:
+    """Refuse an ``--account`` the ledger has never traded.
+
+    Raises:
+        UnknownAccountError: the message lists the accounts there are.
+    """
+    if account is None:
+        return
+    names = account_names(conn)
+    if account not in names:
+        raise UnknownAccountError(f"no account {account!r} in the ledger; it has {', '.join(names) or 'none yet'}")
 
 
 def list_models(conn: sqlite3.Connection, status: str | None = None) -> list[ModelEntry]:

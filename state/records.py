@@ -34,6 +34,7 @@ class DecisionRecord:
 
     Args:
         candle: the closed candle the decision was taken at.
+        account: the paper account that decided (:mod:`config.accounts`).
         obs_hash: :func:`observation_hash` of the observation the strategy saw.
         action: the :class:`~env.types.Action` taken.
         strategy: strategy name (``"ppo"``, ``"flat"``...), ``None`` if unknown.
@@ -52,6 +53,7 @@ class DecisionRecord:
     """
 
     candle: Candle
+    account: str
     obs_hash: str
     action: int
     strategy: str | None
@@ -82,6 +84,7 @@ class DecisionRecord:
         execution: Execution,
         account: Account,
         *,
+        account_name: str,
         strategy: str | None,
         model_version: str | None,
         latency_ms: float,
@@ -92,22 +95,24 @@ class DecisionRecord:
         ``account.execute``): the account and its guard as they stand after the fills."""
         portfolio, guard = account.portfolio, account.guard
         return cls(
-            candle=candle, obs_hash=observation_hash(obs), action=int(execution.action), strategy=strategy,
-            model_version=model_version, latency_ms=latency_ms, decided_ms=decided_ms, fills=execution.fills,
-            state=portfolio.snapshot(), equity=portfolio.equity, unrealized_pnl=portfolio.unrealized_pnl,
-            drawdown=portfolio.drawdown, initial_balance=portfolio.config.initial_balance, run_id=run_id,
+            candle=candle, account=account_name, obs_hash=observation_hash(obs), action=int(execution.action),
+            strategy=strategy, model_version=model_version, latency_ms=latency_ms, decided_ms=decided_ms,
+            fills=execution.fills, state=portfolio.snapshot(), equity=portfolio.equity,
+            unrealized_pnl=portfolio.unrealized_pnl, drawdown=portfolio.drawdown,
+            initial_balance=portfolio.config.initial_balance, run_id=run_id,
             risk=replace(guard.state) if guard is not None else RiskState(), risk_events=execution.risk_events,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class ResumePoint:
-    """Where a symbol's engine left off: the last decided candle and the account after it.
+    """Where an account left off on a symbol: the last decided candle and the money after it.
 
     ``Portfolio.restore(point.state)`` reproduces the account bit for bit; process the
     candles after ``open_time_ms`` next.
     """
 
+    account: str
     symbol: str
     interval: str
     open_time_ms: int
@@ -138,6 +143,21 @@ class RetrainStatus(StrEnum):
     FAILED = "failed"
     REJECTED = "rejected"
     PROMOTED = "promoted"
+    TRIAL = "trial"
+    """The candidate passed the holdout gate and trades live as a challenger (:class:`LiveTrial`)."""
+
+
+class TrialStatus(StrEnum):
+    """How a live trial stands (``live_trials.status``)."""
+
+    PENDING = "pending"
+    """Recorded; the daemon starts it at its next registry check."""
+    RUNNING = "running"
+    """The challenger account trades beside the incumbent."""
+    PROMOTED = "promoted"
+    """The challenger beat the incumbent and flat live: its model serves now."""
+    RETIRED = "retired"
+    """It did not: the model is rejected, its account kept readable and no longer traded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +177,7 @@ class ModelEntry:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     promoted_ms: int | None = None
+    policy_sha256: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,4 +190,26 @@ class RetrainRun:
     finished_ms: int | None = None
     reason: str | None = None
     candidate_version: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveTrial:
+    """A row of ``live_trials``: a candidate trading as a challenger account beside the
+    incumbent account for ``candles`` candles of every symbol (see docs/retrain.md)."""
+
+    trial_id: int
+    retrain_id: int
+    candidate_version: str
+    challenger_account: str
+    incumbent_account: str
+    symbols: tuple[str, ...]
+    candles: int
+    metric: str
+    margin: float
+    status: TrialStatus
+    created_ms: int
+    started_ms: int | None = None
+    finished_ms: int | None = None
+    reason: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
+from config.accounts import DEFAULT_ACCOUNT
 from env.candles import infer_interval_ms
 from env.execution import Account
 from env.features import compute_features
@@ -35,6 +36,7 @@ def replay_decisions(
     model_versions: tuple[str, ...] = ("ppo-0001",),
     run_id: int | None = None,
     resume_after_ms: int | None = None,
+    account: str = DEFAULT_ACCOUNT,
 ) -> Iterator[tuple[DecisionRecord, Portfolio]]:
     """Yield ``(record, portfolio after the decision)`` for every row of ``candles``
     (``env.candles`` layout).
@@ -46,9 +48,10 @@ def replay_decisions(
         resume_after_ms: skip candles up to this open time, as an engine restarted from
             :meth:`state.ledger.Ledger.resume_points` does (pass the restored ``portfolio``);
             the decisions after it are the same as in an uninterrupted run.
+        account: the paper account the decisions belong to.
     """
     portfolio = portfolio or Portfolio(PortfolioConfig(initial_balance=1000.0, commission=0.00055, slippage_bps=2.0))
-    account = Account(portfolio)
+    money = Account(portfolio)
     rng = np.random.default_rng(seed)
     p_trade = trade_probability / 3
     actions = rng.choice(len(Action), size=len(candles), p=[1 - trade_probability, p_trade, p_trade, p_trade])
@@ -60,10 +63,10 @@ def replay_decisions(
         if resume_after_ms is not None and open_time_ms <= resume_after_ms:
             continue
         candle = Candle(symbol, interval, int(open_time_ms), float(o), float(h), float(low), float(c), float(v))
-        account.mark(candle.close, candle.open_time_ms)
+        money.mark(candle.close, candle.open_time_ms)
         obs = build_observation(features[i : i + 1], portfolio)
         record = DecisionRecord.from_execution(
-            candle, obs, account.execute(int(actions[i])), account, strategy="ppo",
+            candle, obs, money.execute(int(actions[i])), money, account_name=account, strategy="ppo",
             model_version=model_versions[i * len(model_versions) // len(candles)],
             latency_ms=float(latencies[i]), decided_ms=candle.open_time_ms + interval_ms + int(latencies[i]),
             run_id=run_id,

@@ -25,6 +25,8 @@ from bot.commands.common import console, ledger_reader, review_table
 from config import UserError
 from config.cli import ConfigOption, DbOption, command_settings
 
+AccountOption = Annotated[str | None, typer.Option("--account", "-a", help="Only this paper account, e.g. main.")]
+
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
@@ -68,6 +70,7 @@ def _pnl(value: float, digits: int = 4) -> str:
 
 def trades(
     ctx: typer.Context,
+    account: AccountOption = None,
     symbol: Annotated[str | None, typer.Option("--symbol", "-s", help="Only this symbol, e.g. BTCUSDT.")] = None,
     since: Annotated[
         str | None, typer.Option(help="Exited at or after: 2024-03-01, '2024-03-01 12:00' or 24h/7d.")
@@ -79,24 +82,24 @@ def trades(
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """The trade log: closed round trips with PnL, fees, holding time and the model that opened them."""
+    """The trade log: closed round trips with PnL, fees, holding time, and the account and model that opened them."""
     from env.portfolio import win_rate
     from state.clock import SYSTEM_CLOCK
-    from state.readers import trades_frame
+    from state.readers import check_account, trades_frame
 
     since_ms = parse_since(since, SYSTEM_CLOCK.now_ms()) if since else None
     with ledger_reader(command_settings(ctx).ledger) as conn:
-        frame = trades_frame(conn, symbol=symbol, since_ms=since_ms, model=model, last=last)
+        check_account(conn, account)
+        frame = trades_frame(conn, account=account, symbol=symbol, since_ms=since_ms, model=model, last=last)
     if frame.empty:
         console.print("no closed trades match")
         return
-    table = review_table(f"trades ({len(frame)} shown)", "#", "symbol", "side", "entry (UTC)", "exit (UTC)", "min",
-                   "qty", "entry px", "exit px", "net PnL", "ret %", "model")
-    for t in frame.to_dict("records"):
-        table.add_row(str(t["trade_id"]), t["symbol"], t["side"], t["entry_time"][:16], t["exit_time"][:16],
-                      f"{t['holding_minutes']:g}", f"{t['qty']:.6g}", _money(t["entry_price"], 2),
-                      _money(t["exit_price"], 2), _pnl(t["net_pnl"]), _pnl(t["return_pct"], 2),
-                      t["model_version"] or "-")
+    table = review_table(f"trades ({len(frame)} shown)", "#", "account", "symbol", "side", "entry (UTC)", "exit (UTC)",
+                         "min", "qty", "entry px", "exit px", "net PnL", "ret %", "model")
+    for t in frame.itertuples(index=False):
+        table.add_row(str(t.trade_id), t.account, t.symbol, t.side, t.entry_time[:16], t.exit_time[:16],
+                      f"{t.holding_minutes:g}", f"{t.qty:.6g}", _money(t.entry_price, 2), _money(t.exit_price, 2),
+                      _pnl(t.net_pnl), _pnl(t.return_pct, 2), t.model_version or "-")
     console.print(table)
     wins = int((frame["net_pnl"] > 0).sum())
     console.print(f"{len(frame)} trades, {wins} won ({100 * win_rate(wins, len(frame)):.1f}%), "
@@ -106,17 +109,18 @@ def trades(
 
 def status(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option(
-        "--json", help="Print JSON (the same document the HTTP status serves).")] = False,
+    account: AccountOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the same document the HTTP status serves).")] = False,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Per symbol: position, entry, unrealised PnL, equity, last candle, model and time since the last decision."""
+    """Per account and symbol: position, entry, unrealised PnL, equity, last candle, model, time since the decision."""
     from state.clock import SYSTEM_CLOCK
-    from state.readers import status_document
+    from state.readers import check_account, status_document
 
     with ledger_reader(command_settings(ctx).ledger) as conn:
-        document = status_document(conn, SYSTEM_CLOCK.now_ms())
+        check_account(conn, account)
+        document = status_document(conn, SYSTEM_CLOCK.now_ms(), account)
     if as_json:
         typer.echo(json.dumps(document, indent=2))
         return
@@ -128,29 +132,35 @@ def status(
     if not document["symbols"]:
         console.print("no decisions recorded yet", markup=False)
         return
-    # One column per symbol: a handful of symbols with a dozen fields reads best transposed.
-    symbols = document["symbols"]
-    table = Table(title="status", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in document["accounts"]:
+        console.print(_status_table(name, [s for s in document["symbols"] if s["account"] == name]))
+
+
+_STATUS_FIELDS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "position": lambda s: f"{s['position']} {s['qty']:.6g}" if s["qty"] else "flat",
+    "entry price": lambda s: _money(s["entry_price"], 2),
+    "entry time (UTC)": lambda s: (s["entry_time"] or "-")[:16].replace("T", " "),
+    "last price": lambda s: _money(s["last_price"], 2),
+    "unrealised PnL": lambda s: _pnl(s["unrealized_pnl"]),
+    "equity": lambda s: _money(s["equity"]),
+    "total PnL": lambda s: _pnl(s["total_pnl"]),
+    "trades (won)": lambda s: f"{s['trades']} ({100 * s['win_rate']:.0f}%)",
+    "max drawdown": lambda s: f"{100 * s['max_drawdown']:.2f}%",
+    "last candle (UTC)": lambda s: s["last_candle"][:16].replace("T", " "),
+    "model": lambda s: s["model_version"] or s["strategy"] or "-",
+    "since last decision": lambda s: _age(s["seconds_since_decision"]),
+}
+
+
+def _status_table(account: str, symbols: list[dict[str, Any]]) -> Table:
+    """One account, one column per symbol: a handful of symbols with a dozen fields reads best transposed."""
+    table = Table(title=f"account {account}", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("")
     for s in symbols:
         table.add_column(s["symbol"], justify="right", no_wrap=True)
-    fields: dict[str, Callable[[dict[str, Any]], str]] = {
-        "position": lambda s: f"{s['position']} {s['qty']:.6g}" if s["qty"] else "flat",
-        "entry price": lambda s: _money(s["entry_price"], 2),
-        "entry time (UTC)": lambda s: (s["entry_time"] or "-")[:16].replace("T", " "),
-        "last price": lambda s: _money(s["last_price"], 2),
-        "unrealised PnL": lambda s: _pnl(s["unrealized_pnl"]),
-        "equity": lambda s: _money(s["equity"]),
-        "total PnL": lambda s: _pnl(s["total_pnl"]),
-        "trades (won)": lambda s: f"{s['trades']} ({100 * s['win_rate']:.0f}%)",
-        "max drawdown": lambda s: f"{100 * s['max_drawdown']:.2f}%",
-        "last candle (UTC)": lambda s: s["last_candle"][:16].replace("T", " "),
-        "model": lambda s: s["model_version"] or s["strategy"] or "-",
-        "since last decision": lambda s: _age(s["seconds_since_decision"]),
-    }
-    for name, cell in fields.items():
+    for name, cell in _STATUS_FIELDS.items():
         table.add_row(name, *(cell(s) for s in symbols))
-    console.print(table)
+    return table
 
 
 def export(

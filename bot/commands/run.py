@@ -21,6 +21,17 @@ from config.cli import (
     split_list,
 )
 
+
+def account_flags(values: list[str]) -> list[dict[str, str]]:
+    """``--account NAME=SPEC`` flags as ``[[accounts]]`` entries."""
+    from config.accounts import parse_account_flag
+
+    try:
+        return [parse_account_flag(value) for value in values]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 if TYPE_CHECKING:  # the daemon pulls in pandas, ccxt and the rest: import it only when the command runs
     from bot.daemon import Daemon, DaemonReport
 
@@ -32,6 +43,10 @@ def run(
         "feed.symbols", help="comma-separated Bybit symbols", convert=split_list)] = None,
     interval: Annotated[str | None, setting_option("feed.interval")] = None,
     strategy: Annotated[str | None, setting_option("daemon.strategy")] = None,
+    accounts: Annotated[list[str] | None, setting_option(
+        "accounts", "--account", metavar="NAME=SPEC", convert=account_flags,
+        help="a paper account trading SPEC beside the others (repeat for more; replaces the [[accounts]] of the "
+        "config; SPEC: registry, registry:VERSION or a strategy spec)")] = None,
     db: DbOption = None,
     log_level: LogLevelOption = "INFO",
     http: Annotated[str | None, setting_option("service.http", metavar="[HOST:]PORT")] = None,

@@ -21,6 +21,7 @@ MAX_TURNS_SHOWN = 6
 def verify(
     ctx: typer.Context,
     db: DbOption = None,
+    account: Annotated[str | None, typer.Option("--account", "-a", help="Only this paper account, e.g. main.")] = None,
     symbol: Annotated[str | None, typer.Option("--symbol", "-s", help="Only this symbol, e.g. BTCUSDT.")] = None,
     start: Annotated[
         str | None, typer.Option("--from", help="re-run the strategies from this candle on, UTC (e.g. 2023-03-10); "
@@ -35,7 +36,8 @@ def verify(
 
     Settings come from what each daemon session recorded (ledgers older than schema 4: --config).
 
-    Prints per symbol the decisions compared and the first divergence. Exit status 0: all agree; 1: a divergence.
+    Prints per account and symbol the decisions compared and the first divergence. Exit status 0: all agree; 1: a
+    divergence.
     """
 
     from contextlib import closing
@@ -48,23 +50,24 @@ def verify(
     start_ms, end_ms = parse_range(start, end)
     path = settings.ledger.db_path
     with closing(connect_reader(path, settings.ledger.lock_timeout_s)) as conn:
-        verdicts = verify_ledger(conn, path, settings, symbol=symbol, start_ms=start_ms, end_ms=end_ms)
+        verdicts = verify_ledger(conn, path, settings, account=account, symbol=symbol, start_ms=start_ms,
+                                 end_ms=end_ms)
     for verdict in verdicts:
         for line in describe(verdict):
             console.print(line, soft_wrap=True, highlight=False, markup=False)
-    diverged = [v.symbol for v in verdicts if v.divergence is not None]
+    diverged = [f"{v.account} {v.symbol}" for v in verdicts if v.divergence is not None]
     if diverged:
-        console.print(f"{len(diverged)} of {len(verdicts)} symbol(s) diverge: {', '.join(diverged)}",
+        console.print(f"{len(diverged)} of {len(verdicts)} account symbol(s) diverge: {', '.join(diverged)}",
                       soft_wrap=True, highlight=False, markup=False)
     raise typer.Exit(DIVERGE if diverged else AGREE)
 
 
 def describe(verdict: SymbolVerdict) -> list[str]:
-    """The report's lines for one symbol: the verdict, then who decided and where the settings came from."""
+    """The report's lines for one account's symbol: the verdict, then who decided and where the settings came from."""
     from env.candles import format_ms
     from trainer.verification.ledger import COMPARED
 
-    head = (f"{verdict.symbol} {verdict.interval}: {verdict.decisions:,} decisions "
+    head = (f"{verdict.account} {verdict.symbol} {verdict.interval}: {verdict.decisions:,} decisions "
             f"{format_ms(verdict.first_ms)} .. {format_ms(verdict.last_ms)}")
     d = verdict.divergence
     if d is None:

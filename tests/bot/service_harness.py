@@ -54,10 +54,11 @@ class RunningService:
 @asynccontextmanager
 async def running_service(frame: pd.DataFrame, db: Path, *, faults: Sequence[str] = (), speed: float = 200.0,
                           history: int = HISTORY, strategy: str = "sma:fast=5,slow=20",
-                          exchange: dict[str, Any] | None = None,
-                          service: dict[str, Any] | None = None) -> AsyncIterator[RunningService]:
+                          exchange: dict[str, Any] | None = None, service: dict[str, Any] | None = None,
+                          accounts: Sequence[dict[str, Any]] = ()) -> AsyncIterator[RunningService]:
     """Replay ``frame`` (the first ``history`` candles as REST history) into a daemon with
-    ``/health``, ``/metrics`` and ``/status`` on a free local port. The daemon stops by itself
+    ``/health``, ``/metrics`` and ``/status`` on a free local port; ``accounts``: ``[[accounts]]``
+    entries (none: the one account trading ``strategy``). The daemon stops by itself
     after deciding the last candle; the HTTP server stays up until the block ends."""
     market = ReplayMarket([ReplaySeries.from_frame("BTCUSDT", frame)], history=history)
     last_ms = int(market.open_time_ms[-1])
@@ -65,7 +66,7 @@ async def running_service(frame: pd.DataFrame, db: Path, *, faults: Sequence[str
         settings = Settings(
             exchange=fast_exchange(server, **(exchange or {})), feed=FeedSettings(symbols=["BTCUSDT"]),
             ledger=LedgerSettings(db_path=db), daemon=DaemonSettings(strategy=strategy, heartbeat_minutes=60),
-            service=ServiceSettings(http="127.0.0.1:0", **(service or {})),
+            service=ServiceSettings(http="127.0.0.1:0", **(service or {})), accounts=tuple(accounts),
         )
         daemon = Daemon(settings, clock=market.clock)
         stop = asyncio.Event()

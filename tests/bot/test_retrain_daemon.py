@@ -27,6 +27,7 @@ from bot.daemon import Daemon
 from bot.replay.market import ReplayMarket, ReplaySeries
 from bot.replay.server import ReplayServer
 from bot.retrain_scheduler import RetrainScheduler
+from config.accounts import DEFAULT_ACCOUNT
 from config.settings import (
     DaemonSettings,
     FeedSettings,
@@ -141,7 +142,7 @@ async def test_promotion_swaps_between_candles_rejection_tamper_and_rollback_do_
     state: dict[str, object] = {"phase": "retrain", "after": 0}
 
     def story(daemon: Daemon, settings: Settings) -> bool:
-        serving = daemon.engines["BTCUSDT"].serving.model_version
+        serving = daemon.engines["BTCUSDT"].accounts[DEFAULT_ACCOUNT].serving.model_version
         outcomes = daemon.retrainer.outcomes
         if state["phase"] == "retrain" and len(outcomes) >= 2:
             state["loads_before_tamper"] = list(loads)
@@ -230,7 +231,7 @@ async def test_a_replay_on_virtual_time_writes_one_timeline(tmp_path: Path, fram
     monkeypatch.setenv(MODEL_VARIABLE, str(models[Action.BUY]))
 
     def story(daemon: Daemon, settings: Settings) -> bool:
-        return daemon.engines["BTCUSDT"].serving.model_version == "v0001"
+        return daemon.engines["BTCUSDT"].accounts[DEFAULT_ACCOUNT].serving.model_version == "v0001"
 
     daemon = await run_story(frame, db, story, virtual_time=True)
     assert daemon.retrainer.outcomes[0].status == "promoted"

@@ -15,10 +15,12 @@ from bot.engine import ServingStrategy, SymbolEngine
 from bot.hotswap import HotSwapper
 from bot.retrain_scheduler import RetrainScheduler
 from bot.serving import configured_strategy
+from config.accounts import DEFAULT_ACCOUNT
 from config.settings import DaemonSettings, EnvSettings, FeedSettings, RetrainSettings, RiskSettings, Settings
 from env.types import Candle
 from state.clock import Clock
 from state.ledger import Ledger
+from tests.bot.engines import one_account_engine
 from trainer.models.store import publish_model
 from trainer.retrain.runner import RetrainOutcome
 
@@ -27,7 +29,7 @@ SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 
 def engines(lookback: int = 20) -> dict[str, SymbolEngine]:
     flat = configured_strategy("flat", lookback)
-    return {s: SymbolEngine(s, "1m", EnvSettings(lookback_window=lookback), RiskSettings(), flat) for s in SYMBOLS}
+    return {s: one_account_engine(s, EnvSettings(lookback_window=lookback), RiskSettings(), flat) for s in SYMBOLS}
 
 
 def candle(symbol: str, minute: int) -> Candle:
@@ -170,8 +172,8 @@ async def test_a_promotion_by_the_retrain_is_served_at_once(tmp_path: Path, ppo_
         assert sched.request("by hand")
         await sched._task
         await sched.stop()
-    assert sched.engines["BTCUSDT"].serving.model_version == "v0001"
-    assert sched.engines["ETHUSDT"].serving.label == "flat"  # its own model, or none
+    assert sched.engines["BTCUSDT"].accounts[DEFAULT_ACCOUNT].serving.model_version == "v0001"
+    assert sched.engines["ETHUSDT"].accounts[DEFAULT_ACCOUNT].serving.label == "flat"  # its own model, or none
     assert [(e.symbol, e.previous, e.version) for e in sched.swapper.swaps] == [("BTCUSDT", "flat", "v0001")]
 
 
@@ -181,10 +183,11 @@ async def test_hotswap_loads_a_shared_model_once_prefers_per_symbol_ones_and_ref
         shared = await publish_model(ledger, tmp_path / "registry", ppo_model, symbol=None, interval="1m",
                                      status="promoted")
         running = engines()
-        swapper = HotSwapper(running, 20, 1)
+        swapper = HotSwapper(running, [DEFAULT_ACCOUNT], 20, 1)
         events = await swapper.apply(await ledger.registry.list_models("promoted"))
         assert [(e.symbol, e.version) for e in events] == [("BTCUSDT", "v0001"), ("ETHUSDT", "v0001")]
-        assert running["BTCUSDT"].serving is running["ETHUSDT"].serving  # loaded once, served twice
+        btc, eth = (running[s].accounts[DEFAULT_ACCOUNT] for s in ("BTCUSDT", "ETHUSDT"))
+        assert btc.serving is eth.serving  # loaded once, served twice
         await publish_model(ledger, tmp_path / "registry", ppo_model, symbol="ETHUSDT", interval="1m",
                             status="promoted")
         events = await swapper.apply(await ledger.registry.list_models("promoted"))
@@ -192,10 +195,10 @@ async def test_hotswap_loads_a_shared_model_once_prefers_per_symbol_ones_and_ref
         assert await swapper.apply(await ledger.registry.list_models("promoted")) == []  # nothing new
 
         longer = engines(lookback=30)
-        wrong_lookback = HotSwapper(longer, 30, 1)
+        wrong_lookback = HotSwapper(longer, [DEFAULT_ACCOUNT], 30, 1)
         assert await wrong_lookback.apply([shared]) == []
         assert await wrong_lookback.apply([shared]) == []  # refused once, not retried every poll
-    assert longer["BTCUSDT"].serving.label == "flat"
+    assert longer["BTCUSDT"].accounts[DEFAULT_ACCOUNT].serving.label == "flat"
     assert caplog.text.count("refusing promoted model v0001") == 1
     assert "trained with lookback_window=20, configured 30; still serving flat" in caplog.text
 
@@ -210,7 +213,7 @@ async def test_concurrent_registry_checks_load_and_swap_once(tmp_path: Path, ppo
     async with await Ledger.open(tmp_path / "l.sqlite") as ledger:
         await publish_model(ledger, tmp_path / "registry", ppo_model, symbol="BTCUSDT", interval="1m",
                             status="promoted")
-        swapper = HotSwapper(engines(), 20, 1)
+        swapper = HotSwapper(engines(), [DEFAULT_ACCOUNT], 20, 1)
         promoted = await ledger.registry.list_models("promoted")
         results = await asyncio.gather(swapper.apply(promoted), swapper.apply(promoted))
     assert sorted(len(r) for r in results) == [0, 1]
@@ -243,6 +246,7 @@ async def test_a_slow_model_load_delays_the_registry_poll_without_apscheduler_wa
         for _ in range(200):
             await asyncio.sleep(0.01)
         await sched.stop()
-    assert loads == ["v0001"] and sched.engines["BTCUSDT"].serving.model_version == "v0001"
+    assert loads == ["v0001"]
+    assert sched.engines["BTCUSDT"].accounts[DEFAULT_ACCOUNT].serving.model_version == "v0001"
     noisy = [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
     assert noisy == [], [r.getMessage() for r in noisy]

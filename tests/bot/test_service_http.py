@@ -93,7 +93,8 @@ async def test_metrics_parse_and_match_the_ledger(tmp_path: Path, frame: pd.Data
             retrain_id = await ledger.registry.start_retrain(started_ms=started_ms)
             await ledger.registry.finish_retrain(retrain_id, status=status, finished_ms=started_ms + seconds * 1000)
         await ledger.registry.start_retrain(started_ms=2_000_000)  # one still running
-    async with running_service(frame, db, speed=200.0) as service:
+    accounts = [{"name": "sma", "strategy": "sma:fast=5,slow=20"}, {"name": "rsi", "strategy": "rsi:period=14"}]
+    async with running_service(frame, db, speed=200.0, accounts=accounts) as service:
         await service.finished()
         status, text = await service.get("/metrics")
     assert status == 200
@@ -101,20 +102,25 @@ async def test_metrics_parse_and_match_the_ledger(tmp_path: Path, frame: pd.Data
     btc = (("symbol", "BTCUSDT"),)
     with sqlite3.connect(db) as conn:
         run_id = conn.execute("SELECT max(run_id) FROM runs").fetchone()[0]
-        decisions, strategy = conn.execute("SELECT count(*), max(strategy) FROM decisions WHERE run_id = ?",
-                                           (run_id,)).fetchone()
         candles = conn.execute("SELECT count(*) FROM candles").fetchone()[0]
-        equity, side, qty = conn.execute("SELECT equity, side, qty FROM positions WHERE symbol = 'BTCUSDT'").fetchone()
         retrains = dict(conn.execute("SELECT status, count(*) FROM retrain_runs GROUP BY status").fetchall())
-    assert decisions == REPLAYED
-    assert metrics[("shadow_decisions_total", btc)] == decisions
-    assert metrics[("shadow_decision_latency_seconds_count", ())] == decisions
+        for account in ("sma", "rsi"):  # every account's numbers, labelled with it
+            labels = (("account", account), ("symbol", "BTCUSDT"))
+            decisions, strategy = conn.execute("SELECT count(*), max(strategy) FROM decisions WHERE run_id = ? "
+                                               "AND account = ?", (run_id, account)).fetchone()
+            equity, side, qty = conn.execute("SELECT equity, side, qty FROM positions WHERE symbol = 'BTCUSDT' "
+                                             "AND account = ?", (account,)).fetchone()
+            assert decisions == REPLAYED
+            assert metrics[("shadow_decisions_total", labels)] == decisions
+            assert metrics[("shadow_equity", labels)] == equity
+            assert (metrics[("shadow_position_side", labels)], metrics[("shadow_position_qty", labels)]) == (side, qty)
+            assert metrics[("shadow_model_info", (("account", account), ("model_version", ""), ("strategy", strategy),
+                                                  ("symbol", "BTCUSDT")))] == 1
+        assert conn.execute("SELECT count(DISTINCT equity) FROM positions").fetchone()[0] == 2
+    assert metrics[("shadow_decision_latency_seconds_count", ())] == REPLAYED  # one per candle: all accounts at once
     # every candle stored after the REST warm-up went through the engine once
     assert metrics[("shadow_candles_processed_total", btc)] == candles - HISTORY
     assert metrics[("shadow_candles_received_total", ())] + metrics[("shadow_candles_backfilled_total", ())] >= REPLAYED
-    assert metrics[("shadow_equity", btc)] == equity
-    assert (metrics[("shadow_position_side", btc)], metrics[("shadow_position_qty", btc)]) == (side, qty)
-    assert metrics[("shadow_model_info", (("model_version", ""), ("strategy", strategy), ("symbol", "BTCUSDT")))] == 1
     for outcome in ("ok", "failed", "rejected", "promoted"):
         assert metrics[("shadow_retrain_runs_total", (("outcome", outcome),))] == retrains.get(outcome, 0)
     assert metrics[("shadow_retrain_running", ())] == 1

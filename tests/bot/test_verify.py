@@ -24,6 +24,7 @@ from bot.commands.verify import describe
 from bot.daemon import Daemon
 from bot.replay.market import ReplayMarket, ReplaySeries
 from bot.replay.server import ReplayServer
+from config.accounts import DEFAULT_ACCOUNT
 from config.settings import (
     DaemonSettings,
     EnvSettings,
@@ -43,6 +44,7 @@ from strategies.baselines import Flat
 from strategies.model_metadata import metadata_path
 from tests.bot.conftest import fast_exchange
 from tests.bot.daemon_replay import HISTORY, replay_daemon
+from tests.state.legacy_ledger import copy_as_version
 from trainer.data.ledger_source import ledger_backtest_candles, pick_series
 from trainer.evaluation.backtest import make_env, run_backtest
 from trainer.models.store import publish_model
@@ -140,9 +142,9 @@ def test_a_ledger_across_a_restart_agrees_and_settings_that_changed_are_refused(
 
     sql(db, "UPDATE runs SET settings = json_set(settings, '$.env.commission', 0.001) WHERE run_id = 2")
     code, _, err = shadow(monkeypatch, capsys, "verify", "--db", str(db))
-    assert code == 2 and err == (f"error: ledger {db}: BTCUSDT 1m was traded by run 1 and run 2 with different "
-                                 "settings (env.commission 0.0004 vs 0.001); verify replays one account with one "
-                                 "set of [env] and [risk] settings")
+    assert code == 2 and err == (f"error: ledger {db}: account main traded BTCUSDT 1m in run 1 and run 2 with "
+                                 "different settings (env.commission 0.0004 vs 0.001); verify replays one account "
+                                 "with one set of [env] and [risk] settings")
 
 
 async def test_verify_reads_one_snapshot_while_the_daemon_writes(tmp_path: Path, frame: pd.DataFrame) -> None:
@@ -233,7 +235,7 @@ async def _swap_story(frame: pd.DataFrame, db: Path, registry: Path, promotions:
         pending: list[asyncio.Future[str]] = []
 
         def story(symbol: str, item: object, latency_ms: float) -> None:
-            serving = daemon.engines[symbol].serving.model_version
+            serving = daemon.engines[symbol].accounts[DEFAULT_ACCOUNT].serving.model_version
             if serving != turn["serving"]:
                 turn.update(serving=serving, decisions=0, promoting=False)
             turn["decisions"] += 1
@@ -276,7 +278,8 @@ def test_a_missing_model_is_one_line_and_from_replays_its_decisions_instead(
     rows = decisions(registry_copy)
     first = next(r[0] for r in rows if r[3] == "v0002")
     code, _, err = shadow(monkeypatch, capsys, "verify", "--db", str(registry_copy))
-    assert code == 2 and err == (f"error: ledger {registry_copy}: the decision at {format_ms(first)} (ppo v0002): "
+    assert code == 2 and err == (f"error: ledger {registry_copy}: the decision of account main at {format_ms(first)} "
+                                 "(ppo v0002): "
                                  f"model v0002: file {path} is missing; --from a time after its decisions replays "
                                  "them from their recorded actions instead")
 
@@ -363,7 +366,7 @@ def test_a_tampered_row_is_the_first_divergence(field: str, change: Callable[[Pa
     code, out, _ = shadow(monkeypatch, capsys, "verify", "--db", str(db))
     assert code == 1
     assert f"first divergence at {format_ms(t)} (decided by {by}): {field}: live {live}, backtest {backtest}" in out
-    assert out.endswith("1 of 1 symbol(s) diverge: BTCUSDT")
+    assert out.endswith("1 of 1 account symbol(s) diverge: main BTCUSDT")
 
 
 def test_decisions_before_from_are_replayed_and_their_money_still_checked(tmp_path: Path, risky_ledger: Path) -> None:
@@ -380,10 +383,12 @@ def test_decisions_before_from_are_replayed_and_their_money_still_checked(tmp_pa
 # --------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(("args", "message"), [
     (["--db", "MISSING"], "error: ledger MISSING: no such file"),
-    (["--symbol", "DOGEUSDT"], (f"error: ledger LEDGER: no decisions for DOGEUSDT; it has BTCUSDT ({N - HISTORY} "
-                                "decisions)")),
-    (["--from", "2023-03-05"], ("error: ledger LEDGER: no BTCUSDT 1m decisions in [2023-03-05 00:00, end); it has "
-                                f"{N - HISTORY} from 2023-03-01 20:19 to 2023-03-02 01:19")),
+    (["--symbol", "DOGEUSDT"], f"error: ledger LEDGER: no decisions for symbol DOGEUSDT; it has main BTCUSDT "
+                               f"({N - HISTORY} decisions)"),
+    (["--account", "fast"], f"error: ledger LEDGER: no decisions for account fast; it has main BTCUSDT "
+                            f"({N - HISTORY} decisions)"),
+    (["--from", "2023-03-05"], "error: ledger LEDGER: no main BTCUSDT 1m decisions in [2023-03-05 00:00, end); it has "
+                               f"{N - HISTORY} from 2023-03-01 20:19 to 2023-03-02 01:19"),
     (["--from", "March"], "error: --from 'March' is not a date"),
     (["--from", "2023-03-02", "--to", "2023-03-01"], "error: --from 2023-03-02 is not before --to 2023-03-01"),
 ])
@@ -409,7 +414,8 @@ def test_a_changed_or_missing_model_file_of_a_ppo_spec_is_one_line(
     moved.write_bytes(moved.read_bytes() + b"tampered")
     code, _, err = shadow(monkeypatch, capsys, "verify", "--db", str(db))
     version = decisions(db)[0][3]
-    assert code == 2 and err.startswith(f"error: ledger {db}: the decision at 2023-03-01 20:19 (ppo {version}): "
+    assert code == 2 and err.startswith(f"error: ledger {db}: the decision of account main at 2023-03-01 20:19 "
+                                        f"(ppo {version}): "
                                         f"model file {moved} is now sha256:")
     assert err.endswith("refusing to load a file that changed after it traded; --from a time after its decisions "
                         "replays them from their recorded actions instead")
@@ -438,16 +444,14 @@ def test_a_ledger_from_before_settings_were_recorded_verifies_with_the_daemons_c
         capsys: pytest.CaptureFixture[str]) -> None:
     """A schema-3 ledger (what Shadow wrote before sessions recorded their settings): migrated,
     then verified with the settings the daemon ran with, given as --config."""
-    db = copy_ledger(risky_ledger, tmp_path / "shadow.sqlite")
-    sql(db, "ALTER TABLE runs DROP COLUMN settings")
-    sql(db, "PRAGMA user_version = 3")
+    db = copy_as_version(risky_ledger, tmp_path / "shadow.sqlite", 3)
     code, _, err = shadow(monkeypatch, capsys, "verify", "--db", str(db))
     assert code == 2 and "is at schema version 3" in err and f"shadow migrate --db {db}" in err
     assert shadow(monkeypatch, capsys, "migrate", "--db", str(db))[0] == 0
 
     code, _, err = shadow(monkeypatch, capsys, "verify", "--db", str(db))  # the defaults trade the registry
-    assert code == 2 and err.endswith("a model file the session's [daemon] strategy 'registry' does not name; "
-                                      "pass the daemon's --config")
+    assert code == 2 and err.endswith("a model file the session's strategy 'registry' for the account does not "
+                                      "name; pass the daemon's --config")
     config = tmp_path / "shadow.toml"
     config.write_text(f'[daemon]\nstrategy = "ppo:{model_file}"\n')
     code, out, _ = shadow(monkeypatch, capsys, "verify", "--db", str(db), "--config", str(config))
@@ -469,7 +473,8 @@ def test_recorded_settings_are_the_sessions_own(risky_ledger: Path, model_file: 
 
 def test_a_long_history_of_turns_is_shortened_in_the_report() -> None:
     turns = tuple((f"ppo v{i:04d}", 10) for i in range(1, 13))
-    verdict = SymbolVerdict("BTCUSDT", "1m", 120, 0, 0, 7_140_000, 0, turns, "recorded by the daemon", None)
+    verdict = SymbolVerdict(DEFAULT_ACCOUNT, "BTCUSDT", "1m", 120, 0, 0, 7_140_000, 0, turns, "recorded by the daemon",
+                            None)
     assert describe(verdict)[1] == ("  decided by ppo v0001 (10), then ppo v0002 (10), then ppo v0003 (10), then 7 "
                                     "more turns, then ppo v0011 (10), then ppo v0012 (10); settings recorded by the "
                                     "daemon")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bot.engine import ServingStrategy, SymbolEngine
+from bot.engine import ServingStrategy
 from config.settings import EnvSettings, RiskSettings
 from env.crypto_trading_env import CryptoTradingEnv
 from env.execution import Account
@@ -16,6 +16,7 @@ from env.portfolio import Portfolio, PortfolioConfig
 from env.risk import DAY_MS, RiskEventKind, RiskGuard
 from env.types import Action, Candle, Side
 from strategies.specs import build_strategy
+from tests.bot.engines import one_account_engine
 
 T0 = 1_700_000_000_000 - (1_700_000_000_000 % DAY_MS)
 
@@ -95,7 +96,7 @@ def test_the_env_and_the_live_engine_move_money_through_the_same_account(btc_can
         obs, _, terminated, truncated, _ = env.step(decide(env.current_index, obs))
         done = terminated or truncated
     monkeypatch.setattr(Account, "execute", recording("engine"))
-    engine = SymbolEngine("BTCUSDT", "1m", EnvSettings(), risk, ServingStrategy(strategy, "random"))
+    engine = one_account_engine("BTCUSDT", EnvSettings(), risk, ServingStrategy(strategy, "random"))
     for r in frame.iloc[:-1].itertuples(index=False):
         engine.on_candle(Candle("BTCUSDT", "1m", int(r.open_time_ms), r.open, r.high, r.low, r.close, r.volume),
                          decided_ms=0)

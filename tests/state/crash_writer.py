@@ -13,10 +13,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from env.candles import load_candles
-from env.portfolio import Portfolio, PortfolioConfig
-from state.ledger import Ledger
-from state.replay import replay_decisions
+from config.accounts import DEFAULT_ACCOUNT  # noqa: E402
+from env.candles import load_candles  # noqa: E402
+from env.portfolio import Portfolio, PortfolioConfig  # noqa: E402
+from state.ledger import Ledger  # noqa: E402
+from state.replay import replay_decisions  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
 SEED = 5
@@ -34,7 +35,7 @@ async def main(path: str, n: int) -> None:
     frame = candles(n)
     async with await Ledger.open(path) as ledger:
         portfolio, resume_after_ms = new_portfolio(), None
-        point = (await ledger.resume_points()).get("BTCUSDT")
+        point = (await ledger.resume_points()).get((DEFAULT_ACCOUNT, "BTCUSDT"))
         if point is not None:
             portfolio.restore(point.state)
             resume_after_ms = point.open_time_ms

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from config.accounts import DEFAULT_ACCOUNT
 from env.candles import CandleDataError, RepairPolicy
 from env.portfolio import Portfolio, PortfolioConfig
 from env.types import Action, Candle
@@ -85,7 +86,7 @@ async def test_restart_restores_every_portfolio_exactly(tmp_path, btc_candles):
             await ledger.record_decision(record)
     # The process is gone; a new one restores the account from the ledger alone.
     async with await Ledger.open(path) as ledger:
-        point = (await ledger.resume_points())["BTCUSDT"]
+        point = (await ledger.resume_points())[DEFAULT_ACCOUNT, "BTCUSDT"]
         assert point.open_time_ms == int(first["open_time_ms"].iloc[-1])
         assert point.state == state_at_restart
         restored = Portfolio(reference.config)

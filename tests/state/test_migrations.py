@@ -6,55 +6,30 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 import state.migrations as migrations
-from state.candle_store import INSERT_CANDLE, candle_params
+from env.risk import RiskEvent, RiskEventKind
 from state.database import connect_reader, prepare_for_writing
-from state.decision_sql import (
-    INSERT_DECISION,
-    INSERT_TRADE,
-    POSITION_COLUMNS,
-    RISK_COLUMNS,
-    UPSERT_POSITION,
-    after_decision,
-    decision_params,
-)
 from state.errors import SchemaVersionError
 from state.ledger import Ledger
 from state.migrations import LATEST_VERSION, MIGRATIONS, migrate, schema_version
 from state.records import DecisionRecord
+from tests.state.legacy_ledger import write_before_accounts, write_decision
 
 TABLES = {"runs", "candles", "decisions", "fills", "trades", "positions", "equity", "models", "retrain_runs",
-          "risk_events"}
+          "risk_events", "live_trials"}
 VIEWS = {"v_decisions", "v_trades", "v_equity_curve", "v_daily_pnl", "v_model_performance"}
+LEDGER_TABLES = ("candles", "decisions", "fills", "trades", "positions", "equity", "risk_events")
 
 
-def _write_v1(path: Path, records: list[DecisionRecord]) -> None:
-    """What a version-1 Shadow wrote: the same rows, but trades linked to their closing fill."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    assert migrate(conn, path, target=1) == [1]
-    conn.execute("PRAGMA foreign_keys = ON")
-    for record in records:
-        conn.execute("BEGIN")
-        conn.execute(INSERT_CANDLE, candle_params(record.candle))
-        (decision_id,) = conn.execute(INSERT_DECISION, decision_params(record)).fetchone()
-        for sql, params in after_decision(record, decision_id):
-            if sql == UPSERT_POSITION:  # version 1 had no risk guard columns
-                columns = [c for c in POSITION_COLUMNS if c not in RISK_COLUMNS]
-                conn.execute(f"INSERT OR REPLACE INTO positions ({', '.join(columns)}) "
-                             f"VALUES ({', '.join(':' + c for c in columns)})", params)
-            elif sql == INSERT_TRADE:
-                conn.execute(
-                    "INSERT INTO trades (fill_id, symbol, side, qty, entry_time_ms, exit_time_ms, entry_price, "
-                    "exit_price, gross_pnl, fees, net_pnl) VALUES (last_insert_rowid(), :symbol, :side, :qty, "
-                    ":entry_time_ms, :exit_time_ms, :entry_price, :exit_price, :gross_pnl, :fees, :net_pnl)", params)
-            else:
-                conn.execute(sql, params)
-        conn.execute("COMMIT")
-    conn.close()
+async def _write_current(path: Path, records: list[DecisionRecord]) -> None:
+    async with await Ledger.open(path) as ledger:
+        for record in records:
+            await ledger.record_decision(record)
 
 
 def _relations(conn: sqlite3.Connection) -> dict[str, set[str]]:
@@ -84,25 +59,18 @@ def test_a_fresh_file_gets_every_table_and_view(tmp_path):
 async def test_a_version_1_ledger_migrates_with_its_data_and_credits_trades(tmp_path, btc_records):
     records = [record for record, _ in btc_records[:1000]]
     old = tmp_path / "v1.sqlite"
-    _write_v1(old, records)
-    v1_rows = {table: _rows(old, table) for table in ("candles", "decisions", "fills", "positions", "equity")}
+    write_before_accounts(old, records, 1)
     n_trades = len(_rows(old, "trades"))
     assert n_trades > 20
 
     assert prepare_for_writing(old, 1.0) == (1, list(range(2, LATEST_VERSION + 1)))
 
     # The migrated file holds exactly what the current code writes for the same decisions.
-    fresh = tmp_path / "v2.sqlite"
-    async with await Ledger.open(fresh) as ledger:
-        for record in records:
-            await ledger.record_decision(record)
-    for table, rows in v1_rows.items():  # version 1's columns are unchanged (later versions add columns)
-        width = len(rows[0])
-        assert [r[:width] for r in _rows(old, table)] == rows == [r[:width] for r in _rows(fresh, table)], table
-    assert _rows(old, "positions") == _rows(fresh, "positions")
-    assert {row[-4:] for row in _rows(old, "positions")} == {(-1, 0.0, 0, 0)}  # the guard's initial state
-    for relation in ("trades", *VIEWS):
+    fresh = tmp_path / "current.sqlite"
+    await _write_current(fresh, records)
+    for relation in (*LEDGER_TABLES, *VIEWS):
         assert _rows(old, relation) == _rows(fresh, relation), relation
+    assert {row[-4:] for row in _rows(old, "positions")} == {(-1, 0.0, 0, 0)}  # the guard's initial state
     schema = "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"
     assert _sql(old, schema) == _sql(fresh, schema)  # the same schema, to the text
     with sqlite3.connect(old) as conn:
@@ -111,6 +79,51 @@ async def test_a_version_1_ledger_migrates_with_its_data_and_credits_trades(tmp_
         assert conn.execute("SELECT count(*) FROM trades WHERE entry_decision_id IS NULL").fetchone()[0] == 0
         per_model = dict(conn.execute("SELECT model_version, trades FROM v_model_performance").fetchall())
     assert set(per_model) == {"ppo-0001", "ppo-0002"} and sum(per_model.values()) == n_trades
+
+
+async def test_a_version_5_ledger_becomes_the_main_account_and_makes_room_for_others(tmp_path, btc_candles):
+    """Version 6: the account is part of every row and of the decision key. A version-5 ledger
+    with real rows (two models, trades, risk events) migrates into the account 'main', row for
+    row what today's code writes; afterwards a second account decides the same candles."""
+    from config.accounts import DEFAULT_ACCOUNT
+    from env.portfolio import Portfolio, PortfolioConfig
+    from state.replay import replay_decisions
+
+    config = PortfolioConfig(initial_balance=1000.0, commission=0.00055, slippage_bps=2.0)
+    records = [r for r, _ in replay_decisions(btc_candles.iloc[:800], seed=4, trade_probability=0.2,
+                                               model_versions=("v0001", "v0002"), portfolio=Portfolio(config))]
+    events = [record.risk_events for record in records]
+    assert not any(events)  # state.replay runs no guard: add the events a guard would have written
+    records[300] = replace(records[300], risk_events=(RiskEvent(records[300].candle.open_time_ms,
+                                                                RiskEventKind.DAILY_LOSS, "limit"),))
+    old = tmp_path / "v5.sqlite"
+    write_before_accounts(old, records, 5)
+    before = {table: len(_rows(old, table)) for table in LEDGER_TABLES}
+    assert before["trades"] > 50 and before["risk_events"] == 1
+
+    assert prepare_for_writing(old, 1.0) == (5, list(range(6, LATEST_VERSION + 1)))
+
+    fresh = tmp_path / "current.sqlite"
+    await _write_current(fresh, records)
+    for relation in (*LEDGER_TABLES, *VIEWS):
+        assert _rows(old, relation) == _rows(fresh, relation), relation
+    for table in LEDGER_TABLES[1:]:
+        assert _sql(old, f"SELECT DISTINCT account FROM {table}") == [(DEFAULT_ACCOUNT,)], table
+    assert {table: len(_rows(old, table)) for table in LEDGER_TABLES} == before
+
+    other = [r for r, _ in replay_decisions(btc_candles.iloc[:800], seed=9, trade_probability=0.2, account="fast")]
+    async with await Ledger.open(old) as ledger:
+        assert all([await ledger.record_decision(r) for r in other])
+    by_account = dict(_sql(old, "SELECT account, count(*) FROM decisions GROUP BY account"))
+    assert by_account == {DEFAULT_ACCOUNT: 800, "fast": 800}
+    assert {a for (a,) in _sql(old, "SELECT DISTINCT account FROM v_model_performance")} == {DEFAULT_ACCOUNT, "fast"}
+    daily = _sql(old, "SELECT account, sum(trades) FROM v_daily_pnl GROUP BY account ORDER BY account")
+    assert daily == _sql(old, "SELECT account, count(*) FROM trades GROUP BY account ORDER BY account")
+    with sqlite3.connect(old) as conn:
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        # every trade is credited to an opening decision of its own account
+        assert conn.execute("SELECT count(*) FROM trades t JOIN decisions d ON d.decision_id = t.entry_decision_id "
+                            "WHERE d.account <> t.account").fetchone()[0] == 0
 
 
 @pytest.mark.parametrize("version", [m.version - 1 for m in MIGRATIONS])
@@ -178,16 +191,13 @@ def test_version_5_gives_a_model_without_trades_a_win_rate_of_zero(tmp_path, btc
                                                       model_versions=("idle",))]
     for record in traded + idle:
         conn.execute("BEGIN")
-        conn.execute(INSERT_CANDLE, candle_params(record.candle))
-        (decision_id,) = conn.execute(INSERT_DECISION, decision_params(record)).fetchone()
-        for sql, params in after_decision(record, decision_id):
-            conn.execute(sql, params)
+        write_decision(conn, record, 4)
         conn.execute("COMMIT")
     conn.close()
     query = "SELECT model_version, trades, win_rate, net_pnl FROM v_model_performance ORDER BY model_version"
     before = _sql(path, query)
     assert before[0] == ("idle", 0, None, 0.0) and before[1][1] > 0
 
-    assert prepare_for_writing(path, 1.0) == (4, [5])
+    assert prepare_for_writing(path, 1.0) == (4, list(range(5, LATEST_VERSION + 1)))
     after = _sql(path, query)
     assert after == [("idle", 0, 0.0, 0.0), before[1]]

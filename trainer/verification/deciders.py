@@ -5,8 +5,8 @@ A decision records its strategy label and model version (``bot.serving`` sets bo
 - a registry ``model_version`` (``v0002``): that registry model, loaded only after its
   sha256 and metadata pass (:func:`trainer.models.store.load_registry_strategy`);
 - a ``sha256:…`` version (:func:`trainer.models.store.file_version`): a model file given as
-  ``[daemon] strategy = "ppo:PATH"``; the session's strategy spec names the file, whose
-  sha256 must still match;
+  the account's strategy ``ppo:PATH``; the session's spec for the account names the file,
+  whose sha256 must still match;
 - no version: a baseline or the cold-start fallback, rebuilt from the canonical spec the
   decision recorded as its strategy (``sma:fast=5,slow=20,short=false``).
 
@@ -45,18 +45,21 @@ def decider_label(decision: LoggedDecision) -> str:
 
 
 class LedgerStrategies:
-    """The strategy behind each logged decision, built once per (strategy, model version).
+    """The strategy behind each logged decision of one account, built once per (strategy,
+    model version).
 
     Args:
         db: the ledger's path, for messages.
         models: the registry's rows by version.
         sessions: the settings of each session (for a model file's path).
         lookback_window: the observation's lookback (a model built for another is refused).
+        account: the account whose decisions these are.
     """
 
     def __init__(self, db: Path, models: dict[str, ModelEntry], sessions: LedgerSessions,
-                 lookback_window: int) -> None:
+                 lookback_window: int, account: str) -> None:
         self._db = db
+        self._account = account
         self._models = models
         self._sessions = sessions
         self._lookback = lookback_window
@@ -74,7 +77,8 @@ class LedgerStrategies:
         return self._built[key]
 
     def _build(self, d: LoggedDecision) -> Strategy:
-        where = f"ledger {self._db}: the decision at {format_ms(d.open_time_ms)} ({decider_label(d)})"
+        where = (f"ledger {self._db}: the decision of account {self._account} at {format_ms(d.open_time_ms)} "
+                 f"({decider_label(d)})")
         try:
             return self._load(d, where)
         except StrategyRebuildError:
@@ -96,10 +100,10 @@ class LedgerStrategies:
         return load_registry_strategy(entry, self._lookback)
 
     def _model_file(self, d: LoggedDecision, version: str, where: str) -> Strategy:
-        spec = self._sessions.of(d.run_id).daemon.strategy
+        spec = self._sessions.account(d.run_id, self._account).strategy
         if not spec.startswith("ppo:"):
-            raise StrategyRebuildError(f"{where}: a model file the session's [daemon] strategy {spec!r} does not "
-                                       "name; pass the daemon's --config")
+            raise StrategyRebuildError(f"{where}: a model file the session's strategy {spec!r} for the account does "
+                                       "not name; pass the daemon's --config")
         path = Path(spec.split(":", 1)[1])
         if not path.is_file():
             raise StrategyRebuildError(f"{where}: model file {path} is missing{REPLAY_INSTEAD}")

@@ -1,6 +1,6 @@
 """``shadow verify``: prove on a live ledger that the daemon decided what the backtest decides.
 
-For each symbol, the candles the ledger stored go through the ordinary backtest
+For each account and symbol, the candles the ledger stored go through the ordinary backtest
 (:func:`trainer.evaluation.backtest.run_backtest` on the training env, with the risk guard) from the
 ledger's first decision, with the ``[env]`` and ``[risk]`` settings its daemon sessions
 recorded (:mod:`trainer.verification.sessions`) and the very strategies that took each decision
@@ -32,7 +32,15 @@ from config.errors import UserError
 from config.settings import EnvSettings, Settings
 from env.candles import CandleDataError, format_ms, infer_interval_ms
 from env.features import warmup_prefix
-from state.decision_log import DecidedSymbol, LoggedDecision, decided_symbols, read_decision_log, run_settings, snapshot
+from state.decision_log import (
+    DecidedSymbol,
+    LoggedDecision,
+    challenger_starts,
+    decided_symbols,
+    read_decision_log,
+    run_settings,
+    snapshot,
+)
 from state.readers import list_models, read_candles
 from state.records import ModelEntry
 from trainer.evaluation.backtest import make_env, run_backtest
@@ -51,9 +59,10 @@ class VerifyError(UserError):
 
 @dataclass(frozen=True, slots=True)
 class SymbolVerdict:
-    """One symbol's result.
+    """One account's result on one symbol.
 
     Args:
+        account: the paper account.
         symbol / interval: the market.
         decisions: the ledger's decisions compared.
         replayed: of these, the ones before ``--from``, replayed with their recorded actions.
@@ -64,6 +73,7 @@ class SymbolVerdict:
         divergence: the first difference, or ``None`` when all agree bit for bit.
     """
 
+    account: str
     symbol: str
     interval: str
     decisions: int
@@ -76,22 +86,28 @@ class SymbolVerdict:
     divergence: Divergence | None
 
 
-def verify_ledger(conn: sqlite3.Connection, db: Path, configured: Settings, *, symbol: str | None = None,
-                  start_ms: int | None = None, end_ms: int | None = None) -> list[SymbolVerdict]:
-    """Verify every decided symbol of the ledger (or ``symbol``), decisions in ``[start_ms, end_ms)``.
+def verify_ledger(conn: sqlite3.Connection, db: Path, configured: Settings, *, account: str | None = None,
+                  symbol: str | None = None, start_ms: int | None = None,
+                  end_ms: int | None = None) -> list[SymbolVerdict]:
+    """Verify every account's decided symbols (or ``account``'s, or ``symbol``), decisions in
+    ``[start_ms, end_ms)``.
+
+    A live trial's challenger account is replayed with its incumbent account's settings,
+    from the equity it started with.
 
     Args:
         conn: a read-only connection (:func:`state.database.connect_reader`).
         db: the ledger's path, for messages.
         configured: the settings that stand in for sessions that recorded none (ledgers
             written before schema version 4).
+        account: only this account.
         symbol: only this symbol.
         start_ms: re-run the strategies from this candle on (``--from``); earlier decisions
             are replayed with their recorded actions.
         end_ms: compare decisions before this candle only (``--to``).
 
     Raises:
-        VerifyError: no decisions (of ``symbol``, in the range), a gap in the candles.
+        VerifyError: no decisions (of ``account``, ``symbol``, in the range), a gap in the candles.
         SessionSettingsError: settings that do not load, or that changed between sessions.
         StrategyRebuildError: a strategy or model that cannot be rebuilt (missing, changed).
     """
@@ -99,31 +115,42 @@ def verify_ledger(conn: sqlite3.Connection, db: Path, configured: Settings, *, s
         held = decided_symbols(conn)
         if not held:
             raise VerifyError(f"ledger {db}: no decisions yet; nothing to verify")
-        chosen = [s for s in held if symbol in (None, s.symbol)]
+        chosen = [s for s in held if account in (None, s.account) and symbol in (None, s.symbol)]
         if not chosen:
-            names = ", ".join(f"{s.symbol} ({s.decisions:,} decisions)" for s in held)
-            raise VerifyError(f"ledger {db}: no decisions for {symbol}; it has {names}")
+            names = ", ".join(f"{s.account} {s.symbol} ({s.decisions:,} decisions)" for s in held)
+            asked = " ".join(f"{what} {value}" for what, value in (("account", account), ("symbol", symbol)) if value)
+            raise VerifyError(f"ledger {db}: no decisions for {asked}; it has {names}")
         sessions = LedgerSessions(db, run_settings(conn), configured)
         models = {m.version: m for m in list_models(conn)}
-        return [_verify_symbol(conn, db, s, sessions, models, start_ms, end_ms) for s in chosen]
+        challengers = challenger_starts(conn)
+        return [_verify_symbol(conn, db, s, sessions, models, challengers, start_ms, end_ms) for s in chosen]
 
 
 def _verify_symbol(conn: sqlite3.Connection, db: Path, held: DecidedSymbol, sessions: LedgerSessions,
-                   models: dict[str, ModelEntry], start_ms: int | None, end_ms: int | None) -> SymbolVerdict:
+                   models: dict[str, ModelEntry], challengers: dict[tuple[str, str], tuple[str, float]],
+                   start_ms: int | None, end_ms: int | None) -> SymbolVerdict:
     name = f"{held.symbol} {held.interval}"
-    log = read_decision_log(conn, held.symbol, end_ms=None if end_ms is None else end_ms - 1)
+    log = read_decision_log(conn, held.account, held.symbol, end_ms=None if end_ms is None else end_ms - 1)
     rerun_from = next((i for i, d in enumerate(log) if start_ms is None or d.open_time_ms >= start_ms), len(log))
     if rerun_from == len(log):
-        raise VerifyError(f"ledger {db}: no {name} decisions in [{_when(start_ms, 'start')}, {_when(end_ms, 'end')}); "
-                          f"it has {held.decisions:,} from {format_ms(held.first_ms)} to {format_ms(held.last_ms)}")
-    env_settings, risk, source = sessions.money_settings(log, name)
+        raise VerifyError(f"ledger {db}: no {held.account} {name} decisions in [{_when(start_ms, 'start')}, "
+                          f"{_when(end_ms, 'end')}); it has {held.decisions:,} from {format_ms(held.first_ms)} to "
+                          f"{format_ms(held.last_ms)}")
+    trial = challengers.get((held.account, held.symbol))
+    if trial is None:
+        env_settings, risk, source = sessions.money_settings(log, name, held.account)
+    else:  # a challenger trades as its incumbent does, from the incumbent's equity at its start
+        incumbent, start_equity = trial
+        env_settings, risk, source = sessions.money_settings(log, name, incumbent)
+        env_settings = env_settings.model_copy(update={"initial_balance": start_equity})
+        source = f"{source}, as account {incumbent}'s, from equity {start_equity!r}"
     frame, start_index = _candles(conn, db, held, log, env_settings.lookback_window)
-    strategies = LedgerStrategies(db, models, sessions, env_settings.lookback_window)
+    strategies = LedgerStrategies(db, models, sessions, env_settings.lookback_window, held.account)
     witness = ObservationWitness(ledger_schedule(log, rerun_from, strategies))
     result = run_backtest(witness, make_env(frame, _without_episode_end(env_settings)), start_index, risk)
     turns = tuple((label, len(list(group))) for label, group in groupby(decider_label(d) for d in log[rerun_from:]))
-    return SymbolVerdict(held.symbol, held.interval, len(log), rerun_from, log[0].open_time_ms, log[-1].open_time_ms,
-                         log[rerun_from].open_time_ms, turns, source,
+    return SymbolVerdict(held.account, held.symbol, held.interval, len(log), rerun_from, log[0].open_time_ms,
+                         log[-1].open_time_ms, log[rerun_from].open_time_ms, turns, source,
                          first_divergence(log, rerun_from, result, witness.hashes))
 
 

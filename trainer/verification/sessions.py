@@ -2,9 +2,11 @@
 
 From schema version 4 every session records its resolved settings (``runs.settings``);
 older sessions, and decisions written outside a session, stand in with the configured
-settings. One account is replayed with one set of ``[env]`` and ``[risk]`` settings, so
-the sessions that traded a symbol must agree on them (the reward weights aside: they
-only shape training).
+settings. Each session's accounts are resolved from them as the daemon resolved them
+(:func:`config.accounts.trading_accounts`: a session without ``[[accounts]]`` traded the one
+account ``main``). One account is replayed on a symbol with one set of ``[env]`` and
+``[risk]`` settings, so the sessions that traded it must agree on them (the reward weights
+aside: they only shape training).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from config.accounts import AccountSettings, TradingAccount, trading_accounts
 from config.errors import UserError
-from config.settings import DaemonSettings, EnvSettings, RiskSettings, Settings
+from config.settings import DaemonSettings, EnvSettings, FeedSettings, RiskSettings, Settings
 from state.decision_log import LoggedDecision
 
 UNTRADED_ENV_FIELDS = frozenset({"reward", "reward_scaling"})
@@ -31,13 +34,15 @@ class SessionSettingsError(UserError):
 
 @dataclass(frozen=True, slots=True)
 class SessionSettings:
-    """What a session traded with: ``[env]``, ``[risk]`` and ``[daemon]`` (its strategy
-    spec), and whether the session recorded them (``False``: the configured ones)."""
+    """What a session traded with: each account's money, limits and strategy spec, and
+    whether the session recorded them (``False``: the configured ones)."""
 
-    env: EnvSettings
-    risk: RiskSettings
-    daemon: DaemonSettings
+    accounts: dict[str, TradingAccount]
     recorded: bool
+
+    @classmethod
+    def of(cls, settings: Settings, *, recorded: bool) -> SessionSettings:
+        return cls({a.name: a for a in trading_accounts(settings)}, recorded)
 
 
 class LedgerSessions:
@@ -52,7 +57,7 @@ class LedgerSessions:
     def __init__(self, db: Path, recorded: dict[int, str | None], configured: Settings) -> None:
         self._db = db
         self._recorded = recorded
-        self._configured = SessionSettings(configured.env, configured.risk, configured.daemon, recorded=False)
+        self._configured = SessionSettings.of(configured, recorded=False)
         self._parsed: dict[int | None, SessionSettings] = {}
 
     def of(self, run_id: int | None) -> SessionSettings:
@@ -62,21 +67,37 @@ class LedgerSessions:
             self._parsed[run_id] = self._configured if run_id is None or text is None else self._parse(run_id, text)
         return self._parsed[run_id]
 
-    def money_settings(self, log: Sequence[LoggedDecision], name: str) -> tuple[EnvSettings, RiskSettings, str]:
-        """The ``[env]`` and ``[risk]`` settings every session of ``log`` traded with, and
-        where they came from (for the report).
+    def account(self, run_id: int | None, account: str) -> TradingAccount:
+        """How session ``run_id`` traded ``account``.
+
+        Raises:
+            SessionSettingsError: the session's settings have no such account.
+        """
+        session = self.of(run_id)
+        if account not in session.accounts:
+            source = f"run {run_id}'s recorded settings" if session.recorded else "the configured settings"
+            hint = "" if session.recorded else " (pass the daemon's --config)"
+            raise SessionSettingsError(f"ledger {self._db}: account {account} decided in run {run_id}, but "
+                                       f"{source} have no such account{hint}")
+        return session.accounts[account]
+
+    def money_settings(self, log: Sequence[LoggedDecision], name: str,
+                       account: str) -> tuple[EnvSettings, RiskSettings, str]:
+        """The ``[env]`` and ``[risk]`` settings every session of ``log`` traded ``account``
+        with, and where they came from (for the report).
 
         Raises:
             SessionSettingsError: two sessions traded the account with different settings.
         """
         runs = sorted({d.run_id for d in log}, key=lambda r: -1 if r is None else r)
-        first = self.of(runs[0])
+        first = self.account(runs[0], account)
         for run in runs[1:]:
-            changed = _changed_field(first, self.of(run))
+            changed = _changed_field(first, self.account(run, account))
             if changed:
                 raise SessionSettingsError(
-                    f"ledger {self._db}: {name} was traded by run {runs[0]} and run {run} with different settings "
-                    f"({changed}); verify replays one account with one set of [env] and [risk] settings")
+                    f"ledger {self._db}: account {account} traded {name} in run {runs[0]} and run {run} with "
+                    f"different settings ({changed}); verify replays one account with one set of [env] and [risk] "
+                    "settings")
         recorded = {self.of(r).recorded for r in runs}
         source = ("recorded by the daemon" if recorded == {True} else
                   "configured (the ledger's sessions recorded none: run it with the daemon's --config)"
@@ -91,25 +112,30 @@ class LedgerSessions:
                 raise TypeError(f"a JSON {type(values).__name__}, not an object")
         except (ValueError, TypeError) as exc:
             raise SessionSettingsError(f"{where} are not settings ({exc})") from None
-        return SessionSettings(_section(EnvSettings, "env", values, where),
-                               _section(RiskSettings, "risk", values, where),
-                               _section(DaemonSettings, "daemon", values, where), recorded=True)
+        settings = Settings.model_construct(
+            env=_section(EnvSettings, "env", values.get("env", {}), where),
+            risk=_section(RiskSettings, "risk", values.get("risk", {}), where),
+            daemon=_section(DaemonSettings, "daemon", values.get("daemon", {}), where),
+            feed=_section(FeedSettings, "feed", values.get("feed", {}), where),
+            accounts=tuple(_section(AccountSettings, f"accounts.{i}", item, where)
+                           for i, item in enumerate(values.get("accounts") or ())))
+        return SessionSettings.of(settings, recorded=True)
 
 
 _Section = TypeVar("_Section", bound=BaseModel)
 
 
-def _section(model: type[_Section], name: str, values: dict[str, Any], where: str) -> _Section:
-    """One recorded section, validated by this code's settings model."""
+def _section(model: type[_Section], name: str, value: Any, where: str) -> _Section:
+    """One recorded section (or ``[[accounts]]`` entry), validated by this code's settings model."""
     try:
-        return model.model_validate(values.get(name))
+        return model.model_validate(value)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join([name, *(str(p) for p in error["loc"])])
         raise SessionSettingsError(f"{where} do not load in this Shadow: {field}: {error['msg']}") from None
 
 
-def _changed_field(a: SessionSettings, b: SessionSettings) -> str | None:
+def _changed_field(a: TradingAccount, b: TradingAccount) -> str | None:
     for section, (x, y) in {"env": (a.env, b.env), "risk": (a.risk, b.risk)}.items():
         for key in type(x).model_fields:
             if section == "env" and key in UNTRADED_ENV_FIELDS:
