@@ -25,6 +25,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 
@@ -34,15 +35,17 @@ from bot.bybit.rest import BybitRest
 from bot.bybit.sequencer import FeedCandle
 from bot.engine import ServingStrategy, SymbolEngine
 from bot.retrain_scheduler import RetrainScheduler
-from bot.serving import account_strategy, cap_torch_threads, configured_strategy
+from bot.serving import account_strategy, cap_torch_threads, configured_strategy, pinned_model
 from config.accounts import CHALLENGER_PREFIX, REGISTRY, TradingAccount, registry_version, trading_accounts
 from config.errors import UserError
 from config.settings import Settings
 from env.candles import format_ms
 from env.features import WARMUP_CANDLES, warmup_prefix
 from state.clock import Clock, SystemClock
-from state.database import check_for_writing
+from state.database import check_for_writing, connect_reader
+from state.errors import SchemaVersionError
 from state.ledger import Ledger
+from state.readers import list_models
 from state.records import DecisionRecord, ModelEntry, ResumePoint
 
 log = logging.getLogger(__name__)
@@ -103,6 +106,7 @@ class Daemon:
             )
         self.settings = settings
         self.accounts = trading_accounts(settings)
+        _check_live_trials(settings, self.accounts)
         self.clock = clock or SystemClock()
         self.interval = parse_interval(settings.feed.interval)
         self.engines: dict[str, SymbolEngine] = {}
@@ -147,6 +151,24 @@ class Daemon:
                     raise UserError(f"account {account.name!r}: {exc}") from None
         ledger = self.settings.ledger
         check_for_writing(ledger.db_path, ledger.lock_timeout_s)
+        self._check_pinned_versions()
+
+    def _check_pinned_versions(self) -> None:
+        """Accounts pinned to a registry version (``registry:v0003``) name a model the ledger's
+        registry holds (a ledger of an older schema is checked once it is migrated, at start)."""
+        pinned = [(a.name, v) for a in self.accounts if (v := registry_version(a.strategy)) is not None]
+        path = self.settings.ledger.db_path
+        if not pinned:
+            return
+        models: list[ModelEntry] = []
+        if path.is_file():
+            try:
+                with closing(connect_reader(path, self.settings.ledger.lock_timeout_s)) as conn:
+                    models = list_models(conn)
+            except SchemaVersionError:
+                return
+        for name, version in pinned:
+            pinned_model(version, models, name)
 
     async def _serve(self, ledger: Ledger, rest: BybitRest, stop: asyncio.Event) -> DaemonReport:
         """Start every symbol's engine, then decide candles until ``stop`` (see the module docstring)."""
@@ -325,6 +347,19 @@ class Daemon:
         feed_stats = feed.stats.as_dict()
         parts.append("feed " + " ".join(f"{k}={v}" for k, v in feed_stats.items() if v))
         return " | ".join(parts)
+
+
+def _check_live_trials(settings: Settings, accounts: tuple[TradingAccount, ...]) -> None:
+    """A live trial runs in a daemon that retrains, beside an account that follows the registry."""
+    candles = settings.retrain.live_trial_candles
+    if not candles:
+        return
+    if not settings.retrain.enabled:
+        raise UserError(f"invalid value for retrain.live_trial_candles: {candles}: a live trial runs in a daemon that "
+                        "retrains; set [retrain] enabled = true or live_trial_candles = 0")
+    if not any(a.follows_registry for a in accounts):
+        raise UserError(f"invalid value for retrain.live_trial_candles: {candles}: a live trial needs an account "
+                        "trading the registry's promoted model (strategy = 'registry') to be the incumbent")
 
 
 def _serving_label(serving: ServingStrategy) -> str:

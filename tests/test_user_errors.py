@@ -79,6 +79,22 @@ CASES: dict[str, Case] = {
     "run missing model": Case((*SHADOW, "run", "--strategy", "ppo:{in}/none.zip"), "none.zip"),
     "run on a non-ledger": Case((*SHADOW, "run", "--db", "{in}/text.sqlite"), "not a usable SQLite database"),
     "run on a newer ledger": Case((*SHADOW, "run", "--db", "{in}/newer.sqlite"), "is newer than this Shadow"),
+    # accounts
+    "run same account twice": Case((*SHADOW, "run", "--account", "a=flat", "--account", "a=flat"),
+                                   "account name 'a' is used twice"),
+    "run account flag": Case((*SHADOW, "run", "--account", "fast"), "'fast' is not NAME=SPEC"),
+    "run account strategy": Case((*SHADOW, "run", "--account", "fast=nosuch"),
+                                 "account 'fast': unknown strategy 'nosuch'"),
+    "run account model version": Case((*SHADOW, "run", "--account", "old=registry:v0009", "--db", "{in}/ledger.sqlite"),
+                                      "account 'old': strategy 'registry:v0009' names a model the registry does not "
+                                      "hold"),
+    "run account symbol": Case((*SHADOW, "run", "--config", "{in}/accounts.toml"),
+                               "account 'eth' trades ETHUSDT, which [feed] symbols does not stream"),
+    "run live trial without retraining": Case((*SHADOW, "run", "--config", "{in}/trial.toml"),
+                                              "retrain.live_trial_candles: 50: a live trial runs in a daemon that "
+                                              "retrains"),
+    "status unknown account": Case((*SHADOW, "status", "--account", "nosuch", "--db", "{in}/ledger.sqlite"),
+                                   "no account 'nosuch' in the ledger"),
     "publish a missing model": Case((*SHADOW, "models", "publish", "{in}/none.zip"), "none.zip: no such model file"),
     "backup a non-ledger": Case((*SHADOW, "backup", "--db", "{in}/text.sqlite"), "not a usable SQLite database"),
     "demo baseline": Case((*SHADOW, "demo", "--timesteps", "0", "--baseline", "nosuch"), "unknown strategy 'nosuch'"),
@@ -143,6 +159,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "broken.toml").write_text("[env\n")
     (folder / "typo.toml").write_text("[env]\ncomission = 0.001\n")
     (folder / "broken.json").write_text("{not json")
+    (folder / "accounts.toml").write_text('[[accounts]]\nname = "btc"\n[[accounts]]\nname = "eth"\n'
+                                          'symbols = ["ETHUSDT"]\n')
+    (folder / "trial.toml").write_text("[retrain]\nlive_trial_candles = 50\n")
 
     async def create(path: Path) -> None:
         async with await Ledger.open(path):

@@ -4,6 +4,13 @@ ledgers that the daemon, verify and fault tests check."""
 from __future__ import annotations
 
 import asyncio
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +21,8 @@ from bot.replay.market import ReplayMarket, ReplaySeries
 from bot.replay.server import ReplayServer
 from config.settings import DaemonSettings, FeedSettings, LedgerSettings, Settings
 from tests.bot.conftest import fast_exchange
-from tests.conftest import PREFIX
+from tests.bot.local_http import free_port, wait_until_answering
+from tests.conftest import PREFIX, REPO
 
 HISTORY = PREFIX  # exactly the env's first decision index: the daemon warms up on it over REST
 
@@ -37,3 +45,68 @@ async def replay_daemon(frame: pd.DataFrame, db: Path, strategy: str, *, faults:
         daemon.listeners.append(lambda symbol, item, _: stop.set() if item.candle.open_time_ms >= last_ms else None)
         await asyncio.wait_for(daemon.run(stop), 30)
     return daemon
+
+
+def run_killing_shadow(tmp_path: Path, frame: pd.DataFrame, db: Path, config: str, *, decisions: int,
+                       args: tuple[str, ...] = (), kills: int = 5, seed: int = 7, speed: float = 15.0) -> int:
+    """``shadow run ARGS`` in a subprocess against a replay-server process serving ``frame``,
+    killed with SIGKILL ``kills`` times, each at a random moment after it resumed deciding, and
+    restarted each time, then left to run until the ledger holds ``decisions`` decisions and
+    stopped with SIGTERM.
+
+    Args:
+        config: TOML added to the exchange, feed and ledger settings (e.g. a ``[daemon]`` table).
+
+    Returns:
+        The number of kills.
+    """
+    from env.candles import candles_to_seed_csv
+
+    data = tmp_path / "candles.csv"
+    candles_to_seed_csv(frame, data)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "bot", "replay-server", "--data", str(data), "--symbol",
+                               "BTCUSDT", "--speed", str(speed), "--port", str(port), "--history", str(HISTORY)],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    toml = tmp_path / "shadow.toml"
+    toml.write_text(
+        f'[exchange]\nws_url = "ws://127.0.0.1:{port}/v5/public/linear"\nrest_url = "http://127.0.0.1:{port}"\n'
+        'ping_interval_s = 0.2\nwatchdog_s = 1.0\nbackoff_min_s = 0.05\nbackoff_max_s = 0.3\n'
+        f'[feed]\nsymbols = ["BTCUSDT"]\n[ledger]\ndb_path = "{db}"\n' + config)
+    env = os.environ | {"SHADOW_CONFIG": str(toml)}
+
+    def decided() -> int:
+        if not db.exists():
+            return 0
+        with sqlite3.connect(db) as conn:
+            try:
+                return conn.execute("SELECT count(*) FROM decisions").fetchone()[0]
+            except sqlite3.OperationalError:  # schema not created yet
+                return 0
+
+    rng = random.Random(seed)
+    killed = 0
+    try:
+        wait_until_answering(f"http://127.0.0.1:{port}/v5/market/time")
+        deadline = time.monotonic() + 120
+        while decided() < decisions and time.monotonic() < deadline:
+            daemon = subprocess.Popen([sys.executable, "-m", "bot", "run", "--log-level", "WARNING", *args], cwd=REPO,
+                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            if killed < kills:  # a random moment after it resumed deciding (start-up time varies with load)
+                before = decided()
+                while decided() == before and time.monotonic() < deadline and daemon.poll() is None:
+                    time.sleep(0.05)
+                time.sleep(rng.uniform(0.0, 0.6))
+                daemon.send_signal(signal.SIGKILL)
+                daemon.wait()
+                killed += 1
+                continue
+            while decided() < decisions and time.monotonic() < deadline and daemon.poll() is None:
+                time.sleep(0.2)
+            daemon.send_signal(signal.SIGTERM)
+            _, err = daemon.communicate(timeout=30)
+            assert daemon.returncode == 0, err.decode()
+    finally:
+        server.kill()
+        server.wait()
+    return killed

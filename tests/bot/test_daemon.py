@@ -20,8 +20,7 @@ from bot.replay.server import ReplayServer
 from config.errors import UserError
 from config.settings import DaemonSettings, EnvSettings, FeedSettings, RiskSettings, Settings
 from strategies.specs import build_strategy
-from tests.bot.daemon_replay import HISTORY, replay_daemon, settings_for
-from tests.bot.local_http import free_port, wait_until_answering
+from tests.bot.daemon_replay import HISTORY, replay_daemon, run_killing_shadow, settings_for
 from tests.conftest import PREFIX
 from trainer.evaluation.backtest import make_env, run_backtest
 
@@ -144,62 +143,9 @@ def test_sigkill_at_random_moments_then_restart_ends_with_the_uninterrupted_ledg
         tmp_path: Path, frame: pd.DataFrame, fault_free: dict[str, list[tuple]]) -> None:
     """``shadow run`` in a subprocess, killed with SIGKILL at random points of a replay and
     restarted each time, ends with exactly the ledger of the run that never stopped."""
-    import os
-    import random
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from env.candles import candles_to_seed_csv
-    from tests.conftest import REPO
-
-    data = tmp_path / "btc.csv"
-    candles_to_seed_csv(frame, data)
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "bot", "replay-server", "--data", str(data), "--symbol",
-                               "BTCUSDT", "--speed", "40", "--port", str(port), "--history", str(HISTORY)],
-                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = tmp_path / "ledger.sqlite"
-    config = tmp_path / "shadow.toml"
-    config.write_text(
-        f'[exchange]\nws_url = "ws://127.0.0.1:{port}/v5/public/linear"\nrest_url = "http://127.0.0.1:{port}"\n'
-        'ping_interval_s = 0.2\nwatchdog_s = 1.0\nbackoff_min_s = 0.05\nbackoff_max_s = 0.3\n'
-        f'[feed]\nsymbols = ["BTCUSDT"]\n[ledger]\ndb_path = "{db}"\n'
-        '[daemon]\nstrategy = "sma:fast=5,slow=20"\n')
-    env = os.environ | {"SHADOW_CONFIG": str(config)}
-
-    def decided() -> int:
-        if not db.exists():
-            return 0
-        with sqlite3.connect(db) as conn:
-            try:
-                return conn.execute("SELECT count(*) FROM decisions").fetchone()[0]
-            except sqlite3.OperationalError:  # schema not created yet
-                return 0
-
-    rng = random.Random(7)
-    kills = 0
-    try:
-        wait_until_answering(f"http://127.0.0.1:{port}/v5/market/time")
-        deadline = time.monotonic() + 90
-        while decided() < N - HISTORY and time.monotonic() < deadline:
-            daemon = subprocess.Popen([sys.executable, "-m", "bot", "run", "--log-level", "WARNING"], cwd=REPO,
-                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            if kills < 5:
-                time.sleep(rng.uniform(1.5, 3.5))
-                daemon.send_signal(signal.SIGKILL)
-                daemon.wait()
-                kills += 1
-                continue
-            while decided() < N - HISTORY and time.monotonic() < deadline and daemon.poll() is None:
-                time.sleep(0.2)
-            daemon.send_signal(signal.SIGTERM)
-            _, err = daemon.communicate(timeout=30)
-            assert daemon.returncode == 0, err.decode()
-    finally:
-        server.kill()
-        server.wait()
+    kills = run_killing_shadow(tmp_path, frame, db, '[daemon]\nstrategy = "sma:fast=5,slow=20"\n',
+                               decisions=N - HISTORY)
     assert kills == 5
     assert ledger_rows(db) == fault_free
     with sqlite3.connect(db) as conn:

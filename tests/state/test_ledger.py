@@ -331,3 +331,34 @@ async def test_status_reads_win_rate_and_pnl_as_the_portfolio_has_them(tmp_path:
     assert (portfolio.n_trades > 0) == (trade_probability > 0)
     if not portfolio.n_trades:
         assert status.win_rate == 0.0
+
+
+async def test_every_accounts_decision_at_a_candle_commits_together_or_not_at_all(tmp_path, btc_candles):
+    """``record_decisions``: one transaction per candle for all accounts; a replay writes
+    nothing; a refused decision of one account leaves the candle unwritten for all of them."""
+    frame = btc_candles.iloc[:300]
+    streams = {name: [r for r, _ in replay_decisions(frame, seed=seed, trade_probability=0.3, account=name)]
+               for name, seed in ((DEFAULT_ACCOUNT, 1), ("fast", 2), ("slow", 3))}
+    path = tmp_path / "l.sqlite"
+    async with await Ledger.open(path) as ledger:
+        for at in range(250):
+            records = [stream[at] for stream in streams.values()]
+            assert await ledger.record_decisions(records[0].candle, records) == [True, True, True]
+        before = _dump(path)
+        replayed = [stream[249] for stream in streams.values()]
+        assert await ledger.record_decisions(replayed[0].candle, replayed) == [False, False, False]
+        assert _dump(path) == before
+        # "slow" skips ahead: its later decision is refused, and so is the whole candle
+        assert await ledger.record_decision(streams["slow"][260])
+        before = _dump(path)
+        records = [stream[250] for stream in streams.values()]
+        with pytest.raises(LedgerConsistencyError, match="account slow's last BTCUSDT decision is at"):
+            await ledger.record_decisions(records[0].candle, records)
+        assert _dump(path) == before
+    with sqlite3.connect(path) as conn:
+        by_account = dict(conn.execute("SELECT account, count(*) FROM decisions GROUP BY account").fetchall())
+        equity = {name: [e for (e,) in conn.execute("SELECT equity FROM equity WHERE account = ? "
+                                                     "ORDER BY open_time_ms", (name,))] for name in streams}
+    assert by_account == {DEFAULT_ACCOUNT: 250, "fast": 250, "slow": 251}
+    assert equity[DEFAULT_ACCOUNT] == [r.equity for r in streams[DEFAULT_ACCOUNT][:250]]
+    assert equity["fast"] == [r.equity for r in streams["fast"][:250]] != equity[DEFAULT_ACCOUNT]
