@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bot.commands.basic",
     "bot.commands.run",
     "bot.commands.ledger",
+    "bot.commands.accounts",
     "bot.commands.models",
     "bot.commands.retrain",
     "bot.commands.train",

@@ -84,6 +84,21 @@ FEED_INTERVALS: tuple[str, ...] = tuple(t for t in TIMEFRAMES if t != "1M")
 """The live feed's intervals: those of fixed length (a calendar month is not), so that a
 gap is a whole number of candles (``bot.bybit.markets`` maps them to Bybit's names)."""
 
+UNIT_MS: dict[str, int] = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+"""Milliseconds per unit of a fixed-length interval or look-back (``15m``, ``4h``, ``1d``, ``2w``)."""
+
+
+def interval_ms(name: str) -> int:
+    """The length of a fixed-length interval such as a feed interval (``"15m"`` -> 900,000).
+
+    Raises:
+        ValueError: not a number followed by m, h, d or w.
+    """
+    count, unit = name[:-1], name[-1:]
+    if not count.isdigit() or unit not in UNIT_MS:
+        raise ValueError(f"{name!r} is not an interval such as 1m, 4h or 1d")
+    return int(count) * UNIT_MS[unit]
+
 
 class FeedSettings(Section):
     """Which candles the live feed streams: one websocket carries every symbol."""

@@ -24,11 +24,11 @@ from rich.table import Table
 from bot.commands.common import console, ledger_reader, review_table
 from config import UserError
 from config.cli import ConfigOption, DbOption, command_settings
+from config.market import UNIT_MS
 
 AccountOption = Annotated[str | None, typer.Option("--account", "-a", help="Only this paper account, e.g. main.")]
 
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
-_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
 
 def parse_since(text: str, now_ms: int) -> int:
@@ -37,7 +37,7 @@ def parse_since(text: str, now_ms: int) -> int:
 
     match = _RELATIVE.match(text.strip())
     if match:
-        return now_ms - int(match.group(1)) * _UNIT_MS[match.group(2)]
+        return now_ms - int(match.group(1)) * UNIT_MS[match.group(2)]
     try:
         stamp = pd.Timestamp(text)
     except ValueError:

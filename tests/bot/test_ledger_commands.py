@@ -205,3 +205,31 @@ def test_commands_work_while_the_daemon_writes(tmp_path):
         seen.append(len(pd.read_csv(tmp_path / "eq.csv")))
     writer.join()
     assert len(seen) >= 2 and seen == sorted(seen) and seen[0] < len(records)
+
+
+def test_status_and_trades_show_every_account_and_take_account(tmp_path):
+    path = tmp_path / "accounts.sqlite"
+    candles = load_candles(SAMPLE).iloc[:600]
+
+    async def fill() -> None:
+        async with await Ledger.open(path) as ledger:
+            streams = [list(replay_decisions(candles, seed=s, trade_probability=0.2, account=a))
+                       for a, s in (("main", 1), ("fast", 2))]
+            for pair in zip(*streams, strict=True):
+                await ledger.record_decisions(pair[0][0].candle, [record for record, _ in pair])
+
+    asyncio.run(fill())
+    document = json.loads(_run("status", "--db", str(path), "--json").output)
+    assert document["accounts"] == ["fast", "main"]
+    equity = dict(_sql(path, "SELECT account, equity FROM positions"))
+    assert {(s["account"], s["symbol"]): s["equity"] for s in document["symbols"]} == {
+        ("fast", "BTCUSDT"): equity["fast"], ("main", "BTCUSDT"): equity["main"]}
+    table = _run("status", "--db", str(path)).output
+    assert "account fast" in table and "account main" in table
+    only = json.loads(_run("status", "--db", str(path), "--json", "--account", "fast").output)
+    assert only["accounts"] == ["fast"] and [s["account"] for s in only["symbols"]] == ["fast"]
+
+    trades = _run("trades", "--db", str(path), "--account", "fast", "-n", "1000").output
+    (n_fast,) = _sql(path, "SELECT count(*) FROM trades WHERE account = 'fast'")[0]
+    assert f"{n_fast} trades," in trades and " main " not in trades
+    assert isinstance(_run("trades", "--db", str(path), "--account", "nosuch").exception, UserError)

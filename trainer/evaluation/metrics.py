@@ -25,6 +25,18 @@ exposure           fraction of the ``n`` steps with a position open
 fees_paid          commission paid on every fill, quote currency
 ================== ==========================================================================
 
+**Skill against the market** (:func:`net_exposure`, :func:`buy_and_hold_return`,
+:func:`timing`): on a rising market a strategy that is simply long more often than short
+"makes money" without any skill; these separate the two.
+
+==================== ========================================================================
+net_exposure         ``position_size x mean(position)`` over the steps: +1 long all the time,
+                     -1 short all the time, 0 flat (or as long as short)
+buy_and_hold_return  ``close_n / close_0 - 1`` of the same candles (gross, no fees)
+timing               ``total_return - net_exposure x buy_and_hold_return``: what the strategy
+                     made beyond riding the market with its average exposure
+==================== ========================================================================
+
 **Edge cases never produce NaN** (so the JSON is valid): a ratio whose denominator is 0
 is 0.0 when its numerator is 0 too (flat: no risk, no return) and ``None`` when the ratio
 is unbounded or undefined (``None`` is ``null`` in JSON and "n/a" in tables). So: no
@@ -133,6 +145,30 @@ def compute_metrics(
         total_pnl=float(e[-1] - e[0]),
         n_steps=n,
     )
+
+
+def net_exposure(positions: npt.ArrayLike, position_size: float = 1.0) -> float:
+    """``position_size x mean(positions)``: the average signed exposure (0.0 without steps).
+
+    Args:
+        positions: the position held over each step: a side (-1/0/+1), or the signed
+            notional over equity when it was measured (then ``position_size`` is 1).
+        position_size: a position's notional over equity (``max_position_size``).
+    """
+    held = np.asarray(positions, dtype=np.float64)
+    return position_size * float(held.mean()) if len(held) else 0.0
+
+
+def buy_and_hold_return(closes: npt.ArrayLike) -> float:
+    """``close_n / close_0 - 1``: the market's move over the candles (gross of fees)."""
+    c = np.asarray(closes, dtype=np.float64)
+    return float(c[-1] / c[0] - 1.0)
+
+
+def timing(total_return: float, exposure: float, market_return: float) -> float:
+    """What a strategy made beyond holding the market with its average net exposure:
+    ``total_return - exposure x market_return``; > 0 only with timing skill (or luck)."""
+    return total_return - exposure * market_return
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:

@@ -103,3 +103,26 @@ def test_bad_inputs_are_rejected():
         compute_metrics([100.0, 101.0, 102.0], [1], [], 0.0, 60_000)
     with pytest.raises(ValueError, match="starting above 0"):
         compute_metrics([0.0, 1.0], [1], [], 0.0, 60_000)
+
+
+def test_timing_separates_riding_the_market_from_timing_it(btc_candles):
+    """On real candles without costs, buy & hold's return is all market and no timing, and
+    flat has neither."""
+    import numpy as np
+
+    from config.settings import EnvSettings
+    from strategies.specs import build_strategy
+    from trainer.evaluation.backtest import make_env, run_backtest
+    from trainer.evaluation.metrics import buy_and_hold_return, net_exposure, timing
+
+    frame = btc_candles.iloc[:3000].reset_index(drop=True)
+    env = make_env(frame, EnvSettings(commission=0.0))
+    hold = run_backtest(build_strategy("buy_and_hold"), env)
+    market = buy_and_hold_return(hold.closes)
+    assert abs(market) > 0.01 and net_exposure(hold.positions) == pytest.approx(1.0, abs=1e-3)
+    assert timing(hold.metrics.total_return, net_exposure(hold.positions), market) == pytest.approx(0.0, abs=2e-3)
+    assert net_exposure([1, -1, 0, 1], position_size=2.0) == 0.5 and net_exposure([]) == 0.0
+    assert timing(0.05, 0.5, 0.04) == pytest.approx(0.03)
+    flat = run_backtest(build_strategy("flat"), env)
+    assert timing(flat.metrics.total_return, net_exposure(flat.positions), market) == 0.0
+    assert buy_and_hold_return(np.array([100.0, 90.0, 110.0])) == pytest.approx(0.1)
