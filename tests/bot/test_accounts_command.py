@@ -94,7 +94,7 @@ def test_net_exposure_is_the_notional_held_over_equity(ledger: Path) -> None:
     """Leverage counts: the 2x ETHUSDT account holds about twice its equity while in a position."""
     f = figures(ledger)["busy", "ETHUSDT"]
     held = rows(ledger, "SELECT side FROM equity WHERE account = 'busy' AND symbol = 'ETHUSDT' ORDER BY open_time_ms")
-    sides = np.array([0] + [s for (s,) in held][:-1])
+    sides = np.array([0, *[s for (s,) in held][:-1]])
     in_position = sides != 0
     assert f.metrics.exposure == pytest.approx(float(np.mean(in_position)))
     per_side = f.net_exposure / float(np.mean(sides)) if np.mean(sides) else None
