@@ -10,7 +10,8 @@ Triggers (``[retrain]``, any combination):
   ``CronTrigger`` in UTC).
 - ``cold_start``: at start-up, when a symbol has no promoted model yet.
 
-A trigger while a retrain is running is skipped (logged); the next one comes on schedule.
+A trigger while a retrain is running, or while a live trial judges a candidate
+(:mod:`bot.live_trials`), is skipped (logged); the next one comes on schedule.
 Each run is :func:`trainer.retrain.runner.run_retrain` in a child process, awaited in a
 task of its own: deciding candles never waits for it. With a shared model one run
 trains on every symbol; otherwise each symbol gets its own run, one after the other.
@@ -36,12 +37,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.engine import SymbolEngine
 from bot.hotswap import HotSwapper
+from bot.live_trials import LiveTrials
 from config.accounts import trading_accounts
 from config.settings import Settings
 from env.types import Candle
 from state.clock import SYSTEM_CLOCK, Clock
 from state.ledger import Ledger
-from state.records import DecisionRecord, ModelStatus
+from state.records import DecisionRecord, ModelStatus, RetrainStatus
 from trainer.retrain.job import DEFAULT_TRAINER
 from trainer.retrain.runner import RetrainOutcome, close_abandoned_runs, run_retrain
 
@@ -71,9 +73,12 @@ class RetrainScheduler:
         self.ledger = ledger
         self.engines = engines
         self.clock = clock
-        self.followers = [a.name for a in trading_accounts(settings) if a.follows_registry]
+        accounts = trading_accounts(settings)
+        self.followers = [a.name for a in accounts if a.follows_registry]
         self.swapper = (HotSwapper(engines, self.followers, settings.env.lookback_window,
                                    settings.daemon.torch_threads) if self.followers else None)
+        self.trials = LiveTrials(ledger, engines, {a.name: a for a in accounts}, settings.env.lookback_window,
+                                 clock=clock, on_promoted=self.check_registry)
         self.outcomes: list[RetrainOutcome] = []
         self.run_spans_ns: list[tuple[int, int]] = []
         """``time.perf_counter_ns()`` start and end of each child run (benchmarks)."""
@@ -89,7 +94,9 @@ class RetrainScheduler:
         return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
-        """Arm the triggers (and the registry poll); a cold start asks for a first model."""
+        """Resume the live trials under way, arm the triggers (and the registry poll); a
+        cold start asks for a first model."""
+        await self.trials.resume()
         retrain = self.retrain
         if retrain.enabled:
             for retrain_id in await close_abandoned_runs(self.ledger, retrain.time_limit_s, self.clock):
@@ -137,7 +144,9 @@ class RetrainScheduler:
             self.request(f"{every} new candles", end_ms=candle.open_time_ms)
 
     async def on_committed(self, symbol: str, records: list[DecisionRecord]) -> None:
-        """Told of the decisions just committed at one candle of ``symbol`` (called by the daemon)."""
+        """Told of the decisions just committed at one candle of ``symbol`` (called by the
+        daemon): a live trial counts its challenger's."""
+        await self.trials.on_committed(symbol, records)
 
     async def _triggered(self, why: str) -> None:
         self.request(why)
@@ -146,6 +155,9 @@ class RetrainScheduler:
         """Start a retrain now unless one is running; returns whether it started."""
         if self.running:
             log.info("retrain trigger (%s) skipped: a retrain is still running", why)
+            return False
+        if self.trials.active:
+            log.info("retrain trigger (%s) skipped: a live trial is running", why)
             return False
         log.info("retrain triggered: %s", why)
         self._task = asyncio.get_running_loop().create_task(self._run(end_ms), name="retrain")
@@ -164,6 +176,8 @@ class RetrainScheduler:
             self.outcomes.append(outcome)
             if outcome.promoted:
                 await self.check_registry()
+            elif outcome.status == RetrainStatus.TRIAL:
+                await self.trials.start_pending()
 
     async def _poll_registry(self) -> None:
         """Check the registry ``poll_seconds`` after the previous check ended, until stopped."""
@@ -172,10 +186,12 @@ class RetrainScheduler:
             await self.check_registry()
 
     async def check_registry(self) -> None:
-        """Apply the registry's promoted models to the engines (never raises)."""
+        """Apply the registry's promoted models to the engines, and start the live trials
+        opened meanwhile (``shadow retrain --now`` in another process); never raises."""
         if self.swapper is None:
             return
         try:
             await self.swapper.apply(await self.ledger.registry.list_models(ModelStatus.PROMOTED))
+            await self.trials.start_pending()
         except Exception:  # a registry read failing now is retried at the next poll
             log.exception("checking the model registry failed; trying again in %g s", self.retrain.poll_seconds)

@@ -158,6 +158,12 @@ def trading_accounts(settings: AccountSources) -> tuple[TradingAccount, ...]:
     )
 
 
+def incumbent_account(accounts: Sequence[TradingAccount], symbols: Sequence[str]) -> TradingAccount | None:
+    """The account a live trial's challenger competes with on ``symbols``: the first one
+    that trades the registry's promoted model on all of them."""
+    return next((a for a in accounts if a.follows_registry and set(symbols) <= set(a.symbols)), None)
+
+
 def _overridden(section: _Section, account: AccountSettings, names: tuple[str, ...]) -> _Section:
     update = {name: getattr(account, name) for name in names if getattr(account, name) is not None}
     return section.model_copy(update=update) if update else section

@@ -10,8 +10,8 @@ Usage (the engine, per closed candle, after each account's ``execution = account
 
 All accounts' decisions at one candle commit in one transaction. Re-recording a decided
 candle (a restart that replays the last candles) changes nothing and counts as not
-written. The registry and journals for the trainer and the daemon hang off the same
-writer: :attr:`Ledger.registry` and :attr:`Ledger.journal`.
+written. The registry, the live trials and the journal for the trainer and the daemon hang
+off the same writer: :attr:`Ledger.registry`, :attr:`Ledger.trials`, :attr:`Ledger.journal`.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from state.errors import LedgerConsistencyError
 from state.journal import Journal
 from state.model_rows import ModelRows
 from state.records import DecisionRecord, ResumePoint
+from state.trial_rows import TrialRows
 from state.writer import WriterConnection, fetch_all
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class Ledger:
         self._writer = writer
         self.path = writer.path
         self.registry = ModelRows(writer)
+        self.trials = TrialRows(writer)
         self.journal = Journal(writer)
 
     @classmethod
@@ -155,6 +157,12 @@ class Ledger:
             )
             for row in rows
         }
+
+    async def decision_counts(self, account: str) -> dict[str, int]:
+        """Per symbol, how many decisions ``account`` has taken (a live trial's progress)."""
+        rows = await self._writer.read("SELECT symbol, count(*) FROM decisions WHERE account = ? GROUP BY symbol",
+                                       (account,))
+        return {symbol: count for symbol, count in rows}
 
     # --------------------------------------------------------------- candles
     async def store_candles(self, candles: Iterable[Candle]) -> int:

@@ -11,7 +11,10 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import asdict, fields
+from pathlib import Path
 from typing import Any
+
+import aiosqlite
 
 from state.records import ModelEntry, ModelStatus, RetrainRun, RetrainStatus
 from state.writer import WriterConnection
@@ -49,6 +52,37 @@ def _check_status(status: str | None, allowed: tuple[str, ...], what: str) -> No
         raise ValueError(f"{what} status {status!r} is not one of {', '.join(allowed)}")
 
 
+async def set_model_status(db: aiosqlite.Connection, ledger: Path, version: str, status: str, at_ms: int) -> None:
+    """Change a model's status inside an open transaction (see :meth:`ModelRows.set_model_status`)."""
+    _check_status(status, MODEL_STATUSES, "model")
+    rows = list(await db.execute_fetchall("SELECT symbol, interval FROM models WHERE version = ?", (version,)))
+    if not rows:
+        raise LookupError(f"no model {version!r} in ledger {ledger}")
+    if status == ModelStatus.PROMOTED:
+        symbol, interval = rows[0]
+        await db.execute(
+            "UPDATE models SET status = 'retired' WHERE status = 'promoted' AND version <> ? "
+            "AND symbol IS ? AND interval IS ?",
+            (version, symbol, interval),
+        )
+        await db.execute("UPDATE models SET status = 'promoted', promoted_ms = ? WHERE version = ?", (at_ms, version))
+    else:
+        await db.execute("UPDATE models SET status = ? WHERE version = ?", (status, version))
+
+
+async def finish_run(db: aiosqlite.Connection, ledger: Path, retrain_id: int, *, status: str, finished_ms: int,
+                     reason: str | None, candidate_version: str | None, metrics: dict[str, Any] | None) -> None:
+    """Record how a retraining ended, inside an open transaction (see :meth:`ModelRows.finish_retrain`)."""
+    _check_status(status, RETRAIN_STATUSES[1:], "retrain")
+    rows = await db.execute_fetchall(
+        "UPDATE retrain_runs SET status = ?, finished_ms = ?, reason = ?, candidate_version = ?, metrics = ? "
+        "WHERE retrain_id = ? RETURNING retrain_id",
+        (status, finished_ms, reason, candidate_version, json.dumps(metrics or {}, sort_keys=True), retrain_id),
+    )
+    if not rows:
+        raise LookupError(f"no retrain run {retrain_id} in ledger {ledger}")
+
+
 class ModelRows:
     """Writes and lists ``models`` and ``retrain_runs`` (each call is one short transaction)."""
 
@@ -71,22 +105,8 @@ class ModelRows:
     async def set_model_status(self, version: str, status: str, *, at_ms: int) -> None:
         """Change a model's status. Promoting also retires the model promoted before it
         for the same symbol and interval, in the same transaction, so exactly one is live."""
-        _check_status(status, MODEL_STATUSES, "model")
         async with self._writer.transaction() as db:
-            rows = list(await db.execute_fetchall("SELECT symbol, interval FROM models WHERE version = ?", (version,)))
-            if not rows:
-                raise LookupError(f"no model {version!r} in ledger {self._writer.path}")
-            if status == ModelStatus.PROMOTED:
-                symbol, interval = rows[0]
-                await db.execute(
-                    "UPDATE models SET status = 'retired' WHERE status = 'promoted' AND version <> ? "
-                    "AND symbol IS ? AND interval IS ?",
-                    (version, symbol, interval),
-                )
-                await db.execute("UPDATE models SET status = 'promoted', promoted_ms = ? WHERE version = ?",
-                                 (at_ms, version))
-            else:
-                await db.execute("UPDATE models SET status = ? WHERE version = ?", (status, version))
+            await set_model_status(db, self._writer.path, version, status, at_ms)
 
     async def list_models(self, status: str | None = None) -> list[ModelEntry]:
         """Registered models, newest first (``status="promoted"`` gives the live ones)."""
@@ -103,15 +123,11 @@ class ModelRows:
         self, retrain_id: int, *, status: str, finished_ms: int, reason: str | None = None,
         candidate_version: str | None = None, metrics: dict[str, Any] | None = None,
     ) -> None:
-        """Record how a retraining ended: ``ok``, ``failed``, ``rejected`` or ``promoted``."""
-        _check_status(status, RETRAIN_STATUSES[1:], "retrain")
-        rows = await self._writer.write(
-            "UPDATE retrain_runs SET status = ?, finished_ms = ?, reason = ?, candidate_version = ?, metrics = ? "
-            "WHERE retrain_id = ? RETURNING retrain_id",
-            (status, finished_ms, reason, candidate_version, json.dumps(metrics or {}, sort_keys=True), retrain_id),
-        )
-        if not rows:
-            raise LookupError(f"no retrain run {retrain_id} in ledger {self._writer.path}")
+        """Record how a retraining ended: ``ok``, ``failed``, ``rejected`` or ``promoted``
+        (``trial``: :meth:`state.trial_rows.TrialRows.open_trial`)."""
+        async with self._writer.transaction() as db:
+            await finish_run(db, self._writer.path, retrain_id, status=status, finished_ms=finished_ms, reason=reason,
+                             candidate_version=candidate_version, metrics=metrics)
 
     async def list_retrains(self, limit: int = 20) -> list[RetrainRun]:
         """The latest retraining runs, newest first."""

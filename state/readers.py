@@ -19,7 +19,8 @@ from env.portfolio import win_rate
 from state.candle_store import SELECT_CANDLES, candles_frame, select_candles_params
 from state.errors import LedgerError
 from state.model_rows import SELECT_RETRAINS, model_from_row, models_query, retrain_from_row
-from state.records import ModelEntry, RetrainRun
+from state.records import LiveTrial, ModelEntry, RetrainRun
+from state.trial_rows import SELECT_TRIALS, trial_from_row
 
 _SIDE_NAMES = {1: "long", -1: "short", 0: "flat"}
 
@@ -187,6 +188,25 @@ def list_retrains(conn: sqlite3.Connection, limit: int = 20) -> list[RetrainRun]
     """The latest retraining runs, newest first."""
     return [retrain_from_row(row) for row in conn.execute(f"{SELECT_RETRAINS} ORDER BY retrain_id DESC LIMIT ?",
                                                           (limit,))]
+
+
+@dataclass(frozen=True, slots=True)
+class TrialProgress:
+    """A live trial and the candles its challenger has decided (on its least advanced symbol)."""
+
+    trial: LiveTrial
+    decided: int
+
+
+def trials_by_run(conn: sqlite3.Connection) -> dict[int, TrialProgress]:
+    """Every live trial by the retraining run that opened it."""
+    progress = {}
+    for row in conn.execute(SELECT_TRIALS):
+        trial = trial_from_row(row)
+        counts = dict(conn.execute("SELECT symbol, count(*) FROM decisions WHERE account = ? GROUP BY symbol",
+                                   (trial.challenger_account,)).fetchall())
+        progress[trial.retrain_id] = TrialProgress(trial, min(counts.get(s, 0) for s in trial.symbols))
+    return progress
 
 
 def read_candles(

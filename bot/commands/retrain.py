@@ -20,6 +20,7 @@ from config.cli import EXIT_FAILED, ConfigOption, DbOption, command_settings, se
 from config.settings import Settings
 
 if TYPE_CHECKING:
+    from state.readers import TrialProgress
     from state.records import RetrainRun
 
 
@@ -79,19 +80,21 @@ MIN_REASON_WIDTH = 30
 
 
 def _print_runs(settings: Settings, last: int, verbose: bool) -> None:
-    """The newest ``last`` runs. Status and model always show in full; the reason, the one
-    long cell, wraps in the room the other columns leave, or (too little room, or
-    ``verbose``) follows the table in full, one line per run."""
-    from state.readers import list_retrains
+    """The newest ``last`` runs. Status, model and live trial always show in full; the
+    reason (the holdout verdict, then a live trial's verdict), the one long cell, wraps in
+    the room the other columns leave, or (too little room, or ``verbose``) follows the
+    table in full, one line per run."""
+    from state.readers import list_retrains, trials_by_run
 
     with ledger_reader(settings.ledger) as conn:
         runs = list_retrains(conn, last)
+        trials = trials_by_run(conn)
     if not runs:
         console.print("no retraining runs recorded")
         return
-    room = console.width - console.measure(_runs_table(runs, reasons=False)).maximum - 2  # 2: the column's padding
+    room = console.width - console.measure(_runs_table(runs, trials, reasons=False)).maximum - 2  # the padding
     in_table = not verbose and room >= MIN_REASON_WIDTH
-    table = _runs_table(runs, reasons=in_table)
+    table = _runs_table(runs, trials, reasons=in_table)
     if not in_table and not verbose:
         table.caption = "reasons: shadow retrain --verbose"
     console.print(table)
@@ -100,10 +103,10 @@ def _print_runs(settings: Settings, last: int, verbose: bool) -> None:
             console.print(Text(f"#{run.retrain_id} {run.status}: {run.reason or '-'}"))
 
 
-def _runs_table(runs: list[RetrainRun], *, reasons: bool) -> Table:
+def _runs_table(runs: list[RetrainRun], trials: dict[int, TrialProgress], *, reasons: bool) -> Table:
     from state.readers import iso_ms
 
-    columns = ["#", "started (UTC)", "seconds", "status", "symbols", "model"]
+    columns = ["#", "started (UTC)", "seconds", "status", "symbols", "model", "live trial"]
     table = review_table("retrain runs", *columns)
     if reasons:
         table.add_column("reason", no_wrap=False, overflow="fold")
@@ -112,9 +115,27 @@ def _runs_table(runs: list[RetrainRun], *, reasons: bool) -> Table:
         symbols = run.metrics.get("symbols", [])
         shown = ",".join(symbols[:2]) + (f" +{len(symbols) - 2}" if len(symbols) > 2 else "")
         cells = [str(run.retrain_id), (iso_ms(run.started_ms) or "")[:16].replace("T", " "),
-                 "-" if seconds is None else f"{seconds:.1f}", run.status, shown or "-", run.candidate_version or "-"]
+                 "-" if seconds is None else f"{seconds:.1f}", run.status, shown or "-", run.candidate_version or "-",
+                 _live(trials.get(run.retrain_id))]
         table.add_row(*cells, *([Text(run.reason or "-")] if reasons else []))
     return table
+
+
+def _live(progress: TrialProgress | None) -> str:
+    """A live trial in a few words: how far it got, or its verdict's scores."""
+    from state.records import TrialStatus
+
+    if progress is None:
+        return "-"
+    trial = progress.trial
+    if trial.status in (TrialStatus.PENDING, TrialStatus.RUNNING):
+        return f"{trial.status} {progress.decided}/{trial.candles}"
+    scores = trial.metrics.get("scores")
+    if not scores:
+        return str(trial.status)
+    shown = " vs ".join("n/a" if scores[role] is None else f"{scores[role]:.3g}"
+                        for role in ("candidate", "incumbent", "flat"))
+    return f"{trial.status}: {trial.metric} {shown}"
 
 
 def register(app: typer.Typer) -> None:

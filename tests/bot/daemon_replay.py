@@ -11,10 +11,12 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
+from bot.bybit.sequencer import FeedCandle
 from bot.daemon import Daemon
 from bot.replay.faults import parse_faults
 from bot.replay.market import ReplayMarket, ReplaySeries
@@ -35,16 +37,40 @@ def settings_for(server: ReplayServer, db: Path, strategy: str, **sections: obje
 
 
 async def replay_daemon(frame: pd.DataFrame, db: Path, strategy: str, *, faults: tuple[str, ...] = (),
-                        speed: float = 400.0, history: int = HISTORY, **sections: object) -> Daemon:
-    """Replay ``frame`` through the daemon until it has decided the last candle."""
+                        speed: float = 400.0, history: int = HISTORY, until: Callable[[Daemon], bool] | None = None,
+                        timeout_s: float = 30.0, **sections: object) -> Daemon:
+    """Replay ``frame`` through the daemon until it has decided the last candle (or, after a
+    decision, ``until(daemon)`` says the test has seen enough)."""
     market = ReplayMarket([ReplaySeries.from_frame("BTCUSDT", frame)], history=history)
     last_ms = int(market.open_time_ms[-1])
     async with ReplayServer(market, speed=speed, faults=parse_faults(faults)) as server:
         daemon = Daemon(settings_for(server, db, strategy, **sections))
         stop = asyncio.Event()
-        daemon.listeners.append(lambda symbol, item, _: stop.set() if item.candle.open_time_ms >= last_ms else None)
-        await asyncio.wait_for(daemon.run(stop), 30)
+        def done(symbol: str, item: FeedCandle, latency_ms: float) -> None:
+            if item.candle.open_time_ms >= last_ms or (until is not None and until(daemon)):
+                stop.set()
+
+        daemon.listeners.append(done)
+        await asyncio.wait_for(daemon.run(stop), timeout_s)
     return daemon
+
+
+def account_rows(db: Path) -> dict[str, list[tuple]]:
+    """Everything each account wrote, by table, in order."""
+    with sqlite3.connect(db) as conn:
+        return {
+            "decisions": conn.execute("SELECT account, open_time_ms, action, obs_hash, strategy, model_version "
+                                      "FROM decisions ORDER BY account, open_time_ms").fetchall(),
+            "fills": conn.execute("SELECT account, time_ms, seq, side, qty, price, fee FROM fills "
+                                  "ORDER BY account, time_ms, seq").fetchall(),
+            "trades": conn.execute("SELECT account, entry_time_ms, exit_time_ms, net_pnl FROM trades "
+                                   "ORDER BY account, exit_time_ms").fetchall(),
+            "equity": conn.execute("SELECT account, open_time_ms, equity, cash FROM equity "
+                                   "ORDER BY account, open_time_ms").fetchall(),
+            "risk_events": conn.execute("SELECT account, time_ms, kind, detail FROM risk_events "
+                                        "ORDER BY account, event_id").fetchall(),
+            "positions": conn.execute("SELECT * FROM positions ORDER BY account").fetchall(),
+        }
 
 
 def run_killing_shadow(tmp_path: Path, frame: pd.DataFrame, db: Path, config: str, *, decisions: int,

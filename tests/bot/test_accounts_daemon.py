@@ -16,7 +16,7 @@ from config.accounts import AccountSettings, trading_accounts
 from config.errors import UserError
 from config.settings import RiskSettings, Settings
 from strategies.specs import build_strategy
-from tests.bot.daemon_replay import HISTORY, replay_daemon, run_killing_shadow
+from tests.bot.daemon_replay import HISTORY, account_rows, replay_daemon, run_killing_shadow
 from trainer.evaluation.backtest import make_env, run_backtest
 from trainer.verification.ledger import verify_ledger
 
@@ -38,24 +38,6 @@ def accounts_of(model: Path) -> tuple[AccountSettings, ...]:
                         daily_loss_limit=0.0),
         AccountSettings(name="random", strategy="random:seed=3,trade_prob=0.2", daily_loss_limit=0.004),
     )
-
-
-def account_rows(db: Path) -> dict[str, list[tuple]]:
-    """Everything each account wrote, by table, in order."""
-    with sqlite3.connect(db) as conn:
-        return {
-            "decisions": conn.execute("SELECT account, open_time_ms, action, obs_hash, strategy, model_version "
-                                      "FROM decisions ORDER BY account, open_time_ms").fetchall(),
-            "fills": conn.execute("SELECT account, time_ms, seq, side, qty, price, fee FROM fills "
-                                  "ORDER BY account, time_ms, seq").fetchall(),
-            "trades": conn.execute("SELECT account, entry_time_ms, exit_time_ms, net_pnl FROM trades "
-                                   "ORDER BY account, exit_time_ms").fetchall(),
-            "equity": conn.execute("SELECT account, open_time_ms, equity, cash FROM equity "
-                                   "ORDER BY account, open_time_ms").fetchall(),
-            "risk_events": conn.execute("SELECT account, time_ms, kind, detail FROM risk_events "
-                                        "ORDER BY account, event_id").fetchall(),
-            "positions": conn.execute("SELECT * FROM positions ORDER BY account").fetchall(),
-        }
 
 
 @pytest.fixture(scope="module")

@@ -106,18 +106,23 @@ class GateDecision:
 
 
 def gate(candidate: float | None, incumbent: float | None, flat: float | None, *, metric: str, margin: float,
-         incumbent_label: str) -> GateDecision:
+         incumbent_label: str, on: str = "holdout") -> GateDecision:
     """Promote only if the candidate's score beats the incumbent's and flat's by more than
     ``margin``. An undefined score (``None``: no risk to divide by, or an overflow) is not
-    comparable, so a run with one is never promoted."""
+    comparable, so a run with one is never promoted.
+
+    Args:
+        on: what the scores were measured on, for the reason: ``holdout``, or ``live trial``
+            (a live trial's candles, :mod:`trainer.retrain.live_verdict`).
+    """
     if candidate is None or incumbent is None or flat is None:
         scores = {"candidate": candidate, f"incumbent {incumbent_label}": incumbent, "flat": flat}
         undefined = [name for name, value in scores.items() if value is None]
-        return GateDecision(False, f"{metric} is undefined on the holdout for {', '.join(undefined)}",
+        return GateDecision(False, f"{metric} is undefined on the {on} for {', '.join(undefined)}",
                             candidate, incumbent, flat)
     rivals = {f"incumbent {incumbent_label}": incumbent, "flat": flat}
     beaten = {name: value for name, value in rivals.items() if candidate > value + margin}
-    summary = (f"holdout {metric}: candidate {candidate:.4g}, incumbent {incumbent_label} {incumbent:.4g}, "
+    summary = (f"{on} {metric}: candidate {candidate:.4g}, incumbent {incumbent_label} {incumbent:.4g}, "
                f"flat {flat:.4g} (margin {margin:g})")
     if len(beaten) == 2:
         return GateDecision(True, f"beats both; {summary}", candidate, incumbent, flat)

@@ -11,9 +11,11 @@ Used by the daemon's scheduler (:mod:`bot.retrain_scheduler`) and by ``shadow re
    when it outlives ``[retrain] time_limit_s``;
 4. on success: the candidate is published to the registry (atomic copy, then the row),
    its sha256 compared with the bytes the child scored, then ``promoted`` (retiring the
-   previous model) or ``rejected``, as the child's gate said;
-5. the run is finished as ``promoted``, ``rejected`` or ``failed`` with the reason, and
-   old model files are pruned (:mod:`trainer.models.retention`).
+   previous model) or ``rejected``, as the child's gate said; with ``[retrain]
+   live_trial_candles``, a candidate that passed stays a ``candidate`` and its promotion
+   is earned live (:mod:`bot.live_trials`): the run ends as ``trial`` and opens its trial;
+5. the run is finished as ``promoted``, ``rejected``, ``trial`` or ``failed`` with the
+   reason, and old model files are pruned (:mod:`trainer.models.retention`).
 
 **Only the parent writes the ledger.** The child reads candles through a read-only
 connection and reports through files. A child that crashes, is killed or runs out of
@@ -39,6 +41,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from config.accounts import challenger_name, incumbent_account, trading_accounts
 from config.settings import Settings
 from state.clock import SYSTEM_CLOCK, Clock
 from state.ledger import Ledger
@@ -73,7 +76,7 @@ class RetrainOutcome:
 
     Args:
         retrain_id: its ``retrain_runs`` row.
-        status: ``promoted``, ``rejected`` or ``failed``.
+        status: ``promoted``, ``rejected``, ``failed``, or ``trial`` (the candidate trades live first).
         reason: why, in one line.
         symbols: the markets it trained on.
         candidate: the published candidate (``None`` when the run failed before that).
@@ -155,6 +158,10 @@ async def _retrain(ledger: Ledger, settings: Settings, retrain_id: int, symbols:
                    end_ms: int | None, trainer_target: str, work: Path, started: float,
                    abort: asyncio.Event | None, clock: Clock) -> RetrainOutcome:
     retrain, interval = settings.retrain, settings.feed.interval
+    trial_against = incumbent_account(trading_accounts(settings), symbols) if retrain.live_trial_candles else None
+    if retrain.live_trial_candles and trial_against is None:
+        raise _RunFailed(f"[retrain] live_trial_candles = {retrain.live_trial_candles} needs an account trading the "
+                         f"registry's promoted model on {', '.join(symbols)} (strategy = 'registry') to compete with")
     spec = EvaluationSpec.from_settings(settings)
     promoted = await ledger.registry.list_models(ModelStatus.PROMOTED)
     incumbents = {s: promoted_model(promoted, s, interval) for s in symbols}
@@ -183,6 +190,16 @@ async def _retrain(ledger: Ledger, settings: Settings, retrain_id: int, symbols:
         await ledger.registry.set_model_status(entry.version, ModelStatus.REJECTED, at_ms=clock.now_ms())
         raise _RunFailed(f"candidate {entry.version}: the published file differs from the one scored "
                          f"(sha256 {entry.sha256[:12]} vs {result.candidate_sha256[:12]})")
+    if result.promote and trial_against is not None:  # promotion is earned live: the candidate trades first
+        challenger = challenger_name(entry.version)
+        reason = (f"candidate {entry.version} {result.reason}; live trial: trades as account {challenger} beside "
+                  f"account {trial_against.name} for {retrain.live_trial_candles} candles")
+        trial = {"challenger_account": challenger, "incumbent_account": trial_against.name, "symbols": symbols,
+                 "candles": retrain.live_trial_candles, "metric": retrain.metric, "margin": retrain.margin}
+        outcome = await _finish(ledger, retrain_id, symbols, RetrainStatus.TRIAL, reason, started, clock,
+                                candidate=entry, metrics=metrics, trial=trial)
+        await prune_registry(ledger, retrain.registry_dir, retrain.keep_models)
+        return outcome
     status = ModelStatus.PROMOTED if result.promote else ModelStatus.REJECTED
     await ledger.registry.set_model_status(entry.version, status, at_ms=clock.now_ms())
     if result.promote and retrain.shared_model:
@@ -297,8 +314,14 @@ def model_metrics(result: RetrainResult, metric: str) -> dict[str, Any]:
 
 async def _finish(ledger: Ledger, retrain_id: int, symbols: tuple[str, ...], status: RetrainStatus, reason: str,
                   started: float, clock: Clock, *, candidate: ModelEntry | None = None,
-                  metrics: dict[str, Any] | None = None) -> RetrainOutcome:
+                  metrics: dict[str, Any] | None = None, trial: dict[str, Any] | None = None) -> RetrainOutcome:
+    """Record the run's end (with ``trial``: the live trial it opens, in the same transaction)."""
     metrics = (metrics or {"symbols": list(symbols)}) | {"seconds": round(time.monotonic() - started, 3)}
-    await ledger.registry.finish_retrain(retrain_id, status=status, finished_ms=clock.now_ms(), reason=reason,
-                                         candidate_version=candidate.version if candidate else None, metrics=metrics)
+    if trial is not None and candidate is not None:
+        await ledger.trials.open_trial(retrain_id=retrain_id, at_ms=clock.now_ms(), reason=reason, metrics=metrics,
+                                       candidate_version=candidate.version, **trial)
+    else:
+        await ledger.registry.finish_retrain(retrain_id, status=status, finished_ms=clock.now_ms(), reason=reason,
+                                             candidate_version=candidate.version if candidate else None,
+                                             metrics=metrics)
     return RetrainOutcome(retrain_id, status, reason, symbols, candidate, metrics, time.perf_counter_ns())
