@@ -318,7 +318,7 @@ class Daemon:
         latency_ms = (time.perf_counter_ns() - item.received_ns) / 1e6
         report.latencies_ms.append(latency_ms)
         _log_risk_events(symbol, output.records)
-        await self.retrainer.on_committed(symbol, committed)
+        await retrainer.on_committed(symbol, committed)
         for listener in self.listeners:
             listener(symbol, item, latency_ms)
 
@@ -335,7 +335,7 @@ class Daemon:
         parts = []
         report = self._session()[0]
         for symbol, engine in self.engines.items():
-            stats = self.report.symbols[symbol]
+            stats = report.symbols[symbol]
             state = f"FAILED ({stats.failed})" if stats.failed else ", ".join(
                 f"{name} pos {a.portfolio.side:+d} equity {a.portfolio.equity:.6g}"
                 for name, a in engine.accounts.items())

@@ -64,7 +64,8 @@ _ROWS = ("SELECT open_time_ms, equity, side, close, fees_paid FROM equity WHERE 
 _FILLS = ("SELECT time_ms, qty, opens FROM fills WHERE account = ? AND symbol = ? AND time_ms < ? "
                   "ORDER BY time_ms, seq")
 _TRADES = ("SELECT side, qty, entry_time_ms, exit_time_ms, entry_price, exit_price, gross_pnl, fees, net_pnl "
-           "FROM trades WHERE account = ? AND symbol = ? AND exit_time_ms >= ? AND exit_time_ms < ? ORDER BY exit_time_ms")
+           "FROM trades WHERE account = ? AND symbol = ? AND exit_time_ms >= ? AND exit_time_ms < ? "
+           "ORDER BY exit_time_ms")
 _INITIAL = "SELECT initial_balance FROM positions WHERE account = ? AND symbol = ?"
 
 

@@ -113,7 +113,7 @@ class Ledger:
         async with self._writer.transaction() as db:
             await db.execute(INSERT_CANDLE, candle_params(candle))
             for record in records:
-                rows = await db.execute_fetchall(INSERT_DECISION, decision_params(record))
+                rows = await fetch_all(db, INSERT_DECISION, decision_params(record))
                 if not rows:
                     await self._explain_skip(db, record)
                     written.append(False)
@@ -130,7 +130,7 @@ class Ledger:
 
     async def _explain_skip(self, db: aiosqlite.Connection, record: DecisionRecord) -> None:
         c = record.candle
-        stored = list(await db.execute_fetchall(SELECT_DECISION, (record.account, c.symbol, c.open_time_ms)))
+        stored = list(await fetch_all(db, SELECT_DECISION, (record.account, c.symbol, c.open_time_ms)))
         if stored:
             action, obs_hash = stored[0]
             if action != record.action or obs_hash != record.obs_hash:
@@ -138,7 +138,7 @@ class Ledger:
                             record.account, c.symbol, c.open_time_ms, action, obs_hash[:12], record.action,
                             record.obs_hash[:12])
             return
-        account, interval, last_ms = (await db.execute_fetchall(SELECT_POSITION_KEY,
+        account, interval, last_ms = (await fetch_all(db, SELECT_POSITION_KEY,
                                                                  (c.symbol, record.account, c.interval)))[0]
         raise LedgerConsistencyError(
             f"ledger {self.path}: decision of account {record.account} for {c.symbol} {c.interval} at "

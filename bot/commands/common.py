@@ -27,8 +27,8 @@ console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ e
 SAMPLE_CANDLES = Path(__file__).resolve().parents[2] / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
 """The bundled real candles: what ``shadow backtest`` and ``shadow evaluate`` read by default."""
 
-_LEFT_COLUMNS = {"#", "account", "symbol", "symbols", "side", "model", "version", "status", "market", "parent", "metrics",
-                 "sha256", "reason"}
+_LEFT_COLUMNS = {"#", "account", "symbol", "symbols", "side", "model", "version", "status", "market", "parent",
+                 "metrics", "sha256", "reason"}
 
 
 def load_candle_file(path: Path, repair: bool) -> Any:

@@ -96,10 +96,11 @@ def trades(
         return
     table = review_table(f"trades ({len(frame)} shown)", "#", "account", "symbol", "side", "entry (UTC)", "exit (UTC)",
                          "min", "qty", "entry px", "exit px", "net PnL", "ret %", "model")
-    for t in frame.itertuples(index=False):
-        table.add_row(str(t.trade_id), t.account, t.symbol, t.side, t.entry_time[:16], t.exit_time[:16],
-                      f"{t.holding_minutes:g}", f"{t.qty:.6g}", _money(t.entry_price, 2), _money(t.exit_price, 2),
-                      _pnl(t.net_pnl), _pnl(t.return_pct, 2), t.model_version or "-")
+    for t in frame.to_dict("records"):
+        table.add_row(str(t["trade_id"]), t["account"], t["symbol"], t["side"], t["entry_time"][:16],
+                      t["exit_time"][:16], f"{t['holding_minutes']:g}", f"{t['qty']:.6g}", _money(t["entry_price"], 2),
+                      _money(t["exit_price"], 2), _pnl(t["net_pnl"]), _pnl(t["return_pct"], 2),
+                      t["model_version"] or "-")
     console.print(table)
     wins = int((frame["net_pnl"] > 0).sum())
     console.print(f"{len(frame)} trades, {wins} won ({100 * win_rate(wins, len(frame)):.1f}%), "
@@ -110,7 +111,8 @@ def trades(
 def status(
     ctx: typer.Context,
     account: AccountOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the same document the HTTP status serves).")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print JSON (the same document the HTTP status serves).")] = False,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:

@@ -125,8 +125,8 @@ async def test_an_unknown_strategy_or_registry_version_is_refused_before_anythin
 
     db = tmp_path / "shadow.sqlite"
     for strategy, says in (("nosuch", "account 'bad': unknown strategy 'nosuch'"),
-                           ("registry:v0009", "account 'bad': strategy 'registry:v0009' names a model the registry "
-                                              "does not hold (it has no model at all")):
+                           ("registry:v0009", ("account 'bad': strategy 'registry:v0009' names a model the registry "
+                                               "does not hold (it has no model at all"))):
         settings = Settings(accounts=(AccountSettings(name="bad", strategy=strategy),),
                             ledger={"db_path": db})  # type: ignore[arg-type]
         with pytest.raises(UserError, match=says.replace("(", r"\(")):

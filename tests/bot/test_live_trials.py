@@ -116,7 +116,7 @@ async def test_a_retrain_that_passes_the_holdout_trades_live_before_any_promotio
     """The daemon's own retrain: the holdout verdict opens the trial, the challenger joins at
     the next candle with the incumbent's equity, retrain triggers wait for the verdict, and
     the verdict (whichever it is) is recorded with its figures; every account verifies."""
-    frame = btc_candles.iloc[16_750:16_750 + 300 + 1500].reset_index(drop=True)
+    frame = btc_candles.iloc[16_750:16_750 + 300 + 3000].reset_index(drop=True)
     db = tmp_path / "shadow.sqlite"
     registry = tmp_path / "registry"
     async with await Ledger.open(db) as ledger:
@@ -132,9 +132,10 @@ async def test_a_retrain_that_passes_the_holdout_trades_live_before_any_promotio
         return bool(judged) and len(daemon.report.latencies_ms) >= judged[0] + 20
 
     with caplog.at_level("INFO"):
-        await replay_daemon(frame, db, "registry", history=300, until=story, speed=100.0, timeout_s=90.0,
+        await replay_daemon(frame, db, "registry", history=300, until=story, speed=50.0, timeout_s=150.0,
                             retrain=trial_settings(registry, every_candles=30, holdout_candles=60,
                                                    min_train_candles=50, time_limit_s=120.0))
+    assert judged, "the replay ended before the trial's verdict"
     (retrain_id, status, reason), *_ = sql(db, "SELECT retrain_id, status, reason FROM retrain_runs ORDER BY 1")
     trial_status, metrics_text = sql(db, "SELECT status, metrics FROM live_trials WHERE retrain_id = ?", retrain_id)[0]
     assert (status, trial_status) in (("promoted", "promoted"), ("rejected", "retired"))

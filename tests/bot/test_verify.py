@@ -383,12 +383,12 @@ def test_decisions_before_from_are_replayed_and_their_money_still_checked(tmp_pa
 # --------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(("args", "message"), [
     (["--db", "MISSING"], "error: ledger MISSING: no such file"),
-    (["--symbol", "DOGEUSDT"], f"error: ledger LEDGER: no decisions for symbol DOGEUSDT; it has main BTCUSDT "
-                               f"({N - HISTORY} decisions)"),
-    (["--account", "fast"], f"error: ledger LEDGER: no decisions for account fast; it has main BTCUSDT "
-                            f"({N - HISTORY} decisions)"),
-    (["--from", "2023-03-05"], "error: ledger LEDGER: no main BTCUSDT 1m decisions in [2023-03-05 00:00, end); it has "
-                               f"{N - HISTORY} from 2023-03-01 20:19 to 2023-03-02 01:19"),
+    (["--symbol", "DOGEUSDT"], (f"error: ledger LEDGER: no decisions for symbol DOGEUSDT; it has main BTCUSDT "
+                                f"({N - HISTORY} decisions)")),
+    (["--account", "fast"], (f"error: ledger LEDGER: no decisions for account fast; it has main BTCUSDT "
+                             f"({N - HISTORY} decisions)")),
+    (["--from", "2023-03-05"], ("error: ledger LEDGER: no main BTCUSDT 1m decisions in [2023-03-05 00:00, end); it "
+                                f"has {N - HISTORY} from 2023-03-01 20:19 to 2023-03-02 01:19")),
     (["--from", "March"], "error: --from 'March' is not a date"),
     (["--from", "2023-03-02", "--to", "2023-03-01"], "error: --from 2023-03-02 is not before --to 2023-03-01"),
 ])

@@ -6,22 +6,32 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args, get_origin
 
 import pytest
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from config.reference import BEGIN_MARKER, END_MARKER, ReferenceMarkersError, reference_markdown, with_reference
 from config.settings import Settings
 from tests.conftest import REPO
 
 
-def _fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, object]]:
-    found = []
+def _fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, FieldInfo, str | None]]:
+    """Every setting: its dotted name, its field, and the row's first cell when it is a key of
+    an array of tables (``[[accounts]]`` ``name``: no variable of its own)."""
+    found: list[tuple[str, FieldInfo, str | None]] = []
     for name, info in model.model_fields.items():
-        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
-            found += _fields(info.annotation, f"{prefix}{name}.")
+        annotation = info.annotation
+        entry = get_args(annotation)[0] if get_origin(annotation) is tuple else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found += _fields(annotation, f"{prefix}{name}.")
+        elif isinstance(entry, type) and issubclass(entry, BaseModel):
+            found.append((prefix + name, info, None))
+            found += [(f"{prefix}{name}.{key}", field, f"`[[{name}]]` `{key}`")
+                      for key, field in entry.model_fields.items()]
         else:
-            found.append((prefix + name, info))
+            found.append((prefix + name, info, None))
     return found
 
 
@@ -30,10 +40,10 @@ def test_every_setting_has_a_row_with_its_env_var_and_a_description() -> None:
     rows = table.splitlines()[3:-1]
     fields = _fields(Settings)
     assert len(rows) == len(fields)
-    for (dotted, info), row in zip(fields, rows, strict=True):
+    for (dotted, info, entry_key), row in zip(fields, rows, strict=True):
         assert info.description, f"{dotted} has no description"
         env_var = "SHADOW_" + dotted.upper().replace(".", "__")
-        assert f"`{env_var}`" in row
+        assert row.startswith(f"| {entry_key} |") if entry_key else f"`{env_var}`" in row
         # a table row has exactly 5 cells: an unescaped | in a type or description would add one
         assert len(row.replace("\\|", "").split("|")) == 7, row
 

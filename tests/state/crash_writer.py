@@ -13,11 +13,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from config.accounts import DEFAULT_ACCOUNT  # noqa: E402
-from env.candles import load_candles  # noqa: E402
-from env.portfolio import Portfolio, PortfolioConfig  # noqa: E402
-from state.ledger import Ledger  # noqa: E402
-from state.replay import replay_decisions  # noqa: E402
+from config.accounts import DEFAULT_ACCOUNT
+from env.candles import load_candles
+from env.portfolio import Portfolio, PortfolioConfig
+from state.ledger import Ledger
+from state.replay import replay_decisions
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz"
 SEED = 5
