@@ -8,6 +8,7 @@ built observation acts on garbage without any error.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 from dataclasses import asdict, dataclass, field
@@ -98,6 +99,15 @@ class ModelMetadata:
 def market_id(symbol: str) -> str:
     """Bybit's symbol id of a ccxt symbol (``BTC/USDT:USDT`` -> ``BTCUSDT``); an id stays as it is."""
     return symbol.split(":")[0].replace("/", "")
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks (model files are verified by it before loading)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def metadata_path(model_zip: str | Path) -> Path:

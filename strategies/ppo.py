@@ -17,22 +17,27 @@ is handed to SB3's own ``predict``, so a near-tie is settled by the same code an
 arithmetic as in training. Activations other than those in :data:`_ACTIVATIONS` make
 every decision go through ``predict`` (slow but exact).
 
+A model whose network was exported beside it (``.policy.npz``, :mod:`strategies.policy`)
+is served from that export instead, without torch: :func:`load_ppo_strategy` picks the form.
+
 .. warning:: An SB3 zip is a pickle: only load models Shadow's trainer wrote (the model
    metadata beside the zip is required and checked).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 
 from env.types import Action, Observation
-from strategies.base import ActionArray, Decider, IndexArray, MarketContext, ObservationBatch
+from strategies.base import ActionArray, Decider, IndexArray, MarketContext, ObservationBatch, Strategy
 from strategies.model_metadata import ModelMetadata, ModelMismatchError, check_compatible, load_metadata
+from strategies.policy import NumpyActor, PolicyStrategy, UnsupportedPolicyError, policy_path, save_policy
+
+__all__ = ["TIE_MARGIN", "NumpyActor", "PPOStrategy", "UnsupportedPolicyError", "export_policy", "load_ppo",
+           "load_ppo_strategy", "write_policy"]
 
 if TYPE_CHECKING:
     from stable_baselines3 import PPO
@@ -41,94 +46,6 @@ if TYPE_CHECKING:
 TIE_MARGIN = 1e-4
 """A top-two logit gap below ``TIE_MARGIN x (1 + scale)`` (see the module docstring) sends
 the decision to SB3 ``predict``."""
-
-FloatArray = npt.NDArray[np.float64]
-Activation = Callable[[FloatArray], FloatArray]
-_ACTIVATIONS: dict[str, Activation] = {
-    "Tanh": np.tanh,
-    "ReLU": lambda x: np.maximum(x, 0.0),
-    "Identity": lambda x: x,
-}
-_BOUNDED = {"Tanh"}
-"""Activations with outputs in [-1, 1]: the logit scale then has a fixed bound."""
-
-
-class UnsupportedPolicyError(ValueError):
-    """The policy network has a layer the numpy export does not implement."""
-
-
-class NumpyActor:
-    """The actor half of an SB3 ``ActorCriticPolicy`` (MLP, discrete actions) in numpy.
-
-    Args:
-        layers: ``(weight (in, out), bias (out,), activation name)`` per hidden layer.
-        head: ``(weight (hidden, n_actions), bias)`` of ``action_net``.
-    """
-
-    def __init__(self, layers: Sequence[tuple[FloatArray, FloatArray, str]],
-                 head: tuple[FloatArray, FloatArray]) -> None:
-        self.layers = [(weight, bias, _ACTIVATIONS[name]) for weight, bias, name in layers]
-        self.head = head
-        self._abs_head = (np.abs(head[0]), np.abs(head[1]))
-        # With |h| <= 1 the scale never exceeds the head's largest absolute row sum: a
-        # constant, which saves computing it per decision.
-        bounded = bool(layers) and layers[-1][2] in _BOUNDED
-        self._scale_bound = float((self._abs_head[0].sum(axis=0) + self._abs_head[1]).max()) if bounded else None
-
-    @classmethod
-    def from_sb3(cls, policy: ActorCriticPolicy) -> NumpyActor:
-        """Export the weights of an SB3 policy.
-
-        Raises:
-            UnsupportedPolicyError: not a flatten + MLP + linear-head policy.
-        """
-        from stable_baselines3.common.torch_layers import FlattenExtractor
-        from torch import nn
-
-        if not isinstance(policy.pi_features_extractor, FlattenExtractor):
-            raise UnsupportedPolicyError(f"features extractor {type(policy.pi_features_extractor).__name__}")
-        layers: list[tuple[FloatArray, FloatArray, str]] = []
-        for module in policy.mlp_extractor.policy_net:
-            if isinstance(module, nn.Linear):
-                layers.append((_weight(module), _bias(module), "Identity"))
-            elif type(module).__name__ in _ACTIVATIONS and layers:
-                weight, bias, _ = layers[-1]
-                layers[-1] = (weight, bias, type(module).__name__)
-            else:
-                raise UnsupportedPolicyError(f"layer {module!r} in policy_net")
-        head = policy.action_net
-        if not isinstance(head, nn.Linear):
-            raise UnsupportedPolicyError(f"action_net {head!r}")
-        return cls(layers, (_weight(head), _bias(head)))
-
-    def logits(self, obs: npt.NDArray[Any]) -> FloatArray:
-        """Logits for one observation ``(d,)`` or a batch ``(n, d)``."""
-        return self.logits_and_scale(obs)[0]
-
-    def logits_and_scale(self, obs: npt.NDArray[Any]) -> tuple[FloatArray, float | FloatArray]:
-        """Logits, and an upper bound of the size of the terms summed into any logit
-        (``max(|h| @ |W| + |b|)``, per observation), which bounds the float32 rounding
-        error of torch's computation of the same logits."""
-        x = np.asarray(obs, dtype=np.float64)
-        for weight, bias, activation in self.layers:
-            x = activation(x @ weight + bias)
-        weight, bias = self.head
-        if self._scale_bound is not None:
-            return x @ weight + bias, self._scale_bound
-        abs_weight, abs_bias = self._abs_head
-        return x @ weight + bias, (np.abs(x) @ abs_weight + abs_bias).max(axis=-1)
-
-
-def _weight(linear: Any) -> FloatArray:
-    return np.ascontiguousarray(linear.weight.detach().cpu().numpy().T, dtype=np.float64)
-
-
-def _bias(linear: Any) -> FloatArray:
-    if linear.bias is None:
-        return np.zeros(linear.out_features)
-    bias: FloatArray = linear.bias.detach().cpu().numpy().astype(np.float64)
-    return bias
-
 
 def load_ppo(path: str | Path, *, lookback_window: int | None = None, device: str = "cpu", **kwargs: Any) -> PPO:
     """Load an SB3 PPO zip saved by Shadow's trainer, after checking its metadata.
@@ -244,3 +161,40 @@ class PPOStrategy:
             return act(obs)
 
         return decide
+
+
+def write_policy(policy: ActorCriticPolicy, model_zip: Path) -> Path | None:
+    """Export ``policy`` (the network just saved as ``model_zip``) beside it, for serving
+    without torch (:mod:`strategies.policy`); ``None`` for a network the export does not
+    implement (it is then served through SB3)."""
+    try:
+        actor = NumpyActor.from_sb3(policy)
+    except UnsupportedPolicyError:
+        return None
+    return save_policy(actor, model_zip)
+
+
+def export_policy(model_zip: Path) -> Path | None:
+    """The export beside ``model_zip``, written now from the model if it is not there yet
+    (imports torch); ``None`` for a network the export does not implement.
+
+    Raises:
+        ModelMismatchError: the zip is not a model this code can load.
+    """
+    target = policy_path(model_zip)
+    if target.is_file():
+        return target
+    return write_policy(load_ppo(model_zip).policy, model_zip)
+
+
+def load_ppo_strategy(path: str | Path, lookback_window: int | None = None) -> Strategy:
+    """A trained PPO model as it is served everywhere: from its exported weights when they
+    sit beside the zip (numpy only, :class:`strategies.policy.PolicyStrategy`), otherwise
+    through SB3 (:class:`PPOStrategy`, which imports torch).
+
+    Raises:
+        ModelMismatchError: see :meth:`PolicyStrategy.load` and :func:`load_ppo`.
+    """
+    if policy_path(path).is_file():
+        return PolicyStrategy.load(path, lookback_window)
+    return PPOStrategy.load(path, lookback_window)

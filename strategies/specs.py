@@ -16,7 +16,7 @@ from typing import Any
 
 from strategies.base import Strategy, StrategySpecError, parse_spec
 from strategies.baselines import BuyAndHold, Flat, RandomStrategy, RsiReversion, SmaCross
-from strategies.ppo import PPOStrategy
+from strategies.ppo import load_ppo_strategy
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ STRATEGIES: dict[str, StrategyEntry] = {
     "sma": StrategyEntry(SmaCross, "long while SMA(fast) > SMA(slow)"),
     "rsi": StrategyEntry(RsiReversion, "RSI mean reversion: buy oversold, exit at the middle"),
     "random": StrategyEntry(RandomStrategy, "seeded random entries and exits"),
-    "ppo": StrategyEntry(PPOStrategy.load, "a trained PPO model: ppo:PATH.zip", positional="path"),
+    "ppo": StrategyEntry(load_ppo_strategy, "a trained PPO model: ppo:PATH.zip", positional="path"),
 }
 
 _CONTEXT_PARAMETERS = frozenset({"lookback_window"})

@@ -189,7 +189,7 @@ def evaluate(
         run_signal_check(args, command_settings(ctx), out or _default_out("signal"), force)
         return
     from env.features import warmup_prefix
-    from strategies.ppo import PPOStrategy
+    from strategies.ppo import load_ppo_strategy
     from trainer.evaluation.backtest import EvaluationSpec
     from trainer.evaluation.outputs import prepare_out_dir, write_walk_forward
     from trainer.evaluation.walk_forward import make_folds
@@ -214,7 +214,7 @@ def evaluate(
         train_fn=PPOTrainer(ev.total_timesteps, settings.train, symbol=symbol),
         spec=EvaluationSpec.from_settings(settings),
         baselines=baselines,
-        load_model=lambda path: PPOStrategy.load(path, lookback_window=lookback),
+        load_model=lambda path: load_ppo_strategy(path, lookback_window=lookback),
         train=ev.train_candles,
         test=ev.test_candles,
         step=ev.step_candles,

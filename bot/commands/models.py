@@ -142,20 +142,25 @@ def publish(
 
 async def publish_file(db: Path, settings: Settings, model: Path, *, promote: bool = False) -> str:
     """Copy ``model`` into the registry of the ledger at ``db`` (created if missing) and
-    register it; returns what happened, in one line.
+    register it; returns what happened, in one line. A model saved without its exported
+    policy (by an older Shadow) gets one written beside it first, so the daemon serves it
+    without torch.
 
     Raises:
-        UserError: no such file, no or unreadable metadata, or a model built for other
-            features or another lookback than ``[env] lookback_window``.
+        UserError: no such file, no or unreadable metadata, a model built for other
+            features or another lookback than ``[env] lookback_window``, or a zip SB3
+            cannot load.
     """
     from state.ledger import Ledger
     from strategies.model_metadata import check_compatible, load_metadata
+    from strategies.ppo import export_policy
     from trainer.models.store import publish_model
 
     if not model.is_file():
         raise UserError(f"{model}: no such model file")
     meta = load_metadata(model)
     check_compatible(meta, model, settings.env.lookback_window)
+    await asyncio.to_thread(export_policy, model)
     symbols = meta.market_ids()
     async with await Ledger.open(db, lock_timeout_s=settings.ledger.lock_timeout_s) as ledger:
         entry = await publish_model(ledger, settings.retrain.registry_dir, model,

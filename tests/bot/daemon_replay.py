@@ -11,7 +11,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -73,18 +74,14 @@ def account_rows(db: Path) -> dict[str, list[tuple]]:
         }
 
 
-def run_killing_shadow(tmp_path: Path, frame: pd.DataFrame, db: Path, config: str, *, decisions: int,
-                       args: tuple[str, ...] = (), kills: int = 5, seed: int = 7, speed: float = 15.0) -> int:
-    """``shadow run ARGS`` in a subprocess against a replay-server process serving ``frame``,
-    killed with SIGKILL ``kills`` times, each at a random moment after it resumed deciding, and
-    restarted each time, then left to run until the ledger holds ``decisions`` decisions and
-    stopped with SIGTERM.
+@contextmanager
+def replay_process(tmp_path: Path, frame: pd.DataFrame, db: Path, config: str, *,
+                   speed: float = 15.0) -> Iterator[dict[str, str]]:
+    """A replay-server process serving ``frame`` (BTCUSDT) and a ``shadow.toml`` pointing at it
+    and at ``db``; yields the environment a ``shadow run`` process needs (``SHADOW_CONFIG``).
 
     Args:
         config: TOML added to the exchange, feed and ledger settings (e.g. a ``[daemon]`` table).
-
-    Returns:
-        The number of kills.
     """
     from env.candles import candles_to_seed_csv
 
@@ -99,40 +96,60 @@ def run_killing_shadow(tmp_path: Path, frame: pd.DataFrame, db: Path, config: st
         f'[exchange]\nws_url = "ws://127.0.0.1:{port}/v5/public/linear"\nrest_url = "http://127.0.0.1:{port}"\n'
         'ping_interval_s = 0.2\nwatchdog_s = 1.0\nbackoff_min_s = 0.05\nbackoff_max_s = 0.3\n'
         f'[feed]\nsymbols = ["BTCUSDT"]\n[ledger]\ndb_path = "{db}"\n' + config)
-    env = os.environ | {"SHADOW_CONFIG": str(toml)}
-
-    def decided() -> int:
-        if not db.exists():
-            return 0
-        with sqlite3.connect(db) as conn:
-            try:
-                return conn.execute("SELECT count(*) FROM decisions").fetchone()[0]
-            except sqlite3.OperationalError:  # schema not created yet
-                return 0
-
-    rng = random.Random(seed)
-    killed = 0
     try:
         wait_until_answering(f"http://127.0.0.1:{port}/v5/market/time")
+        yield os.environ | {"SHADOW_CONFIG": str(toml)}
+    finally:
+        server.kill()
+        server.wait()
+
+
+def shadow_run(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    """``shadow run ARGS`` as a process, its stderr kept for failures."""
+    return subprocess.Popen([sys.executable, "-m", "bot", "run", "--log-level", "WARNING", *args], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def decided(db: Path) -> int:
+    """Decisions in the ledger so far (0 before the daemon created it)."""
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        try:
+            count: int = conn.execute("SELECT count(*) FROM decisions").fetchone()[0]
+        except sqlite3.OperationalError:  # schema not created yet
+            return 0
+    return count
+
+
+def run_killing_shadow(tmp_path: Path, frame: pd.DataFrame, db: Path, config: str, *, decisions: int,
+                       args: tuple[str, ...] = (), kills: int = 5, seed: int = 7, speed: float = 15.0) -> int:
+    """``shadow run ARGS`` in a subprocess against a replay-server process serving ``frame``
+    (:func:`replay_process`), killed with SIGKILL ``kills`` times, each at a random moment
+    after it resumed deciding, and restarted each time, then left to run until the ledger
+    holds ``decisions`` decisions and stopped with SIGTERM.
+
+    Returns:
+        The number of kills.
+    """
+    rng = random.Random(seed)
+    killed = 0
+    with replay_process(tmp_path, frame, db, config, speed=speed) as env:
         deadline = time.monotonic() + 120
-        while decided() < decisions and time.monotonic() < deadline:
-            daemon = subprocess.Popen([sys.executable, "-m", "bot", "run", "--log-level", "WARNING", *args], cwd=REPO,
-                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        while decided(db) < decisions and time.monotonic() < deadline:
+            daemon = shadow_run(env, *args)
             if killed < kills:  # a random moment after it resumed deciding (start-up time varies with load)
-                before = decided()
-                while decided() == before and time.monotonic() < deadline and daemon.poll() is None:
+                before = decided(db)
+                while decided(db) == before and time.monotonic() < deadline and daemon.poll() is None:
                     time.sleep(0.05)
                 time.sleep(rng.uniform(0.0, 0.6))
                 daemon.send_signal(signal.SIGKILL)
                 daemon.wait()
                 killed += 1
                 continue
-            while decided() < decisions and time.monotonic() < deadline and daemon.poll() is None:
+            while decided(db) < decisions and time.monotonic() < deadline and daemon.poll() is None:
                 time.sleep(0.2)
             daemon.send_signal(signal.SIGTERM)
             _, err = daemon.communicate(timeout=30)
             assert daemon.returncode == 0, err.decode()
-    finally:
-        server.kill()
-        server.wait()
     return killed

@@ -16,7 +16,15 @@ from config.accounts import AccountSettings, trading_accounts
 from config.errors import UserError
 from config.settings import RiskSettings, Settings
 from strategies.specs import build_strategy
-from tests.bot.daemon_replay import HISTORY, account_rows, replay_daemon, run_killing_shadow
+from tests.bot.daemon_replay import (
+    HISTORY,
+    account_rows,
+    decided,
+    replay_daemon,
+    replay_process,
+    run_killing_shadow,
+    shadow_run,
+)
 from trainer.evaluation.backtest import make_env, run_backtest
 from trainer.verification.ledger import verify_ledger
 
@@ -29,10 +37,27 @@ def frame(btc_candles: pd.DataFrame) -> pd.DataFrame:
     return btc_candles.iloc[1000:1000 + N].reset_index(drop=True)  # crosses midnight: a daily reset
 
 
-def accounts_of(model: Path) -> tuple[AccountSettings, ...]:
-    """Four accounts that differ in strategy, money, costs and limits."""
+@pytest.fixture(scope="module")
+def exported_model(tmp_path_factory: pytest.TempPathFactory, decisive_ppo_model: Path) -> Path:
+    """The decisive model with its network exported beside it: served with numpy alone."""
+    import shutil
+
+    from strategies.model_metadata import metadata_path
+    from strategies.ppo import export_policy
+
+    path = tmp_path_factory.mktemp("exported") / "model.zip"
+    shutil.copy(decisive_ppo_model, path)
+    shutil.copy(metadata_path(decisive_ppo_model), metadata_path(path))
+    assert export_policy(path) is not None
+    return path
+
+
+def accounts_of(model: Path, exported: Path) -> tuple[AccountSettings, ...]:
+    """Five accounts that differ in strategy, money, costs and limits; the same PPO model
+    served through SB3 and from its export."""
     return (
         AccountSettings(name="ppo", strategy=f"ppo:{model}", slippage_bps=2.0),
+        AccountSettings(name="ppo-export", strategy=f"ppo:{exported}", slippage_bps=2.0),
         AccountSettings(name="sma", strategy="sma:fast=5,slow=20", initial_balance=250.0, commission=0.001),
         AccountSettings(name="rsi", strategy="rsi:period=14", max_position_size=0.5, max_drawdown=0.0,
                         daily_loss_limit=0.0),
@@ -41,15 +66,16 @@ def accounts_of(model: Path) -> tuple[AccountSettings, ...]:
 
 
 @pytest.fixture(scope="module")
-def ledger(tmp_path_factory: pytest.TempPathFactory, frame: pd.DataFrame, decisive_ppo_model: Path) -> Path:
+def ledger(tmp_path_factory: pytest.TempPathFactory, frame: pd.DataFrame, decisive_ppo_model: Path,
+           exported_model: Path) -> Path:
     db = tmp_path_factory.mktemp("accounts") / "shadow.sqlite"
-    asyncio.run(replay_daemon(frame, db, "flat", risk=RISK, accounts=accounts_of(decisive_ppo_model)))
+    asyncio.run(replay_daemon(frame, db, "flat", risk=RISK, accounts=accounts_of(decisive_ppo_model, exported_model)))
     return db
 
 
 def test_every_account_equals_the_backtest_of_its_strategy(ledger: Path, frame: pd.DataFrame,
-                                                            decisive_ppo_model: Path) -> None:
-    settings = Settings(risk=RISK, accounts=accounts_of(decisive_ppo_model))
+                                                            decisive_ppo_model: Path, exported_model: Path) -> None:
+    settings = Settings(risk=RISK, accounts=accounts_of(decisive_ppo_model, exported_model))
     rows = account_rows(ledger)
     with sqlite3.connect(ledger) as conn:  # all accounts' decisions at a candle: one transaction, one decided_ms
         assert conn.execute("SELECT count(DISTINCT decided_ms) = count(DISTINCT open_time_ms) FROM decisions "
@@ -68,6 +94,8 @@ def test_every_account_equals_the_backtest_of_its_strategy(ledger: Path, frame: 
         events = [(t, kind) for name, t, kind, _ in rows["risk_events"] if name == account.name]
         assert events == [(e.time_ms, e.kind) for e in result.risk_events if e.time_ms < result.times_ms[-1]]
         assert len(result.trades) > 3, account.name
+    ppo = [r[1:4] for r in rows["decisions"] if r[0] == "ppo"]
+    assert ppo == [r[1:4] for r in rows["decisions"] if r[0] == "ppo-export"]  # the export decides as SB3 did
     kinds = {(name, kind) for name, _, kind, _ in rows["risk_events"]}
     assert {"ppo", "random"} <= {name for name, _ in kinds} and ("rsi", "max_drawdown") not in kinds
 
@@ -79,7 +107,7 @@ def test_verify_agrees_on_every_account(ledger: Path) -> None:
 
     with closing(connect_reader(ledger)) as conn:
         verdicts = verify_ledger(conn, ledger, Settings())
-    assert sorted(v.account for v in verdicts) == ["ppo", "random", "rsi", "sma"]
+    assert sorted(v.account for v in verdicts) == ["ppo", "ppo-export", "random", "rsi", "sma"]
     assert all(v.divergence is None and v.decisions == N - HISTORY for v in verdicts)
     assert {v.settings_source for v in verdicts} == {"recorded by the daemon"}
 
@@ -87,10 +115,11 @@ def test_verify_agrees_on_every_account(ledger: Path) -> None:
 @pytest.mark.parametrize("faults", [("drop@60", "duplicate@150"), ("skip@60:5", "reorder@200")],
                          ids=["drop-duplicate", "skip-reorder"])
 async def test_faults_leave_every_account_as_a_fault_free_run_does(tmp_path: Path, frame: pd.DataFrame, ledger: Path,
-                                                                    decisive_ppo_model: Path,
+                                                                    decisive_ppo_model: Path, exported_model: Path,
                                                                     faults: tuple[str, ...]) -> None:
     db = tmp_path / "faulty.sqlite"
-    await replay_daemon(frame, db, "flat", faults=faults, risk=RISK, accounts=accounts_of(decisive_ppo_model))
+    await replay_daemon(frame, db, "flat", faults=faults, risk=RISK,
+                        accounts=accounts_of(decisive_ppo_model, exported_model))
     assert account_rows(db) == account_rows(ledger)
 
 
@@ -148,3 +177,24 @@ def test_sigkill_restarts_leave_every_account_as_an_uninterrupted_run(tmp_path: 
     rows = account_rows(db)
     assert rows == account_rows(uninterrupted)
     assert len(rows["trades"]) > 10
+
+
+def test_a_daemon_serving_exported_policies_never_loads_torch(tmp_path: Path, frame: pd.DataFrame,
+                                                              exported_model: Path) -> None:
+    """Two PPO accounts served from their exports: ``shadow run`` decides without torch (none
+    of its libraries is mapped into the process)."""
+    import signal
+    import time
+
+    db = tmp_path / "shadow.sqlite"
+    with replay_process(tmp_path, frame, db, "", speed=40.0) as env:
+        daemon = shadow_run(env, "--account", f"a=ppo:{exported_model}", "--account", f"b=ppo:{exported_model}")
+        deadline = time.monotonic() + 90
+        while decided(db) < 2 * 100 and time.monotonic() < deadline and daemon.poll() is None:
+            time.sleep(0.2)
+        maps = Path(f"/proc/{daemon.pid}/maps").read_text()
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err.decode()
+    assert decided(db) >= 2 * 100
+    assert "python" in maps and "torch" not in maps

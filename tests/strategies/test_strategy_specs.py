@@ -7,7 +7,7 @@ import pytest
 from strategies.base import MarketContext, Strategy, StrategySpecError, parse_spec
 from strategies.baselines import RandomStrategy, RsiReversion, SmaCross
 from strategies.model_metadata import ModelMismatchError
-from strategies.ppo import PPOStrategy
+from strategies.policy import PolicyStrategy
 from strategies.specs import STRATEGIES, build_strategy, strategy_help
 
 
@@ -66,7 +66,7 @@ def test_bad_specs_say_what_is_wrong(spec, message):
 
 def test_ppo_spec_loads_the_model_with_the_configured_lookback(ppo_model):
     strategy = build_strategy(f"ppo:{ppo_model}", lookback_window=20)
-    assert isinstance(strategy, PPOStrategy) and strategy.name == f"ppo:{ppo_model}"
+    assert isinstance(strategy, PolicyStrategy) and strategy.name == f"ppo:{ppo_model}"  # served from its export
     assert build_strategy(f"ppo:path={ppo_model}").path == ppo_model
     with pytest.raises(ModelMismatchError, match="configured 50"):
         build_strategy(f"ppo:{ppo_model}", lookback_window=50)

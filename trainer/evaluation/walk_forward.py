@@ -170,7 +170,7 @@ def walk_forward(
         train_fn: trains one model per fold (on ``spec.env``).
         spec: how every test slice is scored, the model and the baselines alike.
         baselines: strategies tested on every slice beside the model.
-        load_model: turns a trained zip into a strategy (``PPOStrategy.load``).
+        load_model: turns a trained zip into a strategy (``strategies.ppo.load_ppo_strategy``).
         train, test, step, max_folds: fold sizes (see :func:`make_folds`).
         seed: fold ``k`` trains with ``seed + k``.
         out_dir: fold ``k``'s model goes to ``out_dir/fold_{k+1:02d}/model.zip``.

@@ -18,6 +18,7 @@ from pathlib import Path
 from state.ledger import Ledger
 from state.records import ModelEntry, ModelStatus
 from strategies.model_metadata import metadata_path
+from strategies.policy import policy_path
 
 log = logging.getLogger(__name__)
 
@@ -46,4 +47,5 @@ async def prune_registry(ledger: Ledger, registry_dir: Path, keep: int) -> list[
 def _delete(paths: list[Path]) -> None:
     for path in paths:
         metadata_path(path).unlink(missing_ok=True)
+        policy_path(path).unlink(missing_ok=True)
         path.unlink(missing_ok=True)

@@ -1,16 +1,16 @@
 """The model registry: versioned model files beside their ``models`` rows in the ledger.
 
-Publishing is atomic in the order that makes a crash harmless: copy the zip and its
-metadata into the registry folder under temporary names, fsync, rename into place, fsync
-the folder, and only then insert the row. A crash before the row leaves an unreferenced
-file (never served); a row always points at a complete file whose sha256 it records. The
-daemon verifies that sha256 before loading anything (a model zip is a pickle).
+Publishing is atomic in the order that makes a crash harmless: copy the zip, its metadata
+and its exported policy (``.policy.npz``, :mod:`strategies.policy`) into the registry folder
+under temporary names, fsync, rename into place, fsync the folder, and only then insert the
+row. A crash before the row leaves an unreferenced file (never served); a row always points
+at complete files whose sha256s it records. The daemon verifies both before loading
+anything (a model zip is a pickle), and serves the exported policy without torch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -23,7 +23,8 @@ from state.clock import SYSTEM_CLOCK, Clock
 from state.ledger import Ledger
 from state.records import ModelEntry, ModelStatus
 from strategies.base import Strategy
-from strategies.model_metadata import check_compatible, load_metadata, metadata_path
+from strategies.model_metadata import check_compatible, file_sha256, load_metadata, metadata_path
+from strategies.policy import policy_path
 from strategies.specs import build_strategy
 
 FILE_VERSION_PREFIX = "sha256:"
@@ -34,15 +35,6 @@ class ModelIntegrityError(UserError):
     """A registry model whose file is missing or does not match its recorded sha256."""
 
 
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def file_version(path: Path) -> str:
     """The model version a decision records for a model file served from a ``ppo:PATH`` spec
     rather than the registry: ``sha256:`` and the first 12 hex digits of its sha256."""
@@ -50,23 +42,26 @@ def file_version(path: Path) -> str:
 
 
 def verify_model_file(entry: ModelEntry, lookback_window: int | None = None) -> Path:
-    """Check a registry model before anything unpickles it: the file exists, its sha256 is
-    the one recorded when it was published, and its metadata fits this code's features
-    (and ``lookback_window``, when given). Returns the file's path.
+    """Check a registry model before anything reads it: the file (and its exported policy,
+    when one was published) exists, each sha256 is the one recorded when it was published,
+    and its metadata fits this code's features (and ``lookback_window``, when given).
+    Returns the zip's path.
 
     Raises:
-        ModelIntegrityError: the file is missing or changed after it was published.
+        ModelIntegrityError: a file is missing or changed after it was published.
         ModelMismatchError: its metadata is missing or built for other features.
     """
     path = Path(entry.path)
-    if not path.is_file():
-        raise ModelIntegrityError(f"model {entry.version}: file {path} is missing")
-    actual = file_sha256(path)
-    if actual != entry.sha256:
-        raise ModelIntegrityError(
-            f"model {entry.version}: {path} has sha256 {actual[:16]}…, the registry recorded {entry.sha256[:16]}…; "
-            "refusing to load a file that changed after it was published"
-        )
+    files = [(path, entry.sha256)] + ([(policy_path(path), entry.policy_sha256)] if entry.policy_sha256 else [])
+    for file, recorded in files:
+        if not file.is_file():
+            raise ModelIntegrityError(f"model {entry.version}: file {file} is missing")
+        actual = file_sha256(file)
+        if actual != recorded:
+            raise ModelIntegrityError(
+                f"model {entry.version}: {file} has sha256 {actual[:16]}…, the registry recorded {recorded[:16]}…; "
+                "refusing to load a file that changed after it was published"
+            )
     check_compatible(load_metadata(path), path, lookback_window)
     return path
 
@@ -111,7 +106,8 @@ async def publish_model(
     version: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
 ) -> ModelEntry:
-    """Copy ``model_zip`` (and its ``.meta.json``) into the registry and register it.
+    """Copy ``model_zip`` (with its ``.meta.json`` and, when it was exported, its
+    ``.policy.npz``) into the registry and register it.
 
     Args:
         ledger: the ledger holding the ``models`` table.
@@ -129,13 +125,13 @@ async def publish_model(
     status = ModelStatus(status)
     version = version or await next_version(ledger)
     # File work (copy, fsync, hash) in a thread: the daemon publishes from its event loop.
-    target, sha256 = await asyncio.to_thread(_copy_into_registry, model_zip, registry_dir, version)
+    target, sha256, policy_sha256 = await asyncio.to_thread(_copy_into_registry, model_zip, registry_dir, version)
     now_ms = clock.now_ms()
     entry = ModelEntry(
         version=version, path=str(target.resolve()), sha256=sha256, created_ms=now_ms,
         parent_version=parent_version, status=ModelStatus.CANDIDATE, symbol=symbol, interval=interval,
         data_start_ms=meta.data_range.get("start_ms"), data_end_ms=meta.data_range.get("end_ms"),
-        hyperparameters=dict(meta.hyperparameters), metrics=dict(metrics or {}),
+        hyperparameters=dict(meta.hyperparameters), metrics=dict(metrics or {}), policy_sha256=policy_sha256,
     )
     await ledger.registry.add_model(entry)
     if status != ModelStatus.CANDIDATE:
@@ -144,14 +140,18 @@ async def publish_model(
     return entry
 
 
-def _copy_into_registry(model_zip: Path, registry_dir: Path, version: str) -> tuple[Path, str]:
-    """``<registry_dir>/<version>.zip`` and its metadata, written atomically; returns the
-    target and its sha256."""
+def _copy_into_registry(model_zip: Path, registry_dir: Path, version: str) -> tuple[Path, str, str | None]:
+    """``<registry_dir>/<version>.zip``, its metadata and its exported policy (if any),
+    written atomically; returns the target, its sha256 and the export's."""
     registry_dir.mkdir(parents=True, exist_ok=True)
     target = registry_dir / f"{version}.zip"
     _atomic_copy(metadata_path(model_zip), metadata_path(target))
+    policy_sha256 = None
+    if policy_path(model_zip).is_file():
+        _atomic_copy(policy_path(model_zip), policy_path(target))
+        policy_sha256 = file_sha256(policy_path(target))
     _atomic_copy(model_zip, target)
-    return target, file_sha256(target)
+    return target, file_sha256(target), policy_sha256
 
 
 def _atomic_copy(source: Path, target: Path) -> None:

@@ -98,9 +98,10 @@ def run_job(job: RetrainJob) -> RetrainResult:
     from env.features import warmup_prefix
     from state.database import connect_reader
     from state.readers import read_candles
+    from strategies.model_metadata import file_sha256
     from trainer.data.ledger_source import pick_series
     from trainer.evaluation.backtest import EvaluationSpec
-    from trainer.models.store import file_sha256, verify_model_file
+    from trainer.models.store import verify_model_file
     from trainer.retrain.gate import gate, holdout_split, metric_value, score_holdout
 
     db = Path(job.db_path)
@@ -125,12 +126,13 @@ def run_job(job: RetrainJob) -> RetrainResult:
                           symbol=",".join(job.symbols), timeframe=job.interval, warm_start=warm_start,
                           time_limit_s=TRAINING_SHARE * job.retrain.time_limit_s)
     train_seconds = time.monotonic() - started
-    sha256 = file_sha256(model_path)
 
-    from strategies.ppo import PPOStrategy
+    from strategies.ppo import export_policy, load_ppo_strategy
     from strategies.specs import build_strategy
 
-    candidate = PPOStrategy.load(model_path, lookback)
+    export = export_policy(model_path)  # so the daemon serves (and publishes) it without torch
+    sha256, policy_sha256 = file_sha256(model_path), file_sha256(export) if export else None
+    candidate = load_ppo_strategy(model_path, lookback)  # scored as it will trade
     flat = build_strategy(FLAT)
     spec = EvaluationSpec(job.env, job.risk)
     holdout: dict[str, dict[str, dict[str, float | int | None]]] = {}
@@ -139,7 +141,7 @@ def run_job(job: RetrainJob) -> RetrainResult:
         incumbent = job.incumbents[symbol]
         incumbent_strategy: Strategy
         if incumbent.model is not None:
-            incumbent_strategy = PPOStrategy.load(verify_model_file(incumbent.model.entry(), lookback), lookback)
+            incumbent_strategy = load_ppo_strategy(verify_model_file(incumbent.model.entry(), lookback), lookback)
         else:
             incumbent_strategy = build_strategy(incumbent.label, lookback_window=lookback)
         scored = score_holdout([candidate, incumbent_strategy, flat], split.holdout, spec)
@@ -153,9 +155,9 @@ def run_job(job: RetrainJob) -> RetrainResult:
     decision = gate(scores["candidate"], scores["incumbent"], scores["flat"], metric=metric,
                     margin=job.retrain.margin, incumbent_label="/".join(labels))
     return RetrainResult(
-        candidate_path=str(model_path), candidate_sha256=sha256, promote=decision.promote, reason=decision.reason,
-        scores=scores, holdout=holdout, ranges={s: split.ranges() for s, split in splits.items()},
-        train_seconds=round(train_seconds, 3),
+        candidate_path=str(model_path), candidate_sha256=sha256, policy_sha256=policy_sha256,
+        promote=decision.promote, reason=decision.reason, scores=scores, holdout=holdout,
+        ranges={s: split.ranges() for s, split in splits.items()}, train_seconds=round(train_seconds, 3),
     )
 
 

@@ -36,14 +36,16 @@ class ModelRef(_Message):
     version: str
     path: str
     sha256: str
+    policy_sha256: str | None = None
 
     @classmethod
     def of(cls, entry: ModelEntry) -> ModelRef:
-        return cls(version=entry.version, path=entry.path, sha256=entry.sha256)
+        return cls(version=entry.version, path=entry.path, sha256=entry.sha256, policy_sha256=entry.policy_sha256)
 
     def entry(self) -> ModelEntry:
-        """A registry row with this file, for :func:`trainer.models.store.verify_model_file`."""
-        return ModelEntry(version=self.version, path=self.path, sha256=self.sha256, created_ms=0)
+        """A registry row with these files, for :func:`trainer.models.store.verify_model_file`."""
+        return ModelEntry(version=self.version, path=self.path, sha256=self.sha256, created_ms=0,
+                          policy_sha256=self.policy_sha256)
 
 
 class Incumbent(_Message):
@@ -104,6 +106,8 @@ class RetrainResult(_Message):
     Args:
         candidate_path: the trained zip (its ``.meta.json`` beside it).
         candidate_sha256: the sha256 of the bytes that were scored.
+        policy_sha256: the sha256 of the network exported beside it (``None``: a network the
+            export does not implement, served through SB3).
         promote / reason: the gate's verdict and why.
         scores: the gate metric of ``candidate``, ``incumbent`` and ``flat`` (mean over symbols).
         holdout: per symbol, per strategy (``candidate``, ``incumbent``, ``flat``), every
@@ -114,6 +118,7 @@ class RetrainResult(_Message):
 
     candidate_path: str
     candidate_sha256: str
+    policy_sha256: str | None = None
     promote: bool
     reason: str
     scores: dict[str, float | None]

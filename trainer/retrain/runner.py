@@ -186,10 +186,11 @@ async def _retrain(ledger: Ledger, settings: Settings, retrain_id: int, symbols:
                "incumbents": {s: i.label for s, i in job.incumbents.items()},
                "warm_start": job.warm_start.version if job.warm_start else None, "ranges": result.ranges,
                "holdout": result.holdout, "train_seconds": result.train_seconds}
-    if entry.sha256 != result.candidate_sha256:
+    if entry.sha256 != result.candidate_sha256 or entry.policy_sha256 != result.policy_sha256:
         await ledger.registry.set_model_status(entry.version, ModelStatus.REJECTED, at_ms=clock.now_ms())
         raise _RunFailed(f"candidate {entry.version}: the published file differs from the one scored "
-                         f"(sha256 {entry.sha256[:12]} vs {result.candidate_sha256[:12]})")
+                         f"(sha256 {entry.sha256[:12]} vs {result.candidate_sha256[:12]}, exported policy "
+                         f"{(entry.policy_sha256 or 'none')[:12]} vs {(result.policy_sha256 or 'none')[:12]})")
     if result.promote and trial_against is not None:  # promotion is earned live: the candidate trades first
         challenger = challenger_name(entry.version)
         reason = (f"candidate {entry.version} {result.reason}; live trial: trades as account {challenger} beside "

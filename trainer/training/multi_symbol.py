@@ -183,9 +183,9 @@ def train_in_scratch(settings: Settings, candles: tuple[pd.DataFrame, str], late
 def validation_return(model_zip: Path, frame: pd.DataFrame, settings: Settings) -> float:
     """Total return of the model's deterministic policy over a validation slice, scored under
     the one evaluation spec (:class:`trainer.evaluation.backtest.EvaluationSpec`)."""
-    from strategies.ppo import PPOStrategy
+    from strategies.ppo import load_ppo_strategy
     from trainer.evaluation.backtest import EvaluationSpec
 
-    model = PPOStrategy.load(model_zip, lookback_window=settings.env.lookback_window)
+    model = load_ppo_strategy(model_zip, lookback_window=settings.env.lookback_window)
     (result,) = EvaluationSpec.from_settings(settings).compare([model], frame)
     return result.metrics.total_return

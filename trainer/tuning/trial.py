@@ -98,7 +98,7 @@ def run_trial(job: TrialJob, candles: pd.DataFrame) -> TrialOutcome:
     """Train and score ``job``'s folds on ``candles`` (the tuning candles only)."""
     import optuna
 
-    from strategies.ppo import PPOStrategy
+    from strategies.ppo import load_ppo_strategy
     from trainer.evaluation.backtest import EvaluationSpec
     from trainer.evaluation.walk_forward import MODEL_LABEL, FoldResult, walk_forward
     from trainer.training.fold_trainer import PPOTrainer
@@ -130,7 +130,7 @@ def run_trial(job: TrialJob, candles: pd.DataFrame) -> TrialOutcome:
             walk_forward(
                 candles, train_fn=PPOTrainer(settings.tune.timesteps, settings.train, symbol=job.symbol),
                 spec=EvaluationSpec.from_settings(settings), baselines=[],
-                load_model=lambda path: PPOStrategy.load(path, lookback_window=settings.env.lookback_window),
+                load_model=lambda path: load_ppo_strategy(path, lookback_window=settings.env.lookback_window),
                 train=job.plan.train, test=job.plan.validation, max_folds=job.plan.folds, seed=settings.train.seed,
                 out_dir=Path(scratch), on_fold=report,
             )
