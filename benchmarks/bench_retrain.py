@@ -51,8 +51,7 @@ def record_decisions(log: list[tuple[int, str | None]]) -> None:
 
     def logged(self: SymbolEngine, *args: object, **kwargs: object):
         output = on_candle(self, *args, **kwargs)
-        if output.record is not None:
-            log.append((time.perf_counter_ns(), output.record.model_version))
+        log.extend((time.perf_counter_ns(), record.model_version) for record in output.records)
         return output
 
     SymbolEngine.on_candle = logged

@@ -4,7 +4,6 @@ that returns them in :mod:`env.candles` layout (for warm-up and retraining)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,7 @@ _MAX_MS = 2**62
 
 
 def candle_params(candle: Candle) -> dict[str, Any]:
-    return asdict(candle)
+    return {column: getattr(candle, column) for column in CANDLE_COLUMNS}
 
 
 def select_candles_params(symbol: str, interval: str, start_ms: int | None, end_ms: int | None) -> tuple[Any, ...]:

@@ -33,13 +33,12 @@ from env.types import Candle
 from state.candle_store import INSERT_CANDLE, SELECT_CANDLES, candle_params, candles_frame, select_candles_params
 from state.database import Synchronous
 from state.decision_sql import (
-    INSERT_DECISION,
     RISK_COLUMNS,
     SELECT_DECISION,
     SELECT_POSITION_KEY,
     STATE_FIELDS,
-    after_decision,
-    decision_params,
+    after_decisions,
+    insert_decisions,
 )
 from state.errors import LedgerConsistencyError
 from state.journal import Journal
@@ -109,20 +108,18 @@ class Ledger:
                 or the symbol is traded at another interval; nothing of the candle is written.
             LedgerFullError: the disk is full; nothing of the candle was written.
         """
-        written = []
+        if not records:
+            await self.store_candles([candle])
+            return []
         async with self._writer.transaction() as db:
             await db.execute(INSERT_CANDLE, candle_params(candle))
+            ids = dict(await fetch_all(db, *insert_decisions(records)))
             for record in records:
-                rows = await fetch_all(db, INSERT_DECISION, decision_params(record))
-                if not rows:
+                if record.account not in ids:
                     await self._explain_skip(db, record)
-                    written.append(False)
-                    continue
-                decision_id = rows[0][0]
-                for sql, params in after_decision(record, decision_id):
-                    await db.execute(sql, params)
-                written.append(True)
-        return written
+            for sql, params in after_decisions([(r, ids[r.account]) for r in records if r.account in ids]):
+                await db.execute(sql, params)
+        return [r.account in ids for r in records]
 
     async def record_decision(self, record: DecisionRecord) -> bool:
         """One account's decision in its own transaction (:meth:`record_decisions` of one)."""

@@ -6,7 +6,10 @@
 --
 -- Every such table is rebuilt the freqtrade way (move aside, create, copy, drop) because
 -- its key changes or because a NOT NULL column without a default cannot be added in place;
--- ids are copied, so every link between the rows survives. legacy_alter_table keeps the
+-- ids are copied, so every link between the rows survives. The keys of the tables written
+-- at every candle put the account last, (symbol, open_time_ms, account): all the accounts'
+-- rows of a candle are neighbours in one page, so an account more writes its rows, not
+-- more pages. legacy_alter_table keeps the
 -- renames from rewriting the foreign keys of the tables not yet rebuilt. The views are
 -- dropped first and created again below, each with the account and grouped by it.
 
@@ -43,7 +46,7 @@ CREATE TABLE decisions (
     latency_ms    REAL    NOT NULL CHECK (latency_ms >= 0),
     decided_ms    INTEGER NOT NULL,
     run_id        INTEGER REFERENCES runs (run_id),
-    UNIQUE (account, symbol, open_time_ms),
+    UNIQUE (symbol, open_time_ms, account),
     FOREIGN KEY (symbol, interval, open_time_ms) REFERENCES candles (symbol, interval, open_time_ms)
 );
 INSERT INTO decisions
@@ -51,7 +54,6 @@ SELECT decision_id, 'main', symbol, interval, open_time_ms, action, obs_hash, st
        decided_ms, run_id
 FROM decisions_v5;
 CREATE INDEX decisions_model ON decisions (model_version);
-CREATE INDEX decisions_candle ON decisions (symbol, open_time_ms);
 
 CREATE TABLE fills (
     fill_id       INTEGER PRIMARY KEY,
@@ -145,7 +147,7 @@ CREATE TABLE equity (
     realized_pnl   REAL    NOT NULL,
     fees_paid      REAL    NOT NULL,
     drawdown       REAL    NOT NULL,
-    PRIMARY KEY (account, symbol, open_time_ms)
+    PRIMARY KEY (symbol, open_time_ms, account)
 ) WITHOUT ROWID;
 INSERT INTO equity
 SELECT 'main', symbol, open_time_ms, decision_id, close, side, cash, unrealized_pnl, equity, realized_pnl, fees_paid,
