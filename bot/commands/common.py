@@ -28,7 +28,7 @@ SAMPLE_CANDLES = Path(__file__).resolve().parents[2] / "data" / "sample" / "btcu
 """The bundled real candles: what ``shadow backtest`` and ``shadow evaluate`` read by default."""
 
 _LEFT_COLUMNS = {"#", "account", "symbol", "symbols", "side", "model", "version", "status", "market", "parent",
-                 "metrics", "sha256", "reason"}
+                 "metrics", "sha256", "reason", "live trial"}
 
 
 def load_candle_file(path: Path, repair: bool) -> Any:
