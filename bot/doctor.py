@@ -157,25 +157,37 @@ def _model_problem(model: ModelEntry, lookback_window: int) -> str | None:
 
 
 def _strategy_check(settings: Settings, models: list[ModelEntry]) -> Finding:
-    """What ``shadow run`` would trade, checked without loading a model."""
+    """What ``shadow run`` would trade, account by account, checked without loading a model."""
     from bot.bybit.markets import interval as parse_interval
-    from bot.serving import REGISTRY, promoted_model
+    from bot.serving import pinned_model, promoted_model
+    from config.accounts import registry_version, trading_accounts
 
-    daemon = settings.daemon
+    accounts = trading_accounts(settings)
+    followers = [a for a in accounts if a.follows_registry]
     try:
-        _check_spec(daemon.fallback, settings.env.lookback_window)
-        if daemon.strategy != REGISTRY:
-            _check_spec(daemon.strategy, settings.env.lookback_window)
-            return Finding("strategy", OK, f"{daemon.strategy}")
+        if followers:
+            _check_spec(settings.daemon.fallback, settings.env.lookback_window)
+        for account in accounts:
+            version = registry_version(account.strategy)
+            if version is not None:
+                pinned_model(version, models, account.name)
+            elif not account.follows_registry:
+                _check_spec(account.strategy, settings.env.lookback_window)
     except UserError as exc:
-        return Finding("strategy", FAIL, str(exc), "fix [daemon] strategy / fallback (or --strategy)")
+        return Finding("strategy", FAIL, str(exc), "fix [daemon] strategy / fallback, the [[accounts]] strategies "
+                       "(or --strategy, --account)")
+    others = ", ".join(f"{a.name}: {a.strategy}" for a in accounts if not a.follows_registry)
+    if not followers:
+        return Finding("strategy", OK, others if len(accounts) > 1 else accounts[0].strategy)
     iv = parse_interval(settings.feed.interval).name
-    cold = [s for s in settings.feed.symbols if promoted_model(models, s, iv) is None]
+    symbols = sorted({s for a in followers for s in a.symbols})
+    cold = [s for s in symbols if promoted_model(models, s, iv) is None]
     if cold:
         return Finding("strategy", WARN, f"no promoted model for {', '.join(cold)} {iv}: the fallback "
-                       f"{daemon.fallback!r} trades until one is promoted",
+                       f"{settings.daemon.fallback!r} trades until one is promoted",
                        "nothing, if this is a first start; otherwise promote a model (shadow models lists them)")
-    return Finding("strategy", OK, f"registry: a promoted model for every symbol ({', '.join(settings.feed.symbols)})")
+    return Finding("strategy", OK, f"registry: a promoted model for every symbol ({', '.join(symbols)})"
+                   + (f"; {others}" if others else ""))
 
 
 def _check_spec(spec: str, lookback_window: int) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.engine import ServingStrategy
-from config.accounts import REGISTRY, registry_version
+from config.accounts import DEFAULT_ACCOUNT, REGISTRY, registry_version
 from config.errors import UserError
 from config.settings import DaemonSettings
 from state.records import ModelEntry
@@ -102,4 +102,4 @@ def choose_strategy(daemon: DaemonSettings, models: list[ModelEntry], symbol: st
                     lookback_window: int) -> ServingStrategy:
     """The strategy the one account of a configuration without ``[[accounts]]`` starts with."""
     return account_strategy(daemon.strategy, daemon.fallback, models, symbol, interval, lookback_window,
-                            account="main")
+                            account=DEFAULT_ACCOUNT)

@@ -78,8 +78,8 @@ def test_every_account_equals_the_backtest_of_its_strategy(ledger: Path, frame: 
     settings = Settings(risk=RISK, accounts=accounts_of(decisive_ppo_model, exported_model))
     rows = account_rows(ledger)
     with sqlite3.connect(ledger) as conn:  # all accounts' decisions at a candle: one transaction, one decided_ms
-        assert conn.execute("SELECT count(DISTINCT decided_ms) = count(DISTINCT open_time_ms) FROM decisions "
-                            ).fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM (SELECT open_time_ms FROM decisions GROUP BY open_time_ms "
+                            "HAVING count(DISTINCT decided_ms) > 1)").fetchone()[0] == 0
     for account in trading_accounts(settings):
         strategy = build_strategy(account.strategy, lookback_window=20)
         result = run_backtest(strategy, make_env(frame, account.env), risk=account.risk)

@@ -149,6 +149,18 @@ async def test_a_bad_strategy_spec_fails(tmp_path: Path, installation: Path) -> 
     assert strategy.status == FAIL and "model file models/none.zip not found" in strategy.detail
 
 
+async def test_every_accounts_strategy_is_checked(tmp_path: Path, installation: Path) -> None:
+    accounts = ('[[accounts]]\nname = "main"\n[[accounts]]\nname = "sma"\nstrategy = "sma:fast=5,slow=20"\n'
+                '[[accounts]]\nname = "pinned"\nstrategy = "registry:v0001"\n')
+    config = _config(tmp_path, _closed_port_url(), extra=accounts)
+    strategy = _by_check(await diagnose(config, installation, timeout_s=1))["strategy"]
+    assert (strategy.status, strategy.detail) == (OK, "registry: a promoted model for every symbol (BTCUSDT); "
+                                                      "sma: sma:fast=5,slow=20, pinned: registry:v0001")
+    config.write_text(config.read_text().replace("registry:v0001", "registry:v0009"))
+    strategy = _by_check(await diagnose(config, installation, timeout_s=1))["strategy"]
+    assert strategy.status == FAIL and "account 'pinned': strategy 'registry:v0009' names a model the " in strategy.detail
+
+
 def _doctor(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "bot", "doctor", *args], cwd=REPO, capture_output=True, text=True,
                           timeout=60, env=os.environ | {"COLUMNS": "1000"})
