@@ -178,16 +178,29 @@ def test_sigkill_at_random_moments_then_restart_ends_with_the_uninterrupted_ledg
             except sqlite3.OperationalError:  # schema not created yet
                 return 0
 
+    def sessions() -> int:
+        if not db.exists():
+            return 0
+        with sqlite3.connect(db) as conn:
+            try:
+                return conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+            except sqlite3.OperationalError:  # schema not created yet
+                return 0
+
     rng = random.Random(7)
     kills = 0
     try:
         wait_until_answering(f"http://127.0.0.1:{port}/v5/market/time")
-        deadline = time.monotonic() + 90
-        while decided() < N - HISTORY and time.monotonic() < deadline:
+        deadline = time.monotonic() + 180
+        while (kills < 5 or decided() < N - HISTORY) and time.monotonic() < deadline:
             daemon = subprocess.Popen([sys.executable, "-m", "bot", "run", "--log-level", "WARNING"], cwd=REPO,
                                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             if kills < 5:
-                time.sleep(rng.uniform(1.5, 3.5))
+                # kill at a random moment of the session's life: once it has opened the ledger
+                # and recorded itself, however long start-up takes on a loaded machine
+                while sessions() == kills and daemon.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                time.sleep(rng.uniform(0.0, 1.0))
                 daemon.send_signal(signal.SIGKILL)
                 daemon.wait()
                 kills += 1

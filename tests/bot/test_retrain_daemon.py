@@ -84,7 +84,7 @@ async def run_story(frame: pd.DataFrame, db: Path, story: Callable[[Daemon, Sett
         daemon = Daemon(settings, clock=market.clock) if virtual_time else Daemon(settings)
         stop = asyncio.Event()
         daemon.listeners.append(lambda symbol, item, _: stop.set() if story(daemon, settings) else None)
-        await asyncio.wait_for(daemon.run(stop), 90)
+        await asyncio.wait_for(daemon.run(stop), 240)  # an upper bound for a loaded machine
     assert stop.is_set(), "the replay ended before the story did"
     return daemon
 
