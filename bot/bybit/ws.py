@@ -29,7 +29,7 @@ from collections.abc import Callable, Generator, Mapping
 from itertools import count
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.client import process_exception as default_process_exception
+from websockets.asyncio.client import process_exception as default_process_exception
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bot.backoff import jittered_backoff
