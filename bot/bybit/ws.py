@@ -162,9 +162,10 @@ class KlineStream:
                 if isinstance(message, KlinePush):
                     self._pushes += 1
                     self._handle_push(message, received_ns)
-                elif isinstance(message, OpReply) and message.op == "subscribe":
-                    self._check_ack(message)
-                    acks_due.discard(message.req_id or "")
+                elif isinstance(message, OpReply) and message.op == "subscribe" and acks_due:
+                    req_id = self._answered_request(message, acks_due)
+                    self._check_ack(message, req_id)
+                    acks_due.discard(req_id)
                     if not acks_due:
                         self.stats.connected = True
                         self._on_connected()
@@ -239,9 +240,16 @@ class KlineStream:
             self.stats.stream_candles += len(candles)
             self._on_candles(candles, received_ns)
 
-    def _check_ack(self, ack: OpReply) -> None:
+    def _answered_request(self, ack: OpReply, acks_due: set[str]) -> str:
+        """The request an ack answers: the one it names, else the oldest unanswered one
+        (``req_id`` is optional in Bybit's acks, and a connection answers in order)."""
+        if ack.req_id is not None and ack.req_id in acks_due:
+            return ack.req_id
+        return next(req_id for req_id in self._requests if req_id in acks_due)
+
+    def _check_ack(self, ack: OpReply, req_id: str) -> None:
         if ack.success is False:
-            topics = self._requests.get(ack.req_id or "", [])
+            topics = self._requests.get(req_id, [])
             raise SubscriptionError(
                 f"Bybit refused the subscription to {', '.join(topics) or 'kline topics'} on {self._settings.ws_url}: "
                 f"{ack.ret_msg or 'no reason given'} (check [feed] symbols and interval)"

@@ -16,6 +16,7 @@ malformed@N    push three malformed messages before candle N's final one (bad JS
 skip@N[:C]     push nothing for candles N .. N+C-1 (REST still has them)
 ratelimit[:C]  refuse the first C REST kline requests as rate-limited, alternating
                retCode 10006 (HTTP 200) and HTTP 403, as Bybit does
+noreqid        subscribe acks carry no ``req_id`` (Bybit's ``req_id`` is optional)
 =============  =============================================================================
 """
 
@@ -37,6 +38,7 @@ class FaultKind(StrEnum):
     MALFORMED = "malformed"
     SKIP = "skip"
     RATELIMIT = "ratelimit"
+    NOREQID = "noreqid"
 
 
 _AT_CANDLE = {FaultKind.DROP, FaultKind.STALL, FaultKind.DUPLICATE, FaultKind.REORDER, FaultKind.MALFORMED,

@@ -250,6 +250,8 @@ class ReplayServer:
             return
         self.ws_ops.append(op)
         reply = {"success": True, "ret_msg": "", "conn_id": client.conn_id, "req_id": op.get("req_id", ""), "op": name}
+        if name == "subscribe" and any(f.kind is FaultKind.NOREQID for f in self.faults):
+            del reply["req_id"]
         if name == "ping":
             reply["ret_msg"] = "pong"
         elif name in ("subscribe", "unsubscribe"):

@@ -16,6 +16,7 @@ from bot.bybit.parse import TopicTarget
 from bot.bybit.rest import BybitRest
 from bot.bybit.stats import FeedStats
 from bot.bybit.ws import KlineStream, StreamConnectError, SubscriptionError
+from bot.replay.faults import parse_faults
 from bot.replay.market import ReplayMarket, ReplaySeries
 from bot.replay.server import ReplayServer
 from config.settings import ExchangeSettings, FeedSettings
@@ -64,6 +65,25 @@ async def test_stream_sends_only_subscribe_and_ping_and_hooks_run_in_order(
     ops = [op["op"] for op in server.ws_ops]
     assert set(ops) == {"subscribe", "ping"} and ops.count("ping") >= 2
     assert all(op.get("req_id") for op in server.ws_ops)
+
+
+async def test_acks_without_req_id_complete_the_subscription(
+    btc_frame: pd.DataFrame, exchange_for: Callable[..., ExchangeSettings], client_log: Callable[[], str]
+) -> None:
+    """Bybit's ``req_id`` is optional: acks that lack it answer the requests in order, so the
+    stream is subscribed at once instead of waiting out open_timeout_s and reconnecting."""
+    market = ReplayMarket([ReplaySeries.from_frame("BTCUSDT", btc_frame.iloc[:120])], history=20)
+    async with ReplayServer(market, speed=40, faults=parse_faults(["noreqid"])) as server:
+        got: list[Candle] = []
+        connected: list[int] = []
+        stats = FeedStats()
+        task = asyncio.create_task(stream(exchange_for(server, open_timeout_s=1.0), ["BTCUSDT"], got, stats,
+                                          connected).run())
+        await asyncio.wait_for(server.finished.wait(), 10)  # 2.5 s: longer than open_timeout_s
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert connected == [0] and stats.connections == 1 and stats.reconnects == 0
+    assert len(got) == 100 and "no subscribe ack" not in client_log()
 
 
 async def test_refused_topic_is_a_clear_fatal_error(
