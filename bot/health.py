@@ -89,9 +89,10 @@ class HealthMonitor:
         self.service = service
 
     def max_age_ms(self) -> int:
-        """How long ago a symbol's newest candle may have closed."""
+        """How long ago a symbol's newest candle may have closed (a month counts 31 days)."""
         service = self.service
-        return int(service.health_max_age_intervals * self.daemon.interval.ms + service.health_margin_s * 1000)
+        return int(service.health_max_age_intervals * self.daemon.interval.grid.longest_ms
+                   + service.health_margin_s * 1000)
 
     async def check(self) -> Health:
         """The current verdict; touches the ledger file (in a thread), nothing else."""
@@ -122,7 +123,7 @@ class HealthMonitor:
         for symbol, engine in daemon.engines.items():
             failed = report.symbols[symbol].failed
             last = engine.last_open_ms
-            age_s = None if last is None else (now_ms - last - daemon.interval.ms) / 1000
+            age_s = None if last is None else (now_ms - daemon.interval.grid.close_ms(last)) / 1000
             checks[symbol] = {"last_candle": iso_ms(last), "closed_s_ago": age_s, "limit_s": limit_ms / 1000,
                               "failed": failed}
             if failed:

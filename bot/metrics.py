@@ -124,7 +124,7 @@ class _DaemonCollector(Collector):
             unrealized.add_metric([symbol], p.unrealized_pnl)
             drawdown.add_metric([symbol], p.drawdown)
             if engine.last_open_ms is not None:
-                last_close.add_metric([symbol], (engine.last_open_ms + daemon.interval.ms) / 1000)
+                last_close.add_metric([symbol], daemon.interval.grid.close_ms(engine.last_open_ms) / 1000)
             stats = daemon.report.symbols.get(symbol) if daemon.report is not None else None
             failed.add_metric([symbol], float(bool(stats and stats.failed)))
             model.add_metric([symbol, engine.serving.label, engine.serving.model_version or ""], 1.0)

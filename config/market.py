@@ -80,16 +80,16 @@ class ExchangeSettings(Section):
 Timeframe = Literal["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d", "1w", "1M"]
 TIMEFRAMES: tuple[str, ...] = get_args(Timeframe)
 """Candle timeframes Bybit serves (ccxt names); ``interval`` on the wire is 1, 3, ... D, W, M."""
-FEED_INTERVALS: tuple[str, ...] = tuple(t for t in TIMEFRAMES if t != "1M")
-"""The live feed's intervals: those of fixed length (a calendar month is not), so that a
-gap is a whole number of candles (``bot.bybit.markets`` maps them to Bybit's names)."""
 
 
 class FeedSettings(Section):
     """Which candles the live feed streams: one websocket carries every symbol."""
 
     symbols: list[str] = Field(["BTCUSDT"], min_length=1, description="Bybit symbols to stream, e.g. BTCUSDT")
-    interval: str = Field("1m", description="candle interval: 1m 3m 5m 15m 30m 1h 2h 4h 6h 12h 1d 1w")
+    interval: str = Field(
+        "1m", description="candle interval: 1m 3m 5m 15m 30m 1h 2h 4h 6h 12h 1d, 1w (weeks open Monday 00:00 UTC) "
+        "or 1M (calendar months)"
+    )
 
     @field_validator("symbols")
     @classmethod
@@ -105,6 +105,6 @@ class FeedSettings(Section):
     @field_validator("interval")
     @classmethod
     def _known_interval(cls, value: str) -> str:
-        if value not in FEED_INTERVALS:
-            raise ValueError(f"unknown interval; use one of {' '.join(FEED_INTERVALS)}")
+        if value not in TIMEFRAMES:
+            raise ValueError(f"unknown interval; use one of {' '.join(TIMEFRAMES)}")
         return value

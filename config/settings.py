@@ -26,7 +26,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from config.errors import UserError, clause
-from config.market import FEED_INTERVALS, TIMEFRAMES, ExchangeSettings, FeedSettings, Timeframe
+from config.market import TIMEFRAMES, ExchangeSettings, FeedSettings, Timeframe
 from config.operations import LOOPBACK, LedgerSettings, ServiceSettings, parse_listen
 from config.trading import DaemonSettings, EnvSettings, RewardSettings, RiskSettings
 from config.training import (
@@ -39,7 +39,7 @@ from config.training import (
 )
 
 __all__ = [
-    "CONFIG_PATH_VARIABLE", "ENV_NESTED_DELIMITER", "ENV_PREFIX", "FEED_INTERVALS", "LOOPBACK", "TIMEFRAMES",
+    "CONFIG_PATH_VARIABLE", "ENV_NESTED_DELIMITER", "ENV_PREFIX", "LOOPBACK", "TIMEFRAMES",
     "ComputeSettings", "ConfigError", "DaemonSettings", "EnvSettings", "EvaluationSettings", "ExchangeSettings",
     "FeedSettings", "LedgerSettings", "RetrainSettings", "RewardSettings", "RiskSettings", "SearchSpaceSettings",
     "ServiceSettings", "Settings", "Timeframe", "TrainSettings", "TuneSettings", "load_settings", "parse_listen",

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from config.errors import UserError
+from env.intervals import CandleGrid, infer_grid
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +68,15 @@ def load_candles(
     path: str | Path,
     *,
     repair: RepairPolicy = RepairPolicy.STRICT,
-    interval_ms: int | None = None,
+    grid: CandleGrid | None = None,
 ) -> pd.DataFrame:
     """Read a candle CSV (plain or ``.gz``) in either accepted layout and validate it.
 
     Args:
         path: the file.
         repair: see :class:`RepairPolicy`.
-        interval_ms: expected candle spacing; inferred from the data when ``None``.
+        grid: where the candles must open (:func:`env.intervals.grid`, e.g. Bybit's
+            Monday-based weeks); inferred from the data when ``None``.
 
     Returns:
         The validated frame described in the module docstring.
@@ -87,7 +89,7 @@ def load_candles(
         raw = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise CandleDataError(source, f"not a readable CSV ({exc})") from None
-    return normalize_candles(raw, source=source, repair=repair, interval_ms=interval_ms)
+    return normalize_candles(raw, source=source, repair=repair, grid=grid)
 
 
 def normalize_candles(
@@ -95,7 +97,7 @@ def normalize_candles(
     *,
     source: str = "DataFrame",
     repair: RepairPolicy = RepairPolicy.STRICT,
-    interval_ms: int | None = None,
+    grid: CandleGrid | None = None,
 ) -> pd.DataFrame:
     """Validate an in-memory frame (``timestamp`` as ms integers or date-times) and
     return it in the canonical layout. Same checks and errors as :func:`load_candles`."""
@@ -114,20 +116,15 @@ def normalize_candles(
         raise CandleDataError(source, "no candles")
     frame = _check_rows(frame, source, repair)
     frame = _check_order(frame, source, repair)
-    frame = _check_gaps(frame, source, repair, interval_ms)
+    frame = _check_gaps(frame, source, repair, grid)
     frame = frame.reset_index(drop=True)
     frame.insert(1, "timestamp", pd.to_datetime(frame["open_time_ms"], unit="ms"))
     return frame
 
 
 def infer_interval_ms(open_time_ms: np.ndarray) -> int:
-    """The most common spacing between consecutive candles (robust to a few gaps)."""
-    diffs = np.diff(open_time_ms)
-    diffs = diffs[diffs > 0]
-    if len(diffs) == 0:
-        return 60_000
-    values, counts = np.unique(diffs, return_counts=True)
-    return int(values[np.argmax(counts)])
+    """The candle length (robust to a few gaps; a calendar month counts as its mean length)."""
+    return infer_grid(open_time_ms).nominal_ms
 
 
 def resample_candles(candles: pd.DataFrame, interval_ms: int, *, source: str = "candles") -> pd.DataFrame:
@@ -250,25 +247,22 @@ def _check_order(frame: pd.DataFrame, source: str, repair: RepairPolicy) -> pd.D
     return deduped
 
 
-def _check_gaps(frame: pd.DataFrame, source: str, repair: RepairPolicy, interval_ms: int | None) -> pd.DataFrame:
+def _check_gaps(frame: pd.DataFrame, source: str, repair: RepairPolicy, grid: CandleGrid | None) -> pd.DataFrame:
     times = frame["open_time_ms"].to_numpy()
-    step = interval_ms or infer_interval_ms(times)
-    diffs = np.diff(times)
-    off_grid = np.flatnonzero(diffs % step != 0)
+    grid = grid or infer_grid(times)
+    off_grid = np.flatnonzero(grid.off_grid(times))
     if len(off_grid):
-        i = int(off_grid[0]) + 1
+        i = int(off_grid[0])
         raise CandleDataError(
-            source,
-            f"timestamp {_fmt_ms(times[i])} is not a whole number of {step // 1000}s intervals after the previous "
-            "candle",
-            int(frame.index[i]),
+            source, f"timestamp {_fmt_ms(times[i])} is not on the {grid.describe()} candle grid", int(frame.index[i])
         )
-    gaps = np.flatnonzero(diffs > step)
+    candles_after = np.diff(grid.indices(times))
+    gaps = np.flatnonzero(candles_after > 1)
     if len(gaps) == 0:
         return frame
     if repair is RepairPolicy.STRICT:
         i = int(gaps[0]) + 1
-        missing = int(diffs[i - 1] // step) - 1
+        missing = int(candles_after[i - 1]) - 1
         raise CandleDataError(
             source,
             f"gap: {missing} candle(s) missing between {_fmt_ms(times[i - 1])} and {_fmt_ms(times[i])} "
@@ -276,7 +270,7 @@ def _check_gaps(frame: pd.DataFrame, source: str, repair: RepairPolicy, interval
             "evaluate) fills them with flat candles",
             int(frame.index[i]),
         )
-    full = np.arange(times[0], times[-1] + step, step, dtype=np.int64)
+    full = grid.range_ms(int(times[0]), int(times[-1]))
     filled = frame.set_index("open_time_ms").reindex(full)
     n_filled = int(filled["close"].isna().sum())
     filled["close"] = filled["close"].ffill()

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from env.candles import OHLCV_COLUMNS, RepairPolicy, normalize_candles
+from env.intervals import GRIDS
 from env.types import Candle
 
 CANDLE_COLUMNS: tuple[str, ...] = ("symbol", "interval", "open_time_ms", *OHLCV_COLUMNS)
@@ -38,10 +39,10 @@ def select_candles_params(symbol: str, interval: str, start_ms: int | None, end_
     return (symbol, interval, start_ms if start_ms is not None else -_MAX_MS, end_ms if end_ms is not None else _MAX_MS)
 
 
-def candles_frame(rows: Sequence[tuple[Any, ...]], source: str, repair: RepairPolicy) -> pd.DataFrame:
+def candles_frame(rows: Sequence[tuple[Any, ...]], source: str, repair: RepairPolicy, interval: str) -> pd.DataFrame:
     """Rows of :data:`SELECT_CANDLES` as the frame :func:`env.candles.load_candles` returns,
-    validated the same way (a gap raises unless ``repair`` fills it). No rows give an
-    empty frame with the same columns."""
+    validated the same way on the ``interval``'s grid (a gap raises unless ``repair`` fills
+    it). No rows give an empty frame with the same columns."""
     if not rows:
         empty = pd.DataFrame({"open_time_ms": np.array([], dtype=np.int64)})
         empty["timestamp"] = pd.to_datetime(empty["open_time_ms"], unit="ms")
@@ -49,4 +50,4 @@ def candles_frame(rows: Sequence[tuple[Any, ...]], source: str, repair: RepairPo
             empty[column] = np.array([], dtype=np.float64)
         return empty
     raw = pd.DataFrame.from_records(rows, columns=["timestamp", *OHLCV_COLUMNS])
-    return normalize_candles(raw, source=source, repair=repair)
+    return normalize_candles(raw, source=source, repair=repair, grid=GRIDS.get(interval))

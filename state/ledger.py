@@ -162,7 +162,7 @@ class Ledger:
         """Stored candles (inclusive bounds) in :func:`env.candles.load_candles` layout;
         a gap raises :class:`~env.candles.CandleDataError` unless ``repair`` fills it."""
         rows = await self._writer.read(SELECT_CANDLES, select_candles_params(symbol, interval, start_ms, end_ms))
-        return candles_frame(rows, f"ledger {self.path} {symbol} {interval}", repair)
+        return candles_frame(rows, f"ledger {self.path} {symbol} {interval}", repair, interval)
 
 
 def _risk_state(values: Sequence[Any]) -> RiskState:

@@ -172,7 +172,7 @@ def read_candles(
 ) -> pd.DataFrame:
     """Stored candles in :mod:`env.candles` layout (for a trainer in another process)."""
     rows = conn.execute(SELECT_CANDLES, select_candles_params(symbol, interval, start_ms, end_ms)).fetchall()
-    return candles_frame(rows, f"ledger {symbol} {interval}", repair)
+    return candles_frame(rows, f"ledger {symbol} {interval}", repair, interval)
 
 
 @dataclass(frozen=True, slots=True)

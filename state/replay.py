@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from env.candles import infer_interval_ms
 from env.execution import Account
+from env.intervals import infer_grid
 from env.features import compute_features
 from env.observation import build_observation
 from env.portfolio import Portfolio, PortfolioConfig
@@ -54,7 +54,7 @@ def replay_decisions(
     actions = rng.choice(len(Action), size=len(candles), p=[1 - trade_probability, p_trade, p_trade, p_trade])
     latencies = rng.gamma(2.0, 1.5, size=len(candles))
     features = compute_features(candles).astype(np.float32)
-    interval_ms = infer_interval_ms(candles["open_time_ms"].to_numpy())
+    candle_grid = infer_grid(candles["open_time_ms"].to_numpy())
     rows = candles[["open_time_ms", "open", "high", "low", "close", "volume"]].itertuples(index=False)
     for i, (open_time_ms, o, h, low, c, v) in enumerate(rows):
         if resume_after_ms is not None and open_time_ms <= resume_after_ms:
@@ -65,7 +65,7 @@ def replay_decisions(
         record = DecisionRecord.from_execution(
             candle, obs, account.execute(int(actions[i])), account, strategy="ppo",
             model_version=model_versions[i * len(model_versions) // len(candles)],
-            latency_ms=float(latencies[i]), decided_ms=candle.open_time_ms + interval_ms + int(latencies[i]),
+            latency_ms=float(latencies[i]), decided_ms=candle_grid.close_ms(candle.open_time_ms) + int(latencies[i]),
             run_id=run_id,
         )
         yield record, portfolio

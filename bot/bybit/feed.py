@@ -91,7 +91,7 @@ class CandleFeed:
         self._rng = rng or random.Random()
         resume_after = resume_after or {}
         self._symbols = {
-            name: _Symbol(name, CandleSequencer(self.interval.ms, resume_after.get(name))) for name in feed.symbols
+            name: _Symbol(name, CandleSequencer(self.interval.grid, resume_after.get(name))) for name in feed.symbols
         }
         self._stream = KlineStream(
             exchange,
@@ -201,7 +201,7 @@ class CandleFeed:
                          state.name, _fmt(since_ms), len(backfill.candles), released)
             skip = state.sequencer.skip_absent(backfill.covered_until_ms)
             for first_ms, last_ms in skip.ranges:
-                missing = (last_ms - first_ms) // self.interval.ms + 1
+                missing = self.interval.grid.steps(first_ms, last_ms) + 1
                 self.stats.skipped_absent += missing
                 log.error("%s: the exchange has no candle from %s to %s (%d missing); going on without them",
                           state.name, _fmt(first_ms), _fmt(last_ms), missing)

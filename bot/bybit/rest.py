@@ -36,7 +36,7 @@ from bot.bybit.stats import RestStats
 from config.errors import UserError
 from config.settings import ExchangeSettings
 from env.types import Candle
-from trainer.data.bybit_public import AsyncPublicBybit, bybit_exchange, newest_closed_open_ms, short_error
+from trainer.data.bybit_public import AsyncPublicBybit, bybit_exchange, kline_window, short_error
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +123,11 @@ class BybitRest:
     async def fetch_recent(self, symbol: str, iv: Interval, count: int) -> list[Candle]:
         """The newest ``count`` closed candles (fewer if the exchange has fewer): the warm-up."""
         newest_ms = await self._newest_closed_open_ms(iv)
-        return (await self._fetch_range(symbol, iv, newest_ms - (count - 1) * iv.ms, newest_ms)).candles
+        return (await self._fetch_range(symbol, iv, iv.grid.shift(newest_ms, 1 - count), newest_ms)).candles
 
     async def _newest_closed_open_ms(self, iv: Interval) -> int:
-        """Open time of the newest candle closed on the server's clock (open + interval <= now)."""
-        return newest_closed_open_ms(await self.server_time_ms(), iv.ms)
+        """Open time of the newest candle closed on the server's clock (its close <= now)."""
+        return iv.grid.newest_closed_open_ms(await self.server_time_ms())
 
     async def _fetch_range(self, symbol: str, iv: Interval, since_ms: int, end_ms: int) -> Backfill:
         """Page forward ``PAGE_LIMIT`` candles at a time, each page an explicit ``[start, end]``
@@ -137,7 +137,7 @@ class BybitRest:
         candles: list[Candle] = []
         cursor = since_ms
         while cursor <= end_ms:
-            window_end = min(end_ms, cursor + (PAGE_LIMIT - 1) * iv.ms)
+            window_end = min(end_ms, iv.grid.shift(cursor, PAGE_LIMIT - 1))
             rows = await self._page(symbol, iv, cursor, window_end)
             for row in rows:
                 candle = _row_to_candle(symbol, iv, row)
@@ -145,16 +145,15 @@ class BybitRest:
                     continue
                 if not candles or candle.open_time_ms > candles[-1].open_time_ms:
                     candles.append(candle)
-            cursor = window_end + iv.ms
+            cursor = iv.grid.shift(window_end, 1)
         return Backfill(candles, covered_until_ms=end_ms)
 
     async def _page(self, symbol: str, iv: Interval, start_ms: int, end_ms: int) -> list[list[Any]]:
-        limit = (end_ms - start_ms) // iv.ms + 1
+        limit = iv.grid.steps(start_ms, end_ms) + 1
         return await self._call(
             f"klines {symbol} {iv.name} from {start_ms}",
-            lambda: self._exchange.fetch_ohlcv(
-                self._ccxt_symbols[symbol], iv.name, since=start_ms, limit=limit, params={"until": end_ms}
-            ),
+            lambda: self._exchange.fetch_ohlcv(self._ccxt_symbols[symbol], iv.name, limit=limit,
+                                               params=kline_window(start_ms, end_ms)),
         )
 
     async def _call(self, what: str, request: Callable[[], Awaitable[_T]]) -> _T:

@@ -20,9 +20,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from bot.bybit.markets import INTERVALS_BY_MS, Interval, kline_topic
+from bot.bybit.markets import INTERVALS, Interval, kline_topic
 from config.errors import UserError
-from env.candles import OHLCV_COLUMNS, infer_interval_ms, load_candles
+from env.candles import OHLCV_COLUMNS, load_candles
+from env.intervals import infer_grid
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +81,10 @@ class ReplayMarket:
     """Several symbols replayed side by side on one virtual clock.
 
     Args:
-        series: one per symbol, all with the same interval. Series that start at different
-            times are shifted onto the first one's start (logged) and all are cut to the
-            shortest length, so candle ``i`` of every symbol closes at the same moment.
+        series: one per symbol, all with the same interval, on Bybit's grid (weeks open on
+            Monday 00:00 UTC, months on the 1st). Series that start at different times are
+            shifted onto the first one's start (logged) and all are cut to the shortest
+            length, so candle ``i`` of every symbol closes at the same moment.
         history: candles already closed when the replay starts.
 
     The candle at index ``position`` is the one forming; ``clock`` is inside it.
@@ -96,13 +98,16 @@ class ReplayMarket:
             raise ReplayDataError(f"a symbol is given twice: {', '.join(symbols)}")
         for s in series:
             split_symbol(s.symbol)
-        steps = {s.symbol: infer_interval_ms(s.open_time_ms) for s in series}
-        if len(set(steps.values())) != 1:
-            raise ReplayDataError(f"the series have different intervals (ms): {steps}")
-        step = next(iter(steps.values()))
-        if step not in INTERVALS_BY_MS:
-            raise ReplayDataError(f"candle spacing of {step} ms is not a Bybit interval")
-        self.interval: Interval = INTERVALS_BY_MS[step]
+        grids = {s.symbol: infer_grid(s.open_time_ms) for s in series}
+        names = {found.name for found in grids.values()}
+        if len(names) != 1:
+            raise ReplayDataError(f"the series have different intervals: "
+                                  f"{', '.join(f'{s} {g.name}' for s, g in grids.items())}")
+        name = names.pop()
+        if name not in INTERVALS:
+            raise ReplayDataError(f"candles {grids[symbols[0]].describe()} apart are not on a Bybit interval's grid "
+                                  f"(weeks open Monday 00:00 UTC, months on the 1st 00:00 UTC)")
+        self.interval: Interval = INTERVALS[name]
         length = min(len(s.open_time_ms) for s in series)
         if not 1 <= history < length:
             raise ReplayDataError(f"history must be between 1 and {length - 1} candles (the data has {length}), "
@@ -113,7 +118,8 @@ class ReplayMarket:
                 log.warning("replay: %s starts at %d, shifted by %+d ms onto %s's start",
                             s.symbol, int(s.open_time_ms[0]), start_ms - int(s.open_time_ms[0]), series[0].symbol)
         self.symbols: tuple[str, ...] = tuple(symbols)
-        self.open_time_ms = start_ms + step * np.arange(length, dtype=np.int64)
+        candles = self.interval.grid
+        self.open_time_ms = candles.opens_ms(candles.index(start_ms) + np.arange(length, dtype=np.int64))
         self._ohlcv = {s.symbol: s.ohlcv[:length] for s in series}
         self.history = history
         self.position = history
@@ -137,12 +143,12 @@ class ReplayMarket:
     def form(self, index: int, fraction: float) -> None:
         """Candle ``index`` is forming, ``fraction`` (0..1) of the way through."""
         self.position = index
-        self.clock.advance_to(int(self.open_time_ms[index]) + int(fraction * self.interval.ms))
+        self.clock.advance_to(int(self.open_time_ms[index]) + int(fraction * self._length_ms(index)))
 
     def close(self, index: int) -> None:
         """Candle ``index`` has closed; the next one starts forming."""
         self.position = index + 1
-        self.clock.advance_to(int(self.open_time_ms[index]) + self.interval.ms)
+        self.clock.advance_to(self.interval.grid.close_ms(int(self.open_time_ms[index])))
 
     # -- what Bybit would answer -----------------------------------------------
 
@@ -168,7 +174,7 @@ class ReplayMarket:
             "type": "snapshot",
             "ts": now,
             "data": [{
-                "start": start, "end": start + self.interval.ms - 1, "interval": self.interval.bybit,
+                "start": start, "end": self.interval.grid.close_ms(start) - 1, "interval": self.interval.bybit,
                 "open": repr(o), "close": repr(c), "high": repr(h), "low": repr(low),
                 "volume": repr(v), "turnover": repr(v * c), "confirm": fraction >= 1.0, "timestamp": now,
             }],
@@ -221,4 +227,8 @@ class ReplayMarket:
         return out
 
     def _forming_fraction(self, index: int) -> float:
-        return (self.clock.now_ms() - int(self.open_time_ms[index])) / self.interval.ms
+        return (self.clock.now_ms() - int(self.open_time_ms[index])) / self._length_ms(index)
+
+    def _length_ms(self, index: int) -> int:
+        open_ms = int(self.open_time_ms[index])
+        return self.interval.grid.close_ms(open_ms) - open_ms

@@ -47,8 +47,8 @@ class FakeBybit:
 
     def fetch_ohlcv(self, symbol: str, timeframe: str = "1m", since: int | None = None, limit: int | None = None,
                     params: dict[str, Any] | None = None) -> list[list[float]]:
-        assert symbol == MARKET.symbol and timeframe == "1m"
-        until = (params or {})["until"]
+        assert symbol == MARKET.symbol and timeframe == "1m" and since is None  # ccxt would round since
+        since, until = (params or {})["start"], (params or {})["end"]
         self.calls.append((since, until, limit))
         if self.failures and (failure := self.failures.pop(0)) is not None:
             raise failure

@@ -2,8 +2,9 @@
 
 Both the trainer's history fetch (:mod:`trainer.data.history`, synchronous ccxt) and the
 daemon's REST backfill (:mod:`bot.bybit.rest`, ``ccxt.async_support``) build their client
-here, so they point at the same ``[exchange] rest_url`` the same way and share the same
-rule for which candles have closed.
+here, so they point at the same ``[exchange] rest_url`` the same way. Both decide which
+candles have closed with :meth:`env.intervals.CandleGrid.newest_closed_open_ms` on the
+exchange's clock.
 
 It lives in ``trainer/`` because that is the lowest layer that may talk to an exchange:
 ``bot`` may import ``trainer`` but ``trainer`` may not import ``bot`` (architecture.md),
@@ -77,14 +78,14 @@ def bybit_exchange(
     return exchange
 
 
-def newest_closed_open_ms(now_ms: int, interval_ms: int) -> int:
-    """Open time of the newest candle closed at ``now_ms`` (``open + interval <= now``).
+def kline_window(start_ms: int, end_ms: int) -> dict[str, int]:
+    """``fetch_ohlcv`` params asking Bybit for the candles opened in ``[start_ms, end_ms]``.
 
-    ``now_ms`` should be the *exchange's* clock (``fetch_time``, Bybit's
-    ``/v5/market/time``): a local clock a few hundred ms fast would let a half-formed
-    candle pass for closed, and a replay server's virtual clock is not the local one.
+    Pass these instead of ccxt's ``since``: ccxt rounds ``since`` *up* to a multiple of the
+    interval from the epoch, which for weeks is a Thursday (Bybit's weeks open on Monday, so
+    the week asked for is skipped) and for months is 30 days.
     """
-    return (now_ms - interval_ms) // interval_ms * interval_ms
+    return {"start": start_ms, "end": end_ms}
 
 
 def short_error(exc: BaseException, limit: int = 200) -> str:

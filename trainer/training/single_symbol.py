@@ -31,8 +31,9 @@ import pandas as pd
 
 from config.errors import UserError
 from config.settings import Settings, TrainSettings
-from env.candles import CandleDataError, candles_to_seed_csv, format_ms, infer_interval_ms, load_candles
+from env.candles import CandleDataError, candles_to_seed_csv, format_ms, load_candles
 from env.features import warmup_prefix
+from env.intervals import infer_grid
 from strategies.model_metadata import SHARED_SEPARATOR, ModelMetadata, check_compatible, load_metadata
 from trainer.data.bybit_public import bybit_exchange
 from trainer.data.history import Market, OhlcvSource, load_history
@@ -155,12 +156,12 @@ def load_training_candles(
                                progress=args.progress)
         return candles, f"bybit {market.category} {args.symbol} {args.timeframe}"
     candles = load_candles(args.data)
-    interval_ms = infer_interval_ms(candles["open_time_ms"].to_numpy())
-    if interval_ms != market.interval_ms:
+    found = infer_grid(candles["open_time_ms"].to_numpy())
+    if found.nominal_ms != market.grid.nominal_ms:
         raise CandleDataError(
             str(args.data),
-            f"candles are {interval_ms // 1000} s apart but --timeframe {args.timeframe} is "
-            f"{market.interval_ms // 1000} s; pass the file's timeframe",
+            f"candles are {found.nominal_ms // 1000} s apart but --timeframe {args.timeframe} is "
+            f"{market.grid.nominal_ms // 1000} s; pass the file's timeframe",
         )
     if len(candles) > args.num_candles:
         candles = candles.iloc[-args.num_candles:].reset_index(drop=True)

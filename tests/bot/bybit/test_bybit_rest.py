@@ -54,7 +54,7 @@ async def test_fetch_closed_pages_forward_and_returns_exactly_the_closed_candles
     queries = kline_queries(server)
     assert len(queries) == 3
     for query in queries:  # explicit [start, end] windows of at most one page, on the right market
-        assert (int(query["end"]) - int(query["start"])) // M1.ms + 1 <= PAGE_LIMIT
+        assert M1.grid.steps(int(query["start"]), int(query["end"])) + 1 <= PAGE_LIMIT
         assert query["category"] == "linear" and query["interval"] == "1" and query["symbol"] == "BTCUSDT"
 
 

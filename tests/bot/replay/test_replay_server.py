@@ -156,7 +156,7 @@ def test_bad_replay_data_is_refused_clearly(btc_frame: pd.DataFrame) -> None:
     two_minutes = btc_frame.iloc[:50:2]
     with pytest.raises(ReplayDataError, match="different intervals"):
         ReplayMarket([btc, ReplaySeries.from_frame("ETHUSDT", two_minutes)], history=10)
-    with pytest.raises(ReplayDataError, match="120000 ms is not a Bybit interval"):
+    with pytest.raises(ReplayDataError, match="candles 120 s apart are not on a Bybit interval"):
         ReplayMarket([ReplaySeries.from_frame("ETHUSDT", two_minutes)], history=10)
     with pytest.raises(ReplayDataError, match="speed"):
         ReplayServer(ReplayMarket([btc], history=10), speed=0)
