@@ -36,10 +36,15 @@ from env.candles import format_ms
 from env.features import WARMUP_CANDLES, warmup_prefix
 from state.clock import Clock, SystemClock
 from state.database import check_for_writing
+from state.errors import LedgerError
 from state.ledger import Ledger
-from state.records import ModelEntry, ModelStatus, ResumePoint
+from state.records import FeedProblem, ModelEntry, ModelStatus, ResumePoint
 
 log = logging.getLogger(__name__)
+
+WARMUP_CONCURRENCY = 32
+"""Symbols prepared at once at start-up: enough to keep the paced REST requests back to back
+while other symbols' features warm up, few enough to keep memory and the ledger queue small."""
 
 LATENCY_SAMPLES = 10_000
 """Arrival-to-commit latencies kept for the heartbeat and benchmarks (the newest)."""
@@ -135,8 +140,7 @@ class Daemon:
         symbols = settings.feed.symbols
         resume = await ledger.resume_points()
         models = await ledger.registry.list_models(ModelStatus.PROMOTED)
-        for symbol in symbols:
-            self.engines[symbol] = await self._prepare(symbol, ledger, rest, resume.get(symbol), models)
+        self.engines = await self._prepare_all(ledger, rest, resume, models)
         cap_torch_threads(settings.daemon.torch_threads)
         run_id = await ledger.journal.start_run(started_ms=self.clock.now_ms(), config_hash=config_hash(settings),
                                                 code_version=_code_version(), symbols=symbols,
@@ -147,7 +151,7 @@ class Daemon:
         await self.retrainer.start()
         resume_after = {s: e.last_open_ms for s, e in self.engines.items() if e.last_open_ms is not None}
         async with CandleFeed(settings.exchange, settings.feed, rest, resume_after=resume_after,
-                              clock=self.clock) as feed:
+                              clock=self.clock, on_problem=self._record_feed_problem) as feed:
             self.feed = feed
             consumers = [asyncio.create_task(self._consume(symbol, feed), name=f"consume-{symbol}")
                          for symbol in symbols]
@@ -167,6 +171,28 @@ class Daemon:
         return report
 
     # ------------------------------------------------------------------ start-up
+    async def _prepare_all(self, ledger: Ledger, rest: BybitRest, resume: dict[str, ResumePoint],
+                           models: list) -> dict[str, SymbolEngine]:
+        """Every symbol's engine, :data:`WARMUP_CONCURRENCY` at a time: one symbol's REST
+        round trip overlaps another's feature warm-up (serially, 1,000 symbols took minutes).
+        The first failure cancels the rest and is raised."""
+        limit = asyncio.Semaphore(WARMUP_CONCURRENCY)
+
+        async def prepare(symbol: str) -> SymbolEngine:
+            async with limit:
+                return await self._prepare(symbol, ledger, rest, resume.get(symbol), models)
+
+        symbols = self.settings.feed.symbols
+        tasks = [asyncio.create_task(prepare(symbol), name=f"prepare-{symbol}") for symbol in symbols]
+        try:
+            engines = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return dict(zip(symbols, engines, strict=True))
+
     async def _prepare(self, symbol: str, ledger: Ledger, rest: BybitRest, point: ResumePoint | None,
                        models: list[ModelEntry]) -> SymbolEngine:
         settings = self.settings
@@ -239,6 +265,18 @@ class Daemon:
         for listener in self.listeners:
             listener(symbol, item, latency_ms)
 
+    def _record_feed_problem(self, symbol: str, problem: FeedProblem | None) -> None:
+        """Keep the ledger's ``feed_problems`` in step with the feed (``shadow status``, /status)."""
+        work = asyncio.ensure_future(self._write_feed_problem(symbol, problem))
+        self._in_flight.add(work)
+        work.add_done_callback(self._in_flight.discard)
+
+    async def _write_feed_problem(self, symbol: str, problem: FeedProblem | None) -> None:
+        try:
+            await self._ledger.journal.set_feed_problem(self.report.run_id, symbol, problem)
+        except LedgerError as exc:  # the log and /health still say it
+            log.error("%s: could not record the feed problem in the ledger: %s", symbol, exc)
+
     # ----------------------------------------------------------------- reporting
     async def _heartbeat(self, feed: CandleFeed) -> None:
         period_s = self.settings.daemon.heartbeat_minutes * 60
@@ -253,7 +291,13 @@ class Daemon:
         for symbol, engine in self.engines.items():
             stats = report.symbols[symbol]
             p = engine.portfolio
-            state = f"FAILED ({stats.failed})" if stats.failed else f"pos {p.side:+d} equity {p.equity:.6g}"
+            problem = feed.problems.get(symbol)
+            if stats.failed:
+                state = f"FAILED ({stats.failed})"
+            elif problem is not None:
+                state = f"NOT STREAMING ({problem.describe()})"
+            else:
+                state = f"pos {p.side:+d} equity {p.equity:.6g}"
             parts.append(f"{symbol} {state} last {_fmt_ms(engine.last_open_ms)} decisions {stats.decisions}")
         latencies = sorted(report.latencies_ms)
         if latencies:

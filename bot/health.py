@@ -12,7 +12,9 @@ Healthy means all of:
   missing candle; the margin covers the exchange's push delay and the local clock's
   offset from the exchange's (``shadow doctor`` measures that offset). A stalled stream
   that still looks connected is caught here, as is an engine that stopped processing;
-- **symbols alive**: no symbol's task has stopped on an error;
+- **symbols alive**: no symbol's task has stopped on an error, and Bybit streams every
+  symbol (one whose subscription it refuses is named with Bybit's reason while it is
+  retried, and fails this check for good once it is dropped);
 - **ledger writable**: the write lock can be taken now (``BEGIN IMMEDIATE`` /
   ``ROLLBACK``, within 1 s) and the ledger's disk has ``min_free_disk_mb`` free.
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -124,10 +126,13 @@ class HealthMonitor:
             failed = report.symbols[symbol].failed
             last = engine.last_open_ms
             age_s = None if last is None else (now_ms - daemon.interval.grid.close_ms(last)) / 1000
+            feed_problem = daemon.feed.problems.get(symbol) if daemon.feed is not None else None
             checks[symbol] = {"last_candle": iso_ms(last), "closed_s_ago": age_s, "limit_s": limit_ms / 1000,
-                              "failed": failed}
+                              "failed": failed, "feed_problem": None if feed_problem is None else asdict(feed_problem)}
             if failed:
                 problems.append(f"{symbol}: stopped: {failed}")
+            elif feed_problem is not None:
+                problems.append(f"{symbol}: not streaming: {feed_problem.describe()}")
             elif age_s is None:
                 problems.append(f"{symbol}: no candle yet")
             elif age_s * 1000 > limit_ms:

@@ -44,6 +44,7 @@ FEED_COUNTERS: dict[str, str] = {
     "gaps": "holes detected in the stream (each backfilled over REST)",
     "skipped_absent": "candles the exchange does not have (hole given up)",
     "connections": "websocket connections opened",
+    "subscribe_refusals": "topic subscriptions Bybit refused (each retry counts)",
     "reconnects": "websocket connections lost or closed and reopened",
     "watchdog_closes": "connections closed by the watchdog after a silence",
     "connect_failures": "failed attempts to open a websocket connection",

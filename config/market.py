@@ -37,6 +37,11 @@ class ExchangeSettings(Section):
     rest_attempts: int = Field(
         6, ge=1, le=100, description="tries of one REST request on rate-limit or network errors before giving up"
     )
+    rest_requests_per_s: float = Field(
+        40.0, gt=0, le=120,
+        description="REST requests started per second at most, all symbols together (Bybit bans an IP that sends "
+        "more than 600 in 5 s, i.e. 120/s, for 10 minutes or more; leave room for other clients on the IP)",
+    )
 
     @field_validator("ws_url")
     @classmethod
@@ -89,6 +94,12 @@ class FeedSettings(Section):
     interval: str = Field(
         "1m", description="candle interval: 1m 3m 5m 15m 30m 1h 2h 4h 6h 12h 1d, 1w (weeks open Monday 00:00 UTC) "
         "or 1M (calendar months)"
+    )
+
+    subscribe_attempts: int = Field(
+        6, ge=1, le=100,
+        description="refusals of a symbol's subscription (a delisted or unknown symbol) before it is dropped until "
+        "restart; between them it is retried alone after the [exchange] back-off, and the other symbols go on",
     )
 
     @field_validator("symbols")

@@ -4,7 +4,6 @@ that returns them in :mod:`env.candles` layout (for warm-up and retraining)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ CANDLE_COLUMNS: tuple[str, ...] = ("symbol", "interval", "open_time_ms", *OHLCV_
 
 # A closed candle never changes; the first stored copy wins, so replays are harmless.
 INSERT_CANDLE = (
-    f"INSERT INTO candles ({', '.join(CANDLE_COLUMNS)}) VALUES ({', '.join(':' + c for c in CANDLE_COLUMNS)}) "
+    f"INSERT INTO candles ({', '.join(CANDLE_COLUMNS)}) VALUES ({', '.join('?' for _ in CANDLE_COLUMNS)}) "
     "ON CONFLICT DO NOTHING"
 )
 
@@ -30,8 +29,11 @@ SELECT_CANDLES = (
 _MAX_MS = 2**62
 
 
-def candle_params(candle: Candle) -> dict[str, Any]:
-    return asdict(candle)
+def candle_params(candle: Candle) -> tuple[Any, ...]:
+    """Parameters of :data:`INSERT_CANDLE` (a tuple: ``dataclasses.asdict`` per candle was a
+    third of the warm-up's CPU time)."""
+    c = candle
+    return (c.symbol, c.interval, c.open_time_ms, c.open, c.high, c.low, c.close, c.volume)
 
 
 def select_candles_params(symbol: str, interval: str, start_ms: int | None, end_ms: int | None) -> tuple[Any, ...]:

@@ -57,6 +57,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "each daemon session records its settings", "0004_run_settings.sql"),
     Migration(5, "v_model_performance: a win rate without trades is 0.0, as everywhere else",
               "0005_win_rate_without_trades.sql"),
+    Migration(6, "symbols the live feed cannot stream (Bybit refused them), per session", "0006_feed_problems.sql"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -19,7 +19,7 @@ from env.portfolio import win_rate
 from state.candle_store import SELECT_CANDLES, candles_frame, select_candles_params
 from state.errors import LedgerError
 from state.model_rows import SELECT_RETRAINS, model_from_row, models_query, retrain_from_row
-from state.records import ModelEntry, RetrainRun
+from state.records import FeedProblem, ModelEntry, RetrainRun
 
 _SIDE_NAMES = {1: "long", -1: "short", 0: "flat"}
 
@@ -142,10 +142,24 @@ def latest_run(conn: sqlite3.Connection) -> dict[str, Any] | None:
             "code_version": version, "symbols": json.loads(symbols)}
 
 
+def feed_problems(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
+    """The symbols session ``run_id`` could not stream (Bybit refused them), by symbol."""
+    rows = conn.execute(
+        "SELECT symbol, state, reason, refusals, attempts, since_ms, retry_at_ms FROM feed_problems "
+        "WHERE run_id = ? ORDER BY symbol", (run_id,)).fetchall()
+    return [{"symbol": symbol, "state": state, "reason": reason, "refusals": refusals, "attempts": attempts,
+             "since": iso_ms(since_ms), "retry_at": iso_ms(retry_at_ms),
+             "detail": FeedProblem(state, reason, refusals, attempts, since_ms, retry_at_ms).describe()}
+            for symbol, state, reason, refusals, attempts, since_ms, retry_at_ms in rows]
+
+
 def status_document(conn: sqlite3.Connection, now_ms: int) -> dict[str, Any]:
     """What ``shadow status --json`` prints and the HTTP status endpoint serves:
-    ``generated_at``, the latest ``run`` and one entry per symbol (:class:`SymbolStatus`)."""
-    return {"generated_at": iso_ms(now_ms), "run": latest_run(conn),
+    ``generated_at``, the latest ``run``, the symbols its feed could not stream
+    (``feed_problems``) and one entry per symbol (:class:`SymbolStatus`)."""
+    run = latest_run(conn)
+    return {"generated_at": iso_ms(now_ms), "run": run,
+            "feed_problems": feed_problems(conn, run["run_id"]) if run else [],
             "symbols": [asdict(s) for s in symbol_status(conn, now_ms)]}
 
 

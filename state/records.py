@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from env.candles import format_ms
 from env.execution import Account, Execution
 from env.portfolio import Fill, PortfolioState
 from env.risk import RiskEvent, RiskState
@@ -170,3 +171,31 @@ class RetrainRun:
     reason: str | None = None
     candidate_version: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedProblem:
+    """Why the live feed is not streaming a symbol: Bybit refused its subscription (a row
+    of ``feed_problems``).
+
+    Attributes:
+        state: ``"refused"`` (tried again at ``retry_at_ms``) or ``"dropped"`` (until restart).
+        reason: Bybit's answer, e.g. ``Invalid symbol :[kline.1.FOOUSDT]``.
+        refusals: refusals in a row so far; the symbol is dropped at ``attempts``.
+        since_ms: when it was first refused.
+        retry_at_ms: when it is tried again (``None`` once dropped).
+    """
+
+    state: str
+    reason: str
+    refusals: int
+    attempts: int
+    since_ms: int
+    retry_at_ms: int | None
+
+    def describe(self) -> str:
+        """One line for the log, /health and ``shadow status``."""
+        head = f"Bybit refused its subscription {self.refusals} time(s) ({self.reason})"
+        if self.state == "dropped":
+            return f"{head}; dropped until restart"
+        return f"{head}; retry {self.refusals} of {self.attempts - 1} at {format_ms(self.retry_at_ms or 0)} UTC"

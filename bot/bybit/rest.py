@@ -13,6 +13,10 @@ Used for the warm-up history and to fill every gap the websocket leaves. Three r
 - **Retry what is transient.** Rate limits (retCode 10006/10018, HTTP 403) and network
   errors are retried with jittered exponential back-off; anything else (an unknown
   symbol, a bad parameter) fails at once with a clear :class:`RestError`.
+
+Requests of all symbols share one pace, ``[exchange] rest_requests_per_s`` (ccxt's own
+throttle, 10 per second, is off), and concurrent callers share one read of the server's
+clock, so the warm-up and the reconnect backfill of many symbols cost one request each.
 """
 
 from __future__ import annotations
@@ -80,7 +84,9 @@ class BybitRest:
         self._rng = rng or random.Random()
         self._ccxt_symbols: dict[str, str] = {}
         self._exchange = bybit_exchange(exchange.rest_url, exchange.category, int(exchange.rest_timeout_s * 1000),
-                                        exchange_class=AsyncPublicBybit)
+                                        exchange_class=AsyncPublicBybit, throttle=False)
+        self._pace = RequestPace(exchange.rest_requests_per_s)
+        self._clock_read: asyncio.Future[int] | None = None  # the server-time request in flight
 
     async def __aenter__(self) -> BybitRest:
         return self
@@ -111,8 +117,20 @@ class BybitRest:
             raise UnknownSymbolError("; ".join(unknown))
 
     async def server_time_ms(self) -> int:
-        """The exchange's clock (``/v5/market/time``), in epoch ms."""
-        return int(await self._call("server time", self._exchange.fetch_time))
+        """The exchange's clock (``/v5/market/time``), in epoch ms.
+
+        Callers that ask while a read is in flight share it: the server read its clock after
+        they asked or moments before, so a candle it calls closed has closed for them too.
+        """
+        if self._clock_read is None:
+            self._clock_read = asyncio.ensure_future(self._call("server time", self._exchange.fetch_time))
+            self._clock_read.add_done_callback(self._clock_read_done)
+        return int(await asyncio.shield(self._clock_read))
+
+    def _clock_read_done(self, read: asyncio.Future[int]) -> None:
+        self._clock_read = None
+        if not read.cancelled():
+            read.exception()  # retrieved here, so a failure nobody waits for is not reported as lost
 
     async def fetch_closed(self, symbol: str, iv: Interval, since_ms: int, until_ms: int | None = None) -> Backfill:
         """Every closed candle with ``since_ms <= open time <= until_ms`` (``None``: up to now)."""
@@ -163,6 +181,7 @@ class BybitRest:
         attempt = 0
         while True:
             attempt += 1
+            await self._pace.wait()
             self.stats.requests += 1
             try:
                 return await request()
@@ -181,6 +200,23 @@ class BybitRest:
                 await asyncio.sleep(delay)
             except CcxtError as exc:
                 raise RestError(f"Bybit REST {self.url}: {what}: {short_error(exc)}") from None
+
+
+class RequestPace:
+    """Starts requests no faster than ``per_s`` per second, in the order they ask (no
+    bursts: Bybit counts requests per IP in windows of 5 s)."""
+
+    def __init__(self, per_s: float) -> None:
+        self._gap_s = 1.0 / per_s
+        self._next_at = 0.0
+
+    async def wait(self) -> None:
+        """Return when this request may start."""
+        now = asyncio.get_running_loop().time()
+        start = max(now, self._next_at)
+        self._next_at = start + self._gap_s
+        if start > now:
+            await asyncio.sleep(start - now)
 
 
 def _row_to_candle(symbol: str, iv: Interval, row: Sequence[Any]) -> Candle | None:

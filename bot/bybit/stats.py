@@ -24,13 +24,14 @@ class FeedStats:
     gaps: int = 0  # holes detected in the stream
     skipped_absent: int = 0  # candles the exchange does not have (hole given up)
     connections: int = 0  # websocket connections opened
+    subscribe_refusals: int = 0  # topics Bybit refused to subscribe (each retry counts)
     reconnects: int = 0  # connections lost or closed and reopened
     watchdog_closes: int = 0  # connections closed for silence
     connect_failures: int = 0  # failed attempts to open a connection
     backfills: int = 0  # successful backfill calls
     backfill_failures: int = 0  # backfill calls that failed after their retries
     last_message_ms: int | None = None  # clock time of the last websocket message
-    connected: bool = False  # subscribed on an open connection now (False while reconnecting)
+    connected: bool = False  # every connection open and subscribed now (False while one reconnects)
 
     def as_dict(self) -> dict[str, int | None]:
         """The counters by name (``feed/<name>`` in the daemon's metrics)."""

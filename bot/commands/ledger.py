@@ -125,6 +125,9 @@ def status(
         state = f"stopped {run['stopped_at']} ({run['stop_reason']})" if run["stopped_at"] else "running (or crashed)"
         console.print(f"daemon run #{run['run_id']} started {run['started_at']}: {state}",
                       highlight=False, markup=False)
+    for problem in document["feed_problems"]:
+        console.print(f"{problem['symbol']}: not streaming: {problem['detail']}", style="bold red", highlight=False,
+                      markup=False, soft_wrap=True)
     if not document["symbols"]:
         console.print("no decisions recorded yet", markup=False)
         return

@@ -17,6 +17,8 @@ skip@N[:C]     push nothing for candles N .. N+C-1 (REST still has them)
 ratelimit[:C]  refuse the first C REST kline requests as rate-limited, alternating
                retCode 10006 (HTTP 200) and HTTP 403, as Bybit does
 noreqid        subscribe acks carry no ``req_id`` (Bybit's ``req_id`` is optional)
+delist@N       the last symbol is delisted as candle N closes: it is no longer pushed, and
+               subscribing to it is refused (``Invalid symbol``); REST keeps its history
 =============  =============================================================================
 """
 
@@ -39,10 +41,11 @@ class FaultKind(StrEnum):
     SKIP = "skip"
     RATELIMIT = "ratelimit"
     NOREQID = "noreqid"
+    DELIST = "delist"
 
 
 _AT_CANDLE = {FaultKind.DROP, FaultKind.STALL, FaultKind.DUPLICATE, FaultKind.REORDER, FaultKind.MALFORMED,
-              FaultKind.SKIP}
+              FaultKind.SKIP, FaultKind.DELIST}
 _COUNTED = {FaultKind.SKIP, FaultKind.RATELIMIT}
 _SPEC = re.compile(r"^(?P<kind>[a-z]+)(?:@(?P<at>\d+))?(?::(?P<count>\d+))?$")
 

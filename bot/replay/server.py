@@ -2,9 +2,11 @@
 
 One aiohttp app serves both sides on one port:
 
-- websocket ``/v5/public/spot`` and ``/v5/public/linear``: subscribe (with acks, and
-  Bybit's 10-args cap on spot), JSON ping/pong, and kline pushes: a few
-  ``confirm: false`` updates while a candle forms, then its ``confirm: true``;
+- websocket ``/v5/public/spot`` and ``/v5/public/linear``: subscribe with acks as Bybit
+  gives them (each topic judged on its own, refusals named in ``ret_msg``; Bybit's
+  10-args cap per spot request and 21,000 characters of args per connection), JSON
+  ping/pong, and kline pushes: a few ``confirm: false`` updates while a candle forms,
+  then its ``confirm: true``;
 - REST ``/v5/market/kline``, ``/v5/market/instruments-info`` and ``/v5/market/time``,
   enough for ccxt's ``bybit`` to load markets and fetch candles without the internet.
 
@@ -29,6 +31,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
+from bot.bybit.subscriptions import MAX_ARGS_CHARS, args_chars
 from bot.replay.faults import Fault, FaultKind
 from bot.replay.market import ReplayDataError, ReplayMarket
 
@@ -102,6 +105,7 @@ class ReplayServer:
         self._conn_ids = count(1)
         self._rate_limited_left = sum(f.count for f in self.faults if f.kind is FaultKind.RATELIMIT)
         self._rate_limited = 0
+        self.delisted: set[str] = set()  # symbols no longer listed (fault delist@N)
         self._runner: web.AppRunner | None = None
         self._replay_task: asyncio.Task[None] | None = None
 
@@ -166,10 +170,14 @@ class ReplayServer:
                 await _sleep_until(loop, began + (n + fraction) * period)
                 market.form(index, fraction)
                 if not skipped:
-                    await self._push([(s, market.kline_push(s, index, fraction)) for s in market.symbols])
+                    await self._push([(s, market.kline_push(s, index, fraction)) for s in market.symbols
+                                      if s not in self.delisted])
             await _sleep_until(loop, began + (n + 1) * period)
             market.close(index)
-            finals = [(s, market.kline_push(s, index)) for s in market.symbols]
+            if self._hits(FaultKind.DELIST, n):
+                log.warning("replay fault: %s delisted as candle %d closes", market.symbols[-1], n)
+                self.delisted.add(market.symbols[-1])
+            finals = [(s, market.kline_push(s, index)) for s in market.symbols if s not in self.delisted]
             if self._hits(FaultKind.DROP, n):
                 log.warning("replay fault: dropping %d connection(s) as candle %d closes", len(self._clients), n)
                 for client in list(self._clients):
@@ -256,26 +264,36 @@ class ReplayServer:
             reply["ret_msg"] = "pong"
         elif name in ("subscribe", "unsubscribe"):
             args = op.get("args") if isinstance(op.get("args"), list) else []
-            problem = self._subscription_problem(client, args)
+            problem = self._subscription_problem(client, name, args)
             if problem:
                 reply |= {"success": False, "ret_msg": problem}
-            elif name == "subscribe":
-                client.topics.update(args)
-                self.started.set()
-            else:
+            if name == "unsubscribe":
                 client.topics.difference_update(args)
         else:
             reply |= {"success": False, "ret_msg": f"error:handler not found for op {name!r}"}
         await self._send(client, json.dumps(reply))
 
-    def _subscription_problem(self, client: _Client, args: list[Any]) -> str | None:
+    def _subscription_problem(self, client: _Client, op: str, args: list[Any]) -> str | None:
+        """Bybit's refusal of a request (``None``: all accepted). A subscribe judges each
+        topic: good ones are subscribed even when others are refused by name."""
         if not args:
             return "error:args is empty"
         if client.category == "spot" and len(args) > SPOT_MAX_ARGS:
             return f"args size >{SPOT_MAX_ARGS}"
-        known = {self.market.topic(s) for s in self.market.symbols}
-        unknown = [str(a) for a in args if a not in known]
-        return f"Invalid symbol :[{', '.join(unknown)}]" if unknown else None
+        listed = {self.market.topic(s) for s in self.market.symbols if s not in self.delisted}
+        unknown = [str(a) for a in args if a not in listed]
+        if op == "unsubscribe":
+            return f"Invalid symbol :[{', '.join(unknown)}]" if unknown else None
+        already = [a for a in args if a in client.topics]
+        new = [a for a in args if a in listed and a not in client.topics]
+        if args_chars([*client.topics, *new]) > MAX_ARGS_CHARS:
+            return f"error:the args of this connection would exceed {MAX_ARGS_CHARS} characters"
+        client.topics.update(new)
+        if new:
+            self.started.set()
+        if unknown:
+            return f"Invalid symbol :[{', '.join(unknown)}]"
+        return f"error:already subscribed,topic:{','.join(already)}" if already else None
 
     # -- REST --------------------------------------------------------------------
 

@@ -54,16 +54,18 @@ class RunningService:
 @asynccontextmanager
 async def running_service(frame: pd.DataFrame, db: Path, *, faults: Sequence[str] = (), speed: float = 200.0,
                           history: int = HISTORY, strategy: str = "sma:fast=5,slow=20",
-                          exchange: dict[str, Any] | None = None,
-                          service: dict[str, Any] | None = None) -> AsyncIterator[RunningService]:
-    """Replay ``frame`` (the first ``history`` candles as REST history) into a daemon with
-    ``/health``, ``/metrics`` and ``/status`` on a free local port. The daemon stops by itself
-    after deciding the last candle; the HTTP server stays up until the block ends."""
-    market = ReplayMarket([ReplaySeries.from_frame("BTCUSDT", frame)], history=history)
+                          exchange: dict[str, Any] | None = None, feed: dict[str, Any] | None = None,
+                          service: dict[str, Any] | None = None,
+                          symbols: Sequence[str] = ("BTCUSDT",)) -> AsyncIterator[RunningService]:
+    """Replay ``frame`` (the first ``history`` candles as REST history) as each of ``symbols``
+    into a daemon with ``/health``, ``/metrics`` and ``/status`` on a free local port. The
+    daemon stops by itself after deciding a last candle; the HTTP server stays up until the
+    block ends."""
+    market = ReplayMarket([ReplaySeries.from_frame(symbol, frame) for symbol in symbols], history=history)
     last_ms = int(market.open_time_ms[-1])
     async with ReplayServer(market, speed=speed, faults=parse_faults(faults)) as server:
         settings = Settings(
-            exchange=fast_exchange(server, **(exchange or {})), feed=FeedSettings(symbols=["BTCUSDT"]),
+            exchange=fast_exchange(server, **(exchange or {})), feed=FeedSettings(symbols=list(symbols), **(feed or {})),
             ledger=LedgerSettings(db_path=db), daemon=DaemonSettings(strategy=strategy, heartbeat_minutes=60),
             service=ServiceSettings(http="127.0.0.1:0", **(service or {})),
         )

@@ -54,7 +54,8 @@ class AsyncPublicBybit(_PublicOnly, ccxt_async.bybit):  # type: ignore[misc]  # 
 
 
 def bybit_exchange(
-    rest_url: str, category: str, timeout_ms: int = 15_000, *, exchange_class: type[_Exchange] = PublicBybit
+    rest_url: str, category: str, timeout_ms: int = 15_000, *, exchange_class: type[_Exchange] = PublicBybit,
+    throttle: bool = True,
 ) -> _Exchange:
     """A key-less Bybit client whose every REST host is ``rest_url``.
 
@@ -68,9 +69,11 @@ def bybit_exchange(
         category: ``spot`` or ``linear``.
         timeout_ms: one request's timeout.
         exchange_class: :class:`PublicBybit` (default) or :class:`AsyncPublicBybit`.
+        throttle: keep ccxt's own request throttle (10 market-data requests per second
+            for Bybit); off for a caller that paces its requests itself.
     """
     exchange: _Exchange = exchange_class({
-        "enableRateLimit": True,
+        "enableRateLimit": throttle,
         "timeout": timeout_ms,
         "options": {"fetchMarkets": {"types": [category]}},
     })

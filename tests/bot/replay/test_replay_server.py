@@ -52,15 +52,19 @@ async def test_subscribe_ack_and_pong_look_like_bybit(server: ReplayServer) -> N
 async def test_refusals_carry_bybit_reasons(server: ReplayServer) -> None:
     async with connect(server.ws_url("spot")) as ws:
         eleven = await request(ws, {"op": "subscribe", "args": ["kline.1.BTCUSDT"] * 11})
-        unknown = await request(ws, {"op": "subscribe", "args": ["kline.1.BTCUSDT", "kline.1.DOGEUSDT"]})
         other_interval = await request(ws, {"op": "subscribe", "args": ["kline.5.BTCUSDT"]})
         await ws.send("not json")
         garbage = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert not server.started.is_set()  # no successful subscription, no replay
+        unknown = await request(ws, {"op": "subscribe", "args": ["kline.1.BTCUSDT", "kline.1.DOGEUSDT"]})
+        again = await request(ws, {"op": "subscribe", "args": ["kline.1.BTCUSDT"]})
     assert (eleven["success"], eleven["ret_msg"]) == (False, "args size >10")
     assert (unknown["success"], unknown["ret_msg"]) == (False, "Invalid symbol :[kline.1.DOGEUSDT]")
     assert other_interval["success"] is False
     assert garbage["success"] is False
-    assert not server.started.is_set()  # no successful subscription, no replay
+    # Each topic is judged alone, as Bybit does: BTCUSDT was subscribed by the partly refused request.
+    assert server.started.is_set()
+    assert (again["success"], again["ret_msg"]) == (False, "error:already subscribed,topic:kline.1.BTCUSDT")
 
 
 async def test_each_candle_forms_then_closes_with_the_file_values(server: ReplayServer,
