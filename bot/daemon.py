@@ -114,10 +114,11 @@ class Daemon:
         settings = self.settings
         symbols = settings.feed.symbols
         self.check_inputs()
-        async with BybitRest(settings.exchange) as rest:
+        async with BybitRest(settings.exchange, clock=self.clock) as rest:
+            self.rest = rest  # before the first request: /health shows a 403 met during the start-up
             await rest.resolve(symbols)
             async with await Ledger.from_settings(settings.ledger) as ledger:
-                self._ledger, self.rest = ledger, rest
+                self._ledger = ledger
                 return await self._serve(ledger, rest, stop)
 
     def check_inputs(self) -> None:

@@ -16,7 +16,10 @@ Healthy means all of:
   symbol (one whose subscription it refuses is named with Bybit's reason while it is
   retried, and fails this check for good once it is dropped);
 - **ledger writable**: the write lock can be taken now (``BEGIN IMMEDIATE`` /
-  ``ROLLBACK``, within 1 s) and the ledger's disk has ``min_free_disk_mb`` free.
+  ``ROLLBACK``, within 1 s) and the ledger's disk has ``min_free_disk_mb`` free;
+- **not refused by Bybit**: no HTTP 403 (an IP ban or a blocked region) is being waited
+  out, REST or websocket; while one is, the reason and the end of the wait are listed
+  (also during the start-up, whose warm-up waits too).
 
 "Now" is the daemon's injected clock: wall time live, the replay's virtual time when a
 test injects it.
@@ -100,11 +103,12 @@ class HealthMonitor:
         """The current verdict; touches the ledger file (in a thread), nothing else."""
         daemon = self.daemon
         report = daemon.report
+        refusals = self._forbidden()
         if report is None:
-            return Health("starting", ["starting: warming up and restoring the accounts"])
+            return Health("starting", ["starting: warming up and restoring the accounts", *refusals])
         if report.stop_reason != "running":
             return Health("stopped", [f"stopped: {report.stop_reason}"])
-        problems: list[str] = []
+        problems: list[str] = list(refusals)
         feed = daemon.feed
         connected = feed is not None and feed.stats.connected
         if not connected:
@@ -116,6 +120,13 @@ class HealthMonitor:
         problems += ledger_issues
         checks = {"run_id": report.run_id, "stream_connected": connected, "symbols": symbols, "ledger": ledger}
         return Health("failing" if problems else "ok", problems, checks)
+
+    def _forbidden(self) -> list[str]:
+        """Bybit's HTTP 403s being waited out, REST and websocket (an IP ban or a blocked region)."""
+        daemon = self.daemon
+        found = [daemon.rest.forbidden] if daemon.rest is not None and daemon.rest.forbidden is not None else []
+        found += daemon.feed.forbidden if daemon.feed is not None else []
+        return [refusal.describe() for refusal in found]
 
     def _symbol_checks(self, report: DaemonReport, problems: list[str]) -> dict[str, Any]:
         daemon = self.daemon

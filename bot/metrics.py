@@ -54,7 +54,8 @@ FEED_COUNTERS: dict[str, str] = {
 REST_COUNTERS: dict[str, str] = {
     "requests": "REST market-data requests sent",
     "retries": "REST requests repeated after a rate-limit or network error",
-    "rate_limited": "REST rate-limit answers (retCode 10006/10018, HTTP 403)",
+    "rate_limited": "REST rate-limit answers (retCode 10006/10018)",
+    "forbidden": "REST HTTP 403 answers (IP ban or blocked region), each followed by forbidden_wait_s without requests",
 }
 RETRAIN_OUTCOMES: tuple[str, ...] = tuple(s for s in RetrainStatus if s != RetrainStatus.RUNNING)
 

@@ -37,6 +37,11 @@ class ExchangeSettings(Section):
     rest_attempts: int = Field(
         6, ge=1, le=100, description="tries of one REST request on rate-limit or network errors before giving up"
     )
+    forbidden_wait_s: float = Field(
+        600.0, gt=0, le=86_400,
+        description="after an HTTP 403 from Bybit (an IP ban, or a blocked region) nothing is sent to it for this "
+        "long; Bybit asks for at least 10 minutes",
+    )
     rest_requests_per_s: float = Field(
         40.0, gt=0, le=120,
         description="REST requests started per second at most, all symbols together (Bybit bans an IP that sends "

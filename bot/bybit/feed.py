@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from bot.backoff import jittered_backoff
+from bot.bybit.forbidden import Forbidden
 from bot.bybit.markets import Interval, interval, kline_topic
 from bot.bybit.parse import TopicTarget
 from bot.bybit.rest import BybitRest, RestError
@@ -198,6 +199,11 @@ class CandleFeed:
         else:
             log.warning("%s: %s", symbol, problem.describe())
         self._tell(symbol, problem)
+
+    @property
+    def forbidden(self) -> list[Forbidden]:
+        """The HTTP 403s the streams are waiting out now (an IP ban or a blocked region)."""
+        return [stream.forbidden for stream in self._streams if stream.forbidden is not None]
 
     def on_link_changed(self) -> None:
         self.stats.connected = all(stream.up for stream in self._streams if stream.live)

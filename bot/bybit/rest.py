@@ -10,9 +10,13 @@ Used for the warm-up history and to fill every gap the websocket leaves. Three r
   before the candles: a local clock a few hundred ms fast would let a half-formed
   candle in, and the stream's final copy would then be dropped as a duplicate. It also
   makes a replay server's virtual clock work without sharing anything with it.
-- **Retry what is transient.** Rate limits (retCode 10006/10018, HTTP 403) and network
-  errors are retried with jittered exponential back-off; anything else (an unknown
-  symbol, a bad parameter) fails at once with a clear :class:`RestError`.
+- **Retry what is transient.** Rate limits (retCode 10006/10018) and network errors are
+  retried with jittered exponential back-off; anything else (an unknown symbol, a bad
+  parameter) fails at once with a clear :class:`RestError`.
+- **An HTTP 403 is not a rate limit.** Bybit bans an IP that sent too much, or blocks a
+  region, and asks for 10 minutes of quiet: no request of any symbol goes out for
+  ``[exchange] forbidden_wait_s``, :attr:`BybitRest.forbidden` says why (for /health),
+  then the request is tried again.
 
 Requests of all symbols share one pace, ``[exchange] rest_requests_per_s`` (ccxt's own
 throttle, 10 per second, is off), and concurrent callers share one read of the server's
@@ -34,13 +38,22 @@ from ccxt.base.errors import NetworkError, RateLimitExceeded
 from pydantic import ValidationError
 
 from bot.backoff import jittered_backoff
+from bot.bybit.forbidden import Forbidden
 from bot.bybit.markets import Interval, UnknownSymbolError, ccxt_symbol
 from bot.bybit.schemas import Ohlcv
 from bot.bybit.stats import RestStats
+from state.clock import Clock, SystemClock
 from config.errors import UserError
 from config.settings import ExchangeSettings
 from env.types import Candle
-from trainer.data.bybit_public import AsyncPublicBybit, bybit_exchange, kline_window, short_error
+from trainer.data.bybit_public import (
+    FORBIDDEN_ADVICE,
+    AccessForbidden,
+    AsyncPublicBybit,
+    bybit_exchange,
+    kline_window,
+    short_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +63,10 @@ _T = TypeVar("_T")
 
 class RestError(UserError):
     """A REST request that failed for good (after its retries, or at once if not transient)."""
+
+
+class RestForbidden(RestError):
+    """Bybit answered HTTP 403, and the client was told not to wait it out (``shadow doctor``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +89,16 @@ class BybitRest:
     Args:
         exchange: the ``[exchange]`` settings (``rest_url``, category, timeouts, back-off).
         rng: randomness of the back-off jitter (seed it for repeatable tests).
+        clock: wall time, for when a 403's quiet period ends.
+        sleep: how to wait (tests pass one that returns at once).
+        wait_out_403: wait ``forbidden_wait_s`` after a 403 and try again (the daemon), or
+            raise :class:`RestForbidden` at once (a one-shot check).
 
     Use as ``async with BybitRest(settings.exchange) as rest:`` so the HTTP session closes.
     """
 
-    def __init__(self, exchange: ExchangeSettings, *, rng: random.Random | None = None) -> None:
+    def __init__(self, exchange: ExchangeSettings, *, rng: random.Random | None = None, clock: Clock | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, wait_out_403: bool = True) -> None:
         self.category = exchange.category
         self.url = exchange.rest_url
         self.stats = RestStats()
@@ -87,6 +109,11 @@ class BybitRest:
                                         exchange_class=AsyncPublicBybit, throttle=False)
         self._pace = RequestPace(exchange.rest_requests_per_s)
         self._clock_read: asyncio.Future[int] | None = None  # the server-time request in flight
+        self._clock = clock or SystemClock()
+        self._sleep = sleep
+        self._wait_out_403 = wait_out_403
+        self._quiet_until = 0.0  # event-loop time before which no request goes out (after a 403)
+        self.forbidden: Forbidden | None = None  # the 403 being waited out, if any
 
     async def __aenter__(self) -> BybitRest:
         return self
@@ -182,9 +209,18 @@ class BybitRest:
         while True:
             attempt += 1
             await self._pace.wait()
+            await self._keep_quiet()
             self.stats.requests += 1
             try:
-                return await request()
+                answer = await request()
+            except AccessForbidden as exc:  # before NetworkError: ccxt calls a 403 a rate limit
+                self.stats.forbidden += 1
+                if not self._wait_out_403:
+                    raise RestForbidden(f"Bybit REST {self.url}: {what}: HTTP 403 Forbidden ({exc.reason}): "
+                                        f"{FORBIDDEN_ADVICE}") from None
+                self._start_quiet(exc)
+                attempt -= 1  # the wait is the remedy Bybit asks for, not a failed attempt
+                continue
             except NetworkError as exc:  # RateLimitExceeded is a NetworkError too
                 limited = isinstance(exc, RateLimitExceeded)
                 self.stats.rate_limited += limited
@@ -198,8 +234,26 @@ class BybitRest:
                 log.warning("REST %s: %s (%s); retry %d/%d in %.2fs",
                             what, reason, short_error(exc), attempt, attempts - 1, delay)
                 await asyncio.sleep(delay)
+                continue
             except CcxtError as exc:
                 raise RestError(f"Bybit REST {self.url}: {what}: {short_error(exc)}") from None
+            if self.forbidden is not None:
+                log.warning("Bybit REST %s answers again after the HTTP 403; requests resume", self.url)
+                self.forbidden, self._quiet_until = None, 0.0
+            return answer
+
+    def _start_quiet(self, refusal: AccessForbidden) -> None:
+        """A 403: no request of any symbol for ``forbidden_wait_s``, and say why."""
+        wait_s = self._settings.forbidden_wait_s
+        self._quiet_until = asyncio.get_running_loop().time() + wait_s
+        self.forbidden = Forbidden("REST", refusal.url, refusal.reason, self._clock.now_ms() + int(wait_s * 1000))
+        log.error("%s", self.forbidden.describe())
+
+    async def _keep_quiet(self) -> None:
+        """Wait out a 403's quiet period before a request goes out."""
+        left = self._quiet_until - asyncio.get_running_loop().time()
+        if left > 0:
+            await self._sleep(left)
 
 
 class RequestPace:

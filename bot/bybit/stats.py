@@ -44,7 +44,8 @@ class RestStats:
 
     requests: int = 0  # market-data requests sent
     retries: int = 0  # requests repeated after a rate-limit or network error
-    rate_limited: int = 0  # of those, rate-limit answers (retCode 10006/10018, HTTP 403)
+    rate_limited: int = 0  # of those, rate-limit answers (retCode 10006/10018)
+    forbidden: int = 0  # HTTP 403 answers (IP ban or blocked region), each followed by forbidden_wait_s of quiet
 
     def as_dict(self) -> dict[str, int]:
         """The counters by name (``rest/<name>`` in the daemon's metrics)."""

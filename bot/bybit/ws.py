@@ -17,6 +17,9 @@ which backs off between failed connection attempts. Around it:
   connection that has been silent for ``watchdog_s`` or whose acks are late;
 - a connection that drops before delivering any data waits a jittered exponential
   back-off before the next one, so a server that accepts and drops cannot make us spin;
+- an HTTP 403 on connect (an IP ban or a blocked region) is waited out for
+  ``forbidden_wait_s`` (Bybit asks for 10 minutes), with :attr:`KlineStream.forbidden`
+  saying why;
 - malformed messages and pushes for unknown topics are logged and skipped.
 
 Only ``subscribe`` and ``ping`` ops are ever sent: this client cannot trade.
@@ -40,6 +43,7 @@ from websockets.asyncio.client import process_exception as default_process_excep
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bot.backoff import jittered_backoff
+from bot.bybit.forbidden import Forbidden
 from bot.bybit.parse import MalformedMessage, TopicTarget, UnknownTopic, closed_candles, decode
 from bot.bybit.schemas import KlinePush, OpReply
 from bot.bybit.stats import FeedStats
@@ -48,6 +52,7 @@ from config.errors import UserError
 from config.settings import ExchangeSettings
 from env.types import Candle
 from state.clock import Clock
+from trainer.data.bybit_public import forbidden_reason
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +159,7 @@ class KlineStream:
         self._retry_delays: dict[str, Generator[float, None, None]] = {}
         self._dropped: set[str] = set()
         self._retries: set[asyncio.Task[None]] = set()
+        self.forbidden: Forbidden | None = None  # the 403 being waited out, if any
 
     @property
     def topics(self) -> list[str]:
@@ -179,11 +185,12 @@ class KlineStream:
                 open_timeout=settings.open_timeout_s,
                 close_timeout=settings.open_timeout_s,
                 ping_interval=None,  # Bybit's keepalive is the JSON ping below
-                reconnect_delays=self._backoff,
+                reconnect_delays=self._reconnect_delays,
                 process_exception=self._retryable,
                 logger=log,
             ):
                 self.stats.connections += 1
+                self.forbidden = None
                 pushes_before = self._pushes
                 try:
                     await self._session(ws)
@@ -211,7 +218,20 @@ class KlineStream:
     def _backoff(self) -> Generator[float, None, None]:
         return jittered_backoff(self._settings.backoff_min_s, self._settings.backoff_max_s, self._rng)
 
+    def _reconnect_delays(self) -> Generator[float, None, None]:
+        """websockets' delays between failed connects: the back-off, or a 403's quiet period."""
+        backoff = self._backoff()
+        while True:
+            yield self._settings.forbidden_wait_s if self.forbidden is not None else next(backoff)
+
     def _retryable(self, exc: Exception) -> Exception | None:
+        if isinstance(exc, InvalidStatus) and exc.response.status_code == 403:
+            body = exc.response.body.decode("utf-8", "replace") if exc.response.body else ""
+            self.forbidden = Forbidden("websocket", self._settings.ws_url, forbidden_reason(body),
+                                       self._clock.now_ms() + int(self._settings.forbidden_wait_s * 1000))
+            self.stats.connect_failures += 1
+            log.error("%s: %s", self.name, self.forbidden.describe())
+            return None
         verdict = default_process_exception(exc)
         if verdict is None:
             self.stats.connect_failures += 1

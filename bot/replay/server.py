@@ -41,7 +41,8 @@ CATEGORIES = ("spot", "linear")
 SPOT_MAX_ARGS = 10
 MAX_KLINE_LIMIT = 1000
 DEFAULT_KLINE_LIMIT = 200
-RATE_LIMIT_RET_CODE = 10006
+RATE_LIMIT_ANSWERS = ((10006, "Too many visits!"), (10018, "Exceeded the IP Rate Limit."))
+FORBIDDEN_BODY = "access too frequent"
 PARAM_ERROR_RET_CODE = 10001
 MALFORMED_PAYLOADS: tuple[str, ...] = (
     '{"topic": "{topic}", "data": [',  # cut-off JSON
@@ -105,6 +106,7 @@ class ReplayServer:
         self._conn_ids = count(1)
         self._rate_limited_left = sum(f.count for f in self.faults if f.kind is FaultKind.RATELIMIT)
         self._rate_limited = 0
+        self._forbidden_left = sum(f.count for f in self.faults if f.kind is FaultKind.FORBIDDEN)
         self.delisted: set[str] = set()  # symbols no longer listed (fault delist@N)
         self._runner: web.AppRunner | None = None
         self._replay_task: asyncio.Task[None] | None = None
@@ -300,6 +302,10 @@ class ReplayServer:
     @web.middleware
     async def _record(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.http_requests.append((request.method, request.path_qs))
+        if self._forbidden_left > 0 and request.path.startswith("/v5/market/"):
+            self._forbidden_left -= 1
+            log.warning("replay fault: answering REST %s with HTTP 403", request.path_qs)
+            return web.Response(status=403, text=FORBIDDEN_BODY)
         return await handler(request)
 
     def _answer(self, result: dict[str, Any], ret_code: int = 0, ret_msg: str = "OK") -> web.Response:
@@ -311,9 +317,8 @@ class ReplayServer:
             self._rate_limited_left -= 1
             self._rate_limited += 1
             log.warning("replay fault: refusing REST %s as rate-limited", request.path_qs)
-            if self._rate_limited % 2:
-                return self._answer({}, RATE_LIMIT_RET_CODE, "Too many visits!")
-            return web.Response(status=403, text="access too frequent")
+            ret_code, ret_msg = RATE_LIMIT_ANSWERS[(self._rate_limited - 1) % 2]
+            return self._answer({}, ret_code, ret_msg)
         query = request.query
         category = query.get("category", "linear")  # Bybit's default
         symbol = query.get("symbol", "")

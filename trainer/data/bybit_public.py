@@ -13,6 +13,9 @@ and ``env``/``config`` know nothing about networks.
 
 from __future__ import annotations
 
+import html
+import json
+import re
 from typing import Any, TypeVar
 
 import ccxt
@@ -21,16 +24,57 @@ import ccxt.async_support as ccxt_async
 _Exchange = TypeVar("_Exchange", bound=ccxt.Exchange)
 
 
+FORBIDDEN_ADVICE = ("an IP ban (more than 600 requests in 5 s) or a blocked region; Bybit asks clients to stop "
+                    "every request for at least 10 minutes")
+"""What an HTTP 403 from Bybit means, for every message that reports one."""
+
+
 class PrivateEndpointRefused(RuntimeError):
     """Raised if any code asks for a private or non-GET endpoint: a bug, never allowed."""
 
 
+class AccessForbidden(ccxt.PermissionDenied):
+    """Bybit answered HTTP 403 Forbidden: this IP is banned (too many requests) or its
+    region is blocked. Not a rate limit to retry at once: Bybit asks for 10 minutes of quiet.
+
+    ccxt maps every 403 to ``RateLimitExceeded``; :class:`_PublicOnly` raises this instead.
+
+    Attributes:
+        reason: Bybit's reason, from the response body.
+        url: the request that was refused.
+    """
+
+    def __init__(self, reason: str, url: str) -> None:
+        self.reason = reason
+        self.url = url
+        super().__init__(f"HTTP 403 Forbidden from {url}: {reason}")
+
+
+def forbidden_reason(body: str, limit: int = 200) -> str:
+    """Bybit's reason for a 403, from the response body: ``retMsg`` of a JSON answer, the text
+    of an HTML page (CloudFront's region block), or the plain text (``access too frequent``)."""
+    text = (body or "").strip()
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and answer.get("retMsg"):
+        text = f"{answer['retMsg']} (retCode {answer.get('retCode')})"
+    elif "<" in text:
+        text = re.sub(r"(?is)<(script|style|title)\b.*?</\1>|<[^>]+>", " ", text)
+    text = " ".join(html.unescape(text).split())
+    if not text:
+        return "no reason given"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 class _PublicOnly:
-    """Refuses to sign anything but a public GET.
+    """Refuses to sign anything but a public GET, and reports a 403 as what it is.
 
     ``sign()`` is the one funnel every ccxt request goes through (sync and async alike),
     so refusing here covers ``create_order``, ``fetch_balance`` and every implicit private
-    method: not even a bug can reach an order or account endpoint.
+    method: not even a bug can reach an order or account endpoint. ``handle_errors()`` sees
+    every response first: an HTTP 403 becomes :class:`AccessForbidden` with Bybit's reason.
     """
 
     def sign(self, path: str, api: Any = "public", method: str = "GET",
@@ -43,6 +87,13 @@ class _PublicOnly:
         # sign() is the ccxt exchange's, which follows this mixin in the subclasses' MRO
         signed: dict[str, Any] = super().sign(path, api, method, params or {})  # type: ignore[misc]
         return signed
+
+    def handle_errors(self, code: int, reason: str, url: str, method: str, headers: dict, body: str,
+                      response: Any, request_headers: Any, request_body: Any) -> Any:
+        if code == 403:  # ccxt would call it a rate limit and let the caller hammer on
+            raise AccessForbidden(forbidden_reason(body), url)
+        return super().handle_errors(code, reason, url, method, headers, body, response,  # type: ignore[misc]
+                                     request_headers, request_body)
 
 
 class PublicBybit(_PublicOnly, ccxt.bybit):  # type: ignore[misc]  # ccxt ships no types: its classes are Any

@@ -40,7 +40,7 @@ from config.errors import UserError
 from env.candles import OHLCV_COLUMNS, RepairPolicy, format_ms, normalize_candles
 from env.intervals import CandleGrid, grid
 from strategies.model_metadata import market_id
-from trainer.data.bybit_public import kline_window, short_error
+from trainer.data.bybit_public import FORBIDDEN_ADVICE, AccessForbidden, kline_window, short_error
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,10 @@ T = TypeVar("T")
 class HistoryError(UserError):
     """Candles that cannot be fetched: unknown symbol, exchange down after all retries,
     an unreadable cache file."""
+
+
+class ForbiddenError(HistoryError):
+    """Bybit answered HTTP 403 (an IP ban or a blocked region): stop, do not fall back or retry."""
 
 
 class OhlcvSource(Protocol):
@@ -122,10 +126,14 @@ class RetryPolicy:
 def call_with_retry(
     fn: Callable[[], T], *, what: str, policy: RetryPolicy = RetryPolicy(), sleep: Callable[[float], None] = time.sleep
 ) -> T:
-    """Run ``fn``; retry transient ccxt errors with back-off; turn the rest into :class:`HistoryError`."""
+    """Run ``fn``; retry transient ccxt errors with back-off; turn the rest into :class:`HistoryError`
+    (an HTTP 403 at once: Bybit bans the IP or blocks the region and asks for quiet)."""
     for attempt in range(policy.attempts):
         try:
             return fn()
+        except AccessForbidden as exc:  # not retried: Bybit asks for at least 10 minutes of quiet
+            raise ForbiddenError(f"{what}: Bybit answered HTTP 403 Forbidden ({exc.reason}): {FORBIDDEN_ADVICE}; "
+                                 "fetch again later") from None
         except ccxt.RateLimitExceeded as exc:  # a NetworkError subclass: must come first
             base, error = policy.rate_limit_delay_s, exc
         except ccxt.NetworkError as exc:
@@ -163,6 +171,8 @@ def exchange_now_ms(
         if not isinstance(now_ms, int) or now_ms <= 0:
             raise HistoryError(f"server time: the exchange answered {now_ms!r}, not epoch milliseconds")
         return now_ms
+    except ForbiddenError:
+        raise  # the local clock would not help: Bybit asks for quiet
     except HistoryError as exc:
         log.warning("%s; cannot read the exchange's clock, so a candle counts as closed %d s after its close "
                     "by the local clock instead", exc, LOCAL_CLOCK_MARGIN_MS // 1000)

@@ -171,3 +171,37 @@ async def test_a_server_that_is_down_is_retried_with_back_off(caplog: pytest.Log
     await asyncio.gather(task, return_exceptions=True)
     assert stats.connect_failures >= 3 and stats.connections == 0
     assert "connect failed" in caplog.text
+
+
+async def test_a_websocket_403_is_waited_out_and_its_reason_kept(
+    exchange_for: Callable[..., ExchangeSettings], server: ReplayServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A region block answers the handshake with CloudFront's 403 page: the stream names it and
+    waits forbidden_wait_s between tries instead of its short back-off."""
+    from aiohttp import web
+
+    async def blocked(request: web.Request) -> web.Response:
+        return web.Response(status=403, text="<HTML><BODY><H1>403 ERROR</H1>The Amazon CloudFront distribution is "
+                                             "configured to block access from your country.</BODY></HTML>")
+
+    app = web.Application()
+    app.router.add_get("/v5/public/linear", blocked)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    exchange = exchange_for(server, ws_url=f"ws://127.0.0.1:{port}/v5/public/linear", backoff_min_s=0.01,
+                            backoff_max_s=0.02).model_copy(update={"forbidden_wait_s": 0.5})
+    stats = FeedStats()
+    kline_stream = stream(exchange, ["BTCUSDT"], [], stats)
+    task = asyncio.create_task(kline_stream.run())
+    await asyncio.sleep(1.2)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await runner.cleanup()
+    assert kline_stream.forbidden is not None and kline_stream.forbidden.where == "websocket"
+    assert kline_stream.forbidden.reason == ("403 ERROR The Amazon CloudFront distribution is configured to block "
+                                             "access from your country.")
+    assert 2 <= stats.connect_failures <= 4  # one try per 0.5 s, not one per 10 ms
+    assert "websocket answered HTTP 403 Forbidden" in caplog.text

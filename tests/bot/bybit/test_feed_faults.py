@@ -86,7 +86,7 @@ async def test_rate_limited_rest_is_retried_on_both_bybit_answers(
     run = await replay_through_feed([ReplaySeries.from_frame("BTCUSDT", btc)], history=HISTORY,
                                     faults=["skip@30", "ratelimit:2"])
     assert run.rest.rate_limited == 2 and run.rest.retries == 2
-    assert '"retCode": 10006' in client_log() and "403" in client_log()
+    assert '"retCode": 10006' in client_log() and '"retCode": 10018' in client_log()
 
 
 async def test_a_resumed_feed_backfills_what_closed_while_it_was_away(

@@ -201,7 +201,7 @@ async def test_real_ccxt_client_gets_exactly_the_replayed_closed_candles(
     tmp_path: Path, btc_candles: pd.DataFrame, symbol: str, category: str
 ) -> None:
     """The real ccxt Bybit client against the replay server: category from the symbol,
-    forward start/end windows, the server's clock, Bybit's 10006 and HTTP 403 retried."""
+    forward start/end windows, the server's clock, Bybit's rate limits (10006, 10018) retried."""
     history = 2500  # closed candles on the server; candle 2500 is forming
     async with replay_bybit(btc_candles.iloc[:history + 10], history=history, faults=["ratelimit:2"]) as server:
         sleeps: list[float] = []
@@ -320,3 +320,16 @@ async def test_weeks_and_months_are_fetched_on_bybits_grid(
         fetched = await _load_from(server, Market("BTC/USDT:USDT", timeframe), 200, tmp_path, [])
     pd.testing.assert_frame_equal(fetched, frame.iloc[30:230].reset_index(drop=True))
     assert all(int(q["start"]) in opens for q in _queries(server, "/v5/market/kline"))
+
+
+async def test_http_403_stops_the_fetch_at_once_with_bybits_reason(tmp_path: Path, btc_candles: pd.DataFrame) -> None:
+    """ccxt calls every 403 a rate limit; it is an IP ban or a blocked region, and Bybit asks
+    for 10 minutes of quiet: no retry, no fallback to the local clock, one line that says so."""
+    async with replay_bybit(btc_candles.iloc[:310], history=300, faults=["forbidden:5"]) as server:
+        sleeps: list[float] = []
+        with pytest.raises(HistoryError) as caught:
+            await _load_from(server, Market("BTC/USDT:USDT", "1m"), 100, tmp_path, sleeps)
+    assert str(caught.value) == (
+        "server time: Bybit answered HTTP 403 Forbidden (access too frequent): an IP ban (more than 600 requests in "
+        "5 s) or a blocked region; Bybit asks clients to stop every request for at least 10 minutes; fetch again later")
+    assert sleeps == [] and len(server.http_requests) == 1
