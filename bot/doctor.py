@@ -11,7 +11,9 @@ would fail or misbehave), with a one-line fix. Checks, in order:
 - **strategy**: what ``shadow run`` would trade (a spec that builds, or a promoted model);
 - **disk**: free space on the ledger's disk;
 - **exchange REST** / **exchange websocket**: the configured endpoints answer as Bybit
-  does, the symbols are listed; **clock**: the local clock against the exchange's;
+  does, the symbols are listed; an HTTP 403 is reported as what it is (an IP ban or a
+  blocked region, with Bybit's reason), asked once; **clock**: the local clock against
+  the exchange's;
 - **daemon**: when ``[service] http`` is set, what the running daemon's ``/health`` says.
 
 Nothing is changed: the ledger is opened read-only, the write probe rolls back, model

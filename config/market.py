@@ -93,14 +93,13 @@ TIMEFRAMES: tuple[str, ...] = get_args(Timeframe)
 
 
 class FeedSettings(Section):
-    """Which candles the live feed streams: one websocket carries every symbol."""
+    """Which candles the live feed streams, and what it does with a symbol Bybit refuses."""
 
     symbols: list[str] = Field(["BTCUSDT"], min_length=1, description="Bybit symbols to stream, e.g. BTCUSDT")
     interval: str = Field(
         "1m", description="candle interval: 1m 3m 5m 15m 30m 1h 2h 4h 6h 12h 1d, 1w (weeks open Monday 00:00 UTC) "
         "or 1M (calendar months)"
     )
-
     subscribe_attempts: int = Field(
         6, ge=1, le=100,
         description="refusals of a symbol's subscription (a delisted or unknown symbol) before it is dropped until "
