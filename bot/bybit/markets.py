@@ -46,7 +46,7 @@ def interval(name: str) -> Interval:
     try:
         return INTERVALS[name]
     except KeyError:
-        raise ValueError(f"unknown interval {name!r}; use one of {' '.join(INTERVALS)}") from None
+        raise ValueError(f"unknown interval {name!r}; use one of {', '.join(INTERVALS)}") from None
 
 
 def kline_topic(symbol: str, iv: Interval) -> str:
