@@ -42,10 +42,10 @@ from bot.bybit.forbidden import Forbidden
 from bot.bybit.markets import Interval, UnknownSymbolError, ccxt_symbol
 from bot.bybit.schemas import Ohlcv
 from bot.bybit.stats import RestStats
-from state.clock import Clock, SystemClock
 from config.errors import UserError
 from config.settings import ExchangeSettings
 from env.types import Candle
+from state.clock import Clock, SystemClock
 from trainer.data.bybit_public import (
     FORBIDDEN_ADVICE,
     AccessForbidden,
