@@ -188,6 +188,6 @@ def test_version_5_gives_a_model_without_trades_a_win_rate_of_zero(tmp_path, btc
     before = _sql(path, query)
     assert before[0] == ("idle", 0, None, 0.0) and before[1][1] > 0
 
-    assert prepare_for_writing(path, 1.0) == (4, [5])
+    assert prepare_for_writing(path, 1.0) == (4, list(range(5, LATEST_VERSION + 1)))
     after = _sql(path, query)
     assert after == [("idle", 0, 0.0, 0.0), before[1]]
