@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from env.execution import Account
-from env.intervals import infer_grid
 from env.features import compute_features
+from env.intervals import infer_grid
 from env.observation import build_observation
 from env.portfolio import Portfolio, PortfolioConfig
 from env.types import Action, Candle
