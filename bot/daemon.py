@@ -173,7 +173,7 @@ class Daemon:
 
     # ------------------------------------------------------------------ start-up
     async def _prepare_all(self, ledger: Ledger, rest: BybitRest, resume: dict[str, ResumePoint],
-                           models: list) -> dict[str, SymbolEngine]:
+                           models: list[ModelEntry]) -> dict[str, SymbolEngine]:
         """Every symbol's engine, :data:`WARMUP_CONCURRENCY` at a time: one symbol's REST
         round trip overlaps another's feature warm-up (serially, 1,000 symbols took minutes).
         The first failure cancels the rest and is raised."""
@@ -273,8 +273,9 @@ class Daemon:
         work.add_done_callback(self._in_flight.discard)
 
     async def _write_feed_problem(self, symbol: str, problem: FeedProblem | None) -> None:
+        report, ledger, _ = self._session()
         try:
-            await self._ledger.journal.set_feed_problem(self.report.run_id, symbol, problem)
+            await ledger.journal.set_feed_problem(report.run_id, symbol, problem)
         except LedgerError as exc:  # the log and /health still say it
             log.error("%s: could not record the feed problem in the ledger: %s", symbol, exc)
 

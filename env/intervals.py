@@ -94,7 +94,8 @@ class CandleGrid:
     def off_grid(self, times_ms: npt.ArrayLike) -> npt.NDArray[np.bool_]:
         """Which of ``times_ms`` are no candle's open time."""
         times = np.asarray(times_ms, dtype=np.int64)
-        return self.opens_ms(self.indices(times)) != times
+        off: npt.NDArray[np.bool_] = self.opens_ms(self.indices(times)) != times
+        return off
 
     def range_ms(self, first_ms: int, last_ms: int) -> TimesMs:
         """Every open from the candle of ``first_ms`` to the candle of ``last_ms``, inclusive."""

@@ -39,7 +39,7 @@ from itertools import count
 from typing import Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.asyncio.client import process_exception as default_process_exception
+from websockets.client import process_exception as default_process_exception
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bot.backoff import jittered_backoff

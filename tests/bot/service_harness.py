@@ -65,7 +65,8 @@ async def running_service(frame: pd.DataFrame, db: Path, *, faults: Sequence[str
     last_ms = int(market.open_time_ms[-1])
     async with ReplayServer(market, speed=speed, faults=parse_faults(faults)) as server:
         settings = Settings(
-            exchange=fast_exchange(server, **(exchange or {})), feed=FeedSettings(symbols=list(symbols), **(feed or {})),
+            exchange=fast_exchange(server, **(exchange or {})),
+            feed=FeedSettings(symbols=list(symbols), **(feed or {})),
             ledger=LedgerSettings(db_path=db), daemon=DaemonSettings(strategy=strategy, heartbeat_minutes=60),
             service=ServiceSettings(http="127.0.0.1:0", **(service or {})),
         )

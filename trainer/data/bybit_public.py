@@ -33,7 +33,7 @@ class PrivateEndpointRefused(RuntimeError):
     """Raised if any code asks for a private or non-GET endpoint: a bug, never allowed."""
 
 
-class AccessForbidden(ccxt.PermissionDenied):
+class AccessForbidden(ccxt.PermissionDenied):  # type: ignore[misc]  # ccxt ships no types: its classes are Any
     """Bybit answered HTTP 403 Forbidden: this IP is banned (too many requests) or its
     region is blocked. Not a rate limit to retry at once: Bybit asks for 10 minutes of quiet.
 
@@ -88,7 +88,7 @@ class _PublicOnly:
         signed: dict[str, Any] = super().sign(path, api, method, params or {})  # type: ignore[misc]
         return signed
 
-    def handle_errors(self, code: int, reason: str, url: str, method: str, headers: dict, body: str,
+    def handle_errors(self, code: int, reason: str, url: str, method: str, headers: dict[str, str], body: str,
                       response: Any, request_headers: Any, request_body: Any) -> Any:
         if code == 403:  # ccxt would call it a rate limit and let the caller hammer on
             raise AccessForbidden(forbidden_reason(body), url)

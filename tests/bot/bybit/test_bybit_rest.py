@@ -185,12 +185,12 @@ async def test_a_one_shot_client_reports_the_403_at_once(
         ("access too frequent", "access too frequent"),
         ('{"retCode":10009,"retMsg":"IP has been banned","result":{},"time":1}', "IP has been banned (retCode 10009)"),
         # CloudFront's region block, as recorded by users of Bybit's API (HTML, newlines and entities)
-        ('<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN">\n<HTML><HEAD><TITLE>ERROR: The request '
-         'could not be satisfied</TITLE></HEAD><BODY>\n<H1>403 ERROR</H1>\n<H2>The request could not be satisfied.</H2>'
-         '\n<HR noshade size="1px">\nThe Amazon CloudFront distribution is configured to block access from your '
-         'country.\nWe can&#39;t connect to the server for this app or website at this time.',
-         "403 ERROR The request could not be satisfied. The Amazon CloudFront distribution is configured to block "
-         "access from your country. We can't connect to the server for this app or website at this time."),
+        (('<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN">\n<HTML><HEAD><TITLE>ERROR: The request '
+          'could not be satisfied</TITLE></HEAD><BODY>\n<H1>403 ERROR</H1>\n<H2>The request could not be satisfied.'
+          '</H2>\n<HR noshade size="1px">\nThe Amazon CloudFront distribution is configured to block access from your '
+          'country.\nWe can&#39;t connect to the server for this app or website at this time.'),
+         ("403 ERROR The request could not be satisfied. The Amazon CloudFront distribution is configured to block "
+          "access from your country. We can't connect to the server for this app or website at this time.")),
         ("", "no reason given"),
     ],
     ids=["text", "json", "cloudfront-html", "empty"],

@@ -2,8 +2,10 @@
 
 Reading the installed version's signature proves nothing about the floor: pip may have
 installed anything above it. So the first release of each keyword and import is written
-down here from websockets' changelog (docs/project/changelog.rst) and the release wheels,
-and the test checks the floor against it and checks that the code uses nothing else.
+down here from websockets' changelog (docs/project/changelog.rst) and the release wheels
+(17.0's ``process_exception`` lives in ``websockets.asyncio.client`` only; 17.1 moved it to
+``websockets.client``, which exports it to type checkers), and the test checks the floor
+against it and checks that the code uses nothing else.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ CONNECT_KEYWORD_SINCE = {
 IMPORT_SINCE = {
     ("websockets.asyncio.client", "ClientConnection"): "13.0",
     ("websockets.asyncio.client", "connect"): "13.0",
-    ("websockets.asyncio.client", "process_exception"): "13.1",  # websockets.client has it only after 17.0
+    ("websockets.client", "process_exception"): "17.1",  # in websockets.asyncio.client only, 13.1 .. 17.0
     ("websockets.exceptions", "ConnectionClosed"): "13.0",
     ("websockets.exceptions", "InvalidStatus"): "13.0",
 }
