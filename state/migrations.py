@@ -58,6 +58,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "v_model_performance: a win rate without trades is 0.0, as everywhere else",
               "0005_win_rate_without_trades.sql"),
     Migration(6, "symbols the live feed cannot stream (Bybit refused them), per session", "0006_feed_problems.sql"),
+    Migration(7, "indexes for the dashboard's reads; every model promotion logged", "0007_dashboard_reads.sql"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

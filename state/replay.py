@@ -1,16 +1,20 @@
-"""A stream of realistic decisions over real candles, for tests, the crash-safety harness
-and the ledger benchmark.
+"""A stream of realistic decisions over real candles, for tests, the crash-safety harness,
+the benchmarks and the dashboard's screenshots.
 
 It drives the real money step (:class:`~env.execution.Account` over a
 :class:`~env.portfolio.Portfolio`) with seeded random actions (a trader who mostly holds)
 and builds each observation with the real features and
 :func:`~env.observation.build_observation` (one-candle window), so the records carry
 the same fills, trades and float64 account values a live engine would hand the ledger.
+:func:`write_records` stores such a stream with the ledger's own statements, many
+decisions per transaction, to build large ledgers quickly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +25,9 @@ from env.intervals import infer_grid
 from env.observation import build_observation
 from env.portfolio import Portfolio, PortfolioConfig
 from env.types import Action, Candle
+from state.candle_store import INSERT_CANDLE, candle_params
+from state.database import prepare_for_writing, writer_pragmas
+from state.decision_sql import INSERT_DECISION, after_decision, decision_params
 from state.records import DecisionRecord
 
 
@@ -69,3 +76,40 @@ def replay_decisions(
             run_id=run_id,
         )
         yield record, portfolio
+
+
+def write_decision(conn: sqlite3.Connection, record: DecisionRecord) -> bool:
+    """One decision through the ledger's statements on a plain ``sqlite3`` connection, inside
+    the caller's transaction (:meth:`state.ledger.Ledger.record_decision` without the async
+    writer). Returns ``False`` when the candle was already decided."""
+    conn.execute(INSERT_CANDLE, candle_params(record.candle))
+    row = conn.execute(INSERT_DECISION, decision_params(record)).fetchone()
+    if row is None:
+        return False
+    for sql, params in after_decision(record, row[0]):
+        conn.execute(sql, params)
+    return True
+
+
+def write_records(path: Path, records: Iterable[DecisionRecord], *, per_transaction: int = 5000) -> int:
+    """Create (or extend) the ledger at ``path`` with ``records``, ``per_transaction``
+    decisions per commit. For building test and benchmark ledgers fast; the daemon commits
+    one decision per transaction. Returns how many decisions were new."""
+    prepare_for_writing(path, lock_timeout_s=5.0)
+    conn = sqlite3.connect(path, isolation_level=None)
+    written = 0
+    try:
+        for pragma in writer_pragmas("NORMAL"):
+            conn.execute(pragma)
+        conn.execute("BEGIN IMMEDIATE")
+        for i, record in enumerate(records, 1):
+            written += write_decision(conn, record)
+            if i % per_transaction == 0:
+                conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+        conn.execute("COMMIT")
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        conn.close()
+    return written

@@ -15,6 +15,7 @@ from config.cli import (
     EXIT_FAILED,
     ConfigOption,
     DbOption,
+    HttpPublicOption,
     LogLevelOption,
     command_settings,
     setting_option,
@@ -35,6 +36,7 @@ def run(
     db: DbOption = None,
     log_level: LogLevelOption = "INFO",
     http: Annotated[str | None, setting_option("service.http", metavar="[HOST:]PORT")] = None,
+    http_public: HttpPublicOption = None,
     log_format: Annotated[str | None, setting_option("service.log_format")] = None,
     log_file: Annotated[Path | None, setting_option("service.log_file")] = None,
 ) -> None:

@@ -28,7 +28,7 @@ from state.migrations import LATEST_VERSION, MIGRATIONS, migrate, schema_version
 from state.records import DecisionRecord
 
 TABLES = {"runs", "candles", "decisions", "fills", "trades", "positions", "equity", "models", "retrain_runs",
-          "risk_events", "feed_problems"}
+          "risk_events", "feed_problems", "model_promotions"}
 VIEWS = {"v_decisions", "v_trades", "v_equity_curve", "v_daily_pnl", "v_model_performance"}
 
 
