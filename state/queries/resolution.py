@@ -19,7 +19,7 @@ LEVELS_MS: tuple[int, ...] = tuple(m * MINUTE_MS for m in (1, 3, 5, 15, 30, 60, 
 def levels_for(interval_ms: int) -> list[int]:
     """The resolutions a series of ``interval_ms`` candles can be shown at: itself and every
     coarser level that is a whole multiple of it."""
-    return [level for level in LEVELS_MS if level >= interval_ms and level % interval_ms == 0] or [interval_ms]
+    return [interval_ms] + [level for level in LEVELS_MS if level > interval_ms and level % interval_ms == 0]
 
 
 def bucket_start(time_ms: int, level_ms: int) -> int:
