@@ -5,6 +5,9 @@ One thread polls the ledger a few times a second on its own read-only connection
 costs one pragma per poll; after a commit :func:`state.queries.changes.changes_since`
 reads what is new, and every subscriber's queue gets the same :class:`Changes`. The
 daemon's writer is never touched, never waits, and never knows who watches.
+
+What was committed before the watch started is the past, not news; but a ledger that
+does not exist yet (the daemon creates it as it starts) is watched from its very first row.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from state.database import connect_reader
-from state.errors import LedgerError
+from state.errors import LedgerError, LedgerNotFoundError, SchemaVersionError
 from state.queries.changes import Changes, Cursor, changes_since, cursor_now
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,8 @@ class LedgerWatch:
                 changes = await loop.run_in_executor(self._thread, self._poll)
             except LedgerError as exc:  # not created yet, or being migrated: look again later
                 log.debug("ledger watch: %s", exc)
+                if self._cursor is None and isinstance(exc, LedgerNotFoundError | SchemaVersionError):
+                    self._cursor = Cursor()  # a new ledger: everything in it will be news
                 changes = None
             except sqlite3.Error:
                 log.exception("ledger watch: reading %s failed; retrying", self.path)

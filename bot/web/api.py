@@ -228,8 +228,10 @@ class DashboardApi:
     # ------------------------------------------------------------------- live
     async def events(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: ``change`` with the newly decided candles and ledger events."""
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                               "X-Accel-Buffering": "no"})
+        headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        if request.method == "HEAD":
+            return web.Response(headers=headers)
+        response = web.StreamResponse(headers=headers)
         await response.prepare(request)
         watch = self.context.watch
         queue = watch.subscribe()
