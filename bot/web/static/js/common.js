@@ -79,6 +79,9 @@ export function live(indicator, onChange, minGapMs = 250) {
     onChange(change);
   };
   const source = new EventSource("/api/events");
+  // Close the stream as the page goes: a browser keeps few connections per server, and a
+  // stream left to linger would hold one of them.
+  addEventListener("pagehide", () => source.close());
   source.addEventListener("open", () => {
     indicator.className = "live on";
     indicator.textContent = "live";

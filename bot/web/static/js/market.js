@@ -217,6 +217,10 @@ function autoLevel(range) {
 
 // ------------------------------------------------------------------ legend
 function updateLegend() {
+  const last = document.getElementById("last-bar");
+  const newest = state.bars.length ? state.bars.at(-1)[0] : null;
+  last.dataset.time = newest ?? "";
+  last.textContent = newest === null ? "" : `Last bar ${new Date(newest).toISOString().slice(0, 16).replace("T", " ")} UTC`;
   const box = document.getElementById("in-view");
   const range = chart.timeScale().getVisibleRange();
   let entries = 0;
