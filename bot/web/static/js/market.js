@@ -32,7 +32,7 @@ const toBar = ([t, open, high, low, close]) => ({ time: t / 1000, open, high, lo
 
 function toShade([t, mean]) {
   if (!mean) return { time: t / 1000 };
-  const alpha = (0.1 + 0.25 * Math.min(1, Math.abs(mean))).toFixed(3);
+  const alpha = (0.06 + 0.16 * Math.min(1, Math.abs(mean))).toFixed(3);
   return { time: t / 1000, value: 1, color: `rgba(${mean > 0 ? LONG : SHORT}, ${alpha})` };
 }
 

@@ -8,7 +8,7 @@ const state = { symbol: null, next: null, events: [], hidden: new Set() };
 
 function title(event) {
   switch (event.kind) {
-    case "model": return `Model ${event.version} registered as ${event.status}`;
+    case "model": return `Model ${event.version} registered (now ${event.status})`;
     case "promotion": return `Promoted ${event.version}`;
     case "rollback": return `Rolled back to ${event.version}`;
     case "retrain": return `Retrain ${event.id}: ${event.status}` + (event.version ? ` (candidate ${event.version})` : "");
@@ -49,6 +49,17 @@ function figures(data) {
   return el("details", { class: "figures" }, el("summary", { text: "figures" }), parts);
 }
 
+/** A retrain's gate verdict: the metric of candidate, incumbent and flat per symbol. */
+function verdict(event) {
+  const f = event.figures;
+  if (event.kind !== "retrain" || !f || !f.scores) return null;
+  const lines = Object.entries(f.scores).map(([symbol, s]) => el("div", {},
+    el("span", { class: "muted", text: `${symbol} ${f.metric} on the holdout: ` }),
+    `candidate ${num(s.candidate, 2)} · incumbent ${num(s.incumbent, 2)} · flat ${num(s.flat, 2)}`,
+    el("span", { class: "muted", text: ` (margin ${num(f.margin, 2)})` })));
+  return el("div", { class: "verdict" }, lines);
+}
+
 function item(event) {
   const cls = event.kind === "retrain" ? `retrain-${event.status}` : event.kind;
   return el("li", { class: cls, "data-kind": event.kind },
@@ -56,6 +67,7 @@ function item(event) {
       `${utc(event.time_ms)} UTC`, event.symbol ? " · " : null, event.symbol ? el("span", { text: event.symbol }) : null),
     el("div", { class: "what", text: title(event) }),
     detail(event) ? el("div", { class: "detail", text: detail(event) }) : null,
+    verdict(event),
     figures(event.figures));
 }
 
@@ -98,7 +110,7 @@ async function refresh() {
 async function start() {
   const indicator = header();
   state.symbol = pageParams().symbol || null;
-  fill(document.getElementById("kinds"), Object.entries(KINDS).map(([kind, label]) => el("label", {},
+  fill(document.getElementById("kinds"), Object.entries(KINDS).map(([kind, label]) => el("label", { class: "check" },
     el("input", { type: "checkbox", checked: true, onchange: (e) => {
       if (e.target.checked) state.hidden.delete(kind); else state.hidden.add(kind);
       render();
