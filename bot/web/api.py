@@ -40,7 +40,7 @@ from bot.web.reader import LedgerReader
 from bot.web.rollups import CACHED_FROM_FACTOR, BarCache
 from config.settings import ServiceSettings
 from state.errors import LedgerError
-from state.queries.equity import EquityBar, accounts, combine, equity_bars
+from state.queries.equity import Account, EquityBar, accounts, combine, equity_bars
 from state.queries.market import Market, candle_bars, exposure, market_json, markets, trade_marks
 from state.queries.overview import ledger_health, overview
 from state.queries.resolution import bucket_start, levels_for
@@ -190,11 +190,10 @@ class DashboardApi:
 
     def _equity(self, conn: sqlite3.Connection, scope: Scope, by_symbol: dict[str, Market], level: int, start: int,
                 end: int) -> Any:
-        bars: dict[Any, list[EquityBar]] = {}
+        bars: dict[Account, list[EquityBar]] = {}
         for account in accounts(conn, scope):
-            market = by_symbol[account.symbol]
-            bars[account] = self._series(conn, "equity", market, level, start, end,
-                                         lambda c, s, e, symbol=account.symbol: equity_bars(c, symbol, level, s, e))
+            bars[account] = self._series(conn, "equity", by_symbol[account.symbol], level, start, end,
+                                         partial(_equity_bars, symbol=account.symbol, level=level))
         return combine(bars)
 
     async def trades(self, request: web.Request) -> web.Response:
@@ -254,6 +253,10 @@ class DashboardApi:
         with contextlib.suppress(ConnectionResetError):
             await response.write_eof()
         return response
+
+
+def _equity_bars(conn: sqlite3.Connection, start: int, end: int, *, symbol: str, level: int) -> list[EquityBar]:
+    return equity_bars(conn, symbol, level, start, end)
 
 
 def _scope(request: web.Request) -> Scope:

@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from bot.ledger_watch import LedgerWatch
 from bot.web.api import DashboardApi, DashboardContext, HealthCheck
@@ -43,7 +44,7 @@ ALLOWED_METHODS = ("GET", "HEAD")
 
 
 @web.middleware
-async def read_only(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+async def read_only(request: web.Request, handler: Handler) -> web.StreamResponse:
     """405 for anything but GET and HEAD, whatever the path."""
     if request.method not in ALLOWED_METHODS:
         raise web.HTTPMethodNotAllowed(request.method, ALLOWED_METHODS)
@@ -78,7 +79,7 @@ def add_dashboard(app: web.Application, context: DashboardContext) -> None:
     app.on_shutdown.append(end_streams)
 
 
-def _page(file: Path) -> web.RequestHandler:
+def _page(file: Path) -> Handler:
     async def handler(request: web.Request) -> web.FileResponse:
         return web.FileResponse(file, headers={"Cache-Control": "no-cache"})
 

@@ -77,7 +77,8 @@ def timeline(conn: sqlite3.Connection, scope: Scope = EVERYTHING, *, before: tup
     scope, events of other symbols are left out (shared models and sessions stay)."""
     if not 1 <= limit <= MAX_EVENTS:
         raise ValueError(f"limit must be 1..{MAX_EVENTS}, got {limit}")
-    conditions, params = ["1 = 1"], []
+    conditions: list[str] = ["1 = 1"]
+    params: list[Any] = []
     if scope.symbol is not None:
         conditions.append("(e.symbol IS NULL OR e.symbol = ?)")
         params.append(scope.symbol)

@@ -117,29 +117,29 @@ async def test_stale_candles_alert_once_and_their_recovery_too(tmp_path: Path, b
     frame = btc_candles.iloc[: HISTORY + 60].reset_index(drop=True)
     async with receiver() as hook, running_service(
             frame, tmp_path / "l.sqlite", faults=["stall@20"], speed=10.0, exchange={"watchdog_s": 2.0},
-            service={"health_max_age_intervals": 4, "health_margin_s": 0}) as service:
-        async with _alerts(service, hook, min_interval_s=300):
-            stale = await hook.wait_for("BTCUSDT: newest candle", timeout_s=20)
-            assert stale["type"] == "warning" and "limit 240 s" in stale["message"]
-            recovered = await hook.wait_for("BTCUSDT recovered", timeout_s=20)
-            assert recovered["message"].startswith("Cleared: BTCUSDT: newest candle")
-            await service.finished()
+            service={"health_max_age_intervals": 4, "health_margin_s": 0}) as service, \
+            _alerts(service, hook, min_interval_s=300):
+        stale = await hook.wait_for("BTCUSDT: newest candle", timeout_s=20)
+        assert stale["type"] == "warning" and "limit 240 s" in stale["message"]
+        recovered = await hook.wait_for("BTCUSDT recovered", timeout_s=20)
+        assert recovered["message"].startswith("Cleared: BTCUSDT: newest candle")
+        await service.finished()
     assert sum("newest candle" in t for t in hook.titles()) == 1  # alerted once, not at every check
 
 
 async def test_a_receiver_that_hangs_never_slows_a_decision(tmp_path: Path, btc_candles: pd.DataFrame) -> None:
     frame = btc_candles.iloc[: HISTORY + 100].reset_index(drop=True)
     db = tmp_path / "l.sqlite"
-    async with receiver(delay_s=3.0) as hook, running_service(frame, db, speed=25.0) as service:
-        async with _alerts(service, hook, stop_timeout_s=0.5) as alerts:
-            await _until_watched(service)
-            async with await Ledger.open(db) as other:  # ten promotions while the daemon decides
-                for i in range(10):
-                    await other.registry.add_model(ModelEntry(f"v{i}", f"v{i}.zip", "a" * 64, i, symbol="BTCUSDT",
-                                                              interval="1m", status="promoted", promoted_ms=i))
-            while alerts.notifier is not None and alerts.notifier.stats.queued < 10:
-                await asyncio.sleep(0.05)
-            report = await service.finished()
-            assert alerts.notifier is not None and alerts.notifier.stats.sent <= 1  # the channel is stuck
+    async with receiver(delay_s=3.0) as hook, running_service(frame, db, speed=25.0) as service, \
+            _alerts(service, hook, stop_timeout_s=0.5) as alerts:
+        await _until_watched(service)
+        async with await Ledger.open(db) as other:  # ten promotions while the daemon decides
+            for i in range(10):
+                await other.registry.add_model(ModelEntry(f"v{i}", f"v{i}.zip", "a" * 64, i, symbol="BTCUSDT",
+                                                          interval="1m", status="promoted", promoted_ms=i))
+        while alerts.notifier is not None and alerts.notifier.stats.queued < 10:
+            await asyncio.sleep(0.05)
+        report = await service.finished()
+        assert alerts.notifier is not None and alerts.notifier.stats.sent <= 1  # the channel is stuck
     latencies = sorted(report.latencies_ms)
     assert report.symbols["BTCUSDT"].decisions == 100 and latencies[-1] < 250, latencies[-5:]

@@ -69,7 +69,8 @@ def test_a_new_session_is_told_once(tmp_path: Path) -> None:
     with closing(connect_reader(path)) as reader, closing(sqlite3.connect(path)) as writer:
         cursor = cursor_now(reader)
         with writer:
-            writer.execute("INSERT INTO runs (started_ms, config_hash, code_version, symbols) VALUES (5, 'x', 't', '[]')")
+            writer.execute("INSERT INTO runs (started_ms, config_hash, code_version, symbols) "
+                           "VALUES (5, 'x', 't', '[]')")
         changes = changes_since(reader, cursor)
         assert [(e.kind, e.time_ms) for e in changes.events] == [("run_started", 5)]
         assert changes_since(reader, changes.cursor).events == []

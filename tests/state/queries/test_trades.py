@@ -32,7 +32,7 @@ def test_filters_select_what_the_same_sql_selects(conn: sqlite3.Connection) -> N
         "AND exit_time_ms >= ? AND exit_time_ms < ? ORDER BY exit_time_ms DESC, trade_id DESC", (lo, hi)).fetchall()
     assert len(expected) >= 3
     assert _ids(page.rows) == [t for (t,) in expected] and page.total == len(expected)
-    net = conn.execute("SELECT sum(net_pnl) FROM v_trades WHERE trade_id IN (%s)" % ",".join("?" * len(expected)),
+    net = conn.execute(f"SELECT sum(net_pnl) FROM v_trades WHERE trade_id IN ({','.join('?' * len(expected))})",
                        [t for (t,) in expected]).fetchone()[0]
     assert page.net_pnl == pytest.approx(net)
     assert trades_page(conn, TradeFilter(Scope(account="nobody"))).total == 0
@@ -50,7 +50,7 @@ def test_pages_cover_every_trade_once_in_the_chosen_order(conn: sqlite3.Connecti
         if offset >= page.total:
             break
     assert seen == expected
-    assert [_ids(chunk) for chunk in iter_trades(conn, TradeFilter(), sort, chunk=50)][0] == expected[:50]
+    assert _ids(next(iter_trades(conn, TradeFilter(), sort, chunk=50))) == expected[:50]
     assert sum(len(c) for c in iter_trades(conn, TradeFilter(), sort, chunk=50)) == len(expected)
 
 
