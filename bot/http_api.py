@@ -82,7 +82,7 @@ class ServiceApi:
                                               service=self.service, health=self._health_document,
                                               routes=self._add_routes)
             self._stack = stack.pop_all()
-        log.info("HTTP: the dashboard at %s/, and /health, /metrics, /status", self.url)
+        log.info("HTTP: %s/health, /metrics and /status; the dashboard at %s/", self.url, self.url)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -35,6 +35,18 @@ def iso_ms(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def age_text(seconds: float) -> str:
+    """``42 s``, ``5 min``, ``3 h 12 min``, ``2 d 4 h``: how old something is, at a glance."""
+    minutes, hours, days = int(seconds // 60), int(seconds // 3600), int(seconds // 86400)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if hours < 1:
+        return f"{minutes} min"
+    if days < 1:
+        return f"{hours} h {minutes % 60} min"
+    return f"{days} d {hours % 24} h"
+
+
 def relation_names(conn: sqlite3.Connection) -> list[str]:
     """Every table and view a user can export, tables first."""
     rows = conn.execute(

@@ -49,18 +49,6 @@ def _money(value: float | None, digits: int = 4) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
 
 
-def _age(seconds: float) -> str:
-    """``42 s``, ``5 min``, ``3 h 12 min``, ``2 d 4 h``: how stale a decision is, at a glance."""
-    minutes, hours, days = int(seconds // 60), int(seconds // 3600), int(seconds // 86400)
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if hours < 1:
-        return f"{minutes} min"
-    if days < 1:
-        return f"{hours} h {minutes % 60} min"
-    return f"{days} d {hours % 24} h"
-
-
 def _pnl(value: float, digits: int = 4) -> str:
     colour = "green" if value > 0 else "red" if value < 0 else "white"
     return f"[{colour}]{value:+,.{digits}f}[/{colour}]"
@@ -113,7 +101,7 @@ def status(
 ) -> None:
     """Per symbol: position, entry, unrealised PnL, equity, last candle, model and time since the last decision."""
     from state.clock import SYSTEM_CLOCK
-    from state.readers import status_document
+    from state.readers import age_text, status_document
 
     with ledger_reader(command_settings(ctx).ledger) as conn:
         document = status_document(conn, SYSTEM_CLOCK.now_ms())
@@ -149,7 +137,7 @@ def status(
         "max drawdown": lambda s: f"{100 * s['max_drawdown']:.2f}%",
         "last candle (UTC)": lambda s: s["last_candle"][:16].replace("T", " "),
         "model": lambda s: s["model_version"] or s["strategy"] or "-",
-        "since last decision": lambda s: _age(s["seconds_since_decision"]),
+        "since last decision": lambda s: age_text(s["seconds_since_decision"]),
     }
     for name, cell in fields.items():
         table.add_row(name, *(cell(s) for s in symbols))

@@ -13,7 +13,7 @@ from typing import Any
 
 from state.queries.market import INTERVAL_MS
 from state.queries.scope import EVERYTHING, Scope, ledger_accounts
-from state.readers import latest_run, symbol_status
+from state.readers import age_text, latest_run, symbol_status
 
 
 def overview(conn: sqlite3.Connection, now_ms: int, scope: Scope = EVERYTHING) -> dict[str, Any]:
@@ -64,16 +64,6 @@ def ledger_health(document: dict[str, Any], *, max_age_intervals: float, margin_
                 continue
             limit_s = max_age_intervals * interval_ms / 1000 + margin_s
             if age > limit_s:
-                problems.append(f"{row['symbol']}: newest candle closed {_duration(age)} ago (limit {limit_s:g} s)")
+                problems.append(f"{row['symbol']}: newest candle closed {age_text(age)} ago (limit {limit_s:g} s)")
     return {"status": "failing" if problems else "ok", "problems": problems, "source": "ledger"}
 
-
-def _duration(seconds: float) -> str:
-    """``42 s``, ``17 min``, ``5.2 h``, ``1,366 days``: an age a person reads at a glance."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172_800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86_400:,.0f} days"

@@ -148,7 +148,7 @@ async def test_overview_judges_a_ledger_without_its_daemon(ui: LedgerDashboard) 
     _, doc = await _get(ui.url + "/api/overview")
     assert doc["mode"] == "ledger" and doc["health"]["source"] == "ledger"
     assert doc["health"]["status"] == "failing"
-    assert any(p.startswith("BTCUSDT: newest candle closed") and p.endswith("days ago (limit 150 s)")
+    assert any(p.startswith("BTCUSDT: newest candle closed") and p.endswith(" h ago (limit 150 s)")
                for p in doc["health"]["problems"])
     [account] = doc["accounts"]
     assert account["account"] == "default" and [s["symbol"] for s in account["symbols"]] == ["BTCUSDT", "ETHUSDT"]
