@@ -74,10 +74,16 @@ def apprise_sender(urls: list[str]) -> Send:
     import apprise
 
     client = apprise.Apprise()
-    for url in urls:
-        if not client.add(url):
-            raise UserError(f"[alerts] urls: {_redact(url)!r} is not a notification URL apprise understands "
-                            "(see https://github.com/caronc/apprise/wiki)")
+    apprise_log = logging.getLogger("apprise")
+    level = apprise_log.level
+    apprise_log.setLevel(logging.CRITICAL)  # its own line about a bad URL would repeat ours, with the secret
+    try:
+        for url in urls:
+            if not client.add(url):
+                raise UserError(f"[alerts] urls: {_redact(url)!r} is not a notification URL apprise understands "
+                                "(see https://github.com/caronc/apprise/wiki)")
+    finally:
+        apprise_log.setLevel(level)
     levels = {"info": apprise.NotifyType.INFO, "warning": apprise.NotifyType.WARNING,
               "failure": apprise.NotifyType.FAILURE}
 

@@ -1,13 +1,12 @@
-"""``shadow ui`` and ``shadow run --http`` as processes: a ledger that cannot be served, a
-port in use, an address other machines can reach without ``--http-public``: one line each,
-status 2, nothing created; with the flag it serves."""
+"""``shadow ui`` as a process: a port in use is one line and status 2; ``--http-public``
+serves on every interface. (Its other user errors, and ``shadow run``'s non-loopback
+address, are cases in tests/test_user_errors.py.)"""
 
 from __future__ import annotations
 
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -33,20 +32,6 @@ def _one_line_error(result: subprocess.CompletedProcess[str], *expected: str) ->
         assert text in lines[0], lines[0]
 
 
-def test_a_ledger_that_cannot_be_served_is_one_line(tmp_path: Path) -> None:
-    _one_line_error(_shadow("ui", "--db", str(tmp_path / "missing.sqlite"), "--http", "0"),
-                    "missing.sqlite: no such file")
-    assert not (tmp_path / "missing.sqlite").exists()
-    text = tmp_path / "notes.sqlite"
-    text.write_text("not a database at all, just text " * 100)
-    _one_line_error(_shadow("ui", "--db", str(text), "--http", "0"), "notes.sqlite: not a usable SQLite database")
-    newer = tmp_path / "newer.sqlite"
-    with sqlite3.connect(newer) as conn:
-        conn.execute("PRAGMA user_version = 99")
-    _one_line_error(_shadow("ui", "--db", str(newer), "--http", "0"), "schema version 99 is newer")
-    _one_line_error(_shadow("ui", "--db", str(newer), "--http", "localhost:http"), "--http 'localhost:http'")
-
-
 def test_a_port_in_use_is_one_line(sample_ledger: tuple[Path, SampleSpan]) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -54,14 +39,6 @@ def test_a_port_in_use_is_one_line(sample_ledger: tuple[Path, SampleSpan]) -> No
         port = taken.getsockname()[1]
         _one_line_error(_shadow("ui", "--db", str(sample_ledger[0]), "--http", f"127.0.0.1:{port}"),
                         f"--http 127.0.0.1:{port}: cannot listen (the port is in use)")
-
-
-@pytest.mark.parametrize(("command", "address"), [("ui", "0.0.0.0:0"), ("ui", "[::]:0"), ("run", "example.org:9108")])
-def test_another_machines_address_needs_http_public(tmp_path: Path, sample_ledger: tuple[Path, SampleSpan],
-                                                   command: str, address: str) -> None:
-    db = sample_ledger[0] if command == "ui" else tmp_path / "l.sqlite"
-    _one_line_error(_shadow(command, "--db", str(db), "--http", address), "not a loopback address", "--http-public")
-    assert command == "ui" or not db.exists()  # the daemon refused before opening its ledger
 
 
 def test_http_public_serves_on_every_interface(sample_ledger: tuple[Path, SampleSpan]) -> None:
