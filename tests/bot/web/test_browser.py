@@ -182,6 +182,8 @@ def test_filters_change_the_table_as_the_same_sql_would(browser: Browser, sample
 
         form["model"].select_by_value("")
         form["side"].select_by_value("")
+        expected = sql(f"symbol = 'BTCUSDT' AND exit_time_ms >= {from_ms}")
+        browser.wait(f"document.getElementById('count').dataset.total == {len(expected)}")  # the table settled
         browser.driver.find_element(By.CSS_SELECTOR, "#trades th:nth-child(10) button").click()  # Net PnL, descending
         expected = sql(f"symbol = 'BTCUSDT' AND exit_time_ms >= {from_ms}", "net_pnl DESC, trade_id DESC")
         browser.wait(f"document.querySelector('#trades th:nth-child(10)').getAttribute('aria-sort') === 'descending'"
