@@ -123,10 +123,10 @@ def read_sql_baseline(db: Path) -> dict[str, tuple[float, int]]:
     """What loading the same data without windows costs: pandas.read_sql of every row."""
     results = {}
     with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        for name, sql in (("candles", "SELECT open_time_ms, open, high, low, close, volume FROM candles "
-                                      "WHERE symbol = 'BTCUSDT' ORDER BY open_time_ms"),
-                          ("equity", "SELECT open_time_ms, equity, close, drawdown, side FROM equity "
-                                     "WHERE symbol = 'BTCUSDT' ORDER BY open_time_ms"),
+        for name, sql in (("candles", ("SELECT open_time_ms, open, high, low, close, volume FROM candles "
+                                       "WHERE symbol = 'BTCUSDT' ORDER BY open_time_ms")),
+                          ("equity", ("SELECT open_time_ms, equity, close, drawdown, side FROM equity "
+                                      "WHERE symbol = 'BTCUSDT' ORDER BY open_time_ms")),
                           ("trades", "SELECT * FROM v_trades ORDER BY exit_time_ms DESC")):
             start = time.perf_counter()
             frame = pd.read_sql_query(sql, conn)

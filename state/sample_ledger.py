@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from env.risk import RiskEvent
+from env.risk import RiskEvent, RiskEventKind
 from state.ledger import Ledger
 from state.records import DecisionRecord, ModelEntry
 from state.replay import replay_decisions, write_records
@@ -47,10 +47,11 @@ def _decisions(frames: Mapping[str, pd.DataFrame], seed: int, trade_probability:
         for n, (record, _) in enumerate(replay_decisions(frame, symbol=symbol, seed=seed + i,
                                                          trade_probability=trade_probability, model_versions=MODELS)):
             if n == risk_row and i == 0:
-                t = record.candle.open_time_ms
-                record = replace(record, risk_events=(RiskEvent(t, "daily_loss", "equity down 5.1% since the UTC "
-                                                                "day began (limit 5%): flat until the next day"),))
-            yield record
+                event = RiskEvent(record.candle.open_time_ms, RiskEventKind.DAILY_LOSS,
+                                  "equity down 5.1% since the UTC day began (limit 5%): flat until the next day")
+                yield replace(record, risk_events=(event,))
+            else:
+                yield record
 
 
 async def build_sample_ledger(path: Path, frames: Mapping[str, pd.DataFrame], *, seed: int = 7,

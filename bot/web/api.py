@@ -164,7 +164,7 @@ class DashboardApi:
         symbol = params.text(request, "symbol")
         if symbol is None:
             raise params.bad_request("symbol: missing")
-        found = [m for m in await self._read(markets, _scope(request)) if m.symbol == symbol]
+        found: list[Market] = [m for m in await self._read(markets, _scope(request)) if m.symbol == symbol]
         if not found:
             raise web.HTTPNotFound(text=json.dumps({"error": f"no market {symbol!r} in this ledger"}),
                                    content_type="application/json")

@@ -59,7 +59,7 @@ class Changes:
 def cursor_now(conn: sqlite3.Connection) -> Cursor:
     """The cursor at the ledger's current state (nothing before it counts as new)."""
     def newest(table: str, key: str) -> int:
-        return conn.execute(f"SELECT coalesce(max({key}), 0) FROM {table}").fetchone()[0]
+        return int(conn.execute(f"SELECT coalesce(max({key}), 0) FROM {table}").fetchone()[0])
 
     running = tuple(i for (i,) in conn.execute("SELECT retrain_id FROM retrain_runs WHERE status = 'running'"))
     open_runs = tuple(i for (i,) in conn.execute("SELECT run_id FROM runs WHERE stopped_ms IS NULL"))

@@ -45,7 +45,7 @@ def _age_s(conn: sqlite3.Connection, symbol: str, now_ms: int) -> float | None:
     row = conn.execute("SELECT interval, open_time_ms FROM positions WHERE symbol = ?", (symbol,)).fetchone()
     if row is None or row[0] not in INTERVAL_MS:
         return None
-    return (now_ms - row[1] - INTERVAL_MS[row[0]]) / 1000
+    return float(now_ms - row[1] - INTERVAL_MS[row[0]]) / 1000
 
 
 def ledger_health(document: dict[str, Any], *, max_age_intervals: float, margin_s: float) -> dict[str, Any]:
