@@ -14,13 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from env.intervals import GRIDS
 from state.queries.resolution import bucket_sql, bucket_start
 from state.queries.scope import EVERYTHING, Scope, account_sql
 
-INTERVAL_MS: dict[str, int] = {name: minutes * 60_000 for name, minutes in (
-    ("1m", 1), ("3m", 3), ("5m", 5), ("15m", 15), ("30m", 30), ("1h", 60), ("2h", 120), ("4h", 240), ("6h", 360),
-    ("12h", 720), ("1d", 1440), ("1w", 10_080))}
-"""Candle interval names (Shadow's feed intervals) and their length."""
+INTERVAL_MS: dict[str, int] = {name: g.step_ms for name, g in GRIDS.items() if g.step_ms is not None}
+"""Candle interval names and their length (the fixed ones: a chart's bars need a length)."""
 
 Bar = tuple[int, float, float, float, float, float]
 """``(bucket start ms, open, high, low, close, volume)``."""

@@ -1,4 +1,4 @@
-"""Schema 6's promotion log: a version-5 ledger's promotions are carried over, and every
+"""Schema 7's promotion log: a version-6 ledger's promotions are carried over, and every
 later promotion is logged by the triggers, whoever promotes."""
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ def _log(path: Path) -> list[tuple]:
 async def test_a_version_3_registry_keeps_its_promotions_and_new_ones_are_logged(tmp_path: Path) -> None:
     path = tmp_path / "v3.sqlite"
     conn = sqlite3.connect(path, isolation_level=None)
-    assert migrate(conn, path, target=5) == [1, 2, 3, 4, 5]
-    with conn:  # what a version-5 daemon left: v1 promoted then retired for v2, v3 rejected
+    assert migrate(conn, path, target=6) == [1, 2, 3, 4, 5, 6]
+    with conn:  # what a version-6 daemon left: v1 promoted then retired for v2, v3 rejected
         conn.execute("BEGIN")
         conn.execute(_MODEL, ("v1", "retired", "v1.zip", "1" * 64, 100, 110))
         conn.execute(_MODEL, ("v2", "promoted", "v2.zip", "2" * 64, 200, 210))
         conn.execute(_MODEL, ("v3", "rejected", "v3.zip", "3" * 64, 300, None))
     conn.close()
 
-    assert prepare_for_writing(path, 1.0) == (5, [6])
+    assert prepare_for_writing(path, 1.0) == (6, [7])
     assert _log(path) == [("v1", "BTCUSDT", "1m", 110, None), ("v2", "BTCUSDT", "1m", 210, "v1")]
 
     async with await Ledger.open(path) as ledger:
