@@ -41,7 +41,8 @@ from config.training import (
 
 __all__ = [
     "ALERT_KINDS", "CONFIG_PATH_VARIABLE", "ENV_NESTED_DELIMITER", "ENV_PREFIX", "LOOPBACK", "TIMEFRAMES",
-    "AlertSettings", "ComputeSettings", "ConfigError", "DaemonSettings", "EnvSettings", "EvaluationSettings", "ExchangeSettings",
+    "AlertSettings", "ComputeSettings", "ConfigError", "DaemonSettings", "EnvSettings", "EvaluationSettings",
+    "ExchangeSettings",
     "FeedSettings", "LedgerSettings", "RetrainSettings", "RewardSettings", "RiskSettings", "SearchSpaceSettings",
     "ServiceSettings", "Settings", "Timeframe", "TrainSettings", "TuneSettings", "load_settings", "parse_listen",
 ]
