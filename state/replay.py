@@ -2,7 +2,8 @@
 the benchmarks and the dashboard's screenshots.
 
 It drives the real money step (:class:`~env.execution.Account` over a
-:class:`~env.portfolio.Portfolio`) with seeded random actions (a trader who mostly holds)
+:class:`~env.portfolio.Portfolio`, settling the candles' ``funding_rate`` column when they
+have one) with seeded random actions (a trader who mostly holds)
 and builds each observation with the real features and
 :func:`~env.observation.build_observation` (one-candle window), so the records carry
 the same fills, trades and float64 account values a live engine would hand the ledger.
@@ -21,6 +22,7 @@ import pandas as pd
 
 from env.execution import Account
 from env.features import compute_features
+from env.funding import FUNDING_RATE_COLUMN, FundingRate, funding_due_by_candle
 from env.intervals import infer_grid
 from env.observation import build_observation
 from env.portfolio import Portfolio, PortfolioConfig
@@ -61,13 +63,16 @@ def replay_decisions(
     actions = rng.choice(len(Action), size=len(candles), p=[1 - trade_probability, p_trade, p_trade, p_trade])
     latencies = rng.gamma(2.0, 1.5, size=len(candles))
     features = compute_features(candles).astype(np.float32)
-    candle_grid = infer_grid(candles["open_time_ms"].to_numpy())
+    times = candles["open_time_ms"].to_numpy()
+    candle_grid = infer_grid(times)
+    funding: list[FundingRate | None] = (funding_due_by_candle(times, candles[FUNDING_RATE_COLUMN].to_numpy())
+                                         if FUNDING_RATE_COLUMN in candles else [None] * len(candles))
     rows = candles[["open_time_ms", "open", "high", "low", "close", "volume"]].itertuples(index=False)
     for i, (open_time_ms, o, h, low, c, v) in enumerate(rows):
         if resume_after_ms is not None and open_time_ms <= resume_after_ms:
             continue
         candle = Candle(symbol, interval, int(open_time_ms), float(o), float(h), float(low), float(c), float(v))
-        account.mark(candle.close, candle.open_time_ms)
+        account.mark(candle.close, candle.open_time_ms, funding[i])
         obs = build_observation(features[i : i + 1], portfolio)
         record = DecisionRecord.from_execution(
             candle, obs, account.execute(int(actions[i])), account, strategy="ppo",

@@ -67,7 +67,7 @@ def trades(
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """The trade log: closed round trips with PnL, fees, holding time and the model that opened them."""
+    """The trade log: closed round trips with PnL, fees, funding, holding time and the model that opened them."""
     from env.portfolio import win_rate
     from state.clock import SYSTEM_CLOCK
     from state.readers import trades_frame
@@ -79,17 +79,17 @@ def trades(
         console.print("no closed trades match")
         return
     table = review_table(f"trades ({len(frame)} shown)", "#", "symbol", "side", "entry (UTC)", "exit (UTC)", "min",
-                   "qty", "entry px", "exit px", "net PnL", "ret %", "model")
+                         "qty", "entry px", "exit px", "fees", "funding", "net PnL", "ret %", "model")
     for t in frame.to_dict("records"):
         table.add_row(str(t["trade_id"]), t["symbol"], t["side"], t["entry_time"][:16], t["exit_time"][:16],
                       f"{t['holding_minutes']:g}", f"{t['qty']:.6g}", _money(t["entry_price"], 2),
-                      _money(t["exit_price"], 2), _pnl(t["net_pnl"]), _pnl(t["return_pct"], 2),
-                      t["model_version"] or "-")
+                      _money(t["exit_price"], 2), _money(t["fees"]), _money(t["funding"]), _pnl(t["net_pnl"]),
+                      _pnl(t["return_pct"], 2), t["model_version"] or "-")
     console.print(table)
     wins = int((frame["net_pnl"] > 0).sum())
     console.print(f"{len(frame)} trades, {wins} won ({100 * win_rate(wins, len(frame)):.1f}%), "
-                  f"net PnL {frame['net_pnl'].sum():+,.4f}, fees {frame['fees'].sum():,.4f}",
-                  highlight=False, markup=False)
+                  f"net PnL {frame['net_pnl'].sum():+,.4f}, fees {frame['fees'].sum():,.4f}, "
+                  f"funding {frame['funding'].sum():+,.4f} (paid +, received -)", highlight=False, markup=False)
 
 
 def status(
@@ -133,6 +133,8 @@ def status(
         "unrealised PnL": lambda s: _pnl(s["unrealized_pnl"]),
         "equity": lambda s: _money(s["equity"]),
         "total PnL": lambda s: _pnl(s["total_pnl"]),
+        "fees paid": lambda s: _money(s["fees_paid"]),
+        "funding paid": lambda s: f"{s['funding_paid']:+,.4f}",
         "trades (won)": lambda s: f"{s['trades']} ({100 * s['win_rate']:.0f}%)",
         "max drawdown": lambda s: f"{100 * s['max_drawdown']:.2f}%",
         "last candle (UTC)": lambda s: s["last_candle"][:16].replace("T", " "),
