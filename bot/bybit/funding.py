@@ -156,47 +156,23 @@ class FundingFeed:
         state = self._symbols.get(symbol)
         if state is None:
             return []
-        resolved = []
-        for time_ms in state.times_in(open_ms, close_ms):
-            found = state.settled.get(time_ms) or self._announced(state, time_ms)
-            if found is None:
-                found = await self._backfill(symbol, state, time_ms, open_ms, close_ms)
-            if found is not None:
-                resolved.append(found)
+        times = state.times_in(open_ms, close_ms)
+        missed = [t for t in times if t not in state.settled and self._announced(state, t) is None]
+        if missed:
+            await self._backfill(symbol, state, missed, open_ms, close_ms)
+        resolved = [found for t in times if (found := self._resolve(symbol, state, t, missed)) is not None]
         for book in (state.settled, state.announced):  # done with everything up to this close
             for time_ms in [t for t in book if t <= close_ms]:
                 del book[time_ms]
         return resolved
 
-    @staticmethod
-    def _announced(state: _SymbolFunding, time_ms: int) -> ResolvedFunding | None:
-        announcement = state.announced.get(time_ms)
-        if announcement is None or not state.live or announcement.subscription != state.subscription:
-            return None
-        return ResolvedFunding(time_ms, announcement.rate, TICKER)
-
-    async def _backfill(self, symbol: str, state: _SymbolFunding, time_ms: int, open_ms: int,
-                        close_ms: int) -> ResolvedFunding | None:
-        """The settlement at ``time_ms`` from the exchange's history (see the module docstring)."""
-        failures, unpublished = self._delays(), self._delays()
-        asked = 0
-        while True:
-            try:
-                settled = await self._rest.fetch_funding(symbol, open_ms + 1, close_ms)
-            except RestError as exc:  # as the kline backfill: never give up on a network
-                delay = next(failures)
-                log.warning("%s: funding history for %s failed (%s); trying again in %.2fs", symbol,
-                            format_ms(time_ms), exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            state.settled.update({t: ResolvedFunding(t, r, HISTORY) for t, r in settled})
-            if time_ms in state.settled:
+    def _resolve(self, symbol: str, state: _SymbolFunding, time_ms: int, missed: list[int]) -> ResolvedFunding | None:
+        """The settlement at ``time_ms`` once the history was asked for what was ``missed``."""
+        found = state.settled.get(time_ms) or self._announced(state, time_ms)
+        if found is not None:
+            if time_ms in missed:
                 log.info("%s: funding at %s backfilled from the exchange's history", symbol, format_ms(time_ms))
-                return state.settled[time_ms]
-            asked += 1
-            if asked >= self._exchange.rest_attempts:
-                break
-            await asyncio.sleep(next(unpublished))
+            return found
         announcement = state.announced.get(time_ms)
         if announcement is not None:
             log.warning("%s: the exchange's history has no funding at %s; applying the rate %r announced on the "
@@ -205,6 +181,35 @@ class FundingFeed:
         log.info("%s: no funding settled at %s (funding every %d min by the instrument); none charged", symbol,
                  format_ms(time_ms), state.interval_ms // 60_000)
         return None
+
+    @staticmethod
+    def _announced(state: _SymbolFunding, time_ms: int) -> ResolvedFunding | None:
+        announcement = state.announced.get(time_ms)
+        if announcement is None or not state.live or announcement.subscription != state.subscription:
+            return None
+        return ResolvedFunding(time_ms, announcement.rate, TICKER)
+
+    async def _backfill(self, symbol: str, state: _SymbolFunding, missed: list[int], open_ms: int,
+                        close_ms: int) -> None:
+        """Ask the exchange's history for the candle's settlements until every ``missed`` time
+        is in it: network failures forever (as the kline backfill), a settlement not published
+        yet up to ``rest_attempts`` times (see the module docstring)."""
+        failures, unpublished = self._delays(), self._delays()
+        asked = 0
+        while True:
+            try:
+                settled = await self._rest.fetch_funding(symbol, open_ms + 1, close_ms)
+            except RestError as exc:
+                delay = next(failures)
+                log.warning("%s: funding history for %s failed (%s); trying again in %.2fs", symbol,
+                            format_ms(missed[0]), exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            state.settled.update({t: ResolvedFunding(t, r, HISTORY) for t, r in settled})
+            asked += 1
+            if all(t in state.settled for t in missed) or asked >= self._exchange.rest_attempts:
+                return
+            await asyncio.sleep(next(unpublished))
 
     def _delays(self) -> Iterator[float]:
         return jittered_backoff(self._exchange.backoff_min_s, self._exchange.backoff_max_s, self._rng)

@@ -265,8 +265,10 @@ class KlineStream:
         self._closed_by_us = False
         self._last_message_at = asyncio.get_running_loop().time()
         topics = self._live_topics()
-        for args in plan_requests(topics, self._settings.category):
-            await self._subscribe(ws, args, first=True)
+        klines = [t for t in topics if t in self._topics]
+        for group in (klines, [t for t in topics if t in self._tickers]):  # tickers in requests of their own
+            for args in plan_requests(group, self._settings.category):
+                await self._subscribe(ws, args, first=True)
         log.info("%s: subscribing to %d topic(s) on %s", self.name, len(topics), self._settings.ws_url)
         helpers = [asyncio.create_task(self._ping_forever(ws), name="bybit-ping"),
                    asyncio.create_task(self._watch(ws), name="bybit-watchdog")]

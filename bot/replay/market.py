@@ -157,7 +157,8 @@ class ReplayMarket:
         column, 0 without one), plus any other row of the column with a rate."""
         times = self.open_time_ms
         first = -(-int(times[0]) // _FUNDING_MS) * _FUNDING_MS
-        settled = dict.fromkeys(range(first, int(times[-1]) + 1, _FUNDING_MS), 0.0)
+        last_close = self.interval.grid.close_ms(int(times[-1]))  # the last candle settles what falls inside it
+        settled = dict.fromkeys(range(first, last_close + 1, _FUNDING_MS), 0.0)
         if funding_rate is not None:
             rates = funding_rate[: len(times)]
             settled.update({int(times[i]): float(rates[i]) for i in range(len(times))

@@ -129,3 +129,23 @@ async def test_an_announced_time_off_the_grid_is_settled_too() -> None:
     feed = await feed_for(FakeRest({}))
     feed.on_ticker("BTCUSDT", TickerData(symbol="BTCUSDT", fundingRate=2e-4, nextFundingTime=off_grid))
     assert await feed.due("BTCUSDT", off_grid - 60_000, off_grid) == [ResolvedFunding(off_grid, 2e-4, TICKER)]
+
+
+async def test_the_candle_feed_reports_ticker_subscriptions_links_and_refusals_to_the_funding_feed(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A refused ticker topic costs only the announcements (funding then comes from the
+    history): the symbol is not marked as a feed problem."""
+    from bot.bybit.feed import CandleFeed
+    from bot.bybit.ws import Refusal
+    from config.settings import FeedSettings
+
+    funding = await feed_for(FakeRest({T: 9e-4}))
+    feed = CandleFeed(ExchangeSettings(), FeedSettings(symbols=["BTCUSDT"]), FakeRest({}),  # type: ignore[arg-type]
+                      funding=funding)
+    feed.on_ticker("BTCUSDT", TickerData(symbol="BTCUSDT", fundingRate=1e-4, nextFundingTime=T))
+    assert funding.announced("BTCUSDT") == (T, 1e-4)
+    feed.on_subscribed(["tickers.BTCUSDT"])  # a new subscription: the old announcement may be stale
+    assert await funding.due("BTCUSDT", OPEN, CLOSE) == [ResolvedFunding(T, 9e-4, HISTORY)]
+    with caplog.at_level("WARNING"):
+        feed.on_refused("tickers.BTCUSDT", Refusal("Invalid symbol", 1, 3, 0.5))
+    assert feed.problems == {} and "its funding comes from the history" in caplog.text
