@@ -4,10 +4,14 @@ Start-up, per configured symbol: load every stored candle from the ledger (or, o
 start, fetch ``[daemon] warmup_candles`` over REST and store them), warm the engine with
 them, and give it every paper account that trades the symbol (:mod:`config.accounts`),
 each restored with its risk guard from its last decision in the ledger and trading the
-strategy it is configured with (:mod:`bot.serving`). Then one websocket feed
-(:class:`bot.bybit.feed.CandleFeed`) hands each symbol's closed candles, gap-free and in
-order, to that symbol's task, which runs the engine (features once, then every account)
-and writes all the accounts' decisions at the candle in one ledger transaction.
+strategy it is configured with (:mod:`bot.serving`). A linear perpetual also reads its
+funding interval and the funding history it lacks since its stored candles (stopping,
+before the ledger is opened, with one clear line when the exchange cannot give it). Then
+one websocket feed (:class:`bot.bybit.feed.CandleFeed`) hands each symbol's closed
+candles, gap-free and in order, to that symbol's task, which finds the funding settled
+inside the candle (:class:`bot.bybit.funding.FundingFeed`, stored beside the candles),
+runs the engine (features once, then every account, each settling its own funding) and
+writes all the accounts' decisions at the candle in one ledger transaction.
 
 An account the ledger holds but the configuration no longer lists is kept as it is
 (readable by every review command) and not traded; the start-up log says so.
@@ -30,8 +34,9 @@ from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 
 from bot.bybit.feed import CandleFeed
+from bot.bybit.funding import HISTORY, FundingFeed
 from bot.bybit.markets import interval as parse_interval
-from bot.bybit.rest import BybitRest
+from bot.bybit.rest import BybitRest, RestError
 from bot.bybit.sequencer import FeedCandle
 from bot.engine import ServingStrategy, SymbolEngine
 from bot.retrain_scheduler import RetrainScheduler
@@ -41,14 +46,21 @@ from config.errors import UserError
 from config.settings import Settings
 from env.candles import format_ms
 from env.features import WARMUP_CANDLES, warmup_prefix
+from env.funding import FundingRate, due_between
+from env.types import Candle
 from state.clock import Clock, SystemClock
 from state.database import check_for_writing, connect_reader
-from state.errors import SchemaVersionError
+from state.errors import LedgerError, SchemaVersionError
 from state.ledger import Ledger
 from state.readers import list_models
-from state.records import DecisionRecord, ModelEntry, ResumePoint
+from state.records import DecisionRecord, FeedProblem, ModelEntry, ResumePoint
+from trainer.data.funding_history import FUNDING_PAGE, Settlement
 
 log = logging.getLogger(__name__)
+
+WARMUP_CONCURRENCY = 32
+"""Symbols prepared at once at start-up: enough to keep the paced REST requests back to back
+while other symbols' features warm up, few enough to keep memory and the ledger queue small."""
 
 LATENCY_SAMPLES = 10_000
 """Arrival-to-commit latencies kept for the heartbeat and benchmarks (the newest)."""
@@ -65,6 +77,10 @@ class LedgerMismatchError(UserError):
     """The ledger's account was opened with other settings than the configured ones."""
 
 
+class FundingUnavailableError(UserError):
+    """A perpetual whose funding history the exchange cannot give: it is not traded without it."""
+
+
 @dataclass
 class SymbolStats:
     """What one symbol's task has done this session: candles decided (by at least one
@@ -76,6 +92,10 @@ class SymbolStats:
     skipped_replays: int = 0
     failed: str | None = None
     by_account: dict[str, int] = field(default_factory=dict)
+    funding_paid: dict[str, float] = field(default_factory=dict)
+    """Per account, funding payments recorded this session (amounts > 0)."""
+    funding_received: dict[str, float] = field(default_factory=dict)
+    """Per account, funding receipts recorded this session (-amounts < 0)."""
 
 
 @dataclass
@@ -117,6 +137,8 @@ class Daemon:
         self.listeners: list[DecisionListener] = []  # called after each committed decision (metrics, demo, tests)
         self.feed: CandleFeed | None = None  # while running: read-only access for health and metrics
         self.rest: BybitRest | None = None
+        self.funding: FundingFeed | None = None  # a perpetual's funding (category linear)
+        self._latest_funding: dict[str, list[Settlement]] = {}  # read before the ledger opens
 
     async def run(self, stop: asyncio.Event | None = None) -> DaemonReport:
         """Serve until ``stop`` is set (or every symbol's feed has failed); returns the report."""
@@ -124,10 +146,14 @@ class Daemon:
         settings = self.settings
         symbols = settings.feed.symbols
         self.check_inputs()
-        async with BybitRest(settings.exchange) as rest:
+        async with BybitRest(settings.exchange, clock=self.clock) as rest:
+            self.rest = rest  # before the first request: /health shows a 403 met during the start-up
             await rest.resolve(symbols)
+            if settings.exchange.category == "linear":
+                self.funding = FundingFeed(rest, settings.exchange)
+                await self._check_funding(rest)
             async with await Ledger.from_settings(settings.ledger) as ledger:
-                self._ledger, self.rest = ledger, rest
+                self._ledger = ledger
                 return await self._serve(ledger, rest, stop)
 
     def check_inputs(self) -> None:
@@ -178,8 +204,7 @@ class Daemon:
         models = await ledger.registry.list_models()
         servings = self._servings(models)  # every strategy built before anything is stored
         self._report_unconfigured(resume)
-        for symbol in symbols:
-            self.engines[symbol] = await self._prepare(symbol, ledger, rest, resume, servings)
+        self.engines = await self._prepare_all(ledger, rest, resume, servings)
         cap_torch_threads(settings.daemon.torch_threads)
         run_id = await ledger.journal.start_run(started_ms=self.clock.now_ms(), config_hash=config_hash(settings),
                                                 code_version=_code_version(), symbols=symbols,
@@ -191,7 +216,7 @@ class Daemon:
         await self.retrainer.start()
         resume_after = {s: e.last_open_ms for s, e in self.engines.items() if e.last_open_ms is not None}
         async with CandleFeed(settings.exchange, settings.feed, rest, resume_after=resume_after,
-                              clock=self.clock) as feed:
+                              clock=self.clock, on_problem=self._record_feed_problem, funding=self.funding) as feed:
             self.feed = feed
             consumers = [asyncio.create_task(self._consume(symbol, feed), name=f"consume-{symbol}")
                          for symbol in symbols]
@@ -236,18 +261,44 @@ class Daemon:
                         "(shadow accounts, status and trades still show it), not traded", name, ", ".join(held),
                         "them" if len(held) > 1 else "it")
 
+    async def _prepare_all(self, ledger: Ledger, rest: BybitRest, resume: dict[tuple[str, str], ResumePoint],
+                           servings: dict[tuple[str, str], ServingStrategy]) -> dict[str, SymbolEngine]:
+        """Every symbol's engine, :data:`WARMUP_CONCURRENCY` at a time: one symbol's REST
+        round trip overlaps another's feature warm-up (serially, 1,000 symbols took minutes).
+        The first failure cancels the rest and is raised."""
+        limit = asyncio.Semaphore(WARMUP_CONCURRENCY)
+
+        async def prepare(symbol: str) -> SymbolEngine:
+            async with limit:
+                return await self._prepare(symbol, ledger, rest, resume, servings)
+
+        symbols = self.settings.feed.symbols
+        tasks = [asyncio.create_task(prepare(symbol), name=f"prepare-{symbol}") for symbol in symbols]
+        try:
+            engines = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return dict(zip(symbols, engines, strict=True))
+
     async def _prepare(self, symbol: str, ledger: Ledger, rest: BybitRest,
                        resume: dict[tuple[str, str], ResumePoint],
                        servings: dict[tuple[str, str], ServingStrategy]) -> SymbolEngine:
         settings = self.settings
         iv = self.interval
-        engine = SymbolEngine(symbol, iv.name, settings.env.lookback_window)
+        engine = SymbolEngine(symbol, iv.name, settings.env.lookback_window, perpetual=self.funding is not None)
         for account in self.accounts:
             if symbol in account.symbols:
                 engine.add_account(account.name, account.env, account.risk, servings[account.name, symbol])
         history = await ledger.load_candles(symbol, iv.name)
-        if history.empty:
-            fetched = await rest.fetch_recent(symbol, iv, settings.daemon.warmup_candles)
+        fetched = await rest.fetch_recent(symbol, iv, settings.daemon.warmup_candles) if history.empty else []
+        if self.funding is not None:
+            first = (int(history["open_time_ms"].iloc[0]) if not history.empty
+                     else fetched[0].open_time_ms if fetched else None)
+            await self._start_funding(symbol, ledger, rest, self.funding, first)
+        if fetched:
             await ledger.store_candles(fetched)
             history = await ledger.load_candles(symbol, iv.name)
             log.info("%s: first start: %d warm-up candle(s) fetched over REST", symbol, len(fetched))
@@ -274,6 +325,50 @@ class Daemon:
                 f"{point.initial_balance}, the configuration says {account.env.initial_balance}; "
                 "restore the setting or use another ledger file (or account name)")
 
+    async def _check_funding(self, rest: BybitRest) -> None:
+        """Before the ledger is opened: every perpetual lists a funding interval and has settled
+        funding (its newest settlements, one request, kept for :meth:`_start_funding`) unless
+        it was listed less than a funding interval ago, or the daemon stops in one line."""
+        for symbol in self.settings.feed.symbols:
+            interval_ms = await rest.funding_interval_ms(symbol)
+            try:
+                latest = self._latest_funding[symbol] = await rest.latest_funding(symbol)
+                launched = None if latest else await rest.launch_time_ms(symbol)
+                young = launched is not None and await rest.server_time_ms() - launched < interval_ms
+            except RestError as exc:
+                raise FundingUnavailableError(f"{symbol}: cannot read its funding history ({exc}); a perpetual is not "
+                                              "traded without its funding") from None
+            if not latest and not young:
+                raise FundingUnavailableError(
+                    f"{symbol}: the exchange has no funding history (funding every {interval_ms // 60_000} min by "
+                    "the instrument); a perpetual is not traded without its funding")
+
+    async def _start_funding(self, symbol: str, ledger: Ledger, rest: BybitRest, funding: FundingFeed,
+                             first_open_ms: int | None) -> None:
+        """Add the funding history the ledger lacks (since its last stored settlement, or since
+        the first stored candle): the newest settlements read at the check, and older ones
+        fetched only when those do not reach back and the exchange may have more (a full page);
+        store it and hand everything known to the funding feed."""
+        known = await ledger.funding_rates(symbol)
+        latest = self._latest_funding.pop(symbol)
+        if known:
+            since = known[-1][0] + 1
+        elif first_open_ms is not None:  # the settlements the first stored candle's row carries too
+            since = self.interval.grid.shift(first_open_ms, -1) + 1
+        else:
+            since = latest[-1][0] + 1 if latest else 0  # no candles yet: nothing to cover
+        fetched = [s for s in latest if s[0] >= since]
+        if latest and since < latest[0][0] and len(latest) >= FUNDING_PAGE:
+            try:
+                fetched = await rest.fetch_funding(symbol, since, latest[0][0] - 1) + fetched
+            except RestError as exc:
+                raise FundingUnavailableError(f"{symbol}: cannot read its funding history ({exc}); a perpetual is "
+                                              "not traded without its funding") from None
+        await ledger.store_funding_rates(symbol, fetched, HISTORY)
+        await funding.start(symbol, [*known, *fetched])
+        log.info("%s: funding every %d min; %d settlement(s) stored, %d fetched", symbol,
+                 funding.interval_ms(symbol) // 60_000, len(known), len(fetched))
+
     # ----------------------------------------------------------------- decisions
     def _session(self) -> tuple[DaemonReport, Ledger, RetrainScheduler]:
         """The running session's report, ledger and retrainer (set by :meth:`run`)."""
@@ -296,11 +391,25 @@ class Daemon:
             stats.failed = f"{type(exc).__name__}: {exc}"
             log.error("%s: stopped: %s", symbol, stats.failed, exc_info=not isinstance(exc, UserError))
 
+    async def _funding_due(self, symbol: str, candle: Candle, ledger: Ledger) -> FundingRate | None:
+        """The funding settled inside ``candle`` (stored beside it first, so a restart applies
+        the very same rates), as the engine takes it; ``None`` on spot or when none is due."""
+        if self.funding is None:
+            return None
+        open_ms = candle.open_time_ms
+        close_ms = self.interval.grid.close_ms(open_ms)
+        resolved = await self.funding.due(symbol, open_ms, close_ms)
+        for source in dict.fromkeys(r.source for r in resolved):
+            await ledger.store_funding_rates(symbol, [(r.time_ms, r.rate) for r in resolved if r.source == source],
+                                             source)
+        return due_between(open_ms, close_ms, [(r.time_ms, r.rate) for r in resolved])
+
     async def _process(self, symbol: str, item: FeedCandle) -> None:
         engine = self.engines[symbol]
         report, ledger, retrainer = self._session()
+        funding = await self._funding_due(symbol, item.candle, ledger)
         output = engine.on_candle(item.candle, decided_ms=self.clock.now_ms(), run_id=report.run_id,
-                                  arrived_ns=item.received_ns)
+                                  arrived_ns=item.received_ns, funding=funding)
         stats = report.symbols[symbol]
         if not output.records:
             await ledger.store_candles([item.candle])
@@ -315,12 +424,30 @@ class Daemon:
         committed = [record for record, new in zip(output.records, written, strict=True) if new]
         for record in committed:
             stats.by_account[record.account] = stats.by_account.get(record.account, 0) + 1
+            if record.funding is not None:
+                amount = record.funding.amount
+                stats.funding_paid[record.account] = stats.funding_paid.get(record.account, 0.0) + max(amount, 0.0)
+                stats.funding_received[record.account] = (stats.funding_received.get(record.account, 0.0)
+                                                          + max(-amount, 0.0))
         latency_ms = (time.perf_counter_ns() - item.received_ns) / 1e6
         report.latencies_ms.append(latency_ms)
         _log_risk_events(symbol, output.records)
         await retrainer.on_committed(symbol, committed)
         for listener in self.listeners:
             listener(symbol, item, latency_ms)
+
+    def _record_feed_problem(self, symbol: str, problem: FeedProblem | None) -> None:
+        """Keep the ledger's ``feed_problems`` in step with the feed (``shadow status``, /status)."""
+        work = asyncio.ensure_future(self._write_feed_problem(symbol, problem))
+        self._in_flight.add(work)
+        work.add_done_callback(self._in_flight.discard)
+
+    async def _write_feed_problem(self, symbol: str, problem: FeedProblem | None) -> None:
+        report, ledger, _ = self._session()
+        try:
+            await ledger.journal.set_feed_problem(report.run_id, symbol, problem)
+        except LedgerError as exc:  # the log and /health still say it
+            log.error("%s: could not record the feed problem in the ledger: %s", symbol, exc)
 
     # ----------------------------------------------------------------- reporting
     async def _heartbeat(self, feed: CandleFeed) -> None:
@@ -336,9 +463,14 @@ class Daemon:
         report = self._session()[0]
         for symbol, engine in self.engines.items():
             stats = report.symbols[symbol]
-            state = f"FAILED ({stats.failed})" if stats.failed else ", ".join(
-                f"{name} pos {a.portfolio.side:+d} equity {a.portfolio.equity:.6g}"
-                for name, a in engine.accounts.items())
+            problem = feed.problems.get(symbol)
+            if stats.failed:
+                state = f"FAILED ({stats.failed})"
+            elif problem is not None:
+                state = f"NOT STREAMING ({problem.describe()})"
+            else:
+                state = ", ".join(f"{name} pos {a.portfolio.side:+d} equity {a.portfolio.equity:.6g}"
+                                  for name, a in engine.accounts.items())
             parts.append(f"{symbol} {state} last {_fmt_ms(engine.last_open_ms)} decisions {stats.decisions}")
         latencies = sorted(report.latencies_ms)
         if latencies:

@@ -11,7 +11,9 @@ would fail or misbehave), with a one-line fix. Checks, in order:
 - **strategy**: what ``shadow run`` would trade (a spec that builds, or a promoted model);
 - **disk**: free space on the ledger's disk;
 - **exchange REST** / **exchange websocket**: the configured endpoints answer as Bybit
-  does, the symbols are listed; **clock**: the local clock against the exchange's;
+  does, the symbols are listed; an HTTP 403 is reported as what it is (an IP ban or a
+  blocked region, with Bybit's reason), asked once; **clock**: the local clock against
+  the exchange's;
 - **daemon**: when ``[service] http`` is set, what the running daemon's ``/health`` says.
 
 Nothing is changed: the ledger is opened read-only, the write probe rolls back, model
@@ -215,11 +217,11 @@ async def _exchange_checks(settings: Settings, timeout_s: float) -> list[Finding
 async def _rest_check(settings: Settings, timeout_s: float) -> list[Finding]:
     """One try each (no back-off), so an unreachable endpoint is reported in seconds."""
     from bot.bybit.markets import UnknownSymbolError
-    from bot.bybit.rest import BybitRest
+    from bot.bybit.rest import BybitRest, RestForbidden
 
     exchange = settings.exchange.model_copy(update={"rest_attempts": 1, "rest_timeout_s": timeout_s})
     url = exchange.rest_url
-    async with BybitRest(exchange) as rest:
+    async with BybitRest(exchange, wait_out_403=False) as rest:
         try:
             before_ms = time.time() * 1000
             server_ms = await asyncio.wait_for(rest.server_time_ms(), timeout_s + 1)
@@ -229,6 +231,11 @@ async def _rest_check(settings: Settings, timeout_s: float) -> list[Finding]:
             return [_unreachable("exchange REST", f"{url}: no answer within {timeout_s:g} s", "rest_url")]
         except UnknownSymbolError as exc:
             return [Finding("exchange REST", FAIL, str(exc), "fix [feed] symbols (or [exchange] category)")]
+        except RestForbidden as exc:
+            return [Finding("exchange REST", FAIL, str(exc),
+                            "stop every client on this IP for 10 minutes (a running daemon waits by itself), then "
+                            "lower [exchange] rest_requests_per_s; if it persists, the region is blocked: run Shadow "
+                            "from a host in a region Bybit serves")]
         except UserError as exc:
             return [_unreachable("exchange REST", str(exc), "rest_url")]  # the message names the URL
     margin = max(1.0, settings.service.health_margin_s)

@@ -2,8 +2,9 @@
 
 For each closed candle: streaming features (``env.features``) and the market part of the
 observation, **once**; then, for each paper account trading the symbol, the account marked
-at this close -> its observation (``env.observation``: the shared market window plus its
-own five portfolio features) -> its strategy -> its money step
+at this close, settling the perpetual funding due at it (``env.funding``) -> its
+observation (``env.observation``: the shared market window plus its own five portfolio
+features) -> its strategy -> its money step
 (:class:`env.execution.Account`: risk guard, then fill) -> a
 :class:`state.records.DecisionRecord` for the ledger. Every step is the env's own code (the
 env's step calls the same ``Account``), so replaying a candle file through the engine gives
@@ -16,6 +17,7 @@ can be driven from a list in tests.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -26,12 +28,15 @@ import pandas as pd
 from config.settings import EnvSettings, RiskSettings
 from env.execution import Account
 from env.features import WARMUP_CANDLES, StreamingFeatures, compute_features
+from env.funding import FundingRate
 from env.observation import build_observation
 from env.portfolio import Portfolio, PortfolioConfig, PortfolioState
 from env.risk import RiskGuard, RiskState
 from env.types import Candle
 from state.records import DecisionRecord
 from strategies.base import MarketContext, Strategy
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +114,14 @@ class SymbolEngine:
         symbol / interval: the market (``"BTCUSDT"``, ``"1m"``).
         lookback_window: candles of features per observation (one for every account: the
             market part of the observation is built once).
+        perpetual: the market pays funding (linear); a model trained without funding is
+            served with a warning.
     """
 
-    def __init__(self, symbol: str, interval: str, lookback_window: int) -> None:
+    def __init__(self, symbol: str, interval: str, lookback_window: int, *, perpetual: bool = False) -> None:
         self.symbol = symbol
         self.interval = interval
+        self.perpetual = perpetual
         self.lookback = lookback_window
         self.accounts: dict[str, EngineAccount] = {}
         self.last_open_ms: int | None = None
@@ -134,6 +142,7 @@ class SymbolEngine:
         if name in self.accounts or name in self._joining:
             raise ValueError(f"{self.symbol}: account {name!r} is already trading")
         account = self.accounts[name] = EngineAccount(name, env, risk, serving)
+        self._warn_without_funding(serving)
         if self._last_close is not None and self.last_open_ms is not None:
             account.money.mark(self._last_close, self.last_open_ms)
         self._fit_context()
@@ -153,6 +162,7 @@ class SymbolEngine:
         if equity_of not in self.accounts:
             raise ValueError(f"{self.symbol}: no account {equity_of!r} to take the equity of")
         self._joining[name] = _Joining(env, risk, serving, equity_of)
+        self._warn_without_funding(serving)
         self._fit_context()
 
     def remove_account(self, name: str) -> None:
@@ -164,6 +174,7 @@ class SymbolEngine:
     def serve(self, name: str, serving: ServingStrategy) -> None:
         """Swap an account's strategy (e.g. a newly promoted model); takes effect at the next candle."""
         self.accounts[name].serving = serving
+        self._warn_without_funding(serving)
         self._fit_context()
 
     def warm(self, history: pd.DataFrame) -> None:
@@ -193,9 +204,16 @@ class SymbolEngine:
             self._closes = deque(self._closes, maxlen=history)
             self._times = deque(self._times, maxlen=history)
 
+    def _warn_without_funding(self, serving: ServingStrategy) -> None:
+        metadata = getattr(serving.strategy, "metadata", None)
+        if self.perpetual and metadata is not None and not metadata.funding:
+            log.warning("%s: model %s was trained without funding (no funding_rate in its candles) and now trades a "
+                        "perpetual that pays it; its backtests overstate holding positions", self.symbol,
+                        serving.model_version or serving.label)
+
     # ---------------------------------------------------------------- decisions
     def on_candle(self, candle: Candle, *, decided_ms: int, run_id: int | None = None,
-                  arrived_ns: int | None = None) -> EngineOutput:
+                  arrived_ns: int | None = None, funding: FundingRate | None = None) -> EngineOutput:
         """Process the next closed candle (it must follow the previous one).
 
         Args:
@@ -204,6 +222,8 @@ class SymbolEngine:
             run_id: the daemon session writing the decisions.
             arrived_ns: ``time.perf_counter_ns()`` when the candle's message arrived; each
                 recorded latency runs from then to the end of its account's decision.
+            funding: the perpetual funding due at its close (:func:`env.funding.due_between`),
+                settled on every account's position held over it before anything else.
         """
         started_ns = arrived_ns if arrived_ns is not None else time.perf_counter_ns()
         row = self._features.update(candle.open, candle.high, candle.low, candle.close, candle.volume)
@@ -211,7 +231,7 @@ class SymbolEngine:
         self._times.append(candle.open_time_ms)
         self.last_open_ms, self._last_close = candle.open_time_ms, candle.close
         for account in self.accounts.values():
-            account.money.mark(candle.close, candle.open_time_ms)
+            account.money.mark(candle.close, candle.open_time_ms, funding)
         if self._joining:
             self._admit(candle)
         if row is None:

@@ -12,9 +12,14 @@ Healthy means all of:
   missing candle; the margin covers the exchange's push delay and the local clock's
   offset from the exchange's (``shadow doctor`` measures that offset). A stalled stream
   that still looks connected is caught here, as is an engine that stopped processing;
-- **symbols alive**: no symbol's task has stopped on an error;
+- **symbols alive**: no symbol's task has stopped on an error, and Bybit streams every
+  symbol (one whose subscription it refuses is named with Bybit's reason while it is
+  retried, and fails this check for good once it is dropped);
 - **ledger writable**: the write lock can be taken now (``BEGIN IMMEDIATE`` /
-  ``ROLLBACK``, within 1 s) and the ledger's disk has ``min_free_disk_mb`` free.
+  ``ROLLBACK``, within 1 s) and the ledger's disk has ``min_free_disk_mb`` free;
+- **not refused by Bybit**: no HTTP 403 (an IP ban or a blocked region) is being waited
+  out, REST or websocket; while one is, the reason and the end of the wait are listed
+  (also during the start-up, whose warm-up waits too).
 
 "Now" is the daemon's injected clock: wall time live, the replay's virtual time when a
 test injects it.
@@ -24,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,19 +94,21 @@ class HealthMonitor:
         self.service = service
 
     def max_age_ms(self) -> int:
-        """How long ago a symbol's newest candle may have closed."""
+        """How long ago a symbol's newest candle may have closed (a month counts 31 days)."""
         service = self.service
-        return int(service.health_max_age_intervals * self.daemon.interval.ms + service.health_margin_s * 1000)
+        return int(service.health_max_age_intervals * self.daemon.interval.grid.longest_ms
+                   + service.health_margin_s * 1000)
 
     async def check(self) -> Health:
         """The current verdict; touches the ledger file (in a thread), nothing else."""
         daemon = self.daemon
         report = daemon.report
+        refusals = self._forbidden()
         if report is None:
-            return Health("starting", ["starting: warming up and restoring the accounts"])
+            return Health("starting", ["starting: warming up and restoring the accounts", *refusals])
         if report.stop_reason != "running":
             return Health("stopped", [f"stopped: {report.stop_reason}"])
-        problems: list[str] = []
+        problems: list[str] = list(refusals)
         feed = daemon.feed
         connected = feed is not None and feed.stats.connected
         if not connected:
@@ -114,6 +121,13 @@ class HealthMonitor:
         checks = {"run_id": report.run_id, "stream_connected": connected, "symbols": symbols, "ledger": ledger}
         return Health("failing" if problems else "ok", problems, checks)
 
+    def _forbidden(self) -> list[str]:
+        """Bybit's HTTP 403s being waited out, REST and websocket (an IP ban or a blocked region)."""
+        daemon = self.daemon
+        found = [daemon.rest.forbidden] if daemon.rest is not None and daemon.rest.forbidden is not None else []
+        found += daemon.feed.forbidden if daemon.feed is not None else []
+        return [refusal.describe() for refusal in found]
+
     def _symbol_checks(self, report: DaemonReport, problems: list[str]) -> dict[str, Any]:
         daemon = self.daemon
         now_ms = daemon.clock.now_ms()
@@ -122,11 +136,14 @@ class HealthMonitor:
         for symbol, engine in daemon.engines.items():
             failed = report.symbols[symbol].failed
             last = engine.last_open_ms
-            age_s = None if last is None else (now_ms - last - daemon.interval.ms) / 1000
+            age_s = None if last is None else (now_ms - daemon.interval.grid.close_ms(last)) / 1000
+            feed_problem = daemon.feed.problems.get(symbol) if daemon.feed is not None else None
             checks[symbol] = {"last_candle": iso_ms(last), "closed_s_ago": age_s, "limit_s": limit_ms / 1000,
-                              "failed": failed}
+                              "failed": failed, "feed_problem": None if feed_problem is None else asdict(feed_problem)}
             if failed:
                 problems.append(f"{symbol}: stopped: {failed}")
+            elif feed_problem is not None:
+                problems.append(f"{symbol}: not streaming: {feed_problem.describe()}")
             elif age_s is None:
                 problems.append(f"{symbol}: no candle yet")
             elif age_s * 1000 > limit_ms:

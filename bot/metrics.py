@@ -44,6 +44,7 @@ FEED_COUNTERS: dict[str, str] = {
     "gaps": "holes detected in the stream (each backfilled over REST)",
     "skipped_absent": "candles the exchange does not have (hole given up)",
     "connections": "websocket connections opened",
+    "subscribe_refusals": "topic subscriptions Bybit refused (each retry counts)",
     "reconnects": "websocket connections lost or closed and reopened",
     "watchdog_closes": "connections closed by the watchdog after a silence",
     "connect_failures": "failed attempts to open a websocket connection",
@@ -53,7 +54,8 @@ FEED_COUNTERS: dict[str, str] = {
 REST_COUNTERS: dict[str, str] = {
     "requests": "REST market-data requests sent",
     "retries": "REST requests repeated after a rate-limit or network error",
-    "rate_limited": "REST rate-limit answers (retCode 10006/10018, HTTP 403)",
+    "rate_limited": "REST rate-limit answers (retCode 10006/10018)",
+    "forbidden": "REST HTTP 403 answers (IP ban or blocked region), each followed by forbidden_wait_s without requests",
 }
 RETRAIN_OUTCOMES: tuple[str, ...] = tuple(s for s in RetrainStatus if s != RetrainStatus.RUNNING)
 
@@ -117,6 +119,14 @@ class _DaemonCollector(Collector):
                                        "close time of the newest candle processed", labels=["symbol"])
         failed = GaugeMetricFamily("shadow_symbol_failed", "1 when the symbol's task stopped on an error",
                                    labels=["symbol"])
+        paid = CounterMetricFamily("shadow_funding_paid", "perpetual funding the positions paid this session "
+                                   "(quote currency)", labels=labels)
+        received = CounterMetricFamily("shadow_funding_received", "perpetual funding the positions received this "
+                                       "session (quote currency)", labels=labels)
+        announced_rate = GaugeMetricFamily("shadow_funding_rate_announced", "the funding rate the exchange announces "
+                                           "for the next funding time", labels=["symbol"])
+        next_funding = GaugeMetricFamily("shadow_next_funding_timestamp_seconds", "the next funding time the exchange "
+                                         "announced", labels=["symbol"])
         for symbol, engine in daemon.engines.items():
             for name, account in engine.accounts.items():
                 p = account.portfolio
@@ -127,10 +137,20 @@ class _DaemonCollector(Collector):
                 drawdown.add_metric([name, symbol], p.drawdown)
                 model.add_metric([name, symbol, account.serving.label, account.serving.model_version or ""], 1.0)
             if engine.last_open_ms is not None:
-                last_close.add_metric([symbol], (engine.last_open_ms + daemon.interval.ms) / 1000)
+                last_close.add_metric([symbol], daemon.interval.grid.close_ms(engine.last_open_ms) / 1000)
             stats = daemon.report.symbols.get(symbol) if daemon.report is not None else None
             failed.add_metric([symbol], float(bool(stats and stats.failed)))
+            if daemon.funding is not None:
+                for name in engine.accounts:
+                    paid.add_metric([name, symbol], stats.funding_paid.get(name, 0.0) if stats else 0.0)
+                    received.add_metric([name, symbol], stats.funding_received.get(name, 0.0) if stats else 0.0)
+                announced = daemon.funding.announced(symbol)
+                if announced is not None:
+                    next_funding.add_metric([symbol], announced[0] / 1000)
+                    announced_rate.add_metric([symbol], announced[1])
         yield from (equity, side, qty, unrealized, drawdown, model, last_close, failed)
+        if daemon.funding is not None:
+            yield from (paid, received, announced_rate, next_funding)
 
     def _retraining(self) -> Iterator[Metric]:
         summary = self.retrains

@@ -16,7 +16,9 @@ class ExchangeSettings(Section):
     only: Shadow never places an order. Point both URLs at ``shadow replay-server`` to run
     against a local replay instead of Bybit."""
 
-    category: Literal["spot", "linear"] = Field("linear", description="Bybit market: spot or linear perpetuals")
+    category: Literal["spot", "linear"] = Field(
+        "linear", description="Bybit market: spot, or linear perpetuals (which pay and receive funding, see Funding)"
+    )
     ws_url: str = Field(
         "wss://stream.bybit.com/v5/public/linear",
         description="Bybit v5 public websocket URL; its /v5/public/... path must match category",
@@ -36,6 +38,16 @@ class ExchangeSettings(Section):
     rest_timeout_s: float = Field(10.0, gt=0, description="timeout of one REST request")
     rest_attempts: int = Field(
         6, ge=1, le=100, description="tries of one REST request on rate-limit or network errors before giving up"
+    )
+    forbidden_wait_s: float = Field(
+        600.0, gt=0, le=86_400,
+        description="after an HTTP 403 from Bybit (an IP ban, or a blocked region) nothing is sent to it for this "
+        "long; Bybit asks for at least 10 minutes",
+    )
+    rest_requests_per_s: float = Field(
+        40.0, gt=0, le=120,
+        description="REST requests started per second at most, all symbols together (Bybit bans an IP that sends "
+        "more than 600 in 5 s, i.e. 120/s, for 10 minutes or more; leave room for other clients on the IP)",
     )
 
     @field_validator("ws_url")
@@ -80,9 +92,6 @@ class ExchangeSettings(Section):
 Timeframe = Literal["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d", "1w", "1M"]
 TIMEFRAMES: tuple[str, ...] = get_args(Timeframe)
 """Candle timeframes Bybit serves (ccxt names); ``interval`` on the wire is 1, 3, ... D, W, M."""
-FEED_INTERVALS: tuple[str, ...] = tuple(t for t in TIMEFRAMES if t != "1M")
-"""The live feed's intervals: those of fixed length (a calendar month is not), so that a
-gap is a whole number of candles (``bot.bybit.markets`` maps them to Bybit's names)."""
 
 UNIT_MS: dict[str, int] = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 """Milliseconds per unit of a fixed-length interval or look-back (``15m``, ``4h``, ``1d``, ``2w``)."""
@@ -101,10 +110,18 @@ def interval_ms(name: str) -> int:
 
 
 class FeedSettings(Section):
-    """Which candles the live feed streams: one websocket carries every symbol."""
+    """Which candles the live feed streams, and what it does with a symbol Bybit refuses."""
 
     symbols: list[str] = Field(["BTCUSDT"], min_length=1, description="Bybit symbols to stream, e.g. BTCUSDT")
-    interval: str = Field("1m", description="candle interval: 1m 3m 5m 15m 30m 1h 2h 4h 6h 12h 1d 1w")
+    interval: str = Field(
+        "1m", description="candle interval: 1m 3m 5m 15m 30m 1h 2h 4h 6h 12h 1d, 1w (weeks open Monday 00:00 UTC) "
+        "or 1M (calendar months)"
+    )
+    subscribe_attempts: int = Field(
+        6, ge=1, le=100,
+        description="refusals of a symbol's subscription (a delisted or unknown symbol) before it is dropped until "
+        "restart; between them it is retried alone after the [exchange] back-off, and the other symbols go on",
+    )
 
     @field_validator("symbols")
     @classmethod
@@ -120,6 +137,6 @@ class FeedSettings(Section):
     @field_validator("interval")
     @classmethod
     def _known_interval(cls, value: str) -> str:
-        if value not in FEED_INTERVALS:
-            raise ValueError(f"unknown interval; use one of {' '.join(FEED_INTERVALS)}")
+        if value not in TIMEFRAMES:
+            raise ValueError(f"unknown interval; use one of {' '.join(TIMEFRAMES)}")
         return value

@@ -26,8 +26,9 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from config.accounts import AccountSettings, check_accounts
+from config.alerts import ALERT_KINDS, AlertSettings
 from config.errors import UserError, clause
-from config.market import FEED_INTERVALS, TIMEFRAMES, ExchangeSettings, FeedSettings, Timeframe
+from config.market import TIMEFRAMES, ExchangeSettings, FeedSettings, Timeframe
 from config.operations import LOOPBACK, LedgerSettings, ServiceSettings, parse_listen
 from config.trading import DaemonSettings, EnvSettings, RewardSettings, RiskSettings
 from config.training import (
@@ -40,11 +41,11 @@ from config.training import (
 )
 
 __all__ = [
-    "CONFIG_PATH_VARIABLE", "ENV_NESTED_DELIMITER", "ENV_PREFIX", "FEED_INTERVALS", "LOOPBACK", "TIMEFRAMES",
-    "AccountSettings", "ComputeSettings", "ConfigError", "DaemonSettings", "EnvSettings", "EvaluationSettings",
-    "ExchangeSettings", "FeedSettings", "LedgerSettings", "RetrainSettings", "RewardSettings", "RiskSettings",
-    "SearchSpaceSettings", "ServiceSettings", "Settings", "Timeframe", "TrainSettings", "TuneSettings", "load_settings",
-    "parse_listen",
+    "ALERT_KINDS", "CONFIG_PATH_VARIABLE", "ENV_NESTED_DELIMITER", "ENV_PREFIX", "LOOPBACK", "TIMEFRAMES",
+    "AccountSettings", "AlertSettings", "ComputeSettings", "ConfigError", "DaemonSettings", "EnvSettings",
+    "EvaluationSettings", "ExchangeSettings", "FeedSettings", "LedgerSettings", "RetrainSettings", "RewardSettings",
+    "RiskSettings", "SearchSpaceSettings", "ServiceSettings", "Settings", "Timeframe", "TrainSettings", "TuneSettings",
+    "load_settings", "parse_listen",
 ]
 
 ENV_PREFIX = "SHADOW_"
@@ -78,6 +79,7 @@ class Settings(BaseSettings):
     tune: TuneSettings = TuneSettings()
     service: ServiceSettings = ServiceSettings()
     retrain: RetrainSettings = RetrainSettings()
+    alerts: AlertSettings = AlertSettings()
     accounts: Annotated[tuple[AccountSettings, ...], Field(
         description="paper accounts trading side by side ([[accounts]] tables; none: one account, 'main', "
         "trading [daemon] strategy with [env] and [risk])",

@@ -8,9 +8,11 @@ Two layouts are accepted:
 
 Every loader returns the same frame: columns ``open_time_ms`` (int64, UTC epoch ms),
 ``timestamp`` (tz-naive UTC ``datetime64``), ``open high low close volume`` (float64),
-sorted, unique and gap-free. Bad data raises :class:`CandleDataError` naming the file,
-the line and the problem, unless the caller picks ``RepairPolicy.REPAIR``, in which case
-every repair is logged with its count.
+sorted, unique and gap-free; plus ``funding_rate`` (float64) when the file has that column
+(perpetual funding, :mod:`env.funding`: a rate on every row, 0 where no funding is due).
+Bad data raises :class:`CandleDataError` naming the file, the line and the problem, unless
+the caller picks ``RepairPolicy.REPAIR``, in which case every repair is logged with its
+count (a bad funding rate is an error even then).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from config.errors import UserError
+from env.funding import FUNDING_RATE_COLUMN, funding_rate_problem
+from env.intervals import CandleGrid, infer_grid
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +71,15 @@ def load_candles(
     path: str | Path,
     *,
     repair: RepairPolicy = RepairPolicy.STRICT,
-    interval_ms: int | None = None,
+    grid: CandleGrid | None = None,
 ) -> pd.DataFrame:
     """Read a candle CSV (plain or ``.gz``) in either accepted layout and validate it.
 
     Args:
         path: the file.
         repair: see :class:`RepairPolicy`.
-        interval_ms: expected candle spacing; inferred from the data when ``None``.
+        grid: where the candles must open (:func:`env.intervals.grid`, e.g. Bybit's
+            Monday-based weeks); inferred from the data when ``None``.
 
     Returns:
         The validated frame described in the module docstring.
@@ -87,7 +92,7 @@ def load_candles(
         raw = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise CandleDataError(source, f"not a readable CSV ({exc})") from None
-    return normalize_candles(raw, source=source, repair=repair, interval_ms=interval_ms)
+    return normalize_candles(raw, source=source, repair=repair, grid=grid)
 
 
 def normalize_candles(
@@ -95,7 +100,7 @@ def normalize_candles(
     *,
     source: str = "DataFrame",
     repair: RepairPolicy = RepairPolicy.STRICT,
-    interval_ms: int | None = None,
+    grid: CandleGrid | None = None,
 ) -> pd.DataFrame:
     """Validate an in-memory frame (``timestamp`` as ms integers or date-times) and
     return it in the canonical layout. Same checks and errors as :func:`load_candles`."""
@@ -105,29 +110,27 @@ def normalize_candles(
             source,
             f"missing column(s) {', '.join(missing)}; expected timestamp,open,high,low,close,volume",
         )
+    value_columns = (*OHLCV_COLUMNS, FUNDING_RATE_COLUMN) if FUNDING_RATE_COLUMN in raw.columns else OHLCV_COLUMNS
     frame = pd.DataFrame(
         {"open_time_ms": _timestamps_to_ms(raw["timestamp"], source)}
-        | {c: _to_float(raw[c], c, source) for c in OHLCV_COLUMNS}
+        | {c: _to_float(raw[c], c, source) for c in value_columns}
     )
     frame.index = pd.RangeIndex(_FIRST_DATA_LINE, _FIRST_DATA_LINE + len(frame))  # file lines
     if len(frame) == 0:
         raise CandleDataError(source, "no candles")
+    if FUNDING_RATE_COLUMN in frame:
+        _check_funding(frame, source)
     frame = _check_rows(frame, source, repair)
     frame = _check_order(frame, source, repair)
-    frame = _check_gaps(frame, source, repair, interval_ms)
+    frame = _check_gaps(frame, source, repair, grid)
     frame = frame.reset_index(drop=True)
     frame.insert(1, "timestamp", pd.to_datetime(frame["open_time_ms"], unit="ms"))
     return frame
 
 
 def infer_interval_ms(open_time_ms: np.ndarray) -> int:
-    """The most common spacing between consecutive candles (robust to a few gaps)."""
-    diffs = np.diff(open_time_ms)
-    diffs = diffs[diffs > 0]
-    if len(diffs) == 0:
-        return 60_000
-    values, counts = np.unique(diffs, return_counts=True)
-    return int(values[np.argmax(counts)])
+    """The candle length (robust to a few gaps; a calendar month counts as its mean length)."""
+    return infer_grid(open_time_ms).nominal_ms
 
 
 def resample_candles(candles: pd.DataFrame, interval_ms: int, *, source: str = "candles") -> pd.DataFrame:
@@ -187,6 +190,15 @@ def _to_float(column: pd.Series, name: str, source: str) -> np.ndarray:
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
     _raise_first(np.isnan(values) & column.notna().to_numpy(), column, source, "is not a number")
     return values
+
+
+def _check_funding(frame: pd.DataFrame, source: str) -> None:
+    """Funding is money: a gap, an infinite or an absurd rate is an error even when
+    repairing candles (a guessed rate would be a made-up charge)."""
+    problem = funding_rate_problem(frame[FUNDING_RATE_COLUMN].to_numpy())
+    if problem is not None:
+        row, text = problem
+        raise CandleDataError(source, text, int(frame.index[row]))
 
 
 def _row_problems(frame: pd.DataFrame) -> pd.Series:
@@ -250,25 +262,22 @@ def _check_order(frame: pd.DataFrame, source: str, repair: RepairPolicy) -> pd.D
     return deduped
 
 
-def _check_gaps(frame: pd.DataFrame, source: str, repair: RepairPolicy, interval_ms: int | None) -> pd.DataFrame:
+def _check_gaps(frame: pd.DataFrame, source: str, repair: RepairPolicy, grid: CandleGrid | None) -> pd.DataFrame:
     times = frame["open_time_ms"].to_numpy()
-    step = interval_ms or infer_interval_ms(times)
-    diffs = np.diff(times)
-    off_grid = np.flatnonzero(diffs % step != 0)
+    grid = grid or infer_grid(times)
+    off_grid = np.flatnonzero(grid.off_grid(times))
     if len(off_grid):
-        i = int(off_grid[0]) + 1
+        i = int(off_grid[0])
         raise CandleDataError(
-            source,
-            f"timestamp {_fmt_ms(times[i])} is not a whole number of {step // 1000}s intervals after the previous "
-            "candle",
-            int(frame.index[i]),
+            source, f"timestamp {_fmt_ms(times[i])} is not on the {grid.describe()} candle grid", int(frame.index[i])
         )
-    gaps = np.flatnonzero(diffs > step)
+    candles_after = np.diff(grid.indices(times))
+    gaps = np.flatnonzero(candles_after > 1)
     if len(gaps) == 0:
         return frame
     if repair is RepairPolicy.STRICT:
         i = int(gaps[0]) + 1
-        missing = int(diffs[i - 1] // step) - 1
+        missing = int(candles_after[i - 1]) - 1
         raise CandleDataError(
             source,
             f"gap: {missing} candle(s) missing between {_fmt_ms(times[i - 1])} and {_fmt_ms(times[i])} "
@@ -276,13 +285,15 @@ def _check_gaps(frame: pd.DataFrame, source: str, repair: RepairPolicy, interval
             "evaluate) fills them with flat candles",
             int(frame.index[i]),
         )
-    full = np.arange(times[0], times[-1] + step, step, dtype=np.int64)
+    full = grid.range_ms(int(times[0]), int(times[-1]))
     filled = frame.set_index("open_time_ms").reindex(full)
     n_filled = int(filled["close"].isna().sum())
     filled["close"] = filled["close"].ffill()
     for col in ("open", "high", "low"):
         filled[col] = filled[col].fillna(filled["close"])
     filled["volume"] = filled["volume"].fillna(0.0)
+    if FUNDING_RATE_COLUMN in filled:  # a made-up candle settles no funding
+        filled[FUNDING_RATE_COLUMN] = filled[FUNDING_RATE_COLUMN].fillna(0.0)
     log.warning("%s: repair: filled %d missing candle(s) in %d gap(s) with flat candles", source, n_filled, len(gaps))
     return filled.rename_axis("open_time_ms").reset_index()
 
@@ -297,7 +308,8 @@ def format_ms(ms: int) -> str:
 
 
 def candles_to_seed_csv(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write candles in the seed's ``data/test_data.csv`` layout (date-time ``timestamp``)."""
-    out = frame[["timestamp", *OHLCV_COLUMNS]]
+    """Write candles in the seed's ``data/test_data.csv`` layout (date-time ``timestamp``),
+    with the ``funding_rate`` column when the frame has one."""
+    out = frame[["timestamp", *OHLCV_COLUMNS, *([FUNDING_RATE_COLUMN] if FUNDING_RATE_COLUMN in frame else [])]]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(path, index=False, date_format="%Y-%m-%d %H:%M:%S")

@@ -1,7 +1,7 @@
 """What each account did on each symbol over a range, read back from the ledger for review
 (``shadow accounts``, a live trial's verdict): the equity after each decision, the position
-it then held with its notional, the candle close, the fees paid so far and the trades it
-closed, plus where the range started from.
+it then held with its notional, the candle close, the fees and the funding paid so far and
+the trades it closed, plus where the range started from.
 
 A curve starts at the account's money just before the range's first decision: the equity,
 position and fees after the decision before it, or, when the range starts at the account's
@@ -30,15 +30,17 @@ class AccountCurve:
 
     Args:
         account / symbol / interval: whose decisions.
-        start_equity / start_notional / start_close / start_fees: the money before the
-            first decision (see the module docstring): its equity, the signed notional of
-            the position it held (``side x qty x close``), the close it was marked at and
-            the fees paid so far.
+        start_equity / start_notional / start_close / start_fees / start_funding: the money
+            before the first decision (see the module docstring): its equity, the signed
+            notional of the position it held (``side x qty x close``), the close it was
+            marked at, and the fees and the funding (net) paid so far.
         open_time_ms: the decided candles.
         equity: the equity after each decision (the ledger's ``equity``).
         notional: the signed notional held after each decision, at that candle's close.
         close: each decided candle's close.
         fees_paid: the fees paid so far after each decision.
+        funding_paid: the perpetual funding paid so far (net of funding received) after
+            each decision.
         trades: the round trips closed in the range.
     """
 
@@ -49,22 +51,24 @@ class AccountCurve:
     start_notional: float
     start_close: float
     start_fees: float
+    start_funding: float
     open_time_ms: npt.NDArray[np.int64]
     equity: npt.NDArray[np.float64]
     notional: npt.NDArray[np.float64]
     close: npt.NDArray[np.float64]
     fees_paid: npt.NDArray[np.float64]
+    funding_paid: npt.NDArray[np.float64]
     trades: tuple[ClosedTrade, ...]
 
 
 _SERIES = ("SELECT account, symbol, min(interval) FROM decisions WHERE open_time_ms >= ? AND open_time_ms < ? "
            "GROUP BY account, symbol ORDER BY account, symbol")
-_ROWS = ("SELECT open_time_ms, equity, side, close, fees_paid FROM equity WHERE account = ? AND symbol = ? "
-         "AND open_time_ms < ? ORDER BY open_time_ms")
+_ROWS = ("SELECT open_time_ms, equity, side, close, fees_paid, funding_paid FROM equity WHERE account = ? "
+         "AND symbol = ? AND open_time_ms < ? ORDER BY open_time_ms")
 _FILLS = ("SELECT time_ms, qty, opens FROM fills WHERE account = ? AND symbol = ? AND time_ms < ? "
                   "ORDER BY time_ms, seq")
-_TRADES = ("SELECT side, qty, entry_time_ms, exit_time_ms, entry_price, exit_price, gross_pnl, fees, net_pnl "
-           "FROM trades WHERE account = ? AND symbol = ? AND exit_time_ms >= ? AND exit_time_ms < ? "
+_TRADES = ("SELECT side, qty, entry_time_ms, exit_time_ms, entry_price, exit_price, gross_pnl, fees, net_pnl, "
+           "funding FROM trades WHERE account = ? AND symbol = ? AND exit_time_ms >= ? AND exit_time_ms < ? "
            "ORDER BY exit_time_ms")
 _INITIAL = "SELECT initial_balance FROM positions WHERE account = ? AND symbol = ?"
 
@@ -90,22 +94,22 @@ def _curve(conn: sqlite3.Connection, account: str, symbol: str, interval: str, l
     notional = _notional(conn, account, symbol, high, rows)
     picked = rows[first:]
     if first:
-        _, start_equity, _, start_close, start_fees = rows[first - 1]
+        _, start_equity, _, start_close, start_fees, start_funding = rows[first - 1]
         start_notional = float(notional[first - 1])
     else:
         (start_equity,) = conn.execute(_INITIAL, (account, symbol)).fetchone()
-        start_close, start_fees, start_notional = picked[0][3], 0.0, 0.0
+        start_close, start_fees, start_funding, start_notional = picked[0][3], 0.0, 0.0, 0.0
     trades = tuple(ClosedTrade(*row) for row in conn.execute(_TRADES, (account, symbol, low, high)))
     return AccountCurve(
-        account, symbol, interval, start_equity, start_notional, start_close, start_fees, times[first:],
-        np.array([r[1] for r in picked], dtype=np.float64), notional[first:],
+        account, symbol, interval, start_equity, start_notional, start_close, start_fees, start_funding,
+        times[first:], np.array([r[1] for r in picked], dtype=np.float64), notional[first:],
         np.array([r[3] for r in picked], dtype=np.float64), np.array([r[4] for r in picked], dtype=np.float64),
-        trades,
+        np.array([r[5] for r in picked], dtype=np.float64), trades,
     )
 
 
 def _notional(conn: sqlite3.Connection, account: str, symbol: str, high: int,
-              rows: list[tuple[int, float, int, float, float]]) -> npt.NDArray[np.float64]:
+              rows: list[tuple[int, float, int, float, float, float]]) -> npt.NDArray[np.float64]:
     """The signed notional held after each decision: the quantity of the last opening fill
     while a position is open, at the candle's close."""
     qty_at: dict[int, float] = {}
@@ -114,7 +118,7 @@ def _notional(conn: sqlite3.Connection, account: str, symbol: str, high: int,
         qty = fill_qty if opens else 0.0
         qty_at[time_ms] = qty
     held, out = 0.0, np.empty(len(rows))
-    for i, (time_ms, _, side, close, _) in enumerate(rows):
+    for i, (time_ms, _, side, close, _, _) in enumerate(rows):
         held = qty_at.get(time_ms, held)
         out[i] = side * held * close
     return out

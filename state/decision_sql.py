@@ -2,10 +2,11 @@
 
 Kept apart from the async writer so the benchmark's plain-``sqlite3`` baseline runs the
 very same SQL. Order inside the transaction: candle, decisions (the idempotency gate),
-then fills, the trades they closed, positions, equity rows and risk events. Each is one
-multi-row statement for all the accounts at the candle, so an account more costs its rows,
-not more round trips to the database: the writer's connection runs in a thread of its own
-(aiosqlite), and a statement's hand-off to it costs more than the row.
+then the funding payments settled at their marks, fills, the trades they closed,
+positions, equity rows and risk events. Each is one multi-row statement for all the
+accounts at the candle, so an account more costs its rows, not more round trips to the
+database: the writer's connection runs in a thread of its own (aiosqlite), and a
+statement's hand-off to it costs more than the row.
 """
 
 from __future__ import annotations
@@ -40,11 +41,12 @@ SELECT_POSITION_KEY = (
 _FILL_COLUMNS = ("decision_id", "seq", "account", "symbol", "time_ms", "side", "opens", "qty", "price", "market_price",
                  "fee", "slippage_cost")
 _TRADE_COLUMNS = ("account", "symbol", "side", "qty", "entry_time_ms", "exit_time_ms", "entry_price", "exit_price",
-                  "gross_pnl", "fees", "net_pnl", "exit_decision_id")
+                  "gross_pnl", "fees", "net_pnl", "funding", "exit_decision_id")
 POSITION_COLUMNS: tuple[str, ...] = ("account", "symbol", "interval", "open_time_ms", "decision_id", "initial_balance",
                                      *STATE_FIELDS, "equity", "unrealized_pnl", *RISK_COLUMNS)
 _EQUITY_COLUMNS = ("account", "symbol", "open_time_ms", "decision_id", "close", "side", "cash", "unrealized_pnl",
-                   "equity", "realized_pnl", "fees_paid", "drawdown")
+                   "equity", "realized_pnl", "fees_paid", "drawdown", "funding_paid")
+_FUNDING_COLUMNS = ("decision_id", "account", "symbol", "time_ms", "rate", "price", "side", "qty", "amount")
 _RISK_EVENT_COLUMNS = ("account", "symbol", "time_ms", "kind", "detail", "run_id")
 
 
@@ -100,8 +102,10 @@ def insert_decisions(records: Sequence[DecisionRecord]) -> Statement:
 
 def after_decisions(written: Sequence[tuple[DecisionRecord, int]]) -> list[Statement]:
     """The statements that follow newly inserted decisions ``(record, decision_id)`` of one
-    candle: their fills, the trades the closing fills finished, positions, equity rows and
-    the risk events they raised (each kind in one statement, the empty ones left out)."""
+    candle: the funding payments of their marks, their fills, the trades the closing fills
+    finished, positions, equity rows and the risk events they raised (each kind in one
+    statement, the empty ones left out)."""
+    funding: list[tuple[Any, ...]] = []
     fills: list[tuple[Any, ...]] = []
     trades: list[tuple[Any, ...]] = []
     positions: list[tuple[Any, ...]] = []
@@ -109,6 +113,8 @@ def after_decisions(written: Sequence[tuple[DecisionRecord, int]]) -> list[State
     events: list[tuple[Any, ...]] = []
     for record, decision_id in written:
         c, state, account = record.candle, record.state, record.account
+        if record.funding is not None:
+            funding.append((decision_id, account, c.symbol, *record.funding))
         for seq, fill in enumerate(record.fills):
             fills.append((decision_id, seq, account, c.symbol, fill.time_ms, fill.side, int(fill.opens), fill.qty,
                           fill.price, fill.market_price, fill.fee, fill.slippage_cost))
@@ -118,9 +124,11 @@ def after_decisions(written: Sequence[tuple[DecisionRecord, int]]) -> list[State
                           *(getattr(state, f) for f in STATE_FIELDS), record.equity, record.unrealized_pnl,
                           *(getattr(record.risk, f) for f in RISK_FIELDS)))
         equity.append((account, c.symbol, c.open_time_ms, decision_id, c.close, state.side, state.cash,
-                       record.unrealized_pnl, record.equity, state.realized_pnl, state.fees_paid, record.drawdown))
+                       record.unrealized_pnl, record.equity, state.realized_pnl, state.fees_paid, record.drawdown,
+                       state.funding_paid))
         events += [(account, c.symbol, *event, record.run_id) for event in record.risk_events]
     statements = [
+        (_insert("funding", _FUNDING_COLUMNS, len(funding)), funding),
         (_insert("fills", _FILL_COLUMNS, len(fills)), fills), (_insert_trades(len(trades)), trades),
         (_upsert_positions(len(positions)), positions), (_insert("equity", _EQUITY_COLUMNS, len(equity)), equity),
         (_insert("risk_events", _RISK_EVENT_COLUMNS, len(events)), events),

@@ -1,11 +1,13 @@
-"""The daemon's own history in the ledger: its sessions (``runs``). Risk events are written
-with the decision that raised them (:class:`state.records.DecisionRecord`)."""
+"""The daemon's own history in the ledger: its sessions (``runs``) and the symbols its feed
+cannot stream (``feed_problems``). Risk events are written with the decision that raised
+them (:class:`state.records.DecisionRecord`)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 
+from state.records import FeedProblem
 from state.writer import WriterConnection
 
 
@@ -38,3 +40,17 @@ class Journal:
         )
         if not rows:
             raise LookupError(f"no run {run_id} in ledger {self._writer.path}")
+
+    async def set_feed_problem(self, run_id: int, symbol: str, problem: FeedProblem | None) -> None:
+        """Record why ``symbol`` is not streaming in session ``run_id``; ``None`` clears it."""
+        if problem is None:
+            await self._writer.write("DELETE FROM feed_problems WHERE run_id = ? AND symbol = ?", (run_id, symbol))
+            return
+        await self._writer.write(
+            "INSERT INTO feed_problems (run_id, symbol, state, reason, refusals, attempts, since_ms, retry_at_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, symbol) DO UPDATE SET state = excluded.state, "
+            "reason = excluded.reason, refusals = excluded.refusals, attempts = excluded.attempts, "
+            "retry_at_ms = excluded.retry_at_ms",
+            (run_id, symbol, problem.state, problem.reason, problem.refusals, problem.attempts, problem.since_ms,
+             problem.retry_at_ms),
+        )

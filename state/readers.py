@@ -16,10 +16,10 @@ import pandas as pd
 
 from env.candles import RepairPolicy
 from env.portfolio import win_rate
-from state.candle_store import SELECT_CANDLES, candles_frame, select_candles_params
+from state.candle_store import SELECT_CANDLES, SELECT_FUNDING_RATES, candles_frame, select_candles_params
 from state.errors import LedgerError
 from state.model_rows import SELECT_RETRAINS, model_from_row, models_query, retrain_from_row
-from state.records import LiveTrial, ModelEntry, RetrainRun
+from state.records import FeedProblem, LiveTrial, ModelEntry, RetrainRun
 from state.trial_rows import SELECT_TRIALS, trial_from_row
 
 _SIDE_NAMES = {1: "long", -1: "short", 0: "flat"}
@@ -38,6 +38,18 @@ def iso_ms(ms: int | None) -> str | None:
     if ms is None:
         return None
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def age_text(seconds: float) -> str:
+    """``42 s``, ``5 min``, ``3 h 12 min``, ``2 d 4 h``: how old something is, at a glance."""
+    minutes, hours, days = int(seconds // 60), int(seconds // 3600), int(seconds // 86400)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if hours < 1:
+        return f"{minutes} min"
+    if days < 1:
+        return f"{hours} h {minutes % 60} min"
+    return f"{days} d {hours % 24} h"
 
 
 def relation_names(conn: sqlite3.Connection) -> list[str]:
@@ -99,6 +111,8 @@ class SymbolStatus:
     total_pnl: float
     realized_pnl: float
     fees_paid: float
+    funding_paid: float
+    """Perpetual funding paid, net of funding received (0 on spot)."""
     trades: int
     win_rate: float
     max_drawdown: float
@@ -111,8 +125,8 @@ class SymbolStatus:
 
 _STATUS_SQL = """
 SELECT p.account, p.symbol, p.interval, p.side, p.qty, p.entry_price, p.entry_time_ms, p.last_price, p.unrealized_pnl,
-       p.equity, p.initial_balance, p.realized_pnl, p.fees_paid, p.n_trades, p.n_wins, p.max_drawdown,
-       p.open_time_ms, d.strategy, d.model_version, d.decided_ms
+       p.equity, p.initial_balance, p.realized_pnl, p.fees_paid, p.funding_paid, p.n_trades, p.n_wins,
+       p.max_drawdown, p.open_time_ms, d.strategy, d.model_version, d.decided_ms
 FROM positions p JOIN decisions d ON d.decision_id = p.decision_id
 WHERE ? IS NULL OR p.account = ?
 ORDER BY p.account, p.symbol
@@ -125,13 +139,14 @@ def symbol_status(conn: sqlite3.Connection, now_ms: int, account: str | None = N
     statuses = []
     for row in conn.execute(_STATUS_SQL, (account, account)):
         (name, symbol, interval, side, qty, entry_price, entry_ms, last_price, unrealized, equity, initial, realized,
-         fees, n_trades, n_wins, max_dd, open_ms, strategy, model_version, decided_ms) = row
+         fees, funding, n_trades, n_wins, max_dd, open_ms, strategy, model_version, decided_ms) = row
         is_open = side != 0
         statuses.append(SymbolStatus(
             account=name, symbol=symbol, interval=interval, position=_SIDE_NAMES[side], qty=qty,
             entry_price=entry_price if is_open else None, entry_time=iso_ms(entry_ms) if is_open else None,
             last_price=last_price, unrealized_pnl=unrealized, equity=equity, total_pnl=equity - initial,
-            realized_pnl=realized, fees_paid=fees, trades=n_trades, win_rate=win_rate(n_wins, n_trades),
+            realized_pnl=realized, fees_paid=fees, funding_paid=funding, trades=n_trades,
+            win_rate=win_rate(n_wins, n_trades),
             max_drawdown=max_dd, last_candle=iso_ms(open_ms), strategy=strategy, model_version=model_version,
             last_decision_at=iso_ms(decided_ms), seconds_since_decision=max(0.0, (now_ms - decided_ms) / 1000),
         ))
@@ -151,12 +166,26 @@ def latest_run(conn: sqlite3.Connection) -> dict[str, Any] | None:
             "code_version": version, "symbols": json.loads(symbols)}
 
 
+def feed_problems(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
+    """The symbols session ``run_id`` could not stream (Bybit refused them), by symbol."""
+    rows = conn.execute(
+        "SELECT symbol, state, reason, refusals, attempts, since_ms, retry_at_ms FROM feed_problems "
+        "WHERE run_id = ? ORDER BY symbol", (run_id,)).fetchall()
+    return [{"symbol": symbol, "state": state, "reason": reason, "refusals": refusals, "attempts": attempts,
+             "since": iso_ms(since_ms), "retry_at": iso_ms(retry_at_ms),
+             "detail": FeedProblem(state, reason, refusals, attempts, since_ms, retry_at_ms).describe()}
+            for symbol, state, reason, refusals, attempts, since_ms, retry_at_ms in rows]
+
+
 def status_document(conn: sqlite3.Connection, now_ms: int, account: str | None = None) -> dict[str, Any]:
     """What ``shadow status --json`` prints and the HTTP status endpoint serves:
-    ``generated_at``, the latest ``run``, the ``accounts`` and one entry per account and
-    symbol (:class:`SymbolStatus`; of one ``account`` when given)."""
+    ``generated_at``, the latest ``run``, the symbols its feed could not stream
+    (``feed_problems``), the ``accounts`` and one entry per account and symbol
+    (:class:`SymbolStatus`; of one ``account`` when given)."""
+    run = latest_run(conn)
     statuses = symbol_status(conn, now_ms, account)
-    return {"generated_at": iso_ms(now_ms), "run": latest_run(conn),
+    return {"generated_at": iso_ms(now_ms), "run": run,
+            "feed_problems": feed_problems(conn, run["run_id"]) if run else [],
             "accounts": sorted({s.account for s in statuses}), "symbols": [asdict(s) for s in statuses]}
 
 
@@ -218,9 +247,16 @@ def read_candles(
     end_ms: int | None = None,
     repair: RepairPolicy = RepairPolicy.STRICT,
 ) -> pd.DataFrame:
-    """Stored candles in :mod:`env.candles` layout (for a trainer in another process)."""
+    """Stored candles in :mod:`env.candles` layout (for a trainer in another process), with
+    the ``funding_rate`` column when the ledger holds funding rates of the symbol (a perpetual)."""
     rows = conn.execute(SELECT_CANDLES, select_candles_params(symbol, interval, start_ms, end_ms)).fetchall()
-    return candles_frame(rows, f"ledger {symbol} {interval}", repair)
+    return candles_frame(rows, f"ledger {symbol} {interval}", repair, interval,
+                         funding_settlements(conn, symbol) or None)
+
+
+def funding_settlements(conn: sqlite3.Connection, symbol: str) -> list[tuple[int, float]]:
+    """The funding settlements ``(time_ms, rate)`` stored for ``symbol``, oldest first (none on spot)."""
+    return [(int(t), float(r)) for t, r in conn.execute(SELECT_FUNDING_RATES, (symbol,))]
 
 
 @dataclass(frozen=True, slots=True)

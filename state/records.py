@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from env.candles import format_ms
 from env.execution import Account, Execution
+from env.funding import FundingPayment
 from env.portfolio import Fill, PortfolioState
 from env.risk import RiskEvent, RiskState
 from env.types import Action, Candle, Observation
@@ -50,6 +52,8 @@ class DecisionRecord:
         run_id: the daemon session (:meth:`state.ledger.Ledger.start_run`), if any.
         risk: the risk guard's state after the decision (kept with the position).
         risk_events: the guard's events raised at this candle (written in the same transaction).
+        funding: the funding the open position paid or received at this candle's close
+            (:attr:`env.execution.Account.funding_payment`), written in the same transaction.
     """
 
     candle: Candle
@@ -69,6 +73,7 @@ class DecisionRecord:
     run_id: int | None = None
     risk: RiskState = field(default_factory=RiskState)
     risk_events: tuple[RiskEvent, ...] = ()
+    funding: FundingPayment | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -101,6 +106,7 @@ class DecisionRecord:
             unrealized_pnl=portfolio.unrealized_pnl, drawdown=portfolio.drawdown,
             initial_balance=portfolio.config.initial_balance, run_id=run_id,
             risk=replace(guard.state) if guard is not None else RiskState(), risk_events=execution.risk_events,
+            funding=account.funding_payment,
         )
 
 
@@ -213,3 +219,31 @@ class LiveTrial:
     finished_ms: int | None = None
     reason: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedProblem:
+    """Why the live feed is not streaming a symbol: Bybit refused its subscription (a row
+    of ``feed_problems``).
+
+    Attributes:
+        state: ``"refused"`` (tried again at ``retry_at_ms``) or ``"dropped"`` (until restart).
+        reason: Bybit's answer, e.g. ``Invalid symbol :[kline.1.FOOUSDT]``.
+        refusals: refusals in a row so far; the symbol is dropped at ``attempts``.
+        since_ms: when it was first refused.
+        retry_at_ms: when it is tried again (``None`` once dropped).
+    """
+
+    state: str
+    reason: str
+    refusals: int
+    attempts: int
+    since_ms: int
+    retry_at_ms: int | None
+
+    def describe(self) -> str:
+        """One line for the log, /health and ``shadow status``."""
+        head = f"Bybit refused its subscription {self.refusals} time(s) ({self.reason})"
+        if self.state == "dropped":
+            return f"{head}; dropped until restart"
+        return f"{head}; retry {self.refusals} of {self.attempts - 1} at {format_ms(self.retry_at_ms or 0)} UTC"

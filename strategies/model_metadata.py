@@ -49,6 +49,10 @@ class ModelMetadata:
         versions: package versions at training time.
         created_at: ISO-8601 UTC time of saving.
         extra: anything else worth keeping (split boundaries, parent model, ...).
+        funding: trained with perpetual funding charged (every training frame had a
+            ``funding_rate`` column, :mod:`env.funding`); ``False`` for spot candles and for
+            models saved before funding existed. Served on a linear market, a model trained
+            without it is allowed with a warning.
     """
 
     feature_spec: dict[str, Any]
@@ -64,6 +68,7 @@ class ModelMetadata:
     versions: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    funding: bool = False
 
     @classmethod
     def for_current_code(cls, *, lookback_window: int, **fields: Any) -> ModelMetadata:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from bot.bybit.markets import Interval
-from bot.bybit.schemas import PUBLIC_MESSAGE, KlinePush, OpReply
+from bot.bybit.schemas import PUBLIC_MESSAGE, KlinePush, OpReply, TickerPush
 from env.types import Candle
 
 _PREVIEW_CHARS = 160
@@ -34,11 +34,11 @@ class TopicTarget:
     interval: Interval
 
 
-def decode(raw: str | bytes) -> KlinePush | OpReply:
+def decode(raw: str | bytes) -> KlinePush | TickerPush | OpReply:
     """Validate one websocket message.
 
     Raises:
-        MalformedMessage: not JSON, or not a kline push / op reply of the expected shape.
+        MalformedMessage: not JSON, or not a kline push / ticker push / op reply of the expected shape.
     """
     try:
         return PUBLIC_MESSAGE.validate_json(raw)
@@ -63,8 +63,10 @@ def closed_candles(push: KlinePush, topics: Mapping[str, TopicTarget]) -> list[C
     for item in push.data:
         if item.interval != iv.bybit:
             raise MalformedMessage(f"{push.topic}: data interval {item.interval!r} does not match the topic")
-        if item.end != item.start + iv.ms - 1:
-            raise MalformedMessage(f"{push.topic}: end {item.end} is not start {item.start} + {iv.ms} - 1")
+        if not iv.grid.on_grid(item.start):
+            raise MalformedMessage(f"{push.topic}: start {item.start} is not on the {iv.grid.describe()} candle grid")
+        if item.end != iv.grid.close_ms(item.start) - 1:
+            raise MalformedMessage(f"{push.topic}: end {item.end} is not the next {iv.name} candle's start - 1")
         if item.confirm:
             candles.append(
                 Candle(target.symbol, iv.name, item.start, item.open, item.high, item.low, item.close, item.volume)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from env.intervals import CandleGrid
 from env.types import Candle
 
 Source = Literal["stream", "rest"]
@@ -54,13 +55,14 @@ class CandleSequencer:
     """Holds back candles that arrive ahead of a missing one until the hole is filled.
 
     Args:
-        step_ms: the interval length.
+        grid: where the interval's candles open (the next one is ``grid.shift(open, 1)``:
+            weeks and months are not fixed multiples from the epoch).
         last_open_ms: open time of the last candle the consumer already has (from the
             ledger or the warm-up); ``None`` to start at the first candle offered.
     """
 
-    def __init__(self, step_ms: int, last_open_ms: int | None = None) -> None:
-        self.step_ms = step_ms
+    def __init__(self, grid: CandleGrid, last_open_ms: int | None = None) -> None:
+        self.grid = grid
         self.last_open_ms = last_open_ms
         self._waiting: dict[int, FeedCandle] = {}
         self._newest_stream_ms: int | None = None
@@ -68,7 +70,7 @@ class CandleSequencer:
     @property
     def next_open_ms(self) -> int | None:
         """Open time of the next candle to release, where a backfill must start."""
-        return None if self.last_open_ms is None else self.last_open_ms + self.step_ms
+        return None if self.last_open_ms is None else self.grid.shift(self.last_open_ms, 1)
 
     @property
     def has_gap(self) -> bool:
@@ -84,7 +86,7 @@ class CandleSequencer:
                 result.out_of_order = True
             self._newest_stream_ms = max(open_ms, self._newest_stream_ms or open_ms)
         if self.last_open_ms is None:
-            self.last_open_ms = open_ms - self.step_ms
+            self.last_open_ms = self.grid.shift(open_ms, -1)
         if open_ms <= self.last_open_ms or open_ms in self._waiting:
             result.duplicate = True
             return result
@@ -102,11 +104,11 @@ class CandleSequencer:
         """
         skip = Skip()
         while self._waiting and self.next_open_ms is not None:
-            first_waiting = min(self._waiting)
-            if first_waiting - self.step_ms > covered_until_ms:
+            before_waiting = self.grid.shift(min(self._waiting), -1)
+            if before_waiting > covered_until_ms:
                 break
-            skip.ranges.append((self.next_open_ms, first_waiting - self.step_ms))
-            self.last_open_ms = first_waiting - self.step_ms
+            skip.ranges.append((self.next_open_ms, before_waiting))
+            self.last_open_ms = before_waiting
             skip.released.extend(self._drain())
         return skip
 

@@ -24,13 +24,14 @@ class FeedStats:
     gaps: int = 0  # holes detected in the stream
     skipped_absent: int = 0  # candles the exchange does not have (hole given up)
     connections: int = 0  # websocket connections opened
+    subscribe_refusals: int = 0  # topics Bybit refused to subscribe (each retry counts)
     reconnects: int = 0  # connections lost or closed and reopened
     watchdog_closes: int = 0  # connections closed for silence
     connect_failures: int = 0  # failed attempts to open a connection
     backfills: int = 0  # successful backfill calls
     backfill_failures: int = 0  # backfill calls that failed after their retries
     last_message_ms: int | None = None  # clock time of the last websocket message
-    connected: bool = False  # subscribed on an open connection now (False while reconnecting)
+    connected: bool = False  # every connection open and subscribed now (False while one reconnects)
 
     def as_dict(self) -> dict[str, int | None]:
         """The counters by name (``feed/<name>`` in the daemon's metrics)."""
@@ -43,7 +44,8 @@ class RestStats:
 
     requests: int = 0  # market-data requests sent
     retries: int = 0  # requests repeated after a rate-limit or network error
-    rate_limited: int = 0  # of those, rate-limit answers (retCode 10006/10018, HTTP 403)
+    rate_limited: int = 0  # of those, rate-limit answers (retCode 10006/10018)
+    forbidden: int = 0  # HTTP 403 answers (IP ban or blocked region), each followed by forbidden_wait_s of quiet
 
     def as_dict(self) -> dict[str, int]:
         """The counters by name (``rest/<name>`` in the daemon's metrics)."""

@@ -25,7 +25,7 @@ def accounts(
     config: ConfigOption = None,
 ) -> None:
     """Compare the accounts over the same candles: return, Sharpe, max drawdown, trades, fees,
-    exposure, and timing against buy & hold (timing = return - net exposure x buy & hold
+    funding (paid +, received -), exposure, and timing against buy & hold (timing = return - net exposure x buy & hold
     return), per symbol and in total."""
     from state.account_curves import account_curves
     from state.decision_log import snapshot
@@ -57,14 +57,14 @@ def figures_table(figures: list[AccountFigures]) -> object:
     first, last = min(f.first_ms for f in figures), max(f.last_ms for f in figures)
     table = review_table(f"accounts, {format_ms(first)} .. {format_ms(last)} (UTC)", "account", "symbol",
                          "decisions", "from (UTC)", "start equity", "final equity", "return", "Sharpe", "max DD",
-                         "trades", "fees", "exposure", "net exp.", "buy & hold", "timing")
+                         "trades", "fees", "funding", "exposure", "net exp.", "buy & hold", "timing")
     for f in figures:
         m = f.metrics
         table.add_row(f.account, f.symbol, f"{f.decisions:,}", format_ms(f.first_ms), f"{f.start_equity:,.2f}",
                       f"{f.final_equity:,.2f}", _pct(m.total_return), "n/a" if m.sharpe is None else f"{m.sharpe:.2f}",
                       _pct(m.max_drawdown, sign=False), f"{m.n_trades:,}", f"{m.fees_paid:,.2f}",
-                      _pct(m.exposure, sign=False), f"{f.net_exposure:+.2f}", _pct(f.buy_and_hold_return),
-                      _pct(f.timing))
+                      f"{m.funding_paid:+,.2f}", _pct(m.exposure, sign=False), f"{f.net_exposure:+.2f}",
+                      _pct(f.buy_and_hold_return), _pct(f.timing))
     return table
 
 

@@ -44,6 +44,7 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("avg_holding_hours", "avg holding (h)", "num"),
     ("exposure", "exposure", "frac"),
     ("fees_paid", "fees paid", "num"),
+    ("funding_paid", "funding paid", "num"),
     ("final_equity", "final equity", "num"),
 )
 
@@ -294,13 +295,13 @@ def _aggregate_table(aggregate: dict[str, dict[str, Any]], model: str) -> Table:
 
     table = Table(title="Walk-forward, out of sample (all folds)", title_justify="left")
     for column in ("strategy", "chained return", "mean fold", "median fold", "mean Sharpe",
-                   "worst drawdown", "trades", "fees", "folds PPO beat it"):
+                   "worst drawdown", "trades", "fees", "funding", "folds PPO beat it"):
         table.add_column(column, justify="left" if column == "strategy" else "right", overflow="fold")
     for name, a in aggregate.items():
         table.add_row(
             short_name(name), _fmt(a["chained_return"], "pct"), _fmt(a["mean_fold_return"], "pct"),
             _fmt(a["median_fold_return"], "pct"), _fmt(a["mean_sharpe"], "num"), _fmt(a["worst_max_drawdown"], "frac"),
-            _fmt(a["n_trades"], "int"), _fmt(a["fees_paid"], "num"),
+            _fmt(a["n_trades"], "int"), _fmt(a["fees_paid"], "num"), _fmt(a["funding_paid"], "num"),
             "-" if a["folds_model_beat_it"] is None else str(a["folds_model_beat_it"]),
             style="bold cyan" if name == model else None,
         )

@@ -26,7 +26,8 @@ def replay_server(
     history: Annotated[int, typer.Option(help="Candles already closed when the replay starts (for warm-up).")] = 300,
     updates: Annotated[int, typer.Option(help="confirm:false pushes before each candle's final one.")] = 2,
     fault: Annotated[list[str], typer.Option(
-        "--fault", help="Inject a fault: drop@N stall@N duplicate@N reorder@N malformed@N skip@N[:C] ratelimit[:C].",
+        "--fault", help="Inject a fault: drop@N stall@N duplicate@N reorder@N malformed@N skip@N[:C] ratelimit[:C] "
+        "forbidden[:C] noreqid delist@N.",
     )] = [],  # noqa: B006 (typer reads the default, never mutates it)
 ) -> None:
     """Replay candle files as Bybit v5 market data (websocket + REST) on a local port.

@@ -92,10 +92,10 @@ def _intervals(text: str) -> dict[str, int]:
     out = {}
     for name in (token.strip() for token in text.split(",")):
         try:
-            ms = interval(name).ms
+            ms = interval(name).grid.step_ms  # None for calendar months
         except ValueError as exc:
             raise UserError(f"--interval: {exc}") from None
-        if DAY_MS % ms != 0:
+        if ms is None or DAY_MS % ms != 0:
             raise UserError(f"--interval {name}: the signal check resamples into intervals that divide a day "
                             "(1m .. 1d)")
         out[name] = ms

@@ -15,7 +15,12 @@ malformed@N    push three malformed messages before candle N's final one (bad JS
                non-numeric price, high below low)
 skip@N[:C]     push nothing for candles N .. N+C-1 (REST still has them)
 ratelimit[:C]  refuse the first C REST kline requests as rate-limited, alternating
-               retCode 10006 (HTTP 200) and HTTP 403, as Bybit does
+               Bybit's retCode 10006 and 10018 (with HTTP 200, as Bybit does)
+forbidden[:C]  answer the first C REST requests (any endpoint) with HTTP 403 and Bybit's
+               body ``access too frequent``: the IP ban Bybit asks 10 minutes of quiet for
+noreqid        subscribe acks carry no ``req_id`` (Bybit's ``req_id`` is optional)
+delist@N       the last symbol is delisted as candle N closes: it is no longer pushed, and
+               subscribing to it is refused (``Invalid symbol``); REST keeps its history
 =============  =============================================================================
 """
 
@@ -37,11 +42,14 @@ class FaultKind(StrEnum):
     MALFORMED = "malformed"
     SKIP = "skip"
     RATELIMIT = "ratelimit"
+    FORBIDDEN = "forbidden"
+    NOREQID = "noreqid"
+    DELIST = "delist"
 
 
 _AT_CANDLE = {FaultKind.DROP, FaultKind.STALL, FaultKind.DUPLICATE, FaultKind.REORDER, FaultKind.MALFORMED,
-              FaultKind.SKIP}
-_COUNTED = {FaultKind.SKIP, FaultKind.RATELIMIT}
+              FaultKind.SKIP, FaultKind.DELIST}
+_COUNTED = {FaultKind.SKIP, FaultKind.RATELIMIT, FaultKind.FORBIDDEN}
 _SPEC = re.compile(r"^(?P<kind>[a-z]+)(?:@(?P<at>\d+))?(?::(?P<count>\d+))?$")
 
 

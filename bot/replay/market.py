@@ -3,8 +3,13 @@
 The market knows nothing about sockets. It holds one series of real candles per symbol,
 a virtual clock, and answers what Bybit would answer at that virtual time: the REST
 kline rows (closed candles plus the forming one, newest first), the instruments list
-ccxt loads, and the websocket kline pushes. The first ``history`` candles are already
-closed when the replay starts, so a client can warm up over REST.
+ccxt loads, the websocket kline pushes, and for the linear perpetual each symbol also is,
+its funding: the settled history (``/v5/market/funding/history``) and the ``tickers``
+push announcing the next funding time and its rate. A series with a ``funding_rate``
+column settles those rates; one without settles a zero rate at every funding time (every
+:data:`FUNDING_INTERVAL_MINUTES`, as its instruments entry says), so money moves as on
+spot. The first ``history`` candles are already closed when the replay starts, so a
+client can warm up over REST.
 """
 
 from __future__ import annotations
@@ -20,14 +25,19 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from bot.bybit.markets import INTERVALS_BY_MS, Interval, kline_topic
+from bot.bybit.markets import INTERVALS, Interval, kline_topic, ticker_topic
 from config.errors import UserError
-from env.candles import OHLCV_COLUMNS, infer_interval_ms, load_candles
+from env.candles import OHLCV_COLUMNS, load_candles
+from env.funding import FUNDING_RATE_COLUMN
+from env.intervals import infer_grid
 
 log = logging.getLogger(__name__)
 
 # Quote coins recognised when telling a symbol's base from its quote (longest first).
 QUOTE_COINS: tuple[str, ...] = ("USDT", "USDC", "USDE", "FDUSD", "EUR", "BRL", "TRY", "DAI", "BTC", "ETH")
+FUNDING_INTERVAL_MINUTES = 480
+"""The funding interval the replay's instruments list gives every linear symbol (Bybit's usual 8 h)."""
+_FUNDING_MS = FUNDING_INTERVAL_MINUTES * 60_000
 
 
 class ReplayDataError(UserError, ValueError):
@@ -50,16 +60,20 @@ class ReplayClock:
 
 @dataclass(frozen=True)
 class ReplaySeries:
-    """One symbol's candles: ``open_time_ms`` (int64) and ``ohlcv`` rows (float64, n x 5)."""
+    """One symbol's candles: ``open_time_ms`` (int64) and ``ohlcv`` rows (float64, n x 5),
+    and its ``funding_rate`` column when it has one (a rate per candle, :mod:`env.funding`)."""
 
     symbol: str
     open_time_ms: npt.NDArray[np.int64]
     ohlcv: npt.NDArray[np.float64]
+    funding_rate: npt.NDArray[np.float64] | None = None
 
     @classmethod
     def from_frame(cls, symbol: str, frame: pd.DataFrame) -> ReplaySeries:
         """From a frame in :func:`env.candles.load_candles`'s layout."""
-        return cls(symbol, frame["open_time_ms"].to_numpy(np.int64), frame[list(OHLCV_COLUMNS)].to_numpy(np.float64))
+        funding = frame[FUNDING_RATE_COLUMN].to_numpy(np.float64) if FUNDING_RATE_COLUMN in frame else None
+        return cls(symbol, frame["open_time_ms"].to_numpy(np.int64), frame[list(OHLCV_COLUMNS)].to_numpy(np.float64),
+                   funding)
 
     @classmethod
     def from_file(cls, symbol: str, path: str | Path) -> ReplaySeries:
@@ -80,9 +94,10 @@ class ReplayMarket:
     """Several symbols replayed side by side on one virtual clock.
 
     Args:
-        series: one per symbol, all with the same interval. Series that start at different
-            times are shifted onto the first one's start (logged) and all are cut to the
-            shortest length, so candle ``i`` of every symbol closes at the same moment.
+        series: one per symbol, all with the same interval, on Bybit's grid (weeks open on
+            Monday 00:00 UTC, months on the 1st). Series that start at different times are
+            shifted onto the first one's start (logged) and all are cut to the shortest
+            length, so candle ``i`` of every symbol closes at the same moment.
         history: candles already closed when the replay starts.
 
     The candle at index ``position`` is the one forming; ``clock`` is inside it.
@@ -96,13 +111,16 @@ class ReplayMarket:
             raise ReplayDataError(f"a symbol is given twice: {', '.join(symbols)}")
         for s in series:
             split_symbol(s.symbol)
-        steps = {s.symbol: infer_interval_ms(s.open_time_ms) for s in series}
-        if len(set(steps.values())) != 1:
-            raise ReplayDataError(f"the series have different intervals (ms): {steps}")
-        step = next(iter(steps.values()))
-        if step not in INTERVALS_BY_MS:
-            raise ReplayDataError(f"candle spacing of {step} ms is not a Bybit interval")
-        self.interval: Interval = INTERVALS_BY_MS[step]
+        grids = {s.symbol: infer_grid(s.open_time_ms) for s in series}
+        names = {found.name for found in grids.values()}
+        if len(names) != 1:
+            raise ReplayDataError(f"the series have different intervals: "
+                                  f"{', '.join(f'{s} {g.name}' for s, g in grids.items())}")
+        name = names.pop()
+        if name not in INTERVALS:
+            raise ReplayDataError(f"candles {grids[symbols[0]].describe()} apart are not on a Bybit interval's grid "
+                                  f"(weeks open Monday 00:00 UTC, months on the 1st 00:00 UTC)")
+        self.interval: Interval = INTERVALS[name]
         length = min(len(s.open_time_ms) for s in series)
         if not 1 <= history < length:
             raise ReplayDataError(f"history must be between 1 and {length - 1} candles (the data has {length}), "
@@ -113,8 +131,10 @@ class ReplayMarket:
                 log.warning("replay: %s starts at %d, shifted by %+d ms onto %s's start",
                             s.symbol, int(s.open_time_ms[0]), start_ms - int(s.open_time_ms[0]), series[0].symbol)
         self.symbols: tuple[str, ...] = tuple(symbols)
-        self.open_time_ms = start_ms + step * np.arange(length, dtype=np.int64)
+        candles = self.interval.grid
+        self.open_time_ms = candles.opens_ms(candles.index(start_ms) + np.arange(length, dtype=np.int64))
         self._ohlcv = {s.symbol: s.ohlcv[:length] for s in series}
+        self._funding = {s.symbol: self._settlements(s.funding_rate) for s in series}
         self.history = history
         self.position = history
         self.clock = ReplayClock(int(self.open_time_ms[history]))
@@ -132,17 +152,30 @@ class ReplayMarket:
     def topic(self, symbol: str) -> str:
         return kline_topic(symbol, self.interval)
 
+    def _settlements(self, funding_rate: npt.NDArray[np.float64] | None) -> dict[int, float]:
+        """Funding time -> rate over the data: a rate at every funding time (from the
+        column, 0 without one), plus any other row of the column with a rate."""
+        times = self.open_time_ms
+        first = -(-int(times[0]) // _FUNDING_MS) * _FUNDING_MS
+        last_close = self.interval.grid.close_ms(int(times[-1]))  # the last candle settles what falls inside it
+        settled = dict.fromkeys(range(first, last_close + 1, _FUNDING_MS), 0.0)
+        if funding_rate is not None:
+            rates = funding_rate[: len(times)]
+            settled.update({int(times[i]): float(rates[i]) for i in range(len(times))
+                            if int(times[i]) in settled or rates[i] != 0.0})
+        return dict(sorted(settled.items()))
+
     # -- time ------------------------------------------------------------------
 
     def form(self, index: int, fraction: float) -> None:
         """Candle ``index`` is forming, ``fraction`` (0..1) of the way through."""
         self.position = index
-        self.clock.advance_to(int(self.open_time_ms[index]) + int(fraction * self.interval.ms))
+        self.clock.advance_to(int(self.open_time_ms[index]) + int(fraction * self._length_ms(index)))
 
     def close(self, index: int) -> None:
         """Candle ``index`` has closed; the next one starts forming."""
         self.position = index + 1
-        self.clock.advance_to(int(self.open_time_ms[index]) + self.interval.ms)
+        self.clock.advance_to(self.interval.grid.close_ms(int(self.open_time_ms[index])))
 
     # -- what Bybit would answer -----------------------------------------------
 
@@ -168,7 +201,7 @@ class ReplayMarket:
             "type": "snapshot",
             "ts": now,
             "data": [{
-                "start": start, "end": start + self.interval.ms - 1, "interval": self.interval.bybit,
+                "start": start, "end": self.interval.grid.close_ms(start) - 1, "interval": self.interval.bybit,
                 "open": repr(o), "close": repr(c), "high": repr(h), "low": repr(low),
                 "volume": repr(v), "turnover": repr(v * c), "confirm": fraction >= 1.0, "timestamp": now,
             }],
@@ -192,6 +225,34 @@ class ReplayMarket:
             rows.append([str(int(times[index])), repr(o), repr(h), repr(low), repr(c), repr(v), repr(v * c)])
         return rows
 
+    def funding_history(self, symbol: str, start_ms: int | None, end_ms: int | None,
+                        limit: int) -> list[dict[str, str]]:
+        """``/v5/market/funding/history`` rows: the settlements up to now inside
+        ``[start_ms, end_ms]``, newest first, the newest ``limit`` of them (as Bybit does)."""
+        now = self.clock.now_ms()
+        high = now if end_ms is None else min(end_ms, now)
+        low = -(2**62) if start_ms is None else start_ms
+        rows = [(t, r) for t, r in self._funding[symbol].items() if low <= t <= high]
+        return [{"symbol": symbol, "fundingRate": repr(rate), "fundingRateTimestamp": str(t)}
+                for t, rate in reversed(rows[-limit:])]
+
+    def next_funding(self, symbol: str) -> tuple[int, float]:
+        """The next funding time after now and the rate it will settle (after the data:
+        the next funding interval's time, at 0)."""
+        now = self.clock.now_ms()
+        later = [(t, r) for t, r in self._funding[symbol].items() if t > now]
+        return later[0] if later else ((now // _FUNDING_MS + 1) * _FUNDING_MS, 0.0)
+
+    def ticker_push(self, symbol: str, kind: str = "delta") -> str:
+        """The linear ``tickers.{symbol}`` push: the next funding time and the rate Bybit
+        announces for it (its predicted rate; the replay knows the settled one)."""
+        next_ms, rate = self.next_funding(symbol)
+        index = min(self.position, self.length) - 1
+        last = repr(float(self._ohlcv[symbol][max(index, 0)][3]))
+        return json.dumps({"topic": ticker_topic(symbol), "type": kind, "ts": self.clock.now_ms(),
+                           "data": {"symbol": symbol, "lastPrice": last, "markPrice": last, "fundingRate": repr(rate),
+                                    "nextFundingTime": str(next_ms)}, "cs": 1})
+
     def instruments(self, category: str, status: str | None) -> list[dict[str, Any]]:
         """``/v5/market/instruments-info``: every replayed symbol, listed for spot and linear."""
         if category not in ("spot", "linear") or status not in (None, "Trading"):
@@ -211,7 +272,8 @@ class ReplayMarket:
             else:
                 out.append(common | {
                     "contractType": "LinearPerpetual", "launchTime": str(int(self.open_time_ms[0])),
-                    "deliveryTime": "0", "priceScale": "2", "settleCoin": quote, "fundingInterval": 480,
+                    "deliveryTime": "0", "priceScale": "2", "settleCoin": quote,
+                    "fundingInterval": FUNDING_INTERVAL_MINUTES,
                     "unifiedMarginTrade": True,
                     "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00", "leverageStep": "0.01"},
                     "priceFilter": {"minPrice": "0.01", "maxPrice": "10000000", "tickSize": "0.01"},
@@ -221,4 +283,8 @@ class ReplayMarket:
         return out
 
     def _forming_fraction(self, index: int) -> float:
-        return (self.clock.now_ms() - int(self.open_time_ms[index])) / self.interval.ms
+        return (self.clock.now_ms() - int(self.open_time_ms[index])) / self._length_ms(index)
+
+    def _length_ms(self, index: int) -> int:
+        open_ms = int(self.open_time_ms[index])
+        return self.interval.grid.close_ms(open_ms) - open_ms

@@ -109,12 +109,13 @@ def replay_through_feed() -> ReplayThroughFeed:
         category: str = "linear",
         timeout_s: float = 20.0,
         rest_class: type[BybitRest] = BybitRest,
+        exchange_overrides: dict[str, object] | None = None,
     ) -> FeedRun:
         market = ReplayMarket(series, history=history)
         last_ms = int(market.open_time_ms[-1])
         resume = {s.symbol: int(market.open_time_ms[history - 1]) for s in series}
         async with ReplayServer(market, speed=speed, faults=parse_faults(faults)) as server:
-            exchange = fast_exchange(server, category)
+            exchange = fast_exchange(server, category, **(exchange_overrides or {}))
             feed_settings = FeedSettings(symbols=[s.symbol for s in series])
             async with rest_class(exchange, rng=random.Random(1)) as rest, CandleFeed(
                 exchange, feed_settings, rest, resume_after=resume, rng=random.Random(2)

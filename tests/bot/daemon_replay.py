@@ -135,7 +135,7 @@ def run_killing_shadow(tmp_path: Path, frame: pd.DataFrame, db: Path, config: st
     rng = random.Random(seed)
     killed = 0
     with replay_process(tmp_path, frame, db, config, speed=speed) as env:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while decided(db) < decisions and time.monotonic() < deadline:
             daemon = shadow_run(env, *args)
             if killed < kills:  # a random moment after it resumed deciding (start-up time varies with load)

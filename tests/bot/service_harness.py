@@ -22,7 +22,7 @@ from bot.http_api import ServiceApi
 from bot.replay.faults import parse_faults
 from bot.replay.market import ReplayMarket, ReplaySeries
 from bot.replay.server import ReplayServer
-from config.settings import DaemonSettings, FeedSettings, LedgerSettings, ServiceSettings, Settings
+from config.settings import DaemonSettings, FeedSettings, LedgerSettings, RiskSettings, ServiceSettings, Settings
 from tests.bot.conftest import fast_exchange
 from tests.conftest import PREFIX
 
@@ -54,19 +54,24 @@ class RunningService:
 @asynccontextmanager
 async def running_service(frame: pd.DataFrame, db: Path, *, faults: Sequence[str] = (), speed: float = 200.0,
                           history: int = HISTORY, strategy: str = "sma:fast=5,slow=20",
-                          exchange: dict[str, Any] | None = None, service: dict[str, Any] | None = None,
+                          exchange: dict[str, Any] | None = None, feed: dict[str, Any] | None = None,
+                          service: dict[str, Any] | None = None, risk: dict[str, Any] | None = None,
+                          symbols: Sequence[str] = ("BTCUSDT",),
                           accounts: Sequence[dict[str, Any]] = ()) -> AsyncIterator[RunningService]:
-    """Replay ``frame`` (the first ``history`` candles as REST history) into a daemon with
-    ``/health``, ``/metrics`` and ``/status`` on a free local port; ``accounts``: ``[[accounts]]``
-    entries (none: the one account trading ``strategy``). The daemon stops by itself
-    after deciding the last candle; the HTTP server stays up until the block ends."""
-    market = ReplayMarket([ReplaySeries.from_frame("BTCUSDT", frame)], history=history)
+    """Replay ``frame`` (the first ``history`` candles as REST history) as each of ``symbols``
+    into a daemon with ``/health``, ``/metrics`` and ``/status`` on a free local port;
+    ``accounts``: ``[[accounts]]`` entries (none: the one account trading ``strategy``). The
+    daemon stops by itself after deciding a last candle; the HTTP server stays up until the
+    block ends."""
+    market = ReplayMarket([ReplaySeries.from_frame(symbol, frame) for symbol in symbols], history=history)
     last_ms = int(market.open_time_ms[-1])
     async with ReplayServer(market, speed=speed, faults=parse_faults(faults)) as server:
         settings = Settings(
-            exchange=fast_exchange(server, **(exchange or {})), feed=FeedSettings(symbols=["BTCUSDT"]),
+            exchange=fast_exchange(server, **(exchange or {})),
+            feed=FeedSettings(symbols=list(symbols), **(feed or {})),
             ledger=LedgerSettings(db_path=db), daemon=DaemonSettings(strategy=strategy, heartbeat_minutes=60),
-            service=ServiceSettings(http="127.0.0.1:0", **(service or {})), accounts=tuple(accounts),
+            service=ServiceSettings(http="127.0.0.1:0", **(service or {})), risk=RiskSettings(**(risk or {})),
+            accounts=tuple(accounts),
         )
         daemon = Daemon(settings, clock=market.clock)
         stop = asyncio.Event()

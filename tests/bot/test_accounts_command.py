@@ -21,6 +21,7 @@ from state.account_curves import account_curves
 from state.database import connect_reader
 from state.ledger import Ledger
 from state.replay import replay_decisions
+from tests.conftest import with_funding
 from trainer.evaluation.account_figures import TOTAL, compare_accounts
 
 runner = CliRunner()
@@ -29,14 +30,16 @@ CONFIG = PortfolioConfig(initial_balance=1000.0, commission=0.00055, slippage_bp
 
 @pytest.fixture(scope="module")
 def ledger(tmp_path_factory: pytest.TempPathFactory, btc_candles: pd.DataFrame, eth_candles: pd.DataFrame) -> Path:
-    """Three accounts on real candles: 'busy' trades BTCUSDT and ETHUSDT (2.0x leverage on
-    ETH), 'calm' trades BTCUSDT rarely, 'idle' never trades."""
+    """Three accounts on real candles: 'busy' trades BTCUSDT (a perpetual: it pays and
+    receives funding) and ETHUSDT (spot, 2.0x leverage), 'calm' trades BTCUSDT rarely,
+    'idle' never trades."""
     path = tmp_path_factory.mktemp("accounts") / "shadow.sqlite"
     leveraged = PortfolioConfig(initial_balance=500.0, commission=0.0004, max_position_size=2.0)
+    perpetual = with_funding(btc_candles.iloc[:1500].reset_index(drop=True))
     streams = [
-        ("busy", "BTCUSDT", btc_candles.iloc[:1500], 0.2, CONFIG),
-        ("calm", "BTCUSDT", btc_candles.iloc[:1500], 0.02, CONFIG),
-        ("idle", "BTCUSDT", btc_candles.iloc[:1500], 0.0, CONFIG),
+        ("busy", "BTCUSDT", perpetual, 0.2, CONFIG),
+        ("calm", "BTCUSDT", perpetual, 0.02, CONFIG),
+        ("idle", "BTCUSDT", perpetual, 0.0, CONFIG),
         ("busy", "ETHUSDT", eth_candles.iloc[:800], 0.2, leveraged),
     ]
 
@@ -75,6 +78,8 @@ def test_each_figure_is_the_ledgers(ledger: Path) -> None:
         (fees,) = rows(ledger, "SELECT coalesce(sum(fee), 0) FROM fills WHERE account = ? AND symbol = ?",
                        account, symbol)[0]
         (trades,) = rows(ledger, "SELECT count(*) FROM trades WHERE account = ? AND symbol = ?", account, symbol)[0]
+        (funding,) = rows(ledger, "SELECT coalesce(sum(amount), 0) FROM funding WHERE account = ? AND symbol = ?",
+                          account, symbol)[0]
         closes = [c for (c,) in rows(ledger, "SELECT close FROM equity WHERE account = ? AND symbol = ? "
                                               "ORDER BY open_time_ms", account, symbol)]
         curve = np.concatenate(([initial], equity))
@@ -82,12 +87,16 @@ def test_each_figure_is_the_ledgers(ledger: Path) -> None:
         assert (f.start_equity, f.final_equity, f.decisions) == (initial, equity[-1], len(equity))
         assert m.total_return == equity[-1] / initial - 1 and m.n_trades == trades
         assert m.fees_paid == pytest.approx(fees, rel=1e-12)  # the cumulative fees_paid vs a SQL sum of fills
+        assert m.funding_paid == pytest.approx(funding, rel=1e-12, abs=1e-15)  # its account's own payments
         assert m.max_drawdown == pytest.approx(float(np.max(1 - curve / np.maximum.accumulate(curve))), abs=1e-15)
         assert f.buy_and_hold_return == closes[-1] / closes[0] - 1
         assert f.timing == m.total_return - f.net_exposure * f.buy_and_hold_return
     assert by_key["idle", "BTCUSDT"].metrics.total_return == 0.0 and by_key["idle", "BTCUSDT"].timing == 0.0
     assert by_key["idle", "BTCUSDT"].net_exposure == 0.0 and by_key["idle", "BTCUSDT"].metrics.sharpe == 0.0
     assert by_key["busy", "BTCUSDT"].metrics.n_trades > 5 * by_key["calm", "BTCUSDT"].metrics.n_trades
+    busy, calm = by_key["busy", "BTCUSDT"].metrics.funding_paid, by_key["calm", "BTCUSDT"].metrics.funding_paid
+    assert busy != 0.0 and busy != calm and by_key["idle", "BTCUSDT"].metrics.funding_paid == 0.0
+    assert by_key["busy", TOTAL].metrics.funding_paid == busy  # ETHUSDT is spot
 
 
 def test_net_exposure_is_the_notional_held_over_equity(ledger: Path) -> None:
@@ -132,7 +141,7 @@ def test_the_command_prints_every_account_and_filters(ledger: Path, monkeypatch:
     assert table.exit_code == 0, table.output
     for account in ("busy", "calm", "idle"):
         assert f"\n {account} " in table.output
-    assert "timing" in table.output and " total " in table.output
+    assert "timing" in table.output and "funding" in table.output and " total " in table.output
     document = json.loads(runner.invoke(app, ["accounts", "--db", str(ledger), "--json", "--account", "calm,idle",
                                               "--symbol", "BTCUSDT"]).output)
     assert [(d["account"], d["symbol"]) for d in document] == [("calm", "BTCUSDT"), ("idle", "BTCUSDT")]

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from bot.doctor import FAIL, OK, WARN, Finding, diagnose
+from bot.replay.faults import parse_faults
 from bot.replay.market import ReplayMarket, ReplaySeries
 from bot.replay.server import ReplayServer
 from state.ledger import Ledger
@@ -154,11 +155,12 @@ async def test_every_accounts_strategy_is_checked(tmp_path: Path, installation: 
                 '[[accounts]]\nname = "pinned"\nstrategy = "registry:v0001"\n')
     config = _config(tmp_path, _closed_port_url(), extra=accounts)
     strategy = _by_check(await diagnose(config, installation, timeout_s=1))["strategy"]
-    assert (strategy.status, strategy.detail) == (OK, "registry: a promoted model for every symbol (BTCUSDT); "
-                                                      "sma: sma:fast=5,slow=20, pinned: registry:v0001")
+    expected = "registry: a promoted model for every symbol (BTCUSDT); sma: sma:fast=5,slow=20, pinned: registry:v0001"
+    assert (strategy.status, strategy.detail) == (OK, expected)
     config.write_text(config.read_text().replace("registry:v0001", "registry:v0009"))
     strategy = _by_check(await diagnose(config, installation, timeout_s=1))["strategy"]
-    assert strategy.status == FAIL and "account 'pinned': strategy 'registry:v0009' names a model the " in strategy.detail
+    assert strategy.status == FAIL
+    assert "account 'pinned': strategy 'registry:v0009' names a model the " in strategy.detail
 
 
 def _doctor(*args: str) -> subprocess.CompletedProcess[str]:
@@ -185,3 +187,16 @@ def test_a_bad_config_fails_first_and_alone(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stdout.startswith("FAIL config") and "invalid value for env.commission: -1" in result.stdout
     assert "1 checks: 0 ok, 0 warning(s), 1 failed" in result.stdout
+
+
+async def test_an_http_403_is_reported_as_a_ban_or_blocked_region(tmp_path: Path, installation: Path,
+                                                                   btc_candles: pd.DataFrame) -> None:
+    market = ReplayMarket([ReplaySeries.from_frame("BTCUSDT", btc_candles.iloc[:300])], history=250)
+    async with ReplayServer(market, speed=1.0, faults=parse_faults(["forbidden:1"])) as server:
+        findings = _by_check(await diagnose(_config(tmp_path, server.rest_url), installation))
+    rest = findings["exchange REST"]
+    assert rest.status == FAIL
+    assert "HTTP 403 Forbidden (access too frequent): an IP ban (more than 600 requests in 5 s) or a blocked " \
+           "region" in rest.detail
+    assert "10 minutes" in rest.fix and "region" in rest.fix
+    assert [p for _, p in server.http_requests if p.startswith("/v5/market")] == ["/v5/market/time"]  # once: no retry

@@ -139,7 +139,7 @@ async def test_status_is_the_status_command_document_and_the_api_is_read_only(
         health_status, health = await service.get("/health")
         async with service.client.post(service.api.url + "/status") as response:
             post_status = response.status
-        index = (await service.get("/"))[1]
+        index = (await service.get("/api"))[1]  # "/" is the dashboard (tests/bot/web/)
     assert status == 200
     printed = json.loads(CliRunner().invoke(app, ["status", "--json", "--db", str(db)]).stdout)
 
@@ -150,4 +150,23 @@ async def test_status_is_the_status_command_document_and_the_api_is_read_only(
     assert timeless(served) == timeless(printed) and served["symbols"]
     assert (health_status, health["status"], health["problems"]) == (503, "stopped", ["stopped: stop requested"])
     assert post_status == 405
-    assert set(index["endpoints"]) == {"/health", "/metrics", "/status"}
+    assert {"/health", "/metrics", "/status", "/"} <= set(index["endpoints"])
+
+
+async def test_health_says_why_while_an_http_403_is_waited_out(tmp_path: Path, frame: pd.DataFrame) -> None:
+    """Bybit answers the first REST request with 403 (an IP ban): the daemon sends nothing for
+    forbidden_wait_s, /health names the 403 and Bybit's reason meanwhile, then it carries on."""
+    seen: list[tuple[int, str, list[str]]] = []
+    async with running_service(frame, tmp_path / "l.sqlite", faults=["forbidden:1"], speed=100.0,
+                               exchange={"forbidden_wait_s": 1.0}) as service:
+        while not service.task.done():
+            status, body = await service.get("/health")
+            seen.append((status, body["status"], body["problems"]))
+            await asyncio.sleep(0.05)
+        report = await service.finished()
+    waiting = [(status, state, problems) for status, state, problems in seen
+               if any("Bybit REST answered HTTP 403 Forbidden (access too frequent)" in p for p in problems)]
+    assert waiting and all(status == 503 for status, _, _ in waiting)
+    assert waiting[0][1] == "starting" and "at least 10 minutes; nothing is sent until" in " ".join(waiting[0][2])
+    assert report.symbols["BTCUSDT"].decisions == REPLAYED  # and then it carried on
+    assert service.daemon.rest is not None and service.daemon.rest.stats.forbidden == 1

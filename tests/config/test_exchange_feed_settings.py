@@ -40,7 +40,7 @@ def test_a_toml_file_sets_the_feed(tmp_path: Path) -> None:
         ({"feed": {"symbols": []}}, "feed.symbols: []"),
         ({"feed": {"symbols": ["btc/usdt"]}}, "'btc/usdt' is not a Bybit symbol"),
         ({"feed": {"symbols": ["BTCUSDT", "BTCUSDT"]}}, "listed more than once: BTCUSDT"),
-        ({"feed": {"interval": "1M"}}, "feed.interval: '1M' (passed in code): unknown interval"),
+        ({"feed": {"interval": "1mo"}}, "feed.interval: '1mo' (passed in code): unknown interval"),
     ],
 )
 def test_bad_values_name_field_and_value(overrides: dict, message: str) -> None:

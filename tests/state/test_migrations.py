@@ -21,9 +21,9 @@ from state.records import DecisionRecord
 from tests.state.legacy_ledger import write_before_accounts, write_decision
 
 TABLES = {"runs", "candles", "decisions", "fills", "trades", "positions", "equity", "models", "retrain_runs",
-          "risk_events", "live_trials"}
-VIEWS = {"v_decisions", "v_trades", "v_equity_curve", "v_daily_pnl", "v_model_performance"}
-LEDGER_TABLES = ("candles", "decisions", "fills", "trades", "positions", "equity", "risk_events")
+          "risk_events", "feed_problems", "model_promotions", "funding_rates", "funding", "live_trials"}
+VIEWS = {"v_decisions", "v_trades", "v_equity_curve", "v_daily_pnl", "v_model_performance", "v_funding"}
+LEDGER_TABLES = ("candles", "decisions", "fills", "trades", "positions", "equity", "risk_events", "funding")
 
 
 async def _write_current(path: Path, records: list[DecisionRecord]) -> None:
@@ -81,27 +81,36 @@ async def test_a_version_1_ledger_migrates_with_its_data_and_credits_trades(tmp_
     assert set(per_model) == {"ppo-0001", "ppo-0002"} and sum(per_model.values()) == n_trades
 
 
-async def test_a_version_5_ledger_becomes_the_main_account_and_makes_room_for_others(tmp_path, btc_candles):
-    """Version 6: the account is part of every row and of the decision key. A version-5 ledger
-    with real rows (two models, trades, risk events) migrates into the account 'main', row for
-    row what today's code writes; afterwards a second account decides the same candles."""
+async def test_a_version_8_ledger_becomes_the_main_account_and_makes_room_for_others(tmp_path, btc_candles):
+    """Version 9: the account is part of every row and of the decision key. A version-8 ledger
+    (the schema before accounts) with real rows of every kind (two models, trades, risk
+    events, funding paid on a perpetual, funding rates, a session's feed problems) migrates
+    into the account 'main', row for row what today's code writes and nothing lost;
+    afterwards a second account decides the same candles."""
     from config.accounts import DEFAULT_ACCOUNT
     from env.portfolio import Portfolio, PortfolioConfig
     from state.replay import replay_decisions
+    from tests.conftest import funding_settlements, with_funding
 
     config = PortfolioConfig(initial_balance=1000.0, commission=0.00055, slippage_bps=2.0)
-    records = [r for r, _ in replay_decisions(btc_candles.iloc[:800], seed=4, trade_probability=0.2,
+    candles = with_funding(btc_candles.iloc[:1500].reset_index(drop=True))
+    records = [r for r, _ in replay_decisions(candles, seed=4, trade_probability=0.2,
                                                model_versions=("v0001", "v0002"), portfolio=Portfolio(config))]
     events = [record.risk_events for record in records]
     assert not any(events)  # state.replay runs no guard: add the events a guard would have written
     records[300] = replace(records[300], risk_events=(RiskEvent(records[300].candle.open_time_ms,
                                                                 RiskEventKind.DAILY_LOSS, "limit"),))
-    old = tmp_path / "v5.sqlite"
-    write_before_accounts(old, records, 5)
+    old = tmp_path / "v8.sqlite"
+    write_before_accounts(old, records, 8)
+    with closing(sqlite3.connect(old)) as conn, conn:
+        conn.execute("INSERT INTO runs (started_ms, config_hash, code_version, symbols) VALUES (1, 'h', '0.1', '[]')")
+        conn.execute("INSERT INTO feed_problems VALUES (1, 'FOOUSDT', 'dropped', 'Invalid symbol', 3, 3, 5, NULL)")
+        conn.executemany("INSERT INTO funding_rates VALUES ('BTCUSDT', ?, ?, 'history')", funding_settlements(candles))
     before = {table: len(_rows(old, table)) for table in LEDGER_TABLES}
-    assert before["trades"] > 50 and before["risk_events"] == 1
+    assert before["trades"] > 50 and before["risk_events"] == 1 and before["funding"] >= 1
+    market = {table: _rows(old, table) for table in ("runs", "feed_problems", "funding_rates")}
 
-    assert prepare_for_writing(old, 1.0) == (5, list(range(6, LATEST_VERSION + 1)))
+    assert prepare_for_writing(old, 1.0) == (8, list(range(9, LATEST_VERSION + 1)))
 
     fresh = tmp_path / "current.sqlite"
     await _write_current(fresh, records)
@@ -110,12 +119,15 @@ async def test_a_version_5_ledger_becomes_the_main_account_and_makes_room_for_ot
     for table in LEDGER_TABLES[1:]:
         assert _sql(old, f"SELECT DISTINCT account FROM {table}") == [(DEFAULT_ACCOUNT,)], table
     assert {table: len(_rows(old, table)) for table in LEDGER_TABLES} == before
+    assert {table: _rows(old, table) for table in market} == market
+    assert _sql(old, "SELECT sum(amount) FROM funding") == _sql(old, "SELECT sum(funding) FROM v_daily_pnl") != [(0.0,)]
 
-    other = [r for r, _ in replay_decisions(btc_candles.iloc[:800], seed=9, trade_probability=0.2, account="fast")]
+    other = [r for r, _ in replay_decisions(candles, seed=9, trade_probability=0.2, account="fast")]
     async with await Ledger.open(old) as ledger:
         assert all([await ledger.record_decision(r) for r in other])
     by_account = dict(_sql(old, "SELECT account, count(*) FROM decisions GROUP BY account"))
-    assert by_account == {DEFAULT_ACCOUNT: 800, "fast": 800}
+    assert by_account == {DEFAULT_ACCOUNT: 1500, "fast": 1500}
+    assert {a for (a,) in _sql(old, "SELECT DISTINCT account FROM funding")} == {DEFAULT_ACCOUNT, "fast"}
     assert {a for (a,) in _sql(old, "SELECT DISTINCT account FROM v_model_performance")} == {DEFAULT_ACCOUNT, "fast"}
     daily = _sql(old, "SELECT account, sum(trades) FROM v_daily_pnl GROUP BY account ORDER BY account")
     assert daily == _sql(old, "SELECT account, count(*) FROM trades GROUP BY account ORDER BY account")
@@ -201,3 +213,21 @@ def test_version_5_gives_a_model_without_trades_a_win_rate_of_zero(tmp_path, btc
     assert prepare_for_writing(path, 1.0) == (4, list(range(5, LATEST_VERSION + 1)))
     after = _sql(path, query)
     assert after == [("idle", 0, 0.0, 0.0), before[1]]
+
+
+def test_version_8_adds_funding_with_zeros_and_can_be_applied_again(tmp_path, btc_records):
+    """A version-7 ledger gets funding columns at 0 (it paid none) and the funding tables; the
+    step only adds what is missing, so a file already holding them migrates again unharmed."""
+    path = tmp_path / "v7.sqlite"
+    write_before_accounts(path, [record for record, _ in btc_records[:300]], 7)
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, path, target=8) == [8]
+    conn.close()
+    assert _sql(path, "SELECT DISTINCT funding FROM trades") == [(0.0,)]
+    assert _sql(path, "SELECT funding_paid, position_funding FROM positions") == [(0.0, 0.0)]
+    before = {relation: _rows(path, relation) for relation in ("trades", "positions", "equity", *VIEWS)}
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA user_version = 7")
+    assert migrate(conn, path, target=8) == [8]
+    conn.close()
+    assert {relation: _rows(path, relation) for relation in before} == before

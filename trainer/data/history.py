@@ -38,8 +38,9 @@ from tqdm.auto import tqdm
 
 from config.errors import UserError
 from env.candles import OHLCV_COLUMNS, RepairPolicy, format_ms, normalize_candles
+from env.intervals import CandleGrid, grid
 from strategies.model_metadata import market_id
-from trainer.data.bybit_public import newest_closed_open_ms, short_error
+from trainer.data.bybit_public import FORBIDDEN_ADVICE, AccessForbidden, kline_window, short_error
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,10 @@ T = TypeVar("T")
 class HistoryError(UserError):
     """Candles that cannot be fetched: unknown symbol, exchange down after all retries,
     an unreadable cache file."""
+
+
+class ForbiddenError(HistoryError):
+    """Bybit answered HTTP 403 (an IP ban or a blocked region): stop, do not fall back or retry."""
 
 
 class OhlcvSource(Protocol):
@@ -99,8 +104,9 @@ class Market:
         return market_id(self.symbol)
 
     @property
-    def interval_ms(self) -> int:
-        return int(ccxt.Exchange.parse_timeframe(self.timeframe) * 1000)
+    def grid(self) -> CandleGrid:
+        """Where its candles open (Bybit's weeks on Mondays, calendar months)."""
+        return grid(self.timeframe)
 
     def cache_file(self, cache_dir: Path) -> Path:
         return Path(cache_dir) / f"{self.exchange}_{self.category}_{self.market_id}_{self.timeframe}.csv"
@@ -120,10 +126,14 @@ class RetryPolicy:
 def call_with_retry(
     fn: Callable[[], T], *, what: str, policy: RetryPolicy = RetryPolicy(), sleep: Callable[[float], None] = time.sleep
 ) -> T:
-    """Run ``fn``; retry transient ccxt errors with back-off; turn the rest into :class:`HistoryError`."""
+    """Run ``fn``; retry transient ccxt errors with back-off; turn the rest into :class:`HistoryError`
+    (an HTTP 403 at once: Bybit bans the IP or blocks the region and asks for quiet)."""
     for attempt in range(policy.attempts):
         try:
             return fn()
+        except AccessForbidden as exc:  # not retried: Bybit asks for at least 10 minutes of quiet
+            raise ForbiddenError(f"{what}: Bybit answered HTTP 403 Forbidden ({exc.reason}): {FORBIDDEN_ADVICE}; "
+                                 "fetch again later") from None
         except ccxt.RateLimitExceeded as exc:  # a NetworkError subclass: must come first
             base, error = policy.rate_limit_delay_s, exc
         except ccxt.NetworkError as exc:
@@ -161,6 +171,8 @@ def exchange_now_ms(
         if not isinstance(now_ms, int) or now_ms <= 0:
             raise HistoryError(f"server time: the exchange answered {now_ms!r}, not epoch milliseconds")
         return now_ms
+    except ForbiddenError:
+        raise  # the local clock would not help: Bybit asks for quiet
     except HistoryError as exc:
         log.warning("%s; cannot read the exchange's clock, so a candle counts as closed %d s after its close "
                     "by the local clock instead", exc, LOCAL_CLOCK_MARGIN_MS // 1000)
@@ -189,15 +201,16 @@ def make_cache_dir(path: Path) -> None:
                            "check [train] cache_dir") from None
 
 
-def write_cache(path: Path, frame: pd.DataFrame) -> None:
-    """Write atomically (temp file + rename): an interrupted write never truncates the cache."""
+def write_cache(path: Path, frame: pd.DataFrame, kind: str = "candle") -> None:
+    """Write atomically (temp file + rename): an interrupted write never truncates the cache.
+    ``kind`` names the cache in the error (``candle``, ``funding``)."""
     make_cache_dir(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
         frame.to_csv(tmp, index=False)
         os.replace(tmp, path)
     except OSError as exc:
-        raise HistoryError(f"{path}: cannot write the candle cache ({exc}); the file is unchanged") from None
+        raise HistoryError(f"{path}: cannot write the {kind} cache ({exc}); the file is unchanged") from None
 
 
 def merge_candles(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
@@ -226,25 +239,25 @@ def load_history(
     path = market.cache_file(cache_dir)
     cached = read_cache(path)
     make_cache_dir(path)
-    step = market.interval_ms
-    last_open = newest_closed_open_ms(exchange_now_ms(exchange, retry=retry, sleep=sleep), step)
-    want_from = last_open - num_candles * step
-    ranges = _missing_ranges(cached, want_from, last_open, step)
-    pages = [(since, min(since + (PAGE_CANDLES - 1) * step, end)) for start, end in ranges
-             for since in range(start, end + 1, PAGE_CANDLES * step)]
+    candles = market.grid
+    last_open = candles.newest_closed_open_ms(exchange_now_ms(exchange, retry=retry, sleep=sleep))
+    want_from = candles.shift(last_open, -num_candles)
+    pages = [(int(since), min(candles.shift(int(since), PAGE_CANDLES - 1), end))
+             for start, end in _missing_ranges(cached, want_from, last_open, candles)
+             for since in candles.range_ms(start, end)[::PAGE_CANDLES]]
     fetched: list[list[float]] = []
     try:
-        with tqdm(total=sum((end - since) // step + 1 for since, end in pages), unit="candle",
+        with tqdm(total=sum(candles.steps(since, end) + 1 for since, end in pages), unit="candle",
                   desc=f"fetch {market.symbol} {market.timeframe}", disable=not progress) as bar:
             for since, until in pages:
                 rows = call_with_retry(
-                    partial(exchange.fetch_ohlcv, market.symbol, market.timeframe, since=since, limit=PAGE_CANDLES,
-                            params={"until": until}),
+                    partial(exchange.fetch_ohlcv, market.symbol, market.timeframe, limit=PAGE_CANDLES,
+                            params=kline_window(since, until)),
                     what=f"fetch_ohlcv {market.symbol} {market.timeframe} since {format_ms(since)}",
                     policy=retry, sleep=sleep,
                 )
                 fetched.extend(row for row in rows if since <= row[0] <= until)
-                bar.update((until - since) // step + 1)
+                bar.update(candles.steps(since, until) + 1)
     finally:
         if fetched:  # keep what arrived, even if interrupted
             cached = merge_candles(cached, _rows_to_frame(fetched))
@@ -253,16 +266,17 @@ def load_history(
     return _latest_closed(cached, last_open, num_candles, market, path)
 
 
-def _missing_ranges(cached: pd.DataFrame, want_from: int, last_open: int, step: int) -> list[tuple[int, int]]:
+def _missing_ranges(cached: pd.DataFrame, want_from: int, last_open: int,
+                    candles: CandleGrid) -> list[tuple[int, int]]:
     """Inclusive open-time ranges to fetch: before the cache's first and after its last candle."""
     if cached.empty:
         return [(want_from, last_open)]
     first, last = int(cached["timestamp"].iloc[0]), int(cached["timestamp"].iloc[-1])
     ranges = []
     if want_from < first:
-        ranges.append((want_from, first - step))
-    if last + step <= last_open:
-        ranges.append((last + step, last_open))
+        ranges.append((want_from, candles.shift(first, -1)))
+    if candles.shift(last, 1) <= last_open:
+        ranges.append((candles.shift(last, 1), last_open))
     return ranges
 
 
@@ -280,4 +294,4 @@ def _latest_closed(cached: pd.DataFrame, last_open: int, num_candles: int, marke
     if len(closed) < num_candles:
         log.warning("%s %s: only %d closed candle(s) available, %d asked",
                     market.symbol, market.timeframe, len(closed), num_candles)
-    return normalize_candles(closed, source=str(path), repair=RepairPolicy.REPAIR, interval_ms=market.interval_ms)
+    return normalize_candles(closed, source=str(path), repair=RepairPolicy.REPAIR, grid=market.grid)

@@ -40,7 +40,7 @@ class AccountFigures:
         first_ms / last_ms: the first and last decided candle.
         start_equity / final_equity: the equity before the first decision and after the last.
         metrics: :class:`~trainer.evaluation.metrics.Metrics` of the curve (return, Sharpe,
-            max drawdown, trades, fees, exposure...).
+            max drawdown, trades, fees, funding, exposure...).
         net_exposure: the mean signed notional over equity (+1: fully long throughout).
         buy_and_hold_return: the market's move over the same candles.
         timing: ``total_return - net_exposure x buy_and_hold_return``.
@@ -67,7 +67,7 @@ def symbol_figures(curve: AccountCurve) -> AccountFigures:
     equity = np.concatenate(([curve.start_equity], curve.equity))
     held = np.concatenate(([curve.start_notional], curve.notional[:-1])) / equity[:-1]
     metrics = compute_metrics(equity, held, curve.trades, float(curve.fees_paid[-1] - curve.start_fees),
-                              interval_ms(curve.interval))
+                              interval_ms(curve.interval), float(curve.funding_paid[-1] - curve.start_funding))
     exposure = net_exposure(held)
     market = buy_and_hold_return([curve.start_close, curve.close[-1]])
     return AccountFigures(curve.account, curve.symbol, len(curve.equity), int(curve.open_time_ms[0]),
@@ -87,7 +87,8 @@ def total_figures(account: str, curves: Sequence[AccountCurve], per_symbol: Sequ
     held = notional[:-1] / equity[:-1]
     trades = [t for c in curves for t in c.trades]
     fees = sum(float(c.fees_paid[-1] - c.start_fees) for c in curves)
-    metrics = compute_metrics(equity, held, trades, fees, interval_ms(curves[0].interval))
+    funding = sum(float(c.funding_paid[-1] - c.start_funding) for c in curves)
+    metrics = compute_metrics(equity, held, trades, fees, interval_ms(curves[0].interval), funding)
     weights = np.array([f.start_equity for f in per_symbol]) / sum(f.start_equity for f in per_symbol)
     exposure = float(np.dot(weights, [f.net_exposure for f in per_symbol]))
     market = float(np.dot(weights, [f.buy_and_hold_return for f in per_symbol]))

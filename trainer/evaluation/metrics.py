@@ -23,6 +23,8 @@ profit_factor      sum of winning net PnL / |sum of losing net PnL|
 avg_holding        mean ``exit - entry`` time of round trips, in candles and in hours
 exposure           fraction of the ``n`` steps with a position open
 fees_paid          commission paid on every fill, quote currency
+funding_paid       perpetual funding paid, net of funding received (0 without funding), quote
+                   currency; like the fees, already inside equity and every return above
 ================== ==========================================================================
 
 **Skill against the market** (:func:`net_exposure`, :func:`buy_and_hold_return`,
@@ -91,6 +93,7 @@ class Metrics:
     final_equity: float
     total_pnl: float
     n_steps: int
+    funding_paid: float = 0.0
 
     def to_dict(self) -> dict[str, float | int | None]:
         return asdict(self)
@@ -102,6 +105,7 @@ def compute_metrics(
     trades: Sequence[ClosedTrade],
     fees_paid: float,
     interval_ms: int,
+    funding_paid: float = 0.0,
 ) -> Metrics:
     """Metrics of one run.
 
@@ -111,6 +115,7 @@ def compute_metrics(
         trades: closed round trips.
         fees_paid: total commission.
         interval_ms: candle spacing, for annualising and holding time.
+        funding_paid: total funding paid, net of funding received.
     """
     e = np.asarray(equity, dtype=np.float64)
     pos = np.asarray(positions)
@@ -141,6 +146,7 @@ def compute_metrics(
         avg_holding_hours=float(held.mean() / HOUR_MS) if len(held) else None,
         exposure=float(np.mean(pos != 0)) if n else 0.0,
         fees_paid=float(fees_paid),
+        funding_paid=float(funding_paid),
         final_equity=float(e[-1]),
         total_pnl=float(e[-1] - e[0]),
         n_steps=n,

@@ -124,8 +124,8 @@ class WalkForwardResult:
 
     def aggregate(self) -> dict[str, dict[str, Any]]:
         """Per strategy, across folds: chained (compounded) return, mean and median fold
-        return, mean Sharpe, worst drawdown, trades, fees, and how many folds the model
-        beat it on."""
+        return, mean Sharpe, worst drawdown, trades, fees, funding, and how many folds the
+        model beat it on."""
         names = list(self.folds[0].results) if self.folds else []
         out: dict[str, dict[str, Any]] = {}
         for name in names:
@@ -141,6 +141,7 @@ class WalkForwardResult:
                 "worst_max_drawdown": max(m.max_drawdown for m in metrics),
                 "n_trades": sum(m.n_trades for m in metrics),
                 "fees_paid": sum(m.fees_paid for m in metrics),
+                "funding_paid": sum(m.funding_paid for m in metrics),
                 "folds_model_beat_it": None if name == self.strategy
                 else sum(mr > r for mr, r in zip(model_returns, returns, strict=True)),
             }

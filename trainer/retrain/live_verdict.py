@@ -77,7 +77,7 @@ def _curves(conn: sqlite3.Connection, trial: LiveTrial, symbol: str) -> tuple[Ac
 
 def _first(curve: AccountCurve, n: int) -> AccountCurve:
     return replace(curve, open_time_ms=curve.open_time_ms[:n], equity=curve.equity[:n], notional=curve.notional[:n],
-                   close=curve.close[:n], fees_paid=curve.fees_paid[:n],
+                   close=curve.close[:n], fees_paid=curve.fees_paid[:n], funding_paid=curve.funding_paid[:n],
                    trades=tuple(t for t in curve.trades if t.exit_time_ms <= curve.open_time_ms[n - 1]))
 
 
@@ -92,4 +92,5 @@ def _summary(figures: AccountFigures) -> dict[str, Any]:
     m = figures.metrics
     return {"final_equity": figures.final_equity, "total_return": m.total_return, "sharpe": m.sharpe,
             "sortino": m.sortino, "calmar": m.calmar, "max_drawdown": m.max_drawdown, "n_trades": m.n_trades,
-            "fees_paid": m.fees_paid, "net_exposure": figures.net_exposure, "timing": figures.timing}
+            "fees_paid": m.fees_paid, "funding_paid": m.funding_paid, "net_exposure": figures.net_exposure,
+            "timing": figures.timing}

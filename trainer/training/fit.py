@@ -44,6 +44,7 @@ from config.errors import UserError
 from config.settings import EnvSettings, Settings, TrainSettings
 from env.crypto_trading_env import CryptoTradingEnv
 from env.features import warmup_prefix
+from env.funding import FUNDING_RATE_COLUMN
 from strategies.model_metadata import ModelMetadata, load_metadata
 from trainer.training.callbacks import (
     CheckpointWithMetadata,
@@ -331,6 +332,7 @@ def _metadata(
         seed=seed,
         num_timesteps=num_timesteps,
         extra=extra,
+        funding=all(FUNDING_RATE_COLUMN in frame for frame in train_frames),
     )
 
 

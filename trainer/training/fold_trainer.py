@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from config.settings import EnvSettings, Settings, TrainSettings
-from env.candles import infer_interval_ms
+from env.intervals import GRIDS, infer_grid
 from trainer.training.fit import fit
 
 
@@ -45,14 +46,19 @@ class PPOTrainer:
         })
         settings = Settings.model_construct(train=args, env=env_settings)
         result = fit(train, None, settings, model_path.parent, seed=seed, symbol=self.symbol or args.symbol,
-                     timeframe=_timeframe(infer_interval_ms(train["open_time_ms"].to_numpy())),
+                     timeframe=_timeframe(train["open_time_ms"].to_numpy()),
                      model_name=model_path.name,
                      extra={"trainer": f"{__name__}.PPOTrainer", "total_timesteps": self.total_timesteps} | extra)
         return result.model_path
 
 
-def _timeframe(interval_ms: int) -> str:
-    """``60000`` -> ``"1m"``, ``3600000`` -> ``"1h"`` (the names exchanges use)."""
+def _timeframe(open_time_ms: np.ndarray) -> str:
+    """The timeframe name of candles opening at these times (``"1m"``, ``"1w"``, ``"1M"``: the
+    names exchanges use), or their spacing (``"2m"``) when it is no exchange interval."""
+    found = infer_grid(open_time_ms)
+    if found.name in GRIDS:
+        return found.name
+    interval_ms = found.nominal_ms
     for unit, ms in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)):
         if interval_ms % ms == 0:
             return f"{interval_ms // ms}{unit}"

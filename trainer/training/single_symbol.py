@@ -26,15 +26,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
 from config.errors import UserError
 from config.settings import Settings, TrainSettings
-from env.candles import CandleDataError, candles_to_seed_csv, format_ms, infer_interval_ms, load_candles
+from env.candles import CandleDataError, candles_to_seed_csv, format_ms, load_candles
 from env.features import warmup_prefix
+from env.intervals import infer_grid
 from strategies.model_metadata import SHARED_SEPARATOR, ModelMetadata, check_compatible, load_metadata
 from trainer.data.bybit_public import bybit_exchange
+from trainer.data.funding_history import FundingSource, with_funding
 from trainer.data.history import Market, OhlcvSource, load_history
 from trainer.data.split import ChronoSplit, chronological_split, min_candles
 from trainer.training.fit import fit, resolve_device
@@ -147,20 +150,24 @@ def load_training_candles(
     args: TrainSettings, settings: Settings, exchange: OhlcvSource | None
 ) -> tuple[pd.DataFrame, str]:
     """The last ``num_candles`` candles of ``args.symbol`` from ``--data`` or from Bybit
-    (through the cache), and a name for where they came from."""
+    (through the cache; a linear perpetual's with their funding, :mod:`trainer.data.funding_history`),
+    and a name for where they came from. A ``--data`` file trades with its own ``funding_rate``
+    column, if it has one."""
     market = Market(args.symbol, args.timeframe)
     if args.data is None:
         source = exchange or bybit_exchange(settings.exchange.rest_url, market.category)
         candles = load_history(market, args.num_candles, exchange=source, cache_dir=args.cache_dir,
                                progress=args.progress)
+        if market.category == "linear":
+            candles = with_funding(candles, market, exchange=cast(FundingSource, source), cache_dir=args.cache_dir)
         return candles, f"bybit {market.category} {args.symbol} {args.timeframe}"
     candles = load_candles(args.data)
-    interval_ms = infer_interval_ms(candles["open_time_ms"].to_numpy())
-    if interval_ms != market.interval_ms:
+    found = infer_grid(candles["open_time_ms"].to_numpy())
+    if found.nominal_ms != market.grid.nominal_ms:
         raise CandleDataError(
             str(args.data),
-            f"candles are {interval_ms // 1000} s apart but --timeframe {args.timeframe} is "
-            f"{market.interval_ms // 1000} s; pass the file's timeframe",
+            f"candles are {found.nominal_ms // 1000} s apart but --timeframe {args.timeframe} is "
+            f"{market.grid.nominal_ms // 1000} s; pass the file's timeframe",
         )
     if len(candles) > args.num_candles:
         candles = candles.iloc[-args.num_candles:].reset_index(drop=True)

@@ -9,7 +9,7 @@ import pytest
 from bot.bybit.markets import INTERVALS, INTERVALS_BY_BYBIT, UnknownSymbolError, ccxt_symbol, kline_topic
 from bot.bybit.parse import MalformedMessage, TopicTarget, UnknownTopic, closed_candles, decode
 from bot.bybit.schemas import KlinePush, OpReply
-from config.settings import FEED_INTERVALS
+from config.settings import TIMEFRAMES
 from env.types import Candle
 
 TOPICS = {"kline.1.BTCUSDT": TopicTarget("BTCUSDT", INTERVALS["1m"])}
@@ -84,9 +84,10 @@ def test_entry_that_does_not_fit_its_topic_is_malformed(changes: dict, reason: s
 
 
 def test_interval_table_covers_exactly_the_configurable_intervals() -> None:
-    assert tuple(INTERVALS) == FEED_INTERVALS
+    assert tuple(INTERVALS) == TIMEFRAMES
     assert {iv.bybit for iv in INTERVALS.values()} == set(INTERVALS_BY_BYBIT)
-    assert INTERVALS["1h"].bybit == "60" and INTERVALS["1d"].bybit == "D" and INTERVALS["1d"].ms == 86_400_000
+    assert INTERVALS["1h"].bybit == "60" and INTERVALS["1d"].bybit == "D" and INTERVALS["1d"].grid.step_ms == 86_400_000
+    assert INTERVALS["1w"].bybit == "W" and INTERVALS["1M"].bybit == "M"
     assert kline_topic("ETHUSDT", INTERVALS["5m"]) == "kline.5.ETHUSDT"
 
 
@@ -97,3 +98,23 @@ def test_ccxt_symbol_picks_the_market_of_the_category() -> None:
     assert ccxt_symbol(markets_by_id, "BTCUSDT", "linear") == "BTC/USDT:USDT"
     with pytest.raises(UnknownSymbolError, match="'DOGEUSDT' is not a Bybit linear market"):
         ccxt_symbol(markets_by_id, "DOGEUSDT", "linear")
+
+
+@pytest.mark.parametrize(
+    ("interval", "start", "end", "ok"),
+    [
+        ("W", 1_704_067_200_000, 1_704_671_999_999, True),  # Monday 2024-01-01 .. Sunday 23:59:59.999
+        ("W", 1_704_326_400_000, 1_704_931_199_999, False),  # Thursday 2024-01-04: a 7-day multiple, not Bybit's
+        ("M", 1_706_745_600_000, 1_709_251_199_999, True),  # February 2024: 29 days
+        ("M", 1_706_745_600_000, 1_709_337_599_999, False),  # February 2024 as if it had 30 days
+    ],
+)
+def test_weekly_and_monthly_pushes_follow_bybits_calendar(interval: str, start: int, end: int, ok: bool) -> None:
+    iv = INTERVALS_BY_BYBIT[interval]
+    topics = {f"kline.{interval}.BTCUSDT": TopicTarget("BTCUSDT", iv)}
+    message = decode(json.dumps(push(interval=interval, start=start, end=end) | {"topic": f"kline.{interval}.BTCUSDT"}))
+    if ok:
+        assert [c.open_time_ms for c in closed_candles(message, topics)] == [start]
+    else:
+        with pytest.raises(MalformedMessage, match=r"start .* is not on the 1w|end .* next 1M candle"):
+            closed_candles(message, topics)

@@ -3,6 +3,7 @@ retries, clear errors, and no way to reach a private endpoint."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -13,13 +14,13 @@ import pandas as pd
 import pytest
 
 from bot.bybit.markets import INTERVALS, UnknownSymbolError
-from bot.bybit.rest import PAGE_LIMIT, BybitRest, RestError
+from bot.bybit.rest import PAGE_LIMIT, BybitRest, RestError, RestForbidden
 from bot.replay.faults import parse_faults
 from bot.replay.market import ReplayMarket, ReplaySeries
 from bot.replay.server import ReplayServer
 from config.settings import ExchangeSettings
 from env.types import Candle
-from trainer.data.bybit_public import PrivateEndpointRefused
+from trainer.data.bybit_public import PrivateEndpointRefused, forbidden_reason
 
 M1 = INTERVALS["1m"]
 HISTORY = 2500  # closed candles on the server: three REST pages
@@ -54,7 +55,7 @@ async def test_fetch_closed_pages_forward_and_returns_exactly_the_closed_candles
     queries = kline_queries(server)
     assert len(queries) == 3
     for query in queries:  # explicit [start, end] windows of at most one page, on the right market
-        assert (int(query["end"]) - int(query["start"])) // M1.ms + 1 <= PAGE_LIMIT
+        assert M1.grid.steps(int(query["start"]), int(query["end"])) + 1 <= PAGE_LIMIT
         assert query["category"] == "linear" and query["interval"] == "1" and query["symbol"] == "BTCUSDT"
 
 
@@ -135,3 +136,64 @@ async def test_no_private_endpoint_can_be_reached(server: ReplayServer, rest: By
     assert server.http_requests and all(
         method == "GET" and urlsplit(path).path in public for method, path in server.http_requests
     )
+
+
+async def test_http_403_stops_every_request_for_the_quiet_period_and_says_why(
+    btc_candles: pd.DataFrame, exchange_for: Callable[..., ExchangeSettings], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bybit's 403 is an IP ban (or a blocked region), not a rate limit: both symbols' requests
+    wait the default 10 minutes (a recording sleeper stands in for the clock), the reason is
+    Bybit's, and the wait uses up none of the request's attempts."""
+    market = ReplayMarket([ReplaySeries.from_frame(s, btc_candles.iloc[:100]) for s in ("BTCUSDT", "ETHUSDT")],
+                          history=50)
+    waits: list[tuple[float, str | None]] = []
+    async with ReplayServer(market, speed=100, faults=parse_faults(["forbidden:1"])) as server:
+        exchange = exchange_for(server, rest_attempts=1).model_copy(update={"forbidden_wait_s": 600.0})
+
+        async def sleep(seconds: float) -> None:
+            waits.append((seconds, rest.forbidden.describe() if rest.forbidden else None))
+
+        async with BybitRest(exchange, rng=random.Random(0), sleep=sleep) as rest:
+            await rest.resolve(["BTCUSDT", "ETHUSDT"])  # the 403 hits here: markets are loaded first
+            got = await asyncio.gather(*(rest.fetch_closed(s, M1, int(btc_candles.open_time_ms.iloc[0]))
+                                         for s in ("BTCUSDT", "ETHUSDT")))
+            assert rest.forbidden is None  # answered again: the quiet period is over
+    assert [len(b.candles) for b in got] == [50, 50]
+    assert rest.stats.forbidden == 1 and rest.stats.retries == 0
+    assert [round(s) for s, _ in waits] == [600]
+    assert waits[0][1] is not None and waits[0][1].startswith(
+        "Bybit REST answered HTTP 403 Forbidden (access too frequent): an IP ban (more than 600 requests in 5 s) "
+        "or a blocked region; Bybit asks clients to stop every request for at least 10 minutes; nothing is sent until")
+    assert "HTTP 403 Forbidden (access too frequent)" in caplog.text and "requests resume" in caplog.text
+
+
+async def test_a_one_shot_client_reports_the_403_at_once(
+    btc_candles: pd.DataFrame, exchange_for: Callable[..., ExchangeSettings]
+) -> None:
+    market = ReplayMarket([ReplaySeries.from_frame("BTCUSDT", btc_candles.iloc[:100])], history=50)
+    async with ReplayServer(market, speed=100, faults=parse_faults(["forbidden:5"])) as server:
+        async with BybitRest(exchange_for(server), wait_out_403=False) as rest:
+            with pytest.raises(RestForbidden, match=r"server time: HTTP 403 Forbidden \(access too frequent\): an IP "
+                                                    r"ban .* at least 10 minutes$"):
+                await rest.server_time_ms()
+        assert len(server.http_requests) == 1  # no retry: Bybit asks for quiet
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("access too frequent", "access too frequent"),
+        ('{"retCode":10009,"retMsg":"IP has been banned","result":{},"time":1}', "IP has been banned (retCode 10009)"),
+        # CloudFront's region block, as recorded by users of Bybit's API (HTML, newlines and entities)
+        (('<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN">\n<HTML><HEAD><TITLE>ERROR: The request '
+          'could not be satisfied</TITLE></HEAD><BODY>\n<H1>403 ERROR</H1>\n<H2>The request could not be satisfied.'
+          '</H2>\n<HR noshade size="1px">\nThe Amazon CloudFront distribution is configured to block access from your '
+          'country.\nWe can&#39;t connect to the server for this app or website at this time.'),
+         ("403 ERROR The request could not be satisfied. The Amazon CloudFront distribution is configured to block "
+          "access from your country. We can't connect to the server for this app or website at this time.")),
+        ("", "no reason given"),
+    ],
+    ids=["text", "json", "cloudfront-html", "empty"],
+)
+def test_the_403_reason_is_read_from_any_body(body: str, reason: str) -> None:
+    assert forbidden_reason(body) == reason

@@ -14,6 +14,7 @@ import pytest
 
 from bot.bybit.markets import Interval
 from bot.bybit.rest import Backfill, BybitRest
+from bot.bybit.subscriptions import MAX_ARGS_CHARS, args_chars
 from bot.replay.market import ReplaySeries
 from env.types import Candle
 
@@ -85,7 +86,7 @@ async def test_rate_limited_rest_is_retried_on_both_bybit_answers(
     run = await replay_through_feed([ReplaySeries.from_frame("BTCUSDT", btc)], history=HISTORY,
                                     faults=["skip@30", "ratelimit:2"])
     assert run.rest.rate_limited == 2 and run.rest.retries == 2
-    assert '"retCode": 10006' in client_log() and "403" in client_log()
+    assert '"retCode": 10006' in client_log() and '"retCode": 10018' in client_log()
 
 
 async def test_a_resumed_feed_backfills_what_closed_while_it_was_away(
@@ -131,3 +132,22 @@ async def test_a_candle_the_exchange_does_not_have_is_skipped_loudly_not_waited_
     assert run.plain("BTCUSDT") == expected
     assert run.feed.skipped_absent == 1
     assert "the exchange has no candle from 2023-03-01 00:50 to 2023-03-01 00:50 (1 missing)" in client_log()
+
+
+async def test_a_thousand_symbols_spread_over_connections_within_bybits_args_limit(
+    btc: pd.DataFrame, replay_through_feed, as_candles: Callable[..., list[Candle]]
+) -> None:
+    """1,000 linear symbols: 200 topics per request would pass Bybit's 21,000 characters of
+    args per connection at the fifth request (the server refuses it, as Bybit does); split
+    over two connections, every symbol gets every candle and nothing is refused."""
+    symbols = [f"COIN{k:04d}USDT" for k in range(1000)]  # as long as 1000PEPEUSDT
+    frame = btc.iloc[:HISTORY + 3]
+    run = await replay_through_feed([ReplaySeries.from_frame(s, frame) for s in symbols], history=HISTORY,
+                                    speed=1.0, timeout_s=90, exchange_overrides={"rest_requests_per_s": 120})
+
+    expected = [c.open_time_ms for c in as_candles("X", frame.iloc[HISTORY:])]
+    assert all([c.open_time_ms for c in run.plain(s)] == expected for s in symbols)
+    assert run.feed.connections == 2 and run.feed.subscribe_refusals == 0
+    subscribed = [t for op in run.server.ws_ops if op["op"] == "subscribe" for t in op["args"]]
+    assert sorted(subscribed) == sorted(f"kline.1.{s}" for s in symbols)  # each topic asked once
+    assert args_chars(subscribed) > MAX_ARGS_CHARS  # more than one connection may carry

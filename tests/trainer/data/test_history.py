@@ -142,8 +142,8 @@ def test_unreadable_cache_is_reported_and_left_untouched(tmp_path: Path) -> None
 
 def test_market_names_category_and_cache_file() -> None:
     spot, perp = Market("BTC/USDT", "5m"), Market("BTC/USDT:USDT", "1h")
-    assert (spot.category, spot.market_id, spot.interval_ms) == ("spot", "BTCUSDT", 300_000)
-    assert (perp.category, perp.market_id, perp.interval_ms) == ("linear", "BTCUSDT", 3_600_000)
+    assert (spot.category, spot.market_id, spot.grid.nominal_ms) == ("spot", "BTCUSDT", 300_000)
+    assert (perp.category, perp.market_id, perp.grid.nominal_ms) == ("linear", "BTCUSDT", 3_600_000)
     assert spot.cache_file(Path("c")) == Path("c/bybit_spot_BTCUSDT_5m.csv")
     assert perp.cache_file(Path("c")) == Path("c/bybit_linear_BTCUSDT_1h.csv")
 
@@ -201,7 +201,7 @@ async def test_real_ccxt_client_gets_exactly_the_replayed_closed_candles(
     tmp_path: Path, btc_candles: pd.DataFrame, symbol: str, category: str
 ) -> None:
     """The real ccxt Bybit client against the replay server: category from the symbol,
-    forward start/end windows, the server's clock, Bybit's 10006 and HTTP 403 retried."""
+    forward start/end windows, the server's clock, Bybit's rate limits (10006, 10018) retried."""
     history = 2500  # closed candles on the server; candle 2500 is forming
     async with replay_bybit(btc_candles.iloc[:history + 10], history=history, faults=["ratelimit:2"]) as server:
         sleeps: list[float] = []
@@ -304,3 +304,32 @@ def test_a_cache_that_cannot_be_written_is_a_clear_error_and_stays_as_it_was(tmp
     with pytest.raises(HistoryError, match=f"{path}: cannot write the candle cache .*the file is unchanged"):
         fetch(fake, tmp_path, 500)
     assert path.read_text() == before
+
+
+@pytest.mark.parametrize(("timeframe", "freq", "first"), [("1w", "7D", "2019-01-07"), ("1M", "MS", "2001-01-01")])
+async def test_weeks_and_months_are_fetched_on_bybits_grid(
+    tmp_path: Path, btc_candles: pd.DataFrame, timeframe: str, freq: str, first: str
+) -> None:
+    """Bybit's weeks open on Mondays and its months on the 1st: the newest closed candle and
+    every page window follow that grid (ccxt's own ``since`` would round to Thursdays)."""
+    opens = pd.date_range(first, periods=240, freq=freq).as_unit("ms").asi8
+    real = btc_candles.iloc[::60].iloc[:240].reset_index(drop=True)
+    frame = real.assign(open_time_ms=opens, timestamp=pd.to_datetime(opens, unit="ms"))
+    async with replay_bybit(frame, history=230) as server:
+        server.market.form(230, 0.9)  # well into the forming candle
+        fetched = await _load_from(server, Market("BTC/USDT:USDT", timeframe), 200, tmp_path, [])
+    pd.testing.assert_frame_equal(fetched, frame.iloc[30:230].reset_index(drop=True))
+    assert all(int(q["start"]) in opens for q in _queries(server, "/v5/market/kline"))
+
+
+async def test_http_403_stops_the_fetch_at_once_with_bybits_reason(tmp_path: Path, btc_candles: pd.DataFrame) -> None:
+    """ccxt calls every 403 a rate limit; it is an IP ban or a blocked region, and Bybit asks
+    for 10 minutes of quiet: no retry, no fallback to the local clock, one line that says so."""
+    async with replay_bybit(btc_candles.iloc[:310], history=300, faults=["forbidden:5"]) as server:
+        sleeps: list[float] = []
+        with pytest.raises(HistoryError) as caught:
+            await _load_from(server, Market("BTC/USDT:USDT", "1m"), 100, tmp_path, sleeps)
+    assert str(caught.value) == (
+        "server time: Bybit answered HTTP 403 Forbidden (access too frequent): an IP ban (more than 600 requests in "
+        "5 s) or a blocked region; Bybit asks clients to stop every request for at least 10 minutes; fetch again later")
+    assert sleeps == [] and len(server.http_requests) == 1

@@ -110,3 +110,20 @@ def test_tiny_real_walk_forward_trains_saves_and_reports(tmp_path, btc_candles):
     folds_csv = pd.read_csv(paths["folds"])
     assert len(folds_csv) == 2 * 3 and {"fold", "strategy", "total_return", "sharpe"} <= set(folds_csv.columns)
     assert paths["report"].stat().st_size > 50_000
+
+
+def test_walk_forward_reports_funding_beside_fees_on_a_perpetual(tmp_path, btc_candles, ppo_model):
+    """Every fold's slice keeps the candles' funding column: the holder pays on each slice it
+    holds through a funding time, and the aggregate adds it up beside the fees."""
+    from tests.conftest import with_funding
+
+    candles = with_funding(btc_candles.iloc[:3000].reset_index(drop=True))
+    result = walk_forward(
+        candles, train_fn=RecordingTrainer(ppo_model), spec=EvaluationSpec(EnvSettings(), None),
+        baselines=[BuyAndHold(), Flat()], load_model=PPOStrategy.load, train=1000, test=600, out_dir=tmp_path,
+    )
+    held = [f.results["buy_and_hold"] for f in result.folds]
+    assert all(r.perpetual for r in held) and sum(len(r.funding) for r in held) >= 2
+    aggregate = result.aggregate()
+    assert aggregate["buy_and_hold"]["funding_paid"] == sum(r.metrics.funding_paid for r in held) != 0.0
+    assert aggregate["flat"]["funding_paid"] == 0.0

@@ -1,4 +1,4 @@
--- Schema version 7: promotion earned live, and policies served without torch.
+-- Schema version 10: promotion earned live, and policies served without torch.
 --
 -- A retrained candidate that passes the holdout gate may first trade as a challenger
 -- account beside the incumbent for [retrain] live_trial_candles candles (live_trials); it
@@ -11,7 +11,7 @@
 -- like the zip's. NULL for models published without one (served through SB3).
 
 PRAGMA legacy_alter_table = ON;
-ALTER TABLE retrain_runs RENAME TO retrain_runs_v6;
+ALTER TABLE retrain_runs RENAME TO retrain_runs_v9;
 PRAGMA legacy_alter_table = OFF;
 
 CREATE TABLE retrain_runs (
@@ -24,8 +24,8 @@ CREATE TABLE retrain_runs (
     candidate_version TEXT    REFERENCES models (version),
     metrics           TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(metrics))
 );
-INSERT INTO retrain_runs SELECT * FROM retrain_runs_v6;
-DROP TABLE retrain_runs_v6;
+INSERT INTO retrain_runs SELECT * FROM retrain_runs_v9;
+DROP TABLE retrain_runs_v9;
 
 -- One live trial per retraining run whose candidate passed the holdout. The challenger
 -- account starts on each symbol at the daemon's next candle with the incumbent account's

@@ -1,8 +1,8 @@
--- Schema version 6: accounts. Several strategies paper-trade side by side on the same
+-- Schema version 9: accounts. Several strategies paper-trade side by side on the same
 -- candles, each in its own account (config.accounts): the account is part of every
--- decision, fill, trade, position, equity and risk-event row, and of the decision key
--- (account, symbol, open_time_ms). Rows written before version 6 belong to the one account
--- a configuration without [[accounts]] has: 'main'.
+-- decision, fill, trade, position, equity, funding and risk-event row, and of the decision
+-- key (account, symbol, open_time_ms). Rows written before version 9 belong to the one
+-- account a configuration without [[accounts]] has: 'main'.
 --
 -- Every such table is rebuilt the freqtrade way (move aside, create, copy, drop) because
 -- its key changes or because a NOT NULL column without a default cannot be added in place;
@@ -18,19 +18,24 @@ DROP VIEW v_trades;
 DROP VIEW v_equity_curve;
 DROP VIEW v_daily_pnl;
 DROP VIEW v_model_performance;
+DROP VIEW v_funding;
 DROP INDEX decisions_model;
 DROP INDEX fills_opening;
 DROP INDEX trades_exit;
 DROP INDEX trades_entry_decision;
+DROP INDEX trades_entry;
+DROP INDEX trades_exit_time;
 DROP INDEX risk_events_time;
+DROP INDEX funding_time;
 
 PRAGMA legacy_alter_table = ON;
-ALTER TABLE decisions RENAME TO decisions_v5;
-ALTER TABLE fills RENAME TO fills_v5;
-ALTER TABLE trades RENAME TO trades_v5;
-ALTER TABLE positions RENAME TO positions_v5;
-ALTER TABLE equity RENAME TO equity_v5;
-ALTER TABLE risk_events RENAME TO risk_events_v5;
+ALTER TABLE decisions RENAME TO decisions_v8;
+ALTER TABLE fills RENAME TO fills_v8;
+ALTER TABLE trades RENAME TO trades_v8;
+ALTER TABLE positions RENAME TO positions_v8;
+ALTER TABLE equity RENAME TO equity_v8;
+ALTER TABLE risk_events RENAME TO risk_events_v8;
+ALTER TABLE funding RENAME TO funding_v8;
 PRAGMA legacy_alter_table = OFF;
 
 CREATE TABLE decisions (
@@ -52,7 +57,7 @@ CREATE TABLE decisions (
 INSERT INTO decisions
 SELECT decision_id, 'main', symbol, interval, open_time_ms, action, obs_hash, strategy, model_version, latency_ms,
        decided_ms, run_id
-FROM decisions_v5;
+FROM decisions_v8;
 CREATE INDEX decisions_model ON decisions (model_version);
 
 CREATE TABLE fills (
@@ -73,7 +78,7 @@ CREATE TABLE fills (
 );
 INSERT INTO fills
 SELECT fill_id, decision_id, seq, 'main', symbol, time_ms, side, opens, qty, price, market_price, fee, slippage_cost
-FROM fills_v5;
+FROM fills_v8;
 CREATE INDEX fills_opening ON fills (account, symbol, time_ms) WHERE opens = 1;
 
 CREATE TABLE trades (
@@ -89,15 +94,18 @@ CREATE TABLE trades (
     gross_pnl         REAL    NOT NULL,
     fees              REAL    NOT NULL,
     net_pnl           REAL    NOT NULL,
+    funding           REAL    NOT NULL DEFAULT 0,
     entry_decision_id INTEGER REFERENCES decisions (decision_id),
     exit_decision_id  INTEGER NOT NULL UNIQUE REFERENCES decisions (decision_id)
 );
 INSERT INTO trades
 SELECT trade_id, 'main', symbol, side, qty, entry_time_ms, exit_time_ms, entry_price, exit_price, gross_pnl, fees,
-       net_pnl, entry_decision_id, exit_decision_id
-FROM trades_v5;
+       net_pnl, funding, entry_decision_id, exit_decision_id
+FROM trades_v8;
 CREATE INDEX trades_exit ON trades (account, symbol, exit_time_ms);
 CREATE INDEX trades_entry_decision ON trades (entry_decision_id);
+CREATE INDEX trades_entry ON trades (symbol, entry_time_ms);
+CREATE INDEX trades_exit_time ON trades (exit_time_ms);
 
 -- One row per account and symbol: the account after its last decision on the symbol.
 CREATE TABLE positions (
@@ -120,6 +128,8 @@ CREATE TABLE positions (
     n_wins                INTEGER NOT NULL,
     peak_equity           REAL    NOT NULL,
     max_drawdown          REAL    NOT NULL,
+    funding_paid          REAL    NOT NULL DEFAULT 0,
+    position_funding      REAL    NOT NULL DEFAULT 0,
     equity                REAL    NOT NULL,
     unrealized_pnl        REAL    NOT NULL,
     risk_day              INTEGER NOT NULL,
@@ -131,8 +141,8 @@ CREATE TABLE positions (
 INSERT INTO positions
 SELECT 'main', symbol, interval, open_time_ms, decision_id, initial_balance, cash, side, qty, entry_price,
        entry_time_ms, entry_fee, last_price, fees_paid, realized_pnl, n_trades, n_wins, peak_equity, max_drawdown,
-       equity, unrealized_pnl, risk_day, risk_day_start_equity, risk_drawdown_stopped, risk_daily_stopped
-FROM positions_v5;
+       funding_paid, position_funding, equity, unrealized_pnl, risk_day, risk_day_start_equity, risk_drawdown_stopped, risk_daily_stopped
+FROM positions_v8;
 
 CREATE TABLE equity (
     account        TEXT    NOT NULL,
@@ -147,12 +157,13 @@ CREATE TABLE equity (
     realized_pnl   REAL    NOT NULL,
     fees_paid      REAL    NOT NULL,
     drawdown       REAL    NOT NULL,
+    funding_paid   REAL    NOT NULL DEFAULT 0,
     PRIMARY KEY (symbol, open_time_ms, account)
 ) WITHOUT ROWID;
 INSERT INTO equity
 SELECT 'main', symbol, open_time_ms, decision_id, close, side, cash, unrealized_pnl, equity, realized_pnl, fees_paid,
-       drawdown
-FROM equity_v5;
+       drawdown, funding_paid
+FROM equity_v8;
 
 CREATE TABLE risk_events (
     event_id  INTEGER PRIMARY KEY,
@@ -163,15 +174,33 @@ CREATE TABLE risk_events (
     detail    TEXT,
     run_id    INTEGER REFERENCES runs (run_id)
 );
-INSERT INTO risk_events SELECT event_id, 'main', symbol, time_ms, kind, detail, run_id FROM risk_events_v5;
+INSERT INTO risk_events SELECT event_id, 'main', symbol, time_ms, kind, detail, run_id FROM risk_events_v8;
 CREATE INDEX risk_events_time ON risk_events (time_ms);
 
-DROP TABLE risk_events_v5;
-DROP TABLE equity_v5;
-DROP TABLE positions_v5;
-DROP TABLE trades_v5;
-DROP TABLE fills_v5;
-DROP TABLE decisions_v5;
+-- An account settles a funding time of a symbol once: (symbol, time_ms, account) is the key.
+CREATE TABLE funding (
+    funding_id   INTEGER PRIMARY KEY,
+    decision_id  INTEGER NOT NULL UNIQUE REFERENCES decisions (decision_id),
+    account      TEXT    NOT NULL,
+    symbol       TEXT    NOT NULL,
+    time_ms      INTEGER NOT NULL,
+    rate         REAL    NOT NULL,
+    price        REAL    NOT NULL,
+    side         INTEGER NOT NULL CHECK (side IN (-1, 1)),
+    qty          REAL    NOT NULL,
+    amount       REAL    NOT NULL,
+    UNIQUE (symbol, time_ms, account)
+);
+INSERT INTO funding
+SELECT funding_id, decision_id, 'main', symbol, time_ms, rate, price, side, qty, amount FROM funding_v8;
+
+DROP TABLE funding_v8;
+DROP TABLE risk_events_v8;
+DROP TABLE equity_v8;
+DROP TABLE positions_v8;
+DROP TABLE trades_v8;
+DROP TABLE fills_v8;
+DROP TABLE decisions_v8;
 
 CREATE VIEW v_decisions AS
 SELECT d.decision_id,
@@ -204,6 +233,7 @@ SELECT t.trade_id,
        t.exit_price,
        t.gross_pnl,
        t.fees,
+       t.funding,
        t.net_pnl,
        100.0 * t.net_pnl / (t.qty * t.entry_price) AS return_pct,
        d.strategy,
@@ -224,6 +254,7 @@ SELECT e.account,
        e.equity,
        e.realized_pnl,
        e.fees_paid,
+       e.funding_paid,
        e.drawdown,
        e.open_time_ms
 FROM equity e;
@@ -237,6 +268,9 @@ WITH day_ends AS (
     SELECT account, symbol, date(exit_time_ms / 1000, 'unixepoch') AS day, count(*) AS trades,
            sum(net_pnl > 0) AS wins, sum(net_pnl) AS realized_net_pnl, sum(fees) AS fees
     FROM trades GROUP BY account, symbol, day
+), settled AS (
+    SELECT account, symbol, date(time_ms / 1000, 'unixepoch') AS day, sum(amount) AS funding
+    FROM funding GROUP BY account, symbol, day
 )
 SELECT d.account,
        d.symbol,
@@ -246,15 +280,18 @@ SELECT d.account,
        coalesce(c.wins, 0) AS wins,
        coalesce(c.realized_net_pnl, 0.0) AS realized_net_pnl,
        coalesce(c.fees, 0.0) AS trade_fees,
+       coalesce(s.funding, 0.0) AS funding,
        e.equity AS end_equity,
        e.equity - coalesce(lag(e.equity) OVER (PARTITION BY d.account, d.symbol ORDER BY d.day),
                            p.initial_balance) AS pnl
 FROM day_ends d
 JOIN equity e ON e.account = d.account AND e.symbol = d.symbol AND e.open_time_ms = d.last_ms
 JOIN positions p ON p.account = d.account AND p.symbol = d.symbol
-LEFT JOIN closed c ON c.account = d.account AND c.symbol = d.symbol AND c.day = d.day;
+LEFT JOIN closed c ON c.account = d.account AND c.symbol = d.symbol AND c.day = d.day
+LEFT JOIN settled s ON s.account = d.account AND s.symbol = d.symbol AND s.day = d.day;
 
--- Trades are credited to the model whose decision opened them, in the account that traded.
+-- Trades are credited to the model whose decision opened them, in the account that traded;
+-- so is their funding.
 CREATE VIEW v_model_performance AS
 WITH made AS (
     SELECT account, strategy, model_version, count(*) AS decisions, avg(latency_ms) AS avg_latency_ms,
@@ -262,7 +299,7 @@ WITH made AS (
     FROM decisions GROUP BY account, strategy, model_version
 ), opened AS (
     SELECT d.account, d.strategy, d.model_version, count(*) AS trades, sum(t.net_pnl > 0) AS wins,
-           sum(t.net_pnl) AS net_pnl, sum(t.fees) AS fees
+           sum(t.net_pnl) AS net_pnl, sum(t.fees) AS fees, sum(t.funding) AS funding
     FROM trades t JOIN decisions d ON d.decision_id = t.entry_decision_id
     GROUP BY d.account, d.strategy, d.model_version
 )
@@ -275,9 +312,27 @@ SELECT m.account,
        CASE WHEN o.trades > 0 THEN 1.0 * o.wins / o.trades ELSE 0.0 END AS win_rate,
        coalesce(o.net_pnl, 0.0) AS net_pnl,
        coalesce(o.fees, 0.0) AS fees,
+       coalesce(o.funding, 0.0) AS funding,
        CASE WHEN o.trades > 0 THEN o.net_pnl / o.trades END AS avg_net_pnl,
        m.avg_latency_ms,
        datetime(m.first_ms / 1000, 'unixepoch') AS first_candle,
        datetime(m.last_ms / 1000, 'unixepoch') AS last_candle
 FROM made m
 LEFT JOIN opened o ON o.account = m.account AND o.strategy IS m.strategy AND o.model_version IS m.model_version;
+
+CREATE VIEW v_funding AS
+SELECT f.funding_id,
+       f.account,
+       f.symbol,
+       datetime(f.time_ms / 1000, 'unixepoch') AS funding_time,
+       CASE f.side WHEN 1 THEN 'long' ELSE 'short' END AS side,
+       f.qty,
+       f.price,
+       f.rate,
+       f.amount,
+       CASE WHEN f.amount >= 0 THEN 'paid' ELSE 'received' END AS direction,
+       d.strategy,
+       d.model_version,
+       f.time_ms
+FROM funding f
+JOIN decisions d ON d.decision_id = f.decision_id;
