@@ -70,6 +70,8 @@ def account_rows(db: Path) -> dict[str, list[tuple]]:
                                    "ORDER BY account, open_time_ms").fetchall(),
             "risk_events": conn.execute("SELECT account, time_ms, kind, detail FROM risk_events "
                                         "ORDER BY account, event_id").fetchall(),
+            "funding": conn.execute("SELECT account, time_ms, rate, price, side, qty, amount FROM funding "
+                                    "ORDER BY account, time_ms").fetchall(),
             "positions": conn.execute("SELECT * FROM positions ORDER BY account").fetchall(),
         }
 

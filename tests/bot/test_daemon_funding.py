@@ -96,6 +96,37 @@ def test_shadow_verify_checks_the_funding_of_every_decision(tmp_path: Path, fund
     assert code == 1 and f"first divergence at {format_ms(time_ms - MINUTE)}" in out and ": funding: " in out
 
 
+async def test_every_account_settles_its_own_funding_as_its_backtest_does(tmp_path: Path, frame: pd.DataFrame) -> None:
+    """Three accounts on one perpetual (their own strategies, sizes and money): each pays the
+    funding of its own position at each funding time, exactly what the backtest of its
+    strategy with its settings charges, and `shadow verify` agrees on every account."""
+    from contextlib import closing
+
+    from config.accounts import AccountSettings, trading_accounts
+    from config.settings import Settings
+    from state.database import connect_reader
+    from trainer.verification.ledger import verify_ledger
+
+    accounts = (AccountSettings(name="hold", strategy="buy_and_hold"),
+                AccountSettings(name="half", strategy="buy_and_hold", initial_balance=250.0, max_position_size=0.5),
+                AccountSettings(name="sma", strategy="sma:fast=5,slow=20", commission=0.001))
+    db = tmp_path / "accounts.sqlite"
+    await replay_daemon(frame, db, "flat", accounts=accounts)
+    with sqlite3.connect(db) as conn:
+        paid = conn.execute("SELECT account, time_ms, rate, price, side, qty, amount FROM funding "
+                            "ORDER BY account, time_ms").fetchall()
+    for account in trading_accounts(Settings(accounts=accounts)):
+        result = run_backtest(build_strategy(account.strategy, lookback_window=20), make_env(frame, account.env),
+                              risk=account.risk)
+        assert [tuple(p) for name, *p in paid if name == account.name] == [tuple(p) for p in result.funding]
+    by_account = {name: [p[-1] for n, *p in paid if n == name] for name in ("hold", "half", "sma")}
+    assert len(by_account["hold"]) == len(by_account["half"]) == 2 and by_account["hold"] != by_account["half"]
+    with closing(connect_reader(db)) as conn:
+        verdicts = verify_ledger(conn, db, Settings())
+    assert sorted(v.account for v in verdicts) == ["half", "hold", "sma"]
+    assert all(v.divergence is None for v in verdicts)
+
+
 async def test_a_funding_time_missed_while_disconnected_is_backfilled_from_history(
         tmp_path: Path, frame: pd.DataFrame, caplog: pytest.LogCaptureFixture) -> None:
     """The connection drops as the 08:00 candle closes: its announcement came on a dead
