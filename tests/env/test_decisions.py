@@ -1,0 +1,42 @@
+"""Action modes, the order -> trade action mapping and the clock-fixed decision cadence."""
+
+from __future__ import annotations
+
+import pytest
+
+from env.decisions import ActionMode, DecisionCadence, trade_action
+from env.types import Action, Side, Target
+
+MINUTE = 60_000
+
+
+@pytest.mark.parametrize(("order", "side", "expected"), [
+    (Target.LONG, Side.FLAT, Action.BUY), (Target.LONG, Side.LONG, Action.HOLD), (Target.LONG, Side.SHORT, Action.BUY),
+    (Target.SHORT, Side.FLAT, Action.SELL), (Target.SHORT, Side.SHORT, Action.HOLD),
+    (Target.SHORT, Side.LONG, Action.SELL), (Target.FLAT, Side.FLAT, Action.HOLD),
+    (Target.FLAT, Side.LONG, Action.CLOSE), (Target.FLAT, Side.SHORT, Action.CLOSE),
+])
+def test_a_target_becomes_the_trade_action_that_reaches_it(order: int, side: int, expected: int) -> None:
+    assert trade_action(order, side) == expected
+
+
+@pytest.mark.parametrize("side", [Side.SHORT, Side.FLAT, Side.LONG])
+def test_a_trade_action_is_itself_whatever_is_held(side: int) -> None:
+    assert [trade_action(a, side) for a in Action] == list(Action)
+
+
+def test_each_mode_names_its_orders() -> None:
+    assert ActionMode.TRADE.orders == (0, 1, 2, 3) and ActionMode.TRADE.n_actions == 4
+    assert ActionMode.TARGET.orders == (Target.SHORT, Target.FLAT, Target.LONG)
+    assert ActionMode.LONG_FLAT.orders == (Target.FLAT, Target.LONG) and not ActionMode.LONG_FLAT.can_short
+    assert ActionMode("target").can_short and ActionMode.TRADE.can_short
+
+
+def test_a_stride_decides_on_the_candles_closing_on_its_multiples_of_the_interval() -> None:
+    quarter = DecisionCadence(15, MINUTE)
+    hour = 1_700_000_400_000 - 1_700_000_400_000 % 3_600_000  # a candle opening on the hour
+    decided = [m for m in range(60) if quarter.decides(hour + m * MINUTE)]
+    assert decided == [14, 29, 44, 59]  # their closes: :15, :30, :45, :00
+    assert all(DecisionCadence(1, MINUTE).decides(hour + m * MINUTE) for m in range(60))
+    with pytest.raises(ValueError, match="stride 0"):
+        DecisionCadence(0, MINUTE)
