@@ -27,7 +27,7 @@ from bot.bybit.feed import CandleFeed
 from bot.bybit.markets import interval as parse_interval
 from bot.bybit.rest import BybitRest
 from bot.bybit.sequencer import FeedCandle
-from bot.engine import SymbolEngine
+from bot.engine import ServingStrategy, SymbolEngine
 from bot.retrain_scheduler import RetrainScheduler
 from bot.serving import REGISTRY, cap_torch_threads, choose_strategy, configured_strategy
 from config.errors import UserError
@@ -38,7 +38,7 @@ from state.clock import Clock, SystemClock
 from state.database import check_for_writing
 from state.errors import LedgerError
 from state.ledger import Ledger
-from state.records import FeedProblem, ModelEntry, ModelStatus, ResumePoint
+from state.records import FeedProblem, ModelStatus, ResumePoint
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,8 @@ class Daemon:
 
     def check_inputs(self) -> None:
         """Refuse, before anything is fetched or written, what cannot work: a strategy spec
-        that does not build (a missing model file, an unknown name) and a ledger file the
+        that does not build (a missing model file, an unknown name, a model this market cannot
+        trade as it was trained: :func:`bot.serving.configured_strategy`) and a ledger file the
         writer could not use (not a ledger, a newer schema, no place to create it).
 
         Raises:
@@ -131,7 +132,8 @@ class Daemon:
         """
         daemon = self.settings.daemon
         lookback = self.settings.env.lookback_window
-        configured_strategy(daemon.fallback if daemon.strategy == REGISTRY else daemon.strategy, lookback)
+        configured_strategy(daemon.fallback if daemon.strategy == REGISTRY else daemon.strategy, lookback,
+                            category=self.settings.exchange.category, interval=self.settings.feed.interval)
         ledger = self.settings.ledger
         check_for_writing(ledger.db_path, ledger.lock_timeout_s)
 
@@ -141,7 +143,10 @@ class Daemon:
         symbols = settings.feed.symbols
         resume = await ledger.resume_points()
         models = await ledger.registry.list_models(ModelStatus.PROMOTED)
-        self.engines = await self._prepare_all(ledger, rest, resume, models)
+        servings = {symbol: choose_strategy(settings.daemon, models, symbol, self.interval.name,
+                                            settings.env.lookback_window, category=settings.exchange.category)
+                    for symbol in symbols}  # every model checked before anything is stored
+        self.engines = await self._prepare_all(ledger, rest, resume, servings)
         cap_torch_threads(settings.daemon.torch_threads)
         run_id = await ledger.journal.start_run(started_ms=self.clock.now_ms(), config_hash=config_hash(settings),
                                                 code_version=_code_version(), symbols=symbols,
@@ -173,7 +178,7 @@ class Daemon:
 
     # ------------------------------------------------------------------ start-up
     async def _prepare_all(self, ledger: Ledger, rest: BybitRest, resume: dict[str, ResumePoint],
-                           models: list[ModelEntry]) -> dict[str, SymbolEngine]:
+                           servings: dict[str, ServingStrategy]) -> dict[str, SymbolEngine]:
         """Every symbol's engine, :data:`WARMUP_CONCURRENCY` at a time: one symbol's REST
         round trip overlaps another's feature warm-up (serially, 1,000 symbols took minutes).
         The first failure cancels the rest and is raised."""
@@ -181,7 +186,7 @@ class Daemon:
 
         async def prepare(symbol: str) -> SymbolEngine:
             async with limit:
-                return await self._prepare(symbol, ledger, rest, resume.get(symbol), models)
+                return await self._prepare(symbol, ledger, rest, resume.get(symbol), servings[symbol])
 
         symbols = self.settings.feed.symbols
         tasks = [asyncio.create_task(prepare(symbol), name=f"prepare-{symbol}") for symbol in symbols]
@@ -195,10 +200,9 @@ class Daemon:
         return dict(zip(symbols, engines, strict=True))
 
     async def _prepare(self, symbol: str, ledger: Ledger, rest: BybitRest, point: ResumePoint | None,
-                       models: list[ModelEntry]) -> SymbolEngine:
+                       serving: ServingStrategy) -> SymbolEngine:
         settings = self.settings
         iv = self.interval
-        serving = choose_strategy(settings.daemon, models, symbol, iv.name, settings.env.lookback_window)
         engine = SymbolEngine(symbol, iv.name, settings.env, settings.risk, serving)
         history = await ledger.load_candles(symbol, iv.name)
         if history.empty:

@@ -71,7 +71,8 @@ class RetrainScheduler:
         self.ledger = ledger
         self.engines = engines
         self.clock = clock
-        self.swapper = (HotSwapper(engines, settings.env.lookback_window, settings.daemon.torch_threads)
+        self.swapper = (HotSwapper(engines, settings.env.lookback_window, settings.daemon.torch_threads,
+                                   settings.exchange.category)
                         if settings.daemon.strategy == REGISTRY else None)
         self.outcomes: list[RetrainOutcome] = []
         self.run_spans_ns: list[tuple[int, int]] = []

@@ -17,6 +17,13 @@ is handed to SB3's own ``predict``, so a near-tie is settled by the same code an
 arithmetic as in training. Activations other than those in :data:`_ACTIVATIONS` make
 every decision go through ``predict`` (slow but exact).
 
+**The model's own action mode and cadence.** The policy's action ``i`` is the order
+``mode.orders[i]`` of the action mode in its metadata (a target position for ``target`` and
+``long_flat`` models; the money step maps it to a trade action), and a model trained to
+decide every ``stride`` candles answers HOLD, without a forward pass, on the candles in
+between (:class:`env.decisions.DecisionCadence`): the backtest, the daemon and ``shadow
+verify`` all serve a model exactly as it was trained.
+
 .. warning:: An SB3 zip is a pickle: only load models Shadow's trainer wrote (the model
    metadata beside the zip is required and checked).
 """
@@ -30,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from env.types import Action, Observation
+from env.candles import infer_interval_ms, timeframe_name
+from env.types import Action, Observation, Order
 from strategies.base import ActionArray, Decider, IndexArray, MarketContext, ObservationBatch
 from strategies.model_metadata import ModelMetadata, ModelMismatchError, check_compatible, load_metadata
 
@@ -134,7 +142,8 @@ def load_ppo(path: str | Path, *, lookback_window: int | None = None, device: st
     """Load an SB3 PPO zip saved by Shadow's trainer, after checking its metadata.
 
     The metadata is checked before torch unpickles anything, and the loaded policy must
-    take the observation the metadata describes and choose among the four actions.
+    take the observation the metadata describes and choose among the actions of its
+    action mode (four for the seed's ``trade`` mode).
 
     Args:
         path: the model zip.
@@ -164,8 +173,10 @@ def load_ppo(path: str | Path, *, lookback_window: int | None = None, device: st
             f"{path}: the policy takes observations of shape {model.observation_space.shape}, "
             f"its metadata says ({metadata.observation_size},)"
         )
-    if not isinstance(model.action_space, spaces.Discrete) or model.action_space.n != len(Action):
-        raise ModelMismatchError(f"{path}: action space {model.action_space} is not Discrete({len(Action)})")
+    n_actions = metadata.mode.n_actions
+    if not isinstance(model.action_space, spaces.Discrete) or model.action_space.n != n_actions:
+        raise ModelMismatchError(f"{path}: action space {model.action_space} is not Discrete({n_actions}) of its "
+                                 f"{metadata.action_mode} action mode")
     return model
 
 
@@ -173,7 +184,8 @@ class PPOStrategy:
     """A trained SB3 PPO model behind the :class:`~strategies.base.Strategy` protocol.
 
     Build it with :meth:`load`. Decisions use only the observation (which already holds
-    the market window and the account), so the market context is ignored.
+    the market window and the account); the market context only says whether the candle
+    is one the model decides on (its decision stride).
 
     Attributes:
         delegated: decisions handed to SB3 ``predict`` (near-ties, see the module doc).
@@ -185,6 +197,9 @@ class PPOStrategy:
         self.model = model
         self.path = path
         self.metadata = metadata
+        self.orders = metadata.mode.orders
+        """``orders[i]``: what the policy's action ``i`` asks the money step for."""
+        self.cadence = metadata.cadence()
         self.delegated = 0
         try:
             self._actor: NumpyActor | None = NumpyActor.from_sb3(model.policy)
@@ -207,13 +222,22 @@ class PPOStrategy:
         return self._actor is not None
 
     def predict(self, obs: Observation) -> int:
-        """SB3's own deterministic decision (the reference the fast path must equal)."""
+        """SB3's own deterministic decision, the policy's action index (the reference the
+        fast path must equal)."""
         action, _ = self.model.predict(obs, deterministic=True)
         return int(action)
 
-    def act(self, obs: Observation, context: MarketContext | None = None) -> Action:
+    def act(self, obs: Observation, context: MarketContext | None = None) -> Order:
+        """The model's order at the close of ``context``'s last candle; HOLD on a candle
+        between its decisions. ``context`` may be omitted for a model deciding every candle."""
+        if self.cadence.stride > 1 and not self.cadence.decides(int(self._decision_time(context))):
+            return Action.HOLD
+        return self.orders[self.policy_action(obs)]
+
+    def policy_action(self, obs: Observation) -> int:
+        """The deterministic policy action (an index into :attr:`orders`) for one observation."""
         if self._actor is None:
-            return Action(self.predict(obs))
+            return self.predict(obs)
         values, scale = self._actor.logits_and_scale(obs)
         logits = values.tolist()
         best = max(range(len(logits)), key=logits.__getitem__)
@@ -221,26 +245,51 @@ class PPOStrategy:
         logits[best] = -np.inf
         if top - max(logits) < TIE_MARGIN * (1.0 + float(scale)):
             self.delegated += 1
-            return Action(self.predict(obs))
-        return Action(best)
+            return self.predict(obs)
+        return best
 
     def act_batch(
         self, obs: ObservationBatch, context: MarketContext | None = None, steps: IndexArray | None = None
     ) -> ActionArray:
+        orders = np.asarray(self.orders, dtype=np.int64)
         if self._actor is None:
-            return np.array([self.predict(row) for row in obs], dtype=np.int64)
-        logits, scale = self._actor.logits_and_scale(obs)
-        actions: ActionArray = np.argmax(logits, axis=1).astype(np.int64)
-        ranked = np.sort(logits, axis=1)
-        for i in np.flatnonzero(ranked[:, -1] - ranked[:, -2] < TIE_MARGIN * (1.0 + np.asarray(scale))):
-            self.delegated += 1
-            actions[i] = self.predict(obs[i])
-        return actions
+            actions: ActionArray = np.array([self.predict(row) for row in obs], dtype=np.int64)
+        else:
+            logits, scale = self._actor.logits_and_scale(obs)
+            actions = np.argmax(logits, axis=1).astype(np.int64)
+            ranked = np.sort(logits, axis=1)
+            for i in np.flatnonzero(ranked[:, -1] - ranked[:, -2] < TIE_MARGIN * (1.0 + np.asarray(scale))):
+                self.delegated += 1
+                actions[i] = self.predict(obs[i])
+        decided = orders[actions]
+        if self.cadence.stride > 1:
+            if context is None or steps is None:
+                raise ValueError(f"{self.name}: decides every {self.cadence.stride} candles; act_batch needs the "
+                                 "market context and the steps")
+            times = context.open_time_ms[np.asarray(steps, dtype=np.int64)]
+            between = np.array([not self.cadence.decides(int(t)) for t in times], dtype=bool)
+            decided[between] = Action.HOLD
+        return decided
 
     def prepare(self, context: MarketContext) -> Decider:
-        act = self.act
+        cadence = self.cadence
+        if cadence.stride > 1 and len(context) > 1:
+            spacing = infer_interval_ms(context.open_time_ms)
+            if spacing != cadence.interval_ms:
+                raise ModelMismatchError(
+                    f"{self.path}: decides every {cadence.stride} candles of {self.metadata.timeframe}, but these "
+                    f"candles are {timeframe_name(spacing)} apart; backtest it on {self.metadata.timeframe} candles")
+        times = context.open_time_ms.tolist()
+        orders, policy_action = self.orders, self.policy_action
 
         def decide(t: int, obs: Observation) -> int:
-            return act(obs)
+            if cadence.stride > 1 and not cadence.decides(times[t]):
+                return Action.HOLD
+            return orders[policy_action(obs)]
 
         return decide
+
+    def _decision_time(self, context: MarketContext | None) -> int:
+        if context is None or len(context) == 0:
+            raise ValueError(f"{self.name}: decides every {self.cadence.stride} candles; act needs the market context")
+        return int(context.open_time_ms[-1])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -46,10 +47,15 @@ def ledger_rows(db: Path) -> dict[str, list[tuple]]:
         }
 
 
-async def test_daemon_replay_equals_the_backtest(tmp_path: Path, frame: pd.DataFrame,
-                                                 decisive_ppo_model: Path) -> None:
-    """Parity: (candle time, action, fill price, equity) of the daemon == the backtest's."""
-    spec = f"ppo:{decisive_ppo_model}"
+@pytest.mark.parametrize(("setup", "n_candles"), [("trade", N), ("target", N), ("long_flat", N),
+                                                  ("target-stride15", 1400)])
+async def test_daemon_replay_equals_the_backtest(tmp_path: Path, btc_candles: pd.DataFrame,
+                                                 decisive_models: Callable[[str], Path], setup: str,
+                                                 n_candles: int) -> None:
+    """Parity for every action mode and a decision stride: (candle time, action, fill price,
+    equity) of the daemon == the backtest's; the ledger records the trade actions 0-3."""
+    frame = btc_candles.iloc[:n_candles].reset_index(drop=True)
+    spec = f"ppo:{decisive_models(setup)}"
     risk = RiskSettings(max_drawdown=0.02, daily_loss_limit=0.01)
     env = EnvSettings(slippage_bps=1.0)
     await replay_daemon(frame, tmp_path / "live.sqlite", spec, risk=risk, env=env)
@@ -57,13 +63,13 @@ async def test_daemon_replay_equals_the_backtest(tmp_path: Path, frame: pd.DataF
 
     result = run_backtest(build_strategy(spec, lookback_window=20), make_env(frame, env), risk=risk)
     n = len(result.actions)  # the backtest cannot decide the last candle (it has no next one)
-    assert n == N - 1 - HISTORY and len(rows["decisions"]) == n + 1
+    assert n == n_candles - 1 - HISTORY and len(rows["decisions"]) == n + 1
     assert [(t, a) for t, a, *_ in rows["decisions"][:n]] == list(zip(result.times_ms[:-1].tolist(),
                                                                       result.actions.tolist(), strict=True))
     assert [(f[0], f[3]) for f in rows["fills"] if f[0] < result.times_ms[-1]] == [
         (f.time_ms, f.price) for f in result.fills]
     assert [e for _, e, _ in rows["equity"][:n]] == result.decision_equity.tolist()
-    assert len(result.fills) > 10
+    assert len(result.fills) > 10 and {a for _, a, *_ in rows["decisions"]} <= {0, 1, 2, 3}
 
 
 @pytest.fixture(scope="module")

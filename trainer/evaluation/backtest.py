@@ -3,8 +3,9 @@ spec every scorer judges by.
 
 There is no second PnL implementation here. The backtester steps
 :class:`env.crypto_trading_env.CryptoTradingEnv` (whose money step,
-:class:`env.execution.Account`, is the live engine's) exactly as training does, asks the
-strategy for each action, and only records what the env reports: equity after every
+:class:`env.execution.Account`, is the live engine's) one candle at a time, as the engine
+does, asks the strategy for each candle's order (a model of any action mode, holding
+between the decisions of its stride), and only records what the env reports: equity after every
 step, the position, what each action did (``env.last_execution``: the trade carried out,
 its fills, any risk events) and the final account.
 
@@ -111,9 +112,12 @@ class BacktestResult:
 
 
 def make_env(candles: pd.DataFrame, settings: EnvSettings) -> CryptoTradingEnv:
-    """The env a backtest runs in: the training env with the ``[env]`` settings, one
-    episode over all the candles."""
-    return CryptoTradingEnv.from_settings(candles, settings, random_start=False, episode_length=None)
+    """The env a backtest runs in: the training env with the ``[env]`` account and costs,
+    one episode over all the candles, stepped one candle at a time
+    (:meth:`~env.crypto_trading_env.CryptoTradingEnv.step_candle`) with each strategy's own
+    orders, so a model's action mode and decision stride are its own, not ``[env]``'s."""
+    return CryptoTradingEnv.from_settings(candles, settings, random_start=False, episode_length=None,
+                                          action_mode="trade", decision_stride=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +181,7 @@ def run_backtest(strategy: Strategy, env: CryptoTradingEnv, start_index: int | N
     decision_equity = np.empty(n_max)
     equity[0] = info["equity"]
     fills: list[Fill] = []
-    step = env.step
+    step = env.step_candle
     k, terminated = 0, False
     while k < n_max:
         obs, _, terminated, truncated, info = step(decide(env.current_index, obs))

@@ -44,7 +44,7 @@ from config.errors import UserError
 from config.settings import EnvSettings, Settings, TrainSettings
 from env.crypto_trading_env import CryptoTradingEnv
 from env.features import warmup_prefix
-from strategies.model_metadata import ModelMetadata, load_metadata
+from strategies.model_metadata import ModelMetadata, check_compatible, load_metadata
 from trainer.training.callbacks import (
     CheckpointWithMetadata,
     ContinuingEvalCallback,
@@ -161,6 +161,8 @@ def fit(
 
         # MODEL: new, or continued from a saved one (step count and TensorBoard run continue).
         if warm_start is not None:
+            check_compatible(load_metadata(warm_start), warm_start, action_mode=env_settings.action_mode,
+                             decision_stride=env_settings.decision_stride)
             model = load_ppo(warm_start, lookback_window=env_settings.lookback_window, device=device,
                              env=train_env, tensorboard_log=tensorboard)
             model.set_random_seed(seed)
@@ -331,6 +333,8 @@ def _metadata(
         seed=seed,
         num_timesteps=num_timesteps,
         extra=extra,
+        action_mode=settings.env.action_mode,
+        decision_stride=settings.env.decision_stride,
     )
 
 

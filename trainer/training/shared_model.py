@@ -105,7 +105,7 @@ def check_shared_args(settings: Settings, symbols: list[str]) -> None:
         raise SharedModelError(f"--shared with {len(symbols)} symbols needs --n-envs {len(symbols)} or more "
                                f"(training env i trades symbol i mod {len(symbols)}); --n-envs is {args.n_envs}")
     if args.resume is not None:
-        meta = check_resume(args.resume, settings.env.lookback_window)
+        meta = check_resume(args.resume, settings)
         if meta.market_ids() != ids:
             what = "a shared model of" if meta.shared else "a model of one symbol,"
             raise SharedModelError(

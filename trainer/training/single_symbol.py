@@ -102,7 +102,7 @@ def check_train_args(settings: Settings) -> None:
     args, prefix = settings.train, warmup_prefix(settings.env.lookback_window)
     resolve_device(args.device)
     if args.resume is not None:
-        meta = check_resume(args.resume, settings.env.lookback_window)
+        meta = check_resume(args.resume, settings)
         if meta.shared:
             ids = SHARED_SEPARATOR.join(meta.market_ids())
             raise TrainArgsError(f"--resume {args.resume}: a shared model of {ids}; continue it with "
@@ -117,12 +117,15 @@ def check_train_args(settings: Settings) -> None:
         )
 
 
-def check_resume(checkpoint: Path, lookback_window: int) -> ModelMetadata:
-    """The metadata of a checkpoint ``--resume`` can continue with this code and lookback."""
+def check_resume(checkpoint: Path, settings: Settings) -> ModelMetadata:
+    """The metadata of a checkpoint ``--resume`` can continue with this code, lookback,
+    action mode and decision stride."""
     if not checkpoint.is_file():
         raise TrainArgsError(f"--resume {checkpoint}: no such checkpoint file")
     meta = load_metadata(checkpoint)
-    check_compatible(meta, checkpoint, lookback_window)
+    env = settings.env
+    check_compatible(meta, checkpoint, env.lookback_window, action_mode=env.action_mode,
+                     decision_stride=env.decision_stride)
     return meta
 
 
