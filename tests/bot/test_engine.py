@@ -68,7 +68,7 @@ def assert_the_model_trades_as_trained(strategy: PPOStrategy, result: BacktestRe
     else:
         assert set(result.positions.tolist()) == {-1, 0, 1}
     guarded = {e.time_ms for e in result.risk_events}
-    traded = {int(t) for t, a in zip(result.times_ms, result.actions) if a != 0}
+    traded = {int(t) for t, a in zip(result.times_ms, result.actions, strict=False) if a != 0}
     assert all(strategy.cadence.decides(t) or t in guarded for t in traded)
     if strategy.cadence.stride > 1:
         assert sum(strategy.cadence.decides(int(t)) for t in result.times_ms) < len(result.times_ms) / 10

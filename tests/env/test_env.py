@@ -210,7 +210,7 @@ def test_long_flat_mode_never_holds_a_short(btc_candles: pd.DataFrame) -> None:
 def test_the_net_reward_adds_up_to_100_times_the_log_return(btc_candles: pd.DataFrame) -> None:
     env = CryptoTradingEnv(btc_candles.iloc[:1500], reward_mode="net", slippage_bps=1.0)
     env.reset()
-    rewards, done = [], False
+    rewards = []
     for action in np.random.default_rng(3).integers(0, 4, 2000):
         _, reward, terminated, truncated, info = env.step(action)
         rewards.append(reward)
@@ -232,7 +232,7 @@ def test_a_stride_holds_between_decisions_and_moves_money_as_candle_by_candle_or
     start = strided.current_index
     candle_by_candle.reset(options={"start_index": start})
     assert start > strided.first_step and strided.cadence.decides(info["timestamp_ms"])
-    steps, done = 0, False
+    steps = 0
     for action in np.random.default_rng(5).integers(0, 3, 1000):
         obs, reward, terminated, truncated, info = strided.step(action)
         _, total, *_ = candle_by_candle.step_candle(strided.action_mode.orders[action])

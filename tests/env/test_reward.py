@@ -85,7 +85,8 @@ def test_the_fee_multiplier_charges_the_extra_fees_in_both_modes() -> None:
     assert NetReward(0.0)(100.0, 99.0, 0.04) == pytest.approx(100 * math.log(0.99) + 0.04)
     seed = StepReward(RewardWeights(), SCALING, BALANCE)
     tripled = StepReward(RewardWeights(), SCALING, BALANCE, fee_multiplier=3.0)
-    assert tripled(4.0, -2.0, -5.0, 300, True, 0.5) == pytest.approx(seed(4.0, -2.0, -5.0, 300, True) - 2 * 0.5 * PER_QUOTE)
+    expected = seed(4.0, -2.0, -5.0, 300, True) - 2 * 0.5 * PER_QUOTE
+    assert tripled(4.0, -2.0, -5.0, 300, True, 0.5) == pytest.approx(expected)
     assert seed(4.0, -2.0, -5.0, 300, True, 0.5) == seed(4.0, -2.0, -5.0, 300, True)  # 1x: the seed's reward
     with pytest.raises(ValueError, match="fee_multiplier"):
         NetReward(-1.0)
