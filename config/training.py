@@ -60,6 +60,15 @@ class TrainSettings(Section):
     torch_threads: int = Field(1, ge=1, le=64, description="torch CPU threads (the daemon shares the cores)")
     progress: bool = Field(True, description="show a progress bar while fetching and training")
 
+    @field_validator("n_steps")
+    @classmethod
+    def _rollout_fills_minibatches(cls, value: int, info: ValidationInfo) -> int:
+        n_envs, batch = info.data.get("n_envs"), info.data.get("batch_size")
+        if n_envs is not None and batch is not None and (value * n_envs) % batch:
+            raise ValueError(f"a rollout of n_steps {value} x n_envs {n_envs} = {value * n_envs} samples does not "
+                             f"divide into minibatches of batch_size {batch}; make it a multiple")
+        return value
+
     @field_validator("net_arch")
     @classmethod
     def _layer_sizes(cls, value: tuple[int, ...]) -> tuple[int, ...]:

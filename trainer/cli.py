@@ -73,6 +73,11 @@ def train_command(
     checkpoint_freq: Annotated[int | None, setting_option("train.checkpoint_freq")] = None,
     eval_freq: Annotated[int | None, setting_option("train.eval_freq")] = None,
     progress: Annotated[bool | None, setting_option("train.progress", "--progress/--no-progress")] = None,
+    profile: Annotated[str | None, setting_option("profile")] = None,
+    reward_mode: Annotated[str | None, setting_option("env.reward.mode", "--reward-mode")] = None,
+    fee_multiplier: Annotated[float | None, setting_option("env.reward.fee_multiplier")] = None,
+    action_mode: Annotated[str | None, setting_option("env.action_mode")] = None,
+    decision_stride: Annotated[int | None, setting_option("env.decision_stride")] = None,
     symbols: Annotated[
         str | None, typer.Option(help="train one model per symbol, side by side: BTCUSDT,ETHUSDT (Bybit ids in the "
                                     "\\[exchange] category) or ccxt symbols; outputs under save-path/ID/, and "

@@ -93,11 +93,14 @@ class BacktestResult:
     interval_ms: int
     ended_early: EarlyEnd | None = None
     risk_events: list[RiskEvent] = field(default_factory=list)
+    position_size: float = 1.0
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
         self.metrics = compute_metrics(
-            self.equity, self.positions, self.trades, self.final_info["fees_paid"], self.interval_ms
+            self.equity, self.positions, self.trades, self.final_info["fees_paid"], self.interval_ms,
+            closes=self.closes, traded_notional=sum(f.qty * f.price for f in self.fills),
+            position_size=self.position_size,
         )
 
     @property
@@ -215,6 +218,7 @@ def run_backtest(strategy: Strategy, env: CryptoTradingEnv, start_index: int | N
         interval_ms=infer_interval_ms(env.candles["open_time_ms"].to_numpy()),
         ended_early=EarlyEnd(int(times[-1]), k, _blow_up_reason(env, info["equity"])) if terminated else None,
         risk_events=risk_events,
+        position_size=env.portfolio_config.max_position_size,
     )
 
 

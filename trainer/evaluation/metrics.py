@@ -25,6 +25,24 @@ exposure           fraction of the ``n`` steps with a position open
 fees_paid          commission paid on every fill, quote currency
 ================== ==========================================================================
 
+**Skill figures**: did the strategy time the market, or ride it? On rising test data a
+policy that is simply long more often than short "makes money" without any skill; these
+figures separate the two.
+
+======================== ====================================================================
+time_long, time_short    fraction of the ``n`` steps holding a long / a short position
+net_exposure             ``position_size x mean(side)`` over the steps: +1 long all the time,
+                         -1 short all the time, 0 flat (or as long as short)
+fees_to_capital          ``fees_paid / E_0`` (shown as % of capital)
+turnover                 traded notional (``qty x price`` of every fill) over ``E_0``: 2.0 is
+                         one round trip of the whole capital
+buy_and_hold_return      ``close_n / close_0 - 1`` of the same candles (gross, no fees)
+exposure_matched_return  ``net_exposure x buy_and_hold_return``: buy & hold scaled to the same
+                         net exposure (what riding the market with that exposure earned)
+timing                   ``total_return - exposure_matched_return``: what the strategy made
+                         beyond its average exposure; > 0 only with timing skill (or luck)
+======================== ====================================================================
+
 **Edge cases never produce NaN** (so the JSON is valid): a ratio whose denominator is 0
 is 0.0 when its numerator is 0 too (flat: no risk, no return) and ``None`` when the ratio
 is unbounded or undefined (``None`` is ``null`` in JSON and "n/a" in tables). So: no
@@ -79,6 +97,14 @@ class Metrics:
     final_equity: float
     total_pnl: float
     n_steps: int
+    time_long: float
+    time_short: float
+    net_exposure: float
+    fees_to_capital: float
+    turnover: float
+    buy_and_hold_return: float | None
+    exposure_matched_return: float | None
+    timing: float | None
 
     def to_dict(self) -> dict[str, float | int | None]:
         return asdict(self)
@@ -90,6 +116,10 @@ def compute_metrics(
     trades: Sequence[ClosedTrade],
     fees_paid: float,
     interval_ms: int,
+    *,
+    closes: npt.ArrayLike | None = None,
+    traded_notional: float = 0.0,
+    position_size: float = 1.0,
 ) -> Metrics:
     """Metrics of one run.
 
@@ -99,6 +129,10 @@ def compute_metrics(
         trades: closed round trips.
         fees_paid: total commission.
         interval_ms: candle spacing, for annualising and holding time.
+        closes: ``close_0 .. close_n`` of the same candles; without them the buy & hold
+            figures and timing are ``None``.
+        traded_notional: ``qty x price`` summed over every fill.
+        position_size: the account's ``max_position_size`` (a position's notional over equity).
     """
     e = np.asarray(equity, dtype=np.float64)
     pos = np.asarray(positions)
@@ -115,6 +149,9 @@ def compute_metrics(
     net = np.array([t.net_pnl for t in trades], dtype=np.float64)
     held = np.array([t.exit_time_ms - t.entry_time_ms for t in trades], dtype=np.float64)
     wins, losses = net[net > 0].sum(), -net[net < 0].sum()
+    net_exposure = position_size * float(np.mean(pos)) if n else 0.0
+    hold = None if closes is None else buy_and_hold_return(closes)
+    matched = None if hold is None else net_exposure * hold
     return Metrics(
         total_return=float(growth - 1.0),
         annualized_return=annualized,
@@ -132,7 +169,21 @@ def compute_metrics(
         final_equity=float(e[-1]),
         total_pnl=float(e[-1] - e[0]),
         n_steps=n,
+        time_long=float(np.mean(pos > 0)) if n else 0.0,
+        time_short=float(np.mean(pos < 0)) if n else 0.0,
+        net_exposure=net_exposure,
+        fees_to_capital=float(fees_paid / e[0]),
+        turnover=float(traded_notional / e[0]),
+        buy_and_hold_return=hold,
+        exposure_matched_return=matched,
+        timing=None if matched is None else float(growth - 1.0) - matched,
     )
+
+
+def buy_and_hold_return(closes: npt.ArrayLike) -> float:
+    """``close_n / close_0 - 1``: the market's move over the candles (gross of fees)."""
+    c = np.asarray(closes, dtype=np.float64)
+    return float(c[-1] / c[0] - 1.0)
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:

@@ -103,3 +103,30 @@ def test_bad_inputs_are_rejected():
         compute_metrics([100.0, 101.0, 102.0], [1], [], 0.0, 60_000)
     with pytest.raises(ValueError, match="starting above 0"):
         compute_metrics([0.0, 1.0], [1], [], 0.0, 60_000)
+
+
+def test_skill_figures_by_hand_separate_riding_the_market_from_timing_it():
+    # Daily candles, close 100 -> 110 -> 99 -> 108.9 (buy & hold +8.9%): long, short, flat.
+    closes = [100.0, 110.0, 99.0, 108.9]
+    m = compute_metrics([100.0, 110.0, 119.9, 119.9], [1, -1, 0], [trade(10.0, 0, 1), trade(9.9, 1, 2)],
+                        fees_paid=0.5, interval_ms=DAY_MS, closes=closes, traded_notional=420.0)
+    assert (m.time_long, m.time_short, m.net_exposure) == (pytest.approx(1 / 3), pytest.approx(1 / 3), 0.0)
+    assert (m.fees_to_capital, m.turnover) == (pytest.approx(0.005), pytest.approx(4.2))
+    assert m.buy_and_hold_return == pytest.approx(0.089)
+    assert m.exposure_matched_return == 0.0 and m.timing == pytest.approx(0.199)  # all of it is timing
+
+
+def test_a_long_only_ride_has_the_markets_return_and_no_timing():
+    closes = [100.0, 104.0, 102.0, 110.0]
+    equity = [100.0 * c / 100.0 for c in closes]  # long throughout, no fees
+    m = compute_metrics(equity, [1, 1, 1], [], fees_paid=0.0, interval_ms=DAY_MS, closes=closes, position_size=1.0)
+    assert (m.time_long, m.net_exposure, m.buy_and_hold_return) == (1.0, 1.0, pytest.approx(0.1))
+    assert m.timing == pytest.approx(0.0, abs=1e-12) and m.exposure_matched_return == pytest.approx(m.total_return)
+    doubled = compute_metrics(equity, [1, 1, 1], [], 0.0, DAY_MS, closes=closes, position_size=2.0)
+    assert doubled.net_exposure == 2.0 and doubled.timing == pytest.approx(0.1 - 0.2)
+
+
+def test_without_closes_the_market_figures_are_undefined_not_zero():
+    m = compute_metrics([100.0, 101.0], [1], [], fees_paid=0.0, interval_ms=DAY_MS)
+    assert (m.buy_and_hold_return, m.exposure_matched_return, m.timing) == (None, None, None)
+    assert (m.time_long, m.time_short, m.turnover) == (1.0, 0.0, 0.0)
