@@ -42,6 +42,9 @@ class TrainSettings(Section):
     log_dir: Path = Field(Path("logs"), description="folder for tensorboard/, eval/ and env_N/ monitor logs")
     data: Path | None = Field(None, description="train from this candle CSV instead of fetching from Bybit")
     seed: int = Field(0, ge=0, description="seed for numpy, torch and the training envs' random episode starts")
+    seeds: int = Field(
+        1, ge=1, le=100, description="train this many models with seeds seed, seed + 1, ... (on the [compute] "
+        "backend), keep each with its validation figures, select the best by validation return and report the spread")
     resume: Path | None = Field(None, description="checkpoint zip to continue training from")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device; auto picks CUDA when present")
     vec_env: Literal["auto", "dummy", "subproc"] = Field(
@@ -108,6 +111,9 @@ class EvaluationSettings(Section):
         50_000, ge=64, description="walk-forward: PPO timesteps per fold (other hyperparameters come from [train])"
     )
     seed: int = Field(0, ge=0, description="walk-forward: seed of fold 1 (fold k uses seed + k - 1)")
+    seeds: int = Field(
+        1, ge=1, le=100, description="walk-forward: models trained per fold (replica r adds 1000 r to the seed); "
+        "the report gives the mean and range over them")
 
     @field_validator("strategy")
     @classmethod
@@ -200,6 +206,9 @@ class TuneSettings(Section):
         "return", description="per-fold validation score, averaged over folds: total return or Sharpe ratio"
     )
     seed: int = Field(0, ge=0, description="seed of the TPE sampler (trials train with train.seed)")
+    seeds: int = Field(
+        1, ge=1, le=100, description="models trained per fold of a trial (replica r adds 1000 r to train.seed); a "
+        "fold's score is their mean")
     parallel_trials: int | None = Field(
         None, ge=1, le=4096,
         description="trials run side by side; trial i is chosen knowing trials up to i - parallel_trials, so a "

@@ -78,6 +78,7 @@ def train_command(
     fee_multiplier: Annotated[float | None, setting_option("env.reward.fee_multiplier")] = None,
     action_mode: Annotated[str | None, setting_option("env.action_mode")] = None,
     decision_stride: Annotated[int | None, setting_option("env.decision_stride")] = None,
+    seeds: Annotated[int | None, setting_option("train.seeds")] = None,
     symbols: Annotated[
         str | None, typer.Option(help="train one model per symbol, side by side: BTCUSDT,ETHUSDT (Bybit ids in the "
                                     "\\[exchange] category) or ccxt symbols; outputs under save-path/ID/, and "
@@ -98,7 +99,13 @@ def train_command(
         raise UserError("--shared trains one model on several symbols: it needs --symbols A,B,...")
     if symbols is not None and symbol is not None:
         raise UserError("give --symbol or --symbols, not both")
+    if settings.train.seeds > 1 and (symbols is not None or settings.train.resume is not None):
+        raise UserError(f"--seeds {settings.train.seeds} trains several fresh models of one symbol; it cannot be "
+                        "combined with " + ("--symbols" if symbols is not None else "--resume"))
     log_training()
+    if settings.train.seeds > 1:
+        _train_seeds(settings)
+        return
     if symbols is not None:
         if shared:
             _train_shared(settings, symbols)

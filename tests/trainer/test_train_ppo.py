@@ -140,7 +140,8 @@ def test_resume_continues_step_count_checkpoints_and_logs(
 def test_trains_from_the_exchange_through_the_cache(in_tmp: Path) -> None:
     fake = FakeBybit(900)
     settings = load_settings(None, train={"symbol": "BTC/USDT:USDT", "num_candles": 800, "total_timesteps": 64,
-                                          "n_envs": 1, "n_steps": 64, "vec_env": "dummy", "progress": False})
+                                          "n_envs": 1, "n_steps": 64, "batch_size": 64, "vec_env": "dummy",
+                                          "progress": False})
     result = train(settings, exchange=fake)
     assert fake.calls and (in_tmp / "data/cache/bybit_linear_BTCUSDT_1m.csv").is_file()
     meta = load_metadata(result.final_model)

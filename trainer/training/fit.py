@@ -48,6 +48,7 @@ from strategies.model_metadata import ModelMetadata, check_compatible, load_meta
 from trainer.training.callbacks import (
     CheckpointWithMetadata,
     ContinuingEvalCallback,
+    ConvergenceDiagnosticsCallback,
     HParamsToTensorBoard,
     MetadataOnNewBest,
     StopAtDeadline,
@@ -83,6 +84,8 @@ class FitResult:
             callback returned False) or ``"interrupted"`` (Ctrl-C) otherwise.
         best_model_path: ``best/best_model.zip`` when validation candles were given and an
             evaluation ran.
+        The final model's metadata holds its convergence diagnostics on the validation
+        candles (:mod:`trainer.training.diagnostics`), when there were any.
         elapsed_s: wall-clock seconds of ``learn``.
     """
 
@@ -174,22 +177,25 @@ def fit(
                 policy_kwargs={"net_arch": list(args.net_arch)}, seed=seed, device=device,
                 tensorboard_log=tensorboard, verbose=0,
             )
+        eval_freq = max(min(args.eval_freq, args.total_timesteps) // args.n_envs, 1)
+        convergence = ConvergenceDiagnosticsCallback(val_frames, env_settings, eval_freq) if val_frames else None
         stamp = functools.partial(
             _metadata, settings=settings, model=model, train_frames=train_frames, seed=seed, symbol=symbol,
-            timeframe=timeframe, extra=dict(extra or {}),
+            timeframe=timeframe, extra=dict(extra or {}), convergence=convergence,
         )
 
-        # CALLBACKS: checkpoints, validation + best model, logs, Ctrl-C, time limit, the caller's.
+        # CALLBACKS: checkpoints, convergence, validation + best model, logs, Ctrl-C, time limit, the caller's.
         saver = CheckpointWithMetadata(out_dir / "checkpoints", args.checkpoint_freq, stamp)
         chain: list[BaseCallback] = [saver] if checkpoints else []
         best_zip = out_dir / "best" / BEST_MODEL_NAME
-        if val_frames:
+        if convergence is not None:
             eval_env = stack.enter_context(closing(DummyVecEnv([
                 functools.partial(_validation_env, frame, env_settings) for frame in val_frames])))
+            chain.append(convergence)
             chain.append(ContinuingEvalCallback(
                 eval_env, n_eval_episodes=len(val_frames), deterministic=True, verbose=0,
                 resume=warm_start is not None,
-                eval_freq=max(min(args.eval_freq, args.total_timesteps) // args.n_envs, 1),
+                eval_freq=eval_freq,
                 log_path=str(log_dir / "eval") if log_dir is not None else None,
                 best_model_save_path=str(best_zip.parent), callback_on_new_best=MetadataOnNewBest(best_zip, stamp),
             ))
@@ -224,6 +230,10 @@ def fit(
         stop_reason = "time_limit"
     elif model.num_timesteps < target:
         stop_reason = "callback"
+    if convergence is not None and convergence.latest is not None:
+        log.info("convergence on the validation slice: %s", convergence.latest.describe())
+        if (warning := convergence.latest.warning()) is not None:
+            log.warning(warning)
     if stop_reason == "interrupted":
         path = saver.save_now()
         log.warning("interrupted at step %d; checkpoint %s", model.num_timesteps, path)
@@ -321,7 +331,7 @@ def _frames(candles: Candles) -> list[pd.DataFrame]:
 
 def _metadata(
     num_timesteps: int, *, settings: Settings, model: PPO, train_frames: Sequence[pd.DataFrame], seed: int,
-    symbol: str, timeframe: str, extra: dict[str, Any],
+    symbol: str, timeframe: str, extra: dict[str, Any], convergence: ConvergenceDiagnosticsCallback | None,
 ) -> ModelMetadata:
     return ModelMetadata.for_current_code(
         lookback_window=settings.env.lookback_window,
@@ -335,6 +345,7 @@ def _metadata(
         extra=extra,
         action_mode=settings.env.action_mode,
         decision_stride=settings.env.decision_stride,
+        diagnostics={} if convergence is None or convergence.latest is None else convergence.latest.to_dict(),
     )
 
 
