@@ -72,8 +72,29 @@ def test_short_run_writes_every_seed_output(short_run: Path) -> None:
     assert list((short_run / "logs" / "tensorboard").glob("PPO_1/events.out.tfevents.*"))
     log_text = (short_run / "ppo_training.log").read_text()
     assert "final model (256 steps) saved" in log_text and "checkpoint saved" in log_text
+    assert "convergence on the validation slice: argmax flips on" in log_text
     evaluations = np.load(short_run / "logs" / "eval" / "evaluations.npz")
     assert evaluations["timesteps"].tolist() == [128, 256]
+
+
+def test_convergence_diagnostics_reach_tensorboard_and_the_final_models_metadata(short_run: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (events,) = (short_run / "logs" / "tensorboard" / "PPO_1").glob("events.out.tfevents.*")
+    board = EventAccumulator(str(events))
+    board.Reload()
+    assert {"convergence/flip_rate", "convergence/entropy", "convergence/round_trips_per_1000"} <= set(
+        board.Tags()["scalars"])
+    meta = load_metadata(short_run / "models" / "ppo_crypto_model" / "ppo_crypto_model_final.zip")
+    assert set(meta.diagnostics) >= {"entropy", "entropy_ratio", "flip_rate", "round_trips_per_1000", "fee_share"}
+    assert meta.diagnostics["decisions"] > 0 and meta.action_mode == "target" and meta.decision_stride == 1
+
+
+def test_an_unconverged_policy_is_one_warning_line(short_run: Path) -> None:
+    """256 timesteps are far too few: the log says so in one line."""
+    warnings = [line for line in (short_run / "ppo_training.log").read_text().splitlines()
+                if "WARNING" in line and "has not converged" in line]
+    assert len(warnings) == 1 and "argmax flips on" in warnings[0]
 
 
 def test_every_model_carries_its_metadata(short_run: Path) -> None:
