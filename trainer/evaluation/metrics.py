@@ -58,8 +58,9 @@ returns -> ``sharpe``/``sortino`` ``None``; an annualised return too large for a
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -218,3 +219,14 @@ def _annualize(growth: float, n: int, per_year: float) -> float | None:
         return -1.0
     exponent = math.log(growth) * per_year / n
     return math.expm1(exponent) if exponent < 700 else None
+
+
+def describe_skill(metrics: Mapping[str, Any]) -> str:
+    """One line of a run's return beside its skill figures (a :meth:`Metrics.to_dict`):
+    ``return +1.20% (timing -0.41%, buy & hold +3.10%), long 40% / short 9% (net +0.31), 12 trades, fees 0.90% of
+    capital, turnover 5.1x``."""
+    timing, hold = metrics.get("timing"), metrics.get("buy_and_hold_return")
+    market = "" if timing is None or hold is None else f" (timing {100 * timing:+.2f}%, buy & hold {100 * hold:+.2f}%)"
+    return (f"return {100 * metrics['total_return']:+.2f}%{market}, long {100 * metrics['time_long']:.0f}% / short "
+            f"{100 * metrics['time_short']:.0f}% (net {metrics['net_exposure']:+.2f}), {metrics['n_trades']} trades, "
+            f"fees {100 * metrics['fees_to_capital']:.2f}% of capital, turnover {metrics['turnover']:.1f}x")
