@@ -13,6 +13,7 @@ constructor is unchanged; the profile is applied when the settings are loaded
   256 steps per env, batch 256: about 8x the seed's updates), the account's net change as
   the reward (fees included; no inactivity charge, which paid the agent to trade), and
   target-position actions (short/flat/long), which cannot get stuck holding a position.
+  ``shadow tune`` searches the fee multiplier instead of the seed reward's weights.
   The figures behind each value: README "Evaluation" and ``benchmarks/bench_learning.py``.
 """
 
@@ -29,6 +30,9 @@ PROFILES: dict[str, dict[str, Any]] = {
     "default": {
         "train": {"n_steps": 256, "batch_size": 256},
         "env": {"action_mode": "target", "reward": {"mode": "net", "inactivity": 0.0}},
+        # the net reward has no component weights to search; its knob is the fee multiplier
+        "tune": {"space": {"reward_unrealized": [], "reward_losing_hold": [], "reward_inactivity": [],
+                           "reward_fee_multiplier": [1.0, 3.0]}},
     },
 }
 """Each profile's values, as a nested settings overlay (section -> field -> value)."""

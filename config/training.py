@@ -143,7 +143,7 @@ class ComputeSettings(Section):
 
 
 _LOG_RANGES = ("learning_rate", "ent_coef")
-_UNIFORM_RANGES = ("reward_unrealized", "reward_losing_hold", "reward_inactivity")
+_UNIFORM_RANGES = ("reward_unrealized", "reward_losing_hold", "reward_inactivity", "reward_fee_multiplier")
 
 
 class SearchSpaceSettings(Section):
@@ -163,6 +163,8 @@ class SearchSpaceSettings(Section):
     reward_unrealized: list[float] = Field([0.0, 0.5], description="env.reward.unrealized: range [low, high]")
     reward_losing_hold: list[float] = Field([0.0, 0.05], description="env.reward.losing_hold: range [low, high]")
     reward_inactivity: list[float] = Field([0.0, 0.5], description="env.reward.inactivity: range [low, high]")
+    reward_fee_multiplier: list[float] = Field(
+        [], description="env.reward.fee_multiplier (the turnover knob): range [low, high]")
 
     @field_validator("*")
     @classmethod
