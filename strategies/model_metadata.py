@@ -146,16 +146,14 @@ def load_metadata(model_zip: str | Path) -> ModelMetadata:
         raise ModelMismatchError(f"{path}: unreadable model metadata ({exc})") from None
 
 
-def check_compatible(meta: ModelMetadata, source: str | Path, lookback_window: int | None = None, *,
-                     action_mode: str | None = None, decision_stride: int | None = None) -> None:
-    """Raise :class:`ModelMismatchError` unless this code builds the model's observation.
+def check_compatible(meta: ModelMetadata, source: str | Path, lookback_window: int | None = None) -> None:
+    """Raise :class:`ModelMismatchError` unless this code builds the model's observation and
+    serves its action mode and cadence.
 
     Args:
         meta: the model's metadata.
         source: the model file, for the message.
         lookback_window: the lookback the caller will use, when it is fixed by config.
-        action_mode, decision_stride: what the caller trains with, when it continues
-            training the model (a model's actions and cadence cannot change under it).
     """
     current = feature_spec()
     if meta.feature_spec != current:
@@ -176,11 +174,6 @@ def check_compatible(meta: ModelMetadata, source: str | Path, lookback_window: i
     if meta.action_mode not in set(ActionMode):
         raise ModelMismatchError(f"{source}: action mode {meta.action_mode!r} is unknown to this Shadow "
                                  f"(it serves {', '.join(ActionMode)})")
-    for name, wanted, have in (("action_mode", action_mode, meta.action_mode),
-                               ("decision_stride", decision_stride, meta.decision_stride)):
-        if wanted is not None and wanted != have:
-            raise ModelMismatchError(f"{source}: trained with {name}={have!r}, configured {wanted!r}; continue it with "
-                                     f"the same [env] {name} or train a new model")
     try:
         meta.cadence()
     except ValueError as exc:

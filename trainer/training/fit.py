@@ -44,7 +44,7 @@ from config.errors import UserError
 from config.settings import EnvSettings, Settings, TrainSettings
 from env.crypto_trading_env import CryptoTradingEnv
 from env.features import warmup_prefix
-from strategies.model_metadata import ModelMetadata, check_compatible, load_metadata
+from strategies.model_metadata import ModelMetadata, load_metadata
 from trainer.training.callbacks import (
     CheckpointWithMetadata,
     ContinuingEvalCallback,
@@ -132,7 +132,8 @@ def fit(
         seed: seeds Python, numpy, torch and the envs' random episode starts.
         symbol, timeframe: the market, recorded in the metadata.
         warm_start: continue training this model zip (its metadata is checked first, its
-            hyperparameters are kept, the step count and a TensorBoard run continue).
+            hyperparameters, action mode and decision stride are kept, the step count and a
+            TensorBoard run continue).
         time_limit_s: stop cleanly after this much wall-clock time in ``learn`` and still save.
         callback: extra SB3 callback(s), run after the built-in ones; returning False stops
             training (``stop_reason == "callback"``) and the model is still saved.
@@ -148,6 +149,8 @@ def fit(
         strategies.model_metadata.ModelMismatchError: a ``warm_start`` model built for
             other features or another lookback.
     """
+    if warm_start is not None:
+        settings = continued_settings(settings, load_metadata(warm_start), warm_start)
     args, env_settings = settings.train, settings.env
     train_frames, val_frames = _frames(train_candles), _frames(val_candles) if val_candles is not None else []
     device = resolve_device(args.device)
@@ -164,8 +167,6 @@ def fit(
 
         # MODEL: new, or continued from a saved one (step count and TensorBoard run continue).
         if warm_start is not None:
-            check_compatible(load_metadata(warm_start), warm_start, action_mode=env_settings.action_mode,
-                             decision_stride=env_settings.decision_stride)
             model = load_ppo(warm_start, lookback_window=env_settings.lookback_window, device=device,
                              env=train_env, tensorboard_log=tensorboard)
             model.set_random_seed(seed)
@@ -243,6 +244,17 @@ def fit(
                  f", stopped by {stop_reason}" if stop_reason else "", path)
     return FitResult(path, load_metadata(path), model.num_timesteps, stop_reason,
                      best_zip if best_zip.is_file() else None, elapsed)
+
+
+def continued_settings(settings: Settings, meta: ModelMetadata, source: Path) -> Settings:
+    """``settings`` for continuing a model: its action mode and decision stride are its own (they
+    fix its action space and what one step is), whatever ``[env]`` says."""
+    env = settings.env
+    own = {"action_mode": meta.action_mode, "decision_stride": meta.decision_stride}
+    if (env.action_mode, env.decision_stride) != (meta.action_mode, meta.decision_stride):
+        log.info("continuing %s with its own action mode %s and decision stride %d (configured: %s, %d)", source,
+                 meta.action_mode, meta.decision_stride, env.action_mode, env.decision_stride)
+    return settings.model_copy(update={"env": env.model_copy(update=own)})
 
 
 def resolve_device(requested: str) -> str:

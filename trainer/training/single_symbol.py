@@ -118,14 +118,12 @@ def check_train_args(settings: Settings) -> None:
 
 
 def check_resume(checkpoint: Path, settings: Settings) -> ModelMetadata:
-    """The metadata of a checkpoint ``--resume`` can continue with this code, lookback,
-    action mode and decision stride."""
+    """The metadata of a checkpoint ``--resume`` can continue with this code and lookback (it
+    keeps its own action mode and decision stride: :func:`trainer.training.fit.continued_settings`)."""
     if not checkpoint.is_file():
         raise TrainArgsError(f"--resume {checkpoint}: no such checkpoint file")
     meta = load_metadata(checkpoint)
-    env = settings.env
-    check_compatible(meta, checkpoint, env.lookback_window, action_mode=env.action_mode,
-                     decision_stride=env.decision_stride)
+    check_compatible(meta, checkpoint, settings.env.lookback_window)
     return meta
 
 
