@@ -249,3 +249,19 @@ def test_ctrl_c_saves_a_checkpoint_and_exits(in_tmp: Path) -> None:
     assert saved and metadata_path(checkpoints / f"ppo_model_{saved[-1]}_steps.zip").is_file()
     assert not (in_tmp / "models/ppo_crypto_model/ppo_crypto_model_final.zip").exists()
     assert load_ppo(checkpoints / f"ppo_model_{saved[-1]}_steps.zip").num_timesteps == saved[-1]
+
+
+@pytest.mark.parametrize(("flags", "problem"), [
+    (["--profile", "fast"], "invalid value for profile: 'fast'"),
+    (["--reward-mode", "gross"], "invalid value for env.reward.mode: 'gross'"),
+    (["--action-mode", "hedge"], "invalid value for env.action_mode: 'hedge'"),
+    (["--n-steps", "100"], "n_steps 100 x n_envs 4 = 400 samples does not divide into minibatches of batch_size 256"),
+    (["--decision-stride", "0"], "invalid value for env.decision_stride: 0"),
+], ids=["profile", "reward-mode", "action-mode", "n-steps", "stride"])
+def test_bad_learning_setup_is_one_clear_error_and_nothing_is_written(in_tmp: Path, flags: list[str],
+                                                                      problem: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "bot", "train", "--data", str(SAMPLE), *flags], capture_output=True,
+                          text=True, env=os.environ | {"PYTHONPATH": str(ROOT), "COLUMNS": "1000"})
+    assert done.returncode == 2, done.stderr
+    assert problem in done.stderr and "Traceback" not in done.stderr
+    assert list(in_tmp.iterdir()) == []  # no log, no model folder, no test slice
