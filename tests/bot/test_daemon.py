@@ -19,12 +19,15 @@ from bot.daemon import Daemon
 from bot.replay.market import ReplayMarket, ReplaySeries
 from bot.replay.server import ReplayServer
 from config.errors import UserError
-from config.settings import DaemonSettings, EnvSettings, FeedSettings, RiskSettings, Settings
+from config.settings import DaemonSettings, EnvSettings, FeedSettings, RiskSettings, Settings, TrainSettings
+from env.candles import resample_candles
+from strategies.model_metadata import load_metadata
 from strategies.specs import build_strategy
 from tests.bot.daemon_replay import HISTORY, replay_daemon, settings_for
 from tests.bot.local_http import free_port, wait_until_answering
-from tests.conftest import PREFIX
+from tests.conftest import PREFIX, decisive
 from trainer.evaluation.backtest import make_env, run_backtest
+from trainer.training.fold_trainer import PPOTrainer
 
 N = 520
 
@@ -70,6 +73,26 @@ async def test_daemon_replay_equals_the_backtest(tmp_path: Path, btc_candles: pd
         (f.time_ms, f.price) for f in result.fills]
     assert [e for _, e, _ in rows["equity"][:n]] == result.decision_equity.tolist()
     assert len(result.fills) > 10 and {a for _, a, *_ in rows["decisions"]} <= {0, 1, 2, 3}
+
+
+async def test_a_model_trained_on_15m_candles_trades_a_15m_feed_as_the_backtest(tmp_path: Path,
+                                                                              btc_candles: pd.DataFrame) -> None:
+    """Train on a coarser interval: the model's metadata says 15m, the daemon streams 15m
+    candles, and its decisions are the backtest's, bit for bit."""
+    candles = resample_candles(btc_candles, 900_000)  # 2,016 real 15m candles
+    trained = PPOTrainer(2048, TrainSettings(episode_length=256, n_steps=512, n_envs=1), symbol="BTCUSDT")(
+        candles.iloc[:1200].reset_index(drop=True), seed=0, model_path=tmp_path / "m15.zip",
+        env_settings=EnvSettings(action_mode="target"), extra={})
+    spec = f"ppo:{decisive(trained, tmp_path / 'decisive15.zip')}"
+    frame = candles.iloc[1200:1700].reset_index(drop=True)
+    await replay_daemon(frame, tmp_path / "live.sqlite", spec, feed=FeedSettings(symbols=["BTCUSDT"], interval="15m"))
+    rows = ledger_rows(tmp_path / "live.sqlite")
+    result = run_backtest(build_strategy(spec, lookback_window=20), make_env(frame, EnvSettings()), risk=RiskSettings())
+    n = len(result.actions)
+    assert load_metadata(trained).timeframe == "15m" and n == len(frame) - 1 - HISTORY
+    assert [(t, a) for t, a, *_ in rows["decisions"][:n]] == list(zip(result.times_ms[:-1].tolist(),
+                                                                      result.actions.tolist(), strict=True))
+    assert [e for _, e, _ in rows["equity"][:n]] == result.decision_equity.tolist() and len(result.fills) > 10
 
 
 @pytest.fixture(scope="module")

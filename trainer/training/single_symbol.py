@@ -31,7 +31,7 @@ import pandas as pd
 
 from config.errors import UserError
 from config.settings import Settings, TrainSettings
-from env.candles import CandleDataError, candles_to_seed_csv, format_ms, load_candles
+from env.candles import CandleDataError, candles_to_seed_csv, format_ms, load_candles, resample_candles
 from env.features import warmup_prefix
 from env.intervals import infer_grid
 from strategies.model_metadata import SHARED_SEPARATOR, ModelMetadata, check_compatible, load_metadata
@@ -149,7 +149,9 @@ def load_training_candles(
     args: TrainSettings, settings: Settings, exchange: OhlcvSource | None
 ) -> tuple[pd.DataFrame, str]:
     """The last ``num_candles`` candles of ``args.symbol`` from ``--data`` or from Bybit
-    (through the cache), and a name for where they came from."""
+    (through the cache), and a name for where they came from. A ``--data`` file of finer
+    candles than ``--timeframe`` is resampled to it (:func:`env.candles.resample_candles`:
+    train on 15m candles from a 1m file)."""
     market = Market(args.symbol, args.timeframe)
     if args.data is None:
         source = exchange or bybit_exchange(settings.exchange.rest_url, market.category)
@@ -158,15 +160,22 @@ def load_training_candles(
         return candles, f"bybit {market.category} {args.symbol} {args.timeframe}"
     candles = load_candles(args.data)
     found = infer_grid(candles["open_time_ms"].to_numpy())
-    if found.nominal_ms != market.grid.nominal_ms:
-        raise CandleDataError(
-            str(args.data),
-            f"candles are {found.nominal_ms // 1000} s apart but --timeframe {args.timeframe} is "
-            f"{market.grid.nominal_ms // 1000} s; pass the file's timeframe",
-        )
+    source = str(args.data)
+    target = market.grid
+    if found.nominal_ms != target.nominal_ms:
+        if (target.step_ms is None or target.anchor_ms or found.step_ms is None
+                or target.step_ms < found.step_ms or target.step_ms % found.step_ms):
+            raise CandleDataError(
+                str(args.data),
+                f"candles are {found.name} apart and --timeframe {args.timeframe} is not a whole multiple of that "
+                f"on the exchange's grid; pass the file's timeframe or a multiple of it",
+            )
+        candles = resample_candles(candles, target.step_ms, source=source)
+        source = f"{args.data} resampled to {args.timeframe}"
+        log.info("%s: %s candles resampled to %d %s candles", args.data, found.name, len(candles), args.timeframe)
     if len(candles) > args.num_candles:
         candles = candles.iloc[-args.num_candles:].reset_index(drop=True)
-    return candles, str(args.data)
+    return candles, source
 
 
 def _latest_checkpoint(folder: Path) -> Path | None:
