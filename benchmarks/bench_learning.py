@@ -133,9 +133,11 @@ def print_tables(runs: list[dict[str, Any]], names: list[str]) -> None:
         per_seed = [[f["ppo"] for f in r["folds"]] for r in replicas]
         test_candles = sum(m["n_steps"] for m in per_seed[0])
         flips = [f["diagnostics"]["flip_rate"] for r in replicas for f in r["folds"]]
-        print(f"| {name} | {len(replicas)} | {spread([chained([m['total_return'] for m in s]) for s in per_seed], '{:+.1%}')}"
+        returns = [chained([m["total_return"] for m in s]) for s in per_seed]
+        fees = [sum(m["fees_to_capital"] for m in s) * THREE_WEEKS / test_candles for s in per_seed]
+        print(f"| {name} | {len(replicas)} | {spread(returns, '{:+.1%}')}"
               f" | {statistics.fmean(m['n_trades'] for s in per_seed for m in s):.1f}"
-              f" | {spread([sum(m['fees_to_capital'] for m in s) * THREE_WEEKS / test_candles for s in per_seed], '{:.2%}')}"
+              f" | {spread(fees, '{:.2%}')}"
               f" | {spread([statistics.fmean(m['timing'] for m in s) for s in per_seed], '{:+.2%}')}"
               f" | {statistics.fmean(m['net_exposure'] for s in per_seed for m in s):+.2f}"
               f" | {statistics.fmean(flips):.1%} ({max(flips):.1%})"

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,8 +167,6 @@ def _train_first_model(candles: pd.DataFrame, run_dir: Path, db_path: Path, time
 
 
 def _summarize(run_dir: Path, db_path: Path, data: pd.DataFrame, history: int, env: EnvSettings) -> DemoSummary:
-    import sqlite3
-
     with sqlite3.connect(db_path) as conn:
         decisions, first_ms, last_ms, strategies = conn.execute(
             "SELECT count(*), min(open_time_ms), max(open_time_ms), group_concat(DISTINCT "
@@ -189,7 +188,7 @@ def _summarize(run_dir: Path, db_path: Path, data: pd.DataFrame, history: int, e
                        equity, p.equity, env.initial_balance, first_ms, last_ms, metrics, hold_metrics)
 
 
-def ledger_metrics(conn, symbol: str, initial_balance: float) -> Metrics:
+def ledger_metrics(conn: sqlite3.Connection, symbol: str, initial_balance: float) -> Metrics:
     """The metrics of a symbol's paper account as its ledger recorded it: equity after each
     decision (from the initial balance), the side it then held, its closed trades, every fill's
     notional, and the decided candles' closes (the first repeated as the starting mark)."""

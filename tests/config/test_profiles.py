@@ -30,7 +30,8 @@ def test_the_default_profile_is_the_converging_setup() -> None:
     settings = load_settings()
     assert settings.profile == "default" and Settings().profile == "default"
     assert (settings.train.n_steps, settings.train.batch_size) == (256, 256)
-    assert (settings.env.action_mode, settings.env.reward.mode, settings.env.reward.inactivity) == ("target", "net", 0.0)
+    env = settings.env
+    assert (env.action_mode, env.reward.mode, env.reward.inactivity) == ("target", "net", 0.0)
     assert settings.env.commission == 0.0004 and settings.train.n_envs == 4  # the rest are the seed's
 
 
@@ -64,7 +65,7 @@ def test_every_profile_value_is_a_valid_setting() -> None:
 
 
 def test_an_unknown_profile_is_one_clear_error() -> None:
-    with pytest.raises(ConfigError, match="invalid value for profile: 'fast'.*'default' or 'seed'"):
+    with pytest.raises(ConfigError, match=r"invalid value for profile: 'fast'.*'default' or 'seed'"):
         load_settings(profile="fast")
 
 

@@ -37,7 +37,7 @@ from env.crypto_trading_env import CryptoTradingEnv
 from strategies.ppo import NumpyActor, UnsupportedPolicyError
 
 if TYPE_CHECKING:
-    from stable_baselines3 import PPO
+    from stable_baselines3.common.base_class import BaseAlgorithm
 
 FLIP_RATE_LIMIT = 0.10
 """A policy whose argmax changes on this share of its decisions or more has not converged."""
@@ -66,7 +66,8 @@ class ConvergenceDiagnostics:
 
     def describe(self) -> str:
         """One line: ``argmax flips on 3.1% of decisions, entropy 0.12 (11% of uniform), ...``."""
-        fees = "no PnL before fees" if self.fee_share is None else f"fees {100 * self.fee_share:.0f}% of PnL before fees"
+        share = self.fee_share
+        fees = "no PnL before fees" if share is None else f"fees {100 * share:.0f}% of PnL before fees"
         return (f"argmax flips on {100 * self.flip_rate:.1f}% of {self.decisions:,} decisions, entropy "
                 f"{self.entropy:.2f} ({100 * self.entropy_ratio:.0f}% of uniform), "
                 f"{self.round_trips_per_1000:.1f} round trips per 1,000 candles, {fees}")
@@ -80,7 +81,7 @@ class ConvergenceDiagnostics:
                 "uniform; train longer or update more often (smaller --n-steps), see README 'Evaluation'")
 
 
-def diagnose(model: PPO, frames: Sequence[pd.DataFrame], env_settings: EnvSettings) -> ConvergenceDiagnostics:
+def diagnose(model: BaseAlgorithm, frames: Sequence[pd.DataFrame], env_settings: EnvSettings) -> ConvergenceDiagnostics:
     """Run the deterministic policy over each validation frame (module docstring).
 
     Args:
@@ -123,17 +124,23 @@ def diagnose(model: PPO, frames: Sequence[pd.DataFrame], env_settings: EnvSettin
     )
 
 
-def _logits_function(model: PPO) -> Logits:
+def _logits_function(model: BaseAlgorithm) -> Logits:
     """The policy's logits for one observation: the numpy export when it has one, else torch."""
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    policy = model.policy
+    if not isinstance(policy, ActorCriticPolicy):
+        raise TypeError(f"convergence diagnostics need an actor-critic policy, not {type(policy).__name__}")
     try:
-        return NumpyActor.from_sb3(model.policy).logits
+        return NumpyActor.from_sb3(policy).logits
     except UnsupportedPolicyError:
         import torch
 
         def torch_logits(obs: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
             with torch.no_grad():
-                tensor, _ = model.policy.obs_to_tensor(obs)
-                distribution = model.policy.get_distribution(tensor)
-                return distribution.distribution.logits[0].cpu().numpy().astype(np.float64)  # type: ignore[union-attr]
+                tensor, _ = policy.obs_to_tensor(obs)
+                distribution = policy.get_distribution(tensor)
+                logits = distribution.distribution.logits[0]  # type: ignore[union-attr]
+                return np.asarray(logits.cpu().numpy(), dtype=np.float64)
 
         return torch_logits

@@ -154,8 +154,8 @@ def load_training_candles(
     train on 15m candles from a 1m file)."""
     market = Market(args.symbol, args.timeframe)
     if args.data is None:
-        source = exchange or bybit_exchange(settings.exchange.rest_url, market.category)
-        candles = load_history(market, args.num_candles, exchange=source, cache_dir=args.cache_dir,
+        ohlcv = exchange or bybit_exchange(settings.exchange.rest_url, market.category)
+        candles = load_history(market, args.num_candles, exchange=ohlcv, cache_dir=args.cache_dir,
                                progress=args.progress)
         return candles, f"bybit {market.category} {args.symbol} {args.timeframe}"
     candles = load_candles(args.data)

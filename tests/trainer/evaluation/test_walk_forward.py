@@ -134,7 +134,8 @@ def test_several_seeds_train_each_fold_once_per_seed_and_report_their_spread(tmp
     assert trainer.seeds == [5, 1005, 6, 1006]
     assert result.models == ["ppo#1", "ppo#2"] and result.strategy == "ppo#1"
     fold = result.folds[1]
-    assert set(fold.models) == {"ppo#1", "ppo#2"} and fold.models["ppo#2"] == tmp_path / "fold_02" / "seed_1006" / "model.zip"
+    assert set(fold.models) == {"ppo#1", "ppo#2"}
+    assert fold.models["ppo#2"] == tmp_path / "fold_02" / "seed_1006" / "model.zip"
     assert set(fold.results) == {"ppo#1", "ppo#2", "buy_and_hold", "flat"}
     aggregate, spread = result.aggregate(), result.seed_summary()
     chained = [aggregate[m]["chained_return"] for m in result.models]

@@ -36,7 +36,8 @@ def test_three_seeds_are_kept_scored_and_the_best_is_the_final_model(in_tmp: Pat
     returns = {}
     for seed, figures in report["seeds"].items():
         final = models / f"seed_{seed}" / "ppo_crypto_model_final.zip"
-        assert load_metadata(final).seed == int(seed) and (models / f"seed_{seed}" / "best" / "best_model.zip").is_file()
+        assert load_metadata(final).seed == int(seed)
+        assert (models / f"seed_{seed}" / "best" / "best_model.zip").is_file()
         assert (in_tmp / "logs" / f"seed_{seed}" / "eval" / "evaluations.npz").is_file()
         assert figures["validation"] == validation_metrics(final, validation, settings).to_dict()
         assert figures["diagnostics"] == load_metadata(final).diagnostics and "flip_rate" in figures["diagnostics"]
