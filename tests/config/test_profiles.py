@@ -44,15 +44,18 @@ def test_explicit_values_beat_the_profile_from_every_source(tmp_path: Path, monk
     assert (settings.train.batch_size, settings.train.n_steps) == (128, 512)  # variable, command line
     assert settings.env.reward.inactivity == 0.0  # still the profile's
     sources = value_sources(path, train={"n_steps": 512})
-    assert sources["env.action_mode"] == str(path) and sources["train.batch_size"] == "SHADOW_TRAIN__BATCH_SIZE"
-    assert sources["train.n_steps"] == "command line" and sources["env.reward.inactivity"] == "profile default"
-    assert sources["env.commission"] == "default" and sources["profile"] == "default"
+    assert sources["env.action_mode"] == f"[env] action_mode in {path}"
+    assert sources["train.batch_size"] == "set by SHADOW_TRAIN__BATCH_SIZE"
+    assert sources["train.n_steps"] == "passed in code" and sources["env.reward.inactivity"] == "profile default"
+    assert sources["env.commission"] == "the default" and sources["profile"] == "the default"
+    named = value_sources(path, flag_names={"train.n_steps": "--n-steps"}, train={"n_steps": 512})
+    assert named["train.n_steps"] == "set by --n-steps"
 
 
 def test_the_profile_is_chosen_by_file_variable_or_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "shadow.toml"
     path.write_text('profile = "seed"\n')
-    assert load_settings(path).train.n_steps == 2048 and value_sources(path)["train.n_steps"] == "default"
+    assert load_settings(path).train.n_steps == 2048 and value_sources(path)["train.n_steps"] == "the default"
     monkeypatch.setenv("SHADOW_PROFILE", "default")
     assert load_settings(path).train.n_steps == 256  # the variable beats the file
     assert load_settings(path, profile="seed").train.batch_size == 64  # the flag beats both
@@ -76,7 +79,7 @@ def test_shadow_config_shows_where_each_value_came_from(tmp_path: Path) -> None:
                             capture_output=True, text=True, env=os.environ | {"SHADOW_TRAIN__SEED": "7"})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "profile = 'default'  # default" in lines
-    assert f"n_epochs = 5  # {path}" in lines and "seed = 7  # SHADOW_TRAIN__SEED" in lines
+    assert "profile = 'default'  # the default" in lines
+    assert f"n_epochs = 5  # [train] n_epochs in {path}" in lines and "seed = 7  # set by SHADOW_TRAIN__SEED" in lines
     assert "n_steps = 256  # profile default" in lines and "reward.mode = 'net'  # profile default" in lines
-    assert "commission = 0.0004  # default" in lines
+    assert "commission = 0.0004  # the default" in lines
