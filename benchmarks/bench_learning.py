@@ -84,9 +84,12 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=60_000)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--setups", default=",".join(SETUPS), help="comma-separated names of SETUPS to run")
+    parser.add_argument("--setups", default=";".join(SETUPS), help="names of SETUPS to run, separated by ';'")
     args = parser.parse_args()
-    names = [n.strip() for n in args.setups.split(",")]
+    names = [n.strip() for n in args.setups.split(";")]
+    unknown = [n for n in names if n not in SETUPS]
+    if unknown:
+        parser.error(f"unknown setup(s) {unknown}; known: {'; '.join(SETUPS)}")
     candles = load_candles(SAMPLE)
     print(f"{SAMPLE.name}: {len(candles):,} candles; walk-forward train {TRAIN_CANDLES:,} / test {TEST_CANDLES:,}, "
           f"{args.timesteps:,} PPO timesteps per fold, {args.seeds} seeds per setup, {args.workers} jobs at a time")
