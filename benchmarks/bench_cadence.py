@@ -24,11 +24,10 @@ from typing import Any
 
 import pandas as pd
 
-from benchmarks.common import SAMPLE
+from benchmarks.common import SAMPLE, run_on_local_backend
 from config.settings import Settings, load_settings
 from env.candles import load_candles
-from trainer.jobs.backends import LocalBackend
-from trainer.jobs.runner import Job, JobOutcome, run_jobs
+from trainer.jobs.runner import Job
 
 SETUPS: dict[str, dict[str, Any]] = {
     "seed profile (2048/env, batch 64)": {"profile": "seed"},
@@ -88,22 +87,9 @@ def main() -> None:
     frames = split(load_candles(SAMPLE))
     print(f"{SAMPLE.name}: train {len(frames[0]):,} candles, validation {len(frames[1]):,} (with warm-up); "
           f"{args.timesteps:,} timesteps, {args.seeds} seeds, {args.workers} runs at a time, 1 torch thread each")
-    rows: list[dict[str, Any]] = []
-    backend = LocalBackend(args.workers)
-    jobs = [Job(f"{name} seed {seed}", train_and_score, (name, overlay, seed, args.timesteps, backend.share(frames)))
-            for name in SETUPS for seed in range(args.seeds) for overlay in [SETUPS[name]]]
-
-    def on_finish(index: int, outcome: JobOutcome) -> None:
-        if not outcome.ok:
-            raise RuntimeError(f"{outcome.key}: {outcome.error}")
-        rows.append(outcome.result)
-        print(f"  done: {outcome.key}", flush=True)
-
-    try:
-        run_jobs(backend, lambda i: jobs[i] if i < len(jobs) else None, on_finish)
-    finally:
-        backend.close()
-    print_table(pd.DataFrame(rows))
+    jobs = [Job(f"{name} seed {seed}", train_and_score, (name, SETUPS[name], seed, args.timesteps, frames))
+            for name in SETUPS for seed in range(args.seeds)]
+    print_table(pd.DataFrame(run_on_local_backend(jobs, args.workers)))
 
 
 COLUMNS: tuple[tuple[str, str, str], ...] = (

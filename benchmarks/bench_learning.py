@@ -23,12 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import SAMPLE
+from benchmarks.common import SAMPLE, run_on_local_backend
 from config.settings import Settings, load_settings
 from env.candles import load_candles
 from trainer.evaluation.walk_forward import SEED_STRIDE
-from trainer.jobs.backends import LocalBackend
-from trainer.jobs.runner import Job, JobOutcome, run_jobs
+from trainer.jobs.runner import Job
 
 TRAIN_CANDLES, TEST_CANDLES = 14_400, 2_880
 THREE_WEEKS = 21 * 1440
@@ -37,6 +36,8 @@ SETUPS: dict[str, dict[str, Any]] = {
     "default profile, 1m": {},
     "seed profile, 15m decisions": {"profile": "seed", "env": {"decision_stride": 15}},
     "default profile, 15m decisions": {"env": {"decision_stride": 15}},
+    "default profile, 1m, fee x2": {"env": {"reward": {"fee_multiplier": 2.0}}},
+    "default profile, 15m decisions, fee x2": {"env": {"decision_stride": 15, "reward": {"fee_multiplier": 2.0}}},
 }
 """Name -> settings overlay (profile, ``[env]``)."""
 
@@ -93,23 +94,9 @@ def main() -> None:
     candles = load_candles(SAMPLE)
     print(f"{SAMPLE.name}: {len(candles):,} candles; walk-forward train {TRAIN_CANDLES:,} / test {TEST_CANDLES:,}, "
           f"{args.timesteps:,} PPO timesteps per fold, {args.seeds} seeds per setup, {args.workers} jobs at a time")
-    backend = LocalBackend(args.workers)
-    shared = backend.share(candles)
-    jobs = [Job(f"{name} #{r + 1}", walk_forward_replica, (name, SETUPS[name], r, args.timesteps, shared))
+    jobs = [Job(f"{name} #{r + 1}", walk_forward_replica, (name, SETUPS[name], r, args.timesteps, candles))
             for name in names for r in range(args.seeds)]
-    runs: list[dict[str, Any]] = []
-
-    def on_finish(index: int, outcome: JobOutcome) -> None:
-        if not outcome.ok:
-            raise RuntimeError(f"{outcome.key}: {outcome.error}")
-        runs.append(outcome.result)
-        print(f"  done: {outcome.key}", flush=True)
-
-    try:
-        run_jobs(backend, lambda i: jobs[i] if i < len(jobs) else None, on_finish)
-    finally:
-        backend.close()
-    print_tables(runs, names)
+    print_tables(run_on_local_backend(jobs, args.workers), names)
 
 
 def chained(returns: list[float]) -> float:
