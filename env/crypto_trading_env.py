@@ -139,7 +139,7 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
         self._times_ms: list[int] = times.tolist()
         self.last_step = len(self.candles) - 1
         self.cadence = DecisionCadence(decision_stride, infer_interval_ms(times))
-        decides = np.fromiter((self.cadence.decides(t) for t in self._times_ms), bool, len(times))
+        decides = self.cadence.decision_candles(times)
         self._decision_candles = np.flatnonzero(decides)
         self._decides: list[bool] = decides.tolist()
 

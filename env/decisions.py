@@ -31,6 +31,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+import numpy as np
+import numpy.typing as npt
+
 from env.types import Action, Order, Side, Target
 
 
@@ -102,3 +105,9 @@ class DecisionCadence:
     def decides(self, open_time_ms: int) -> bool:
         """Whether the candle opened at ``open_time_ms`` is a decision candle."""
         return self.stride == 1 or (open_time_ms // self.interval_ms + 1) % self.stride == 0
+
+    def decision_candles(self, open_time_ms: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """:meth:`decides` for every candle of a series at once."""
+        if self.stride == 1:
+            return np.ones(len(open_time_ms), dtype=bool)
+        return np.asarray((open_time_ms // self.interval_ms + 1) % self.stride == 0, dtype=bool)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from env.decisions import ActionMode, DecisionCadence, trade_action
@@ -37,6 +38,9 @@ def test_a_stride_decides_on_the_candles_closing_on_its_multiples_of_the_interva
     hour = 1_700_000_400_000 - 1_700_000_400_000 % 3_600_000  # a candle opening on the hour
     decided = [m for m in range(60) if quarter.decides(hour + m * MINUTE)]
     assert decided == [14, 29, 44, 59]  # their closes: :15, :30, :45, :00
+    times = np.arange(hour, hour + 3_600_000, MINUTE, dtype=np.int64)
+    assert np.flatnonzero(quarter.decision_candles(times)).tolist() == decided
+    assert DecisionCadence(1, MINUTE).decision_candles(times).all()
     assert all(DecisionCadence(1, MINUTE).decides(hour + m * MINUTE) for m in range(60))
     with pytest.raises(ValueError, match="stride 0"):
         DecisionCadence(0, MINUTE)
