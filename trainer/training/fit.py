@@ -84,9 +84,10 @@ class FitResult:
             callback returned False) or ``"interrupted"`` (Ctrl-C) otherwise.
         best_model_path: ``best/best_model.zip`` when validation candles were given and an
             evaluation ran.
-        The final model's metadata holds its convergence diagnostics on the validation
-        candles (:mod:`trainer.training.diagnostics`), when there were any.
         elapsed_s: wall-clock seconds of ``learn``.
+
+    With validation candles, the metadata holds the model's convergence diagnostics there
+    (:mod:`trainer.training.diagnostics`).
     """
 
     model_path: Path
