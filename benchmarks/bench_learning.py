@@ -38,6 +38,8 @@ SETUPS: dict[str, dict[str, Any]] = {
     "default profile, 15m decisions": {"env": {"decision_stride": 15}},
     "default profile, 1m, fee x2": {"env": {"reward": {"fee_multiplier": 2.0}}},
     "default profile, 15m decisions, fee x2": {"env": {"decision_stride": 15, "reward": {"fee_multiplier": 2.0}}},
+    "default profile, 1m, fee x3": {"env": {"reward": {"fee_multiplier": 3.0}}},
+    "default profile, 15m decisions, fee x3": {"env": {"decision_stride": 15, "reward": {"fee_multiplier": 3.0}}},
 }
 """Name -> settings overlay (profile, ``[env]``)."""
 

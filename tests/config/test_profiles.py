@@ -31,7 +31,8 @@ def test_the_default_profile_is_the_converging_setup() -> None:
     assert settings.profile == "default" and Settings().profile == "default"
     assert (settings.train.n_steps, settings.train.batch_size) == (256, 256)
     env = settings.env
-    assert (env.action_mode, env.reward.mode, env.reward.inactivity) == ("target", "net", 0.0)
+    assert (env.action_mode, env.reward.mode, env.reward.inactivity, env.reward.fee_multiplier) == (
+        "target", "net", 0.0, 2.0)
     assert settings.env.commission == 0.0004 and settings.train.n_envs == 4  # the rest are the seed's
 
 

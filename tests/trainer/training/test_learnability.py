@@ -7,12 +7,12 @@ fees. A reward with the wrong sign, an observation shifted against its candle, a
 that hands the test slice the wrong candles, or a model saved/loaded wrongly all make the
 policy fall to flat or random level, and this test fails.
 
-Settings: the default profile (net reward, target-position actions, 256-step rollouts
-and batches of 256) and lookback; PPO with gamma 0.9 (a half-wave is 20 steps, so a
-shorter horizon assigns credit faster). Measured: over seeds 0-2 the held-out PnL was +192,
-+196 and +194 USDT on the 100 USDT account after 40k steps (about 12 s on one CPU thread;
-the seed's reward and actions with the same PPO settings made +52 to +107 over seeds 0-7);
-the best of five random traders loses about 9. The margin required is the one the seed's
+Settings: the default profile (net reward with fees charged twice, target-position actions,
+256-step rollouts and batches of 256) and lookback; PPO with gamma 0.9 (a half-wave is 20
+steps, so a shorter horizon assigns credit faster). Measured: over seeds 0-2 the held-out PnL
+was +196, +194 and +196 USDT on the 100 USDT account after 40k steps (about 12 s on one CPU
+thread; the seed's reward and actions with the same PPO settings made +52 to +107 over seeds
+0-7); the best of five random traders loses about 9. The margin required is the one the seed's
 setup was held to: +20 over flat and over the best random trader.
 """
 
