@@ -32,7 +32,7 @@ from bot.replay.market import ReplayMarket, ReplaySeries
 from bot.replay.server import ReplayServer
 from bot.serving import configured_strategy
 from config.errors import UserError
-from config.profiles import DEFAULT_PROFILE, profile_values
+from config.profiles import DEFAULT_PROFILE, PROFILE_NAMES, profile_values
 from config.settings import (
     DaemonSettings,
     EnvSettings,
@@ -80,8 +80,11 @@ class DemoSummary:
 
 
 def run_demo(directory: Path, *, candles: int, speed: float, timesteps: int, baseline: str,
-             console: Console, seed: int = 0) -> DemoSummary:
-    """Run the demo in a new folder under ``directory``; returns (and prints) the summary."""
+             console: Console, seed: int = 0, profile: str = DEFAULT_PROFILE) -> DemoSummary:
+    """Run the demo in a new folder under ``directory``; returns (and prints) the summary.
+    The first model trains with ``profile``'s settings (:mod:`config.profiles`)."""
+    if profile not in PROFILE_NAMES:
+        raise UserError(f"--profile {profile}: not a profile; use one of {', '.join(PROFILE_NAMES)}")
     data = load_candles(SAMPLE_CANDLES)
     if not 2 <= candles <= len(data) - MIN_HISTORY:
         raise UserError(f"--candles {candles}: must be between 2 and {len(data) - MIN_HISTORY} "
@@ -96,23 +99,23 @@ def run_demo(directory: Path, *, candles: int, speed: float, timesteps: int, bas
     run_dir.mkdir(parents=True, exist_ok=False)
     history = len(data) - candles
     summary = asyncio.run(_demo(data, history, run_dir, speed=speed, timesteps=timesteps, baseline=baseline,
-                                console=console, seed=seed))
+                                console=console, seed=seed, profile=profile))
     console.print(summary_table(summary))
     _print_next_steps(summary, console)
     return summary
 
 
 async def _demo(data: pd.DataFrame, history: int, run_dir: Path, *, speed: float, timesteps: int, baseline: str,
-                console: Console, seed: int) -> DemoSummary:
+                console: Console, seed: int, profile: str) -> DemoSummary:
     db_path = run_dir / "shadow.sqlite"
-    defaults = profile_values(DEFAULT_PROFILE)
+    defaults = profile_values(profile)
     env = EnvSettings.model_validate(defaults.get("env", {}))
     train = TrainSettings.model_validate(defaults.get("train", {}))
     if timesteps > 0:
-        console.print(f"[bold]1/3[/bold] training a first PPO model on {history:,} candles "
+        console.print(f"[bold]1/3[/bold] training a first PPO model ({profile} profile) on {history:,} candles "
                       f"({_span(data, 0, history - 1)}), {timesteps:,} timesteps ...")
         await asyncio.to_thread(_train_first_model, data.iloc[:history].reset_index(drop=True), run_dir, db_path,
-                                timesteps, env, train, seed)
+                                timesteps, env, train, seed, profile)
         strategy = "registry"
     else:
         console.print(f"[bold]1/3[/bold] no training (--timesteps 0): trading {baseline}")
@@ -150,13 +153,13 @@ async def _demo(data: pd.DataFrame, history: int, run_dir: Path, *, speed: float
 
 
 def _train_first_model(candles: pd.DataFrame, run_dir: Path, db_path: Path, timesteps: int, env: EnvSettings,
-                       train: TrainSettings, seed: int) -> None:
+                       train: TrainSettings, seed: int, profile: str) -> None:
     """Train on the history only, then publish the model to the registry as promoted."""
     from trainer.training.fold_trainer import PPOTrainer
 
     model = PPOTrainer(timesteps, train, symbol=SYMBOL)(
         candles, seed=seed, model_path=run_dir / "training" / "first_model.zip", env_settings=env,
-        extra={"source": "shadow demo", "profile": DEFAULT_PROFILE})
+        extra={"source": "shadow demo", "profile": profile})
 
     async def publish() -> None:
         async with await Ledger.open(db_path) as ledger:

@@ -58,3 +58,15 @@ def test_demo_cli_with_a_baseline_and_a_clear_error_for_bad_options(tmp_path: Pa
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--candles 1: must be between 2 and" in bad.stderr
     assert "Traceback" not in bad.stderr
+    unknown = subprocess.run([sys.executable, "-m", "bot", "demo", "--dir", str(tmp_path / "x"), "--profile", "fast"],
+                             cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 2 and "--profile fast: not a profile; use one of default, seed" in unknown.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_demo_with_the_seed_profile_trains_the_seeds_setup(tmp_path: Path) -> None:
+    summary = run_demo(tmp_path, candles=120, speed=1000, timesteps=2048, baseline="flat", profile="seed",
+                       console=Console(record=True, width=140))
+    meta = load_metadata(summary.run_dir / "training" / "first_model.zip")
+    assert (meta.action_mode, meta.env["reward"]["mode"], meta.extra["profile"]) == ("trade", "seed", "seed")
+    assert summary.decisions == 120
