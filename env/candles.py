@@ -281,32 +281,6 @@ def _check_gaps(frame: pd.DataFrame, source: str, repair: RepairPolicy, grid: Ca
     return filled.rename_axis("open_time_ms").reset_index()
 
 
-_TIMEFRAME_UNITS_MS: tuple[tuple[str, int], ...] = (
-    ("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000))
-
-
-def timeframe_name(interval_ms: int) -> str:
-    """``60000`` -> ``"1m"``, ``3600000`` -> ``"1h"``: a candle spacing as exchanges name it."""
-    for unit, ms in _TIMEFRAME_UNITS_MS[1:]:
-        if interval_ms % ms == 0:
-            return f"{interval_ms // ms}{unit}"
-    return f"{interval_ms}ms"
-
-
-def timeframe_ms(timeframe: str) -> int:
-    """``"15m"`` -> ``900000``: the spacing of a fixed-length timeframe (``s m h d w``).
-
-    Raises:
-        ValueError: not a number followed by one of those units (a calendar month has no
-            fixed length).
-    """
-    units = dict(_TIMEFRAME_UNITS_MS)
-    count, unit = timeframe[:-1], timeframe[-1:]
-    if not count.isdigit() or unit not in units or int(count) < 1:
-        raise ValueError(f"timeframe {timeframe!r}: expected a count and a unit of fixed length (s, m, h, d, w)")
-    return int(count) * units[unit]
-
-
 def _fmt_ms(ms: int) -> str:
     return pd.Timestamp(int(ms), unit="ms").strftime("%Y-%m-%d %H:%M:%S")
 

@@ -26,10 +26,11 @@ import pandas as pd
 from gymnasium import spaces
 
 from config.settings import EnvSettings
-from env.candles import CandleDataError, RepairPolicy, infer_interval_ms, normalize_candles
+from env.candles import CandleDataError, RepairPolicy, normalize_candles
 from env.decisions import ActionMode, DecisionCadence
 from env.execution import Account, Execution
 from env.features import N_FEATURES, WARMUP_CANDLES, compute_features, warmup_prefix
+from env.intervals import infer_grid
 from env.observation import ObservationTable, observation_size
 from env.portfolio import Portfolio, PortfolioConfig
 from env.reward import BPS, NetReward, RewardMode, RewardWeights, StepReward
@@ -138,7 +139,7 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
         times = self.candles["open_time_ms"].to_numpy(dtype=np.int64)
         self._times_ms: list[int] = times.tolist()
         self.last_step = len(self.candles) - 1
-        self.cadence = DecisionCadence(decision_stride, infer_interval_ms(times))
+        self.cadence = DecisionCadence(decision_stride, infer_grid(times))
         decides = self.cadence.decision_candles(times)
         self._decision_candles = np.flatnonzero(decides)
         self._decides: list[bool] = decides.tolist()

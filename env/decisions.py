@@ -20,10 +20,10 @@ strategies of different modes can take turns on one account (a fallback, then a 
 
 **The decision cadence.** A policy may decide every ``stride`` candles and hold in between
 (:class:`DecisionCadence`). Decision candles are fixed by the clock, not by where a run
-starts: the candle whose *close* falls on a multiple of ``stride`` intervals since the epoch
-(stride 15 on 1m candles: the candles closing at :00, :15, :30, :45, the closes of the 15m
-bars). So the training env, a backtest from any candle, a restarted daemon and ``shadow
-verify`` decide on the very same candles.
+starts: the candle whose *close* falls on a multiple of ``stride`` candles of the exchange's
+grid (:mod:`env.intervals`; stride 15 on 1m candles: the candles closing at :00, :15, :30,
+:45, the closes of the 15m bars). So the training env, a backtest from any candle, a
+restarted daemon and ``shadow verify`` decide on the very same candles.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
+from env.intervals import GRIDS, CandleGrid
 from env.types import Action, Order, Side, Target
 
 
@@ -87,27 +88,27 @@ def trade_action(order: Order, side: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class DecisionCadence:
-    """Which candles a policy decides on: every candle (``stride`` 1), or those closing on a
-    multiple of ``stride`` candle intervals since the epoch (see the module docstring).
+    """Which candles a policy decides on: every candle (``stride`` 1), or those whose close is
+    a multiple of ``stride`` candles on their grid (see the module docstring).
 
     Args:
         stride: candles per decision; the account holds on the candles in between.
-        interval_ms: the candles' spacing.
+        grid: the candles' grid (:func:`env.intervals.grid`, :func:`env.intervals.infer_grid`).
     """
 
     stride: int = 1
-    interval_ms: int = 60_000
+    grid: CandleGrid = GRIDS["1m"]
 
     def __post_init__(self) -> None:
-        if self.stride < 1 or self.interval_ms < 1:
-            raise ValueError(f"DecisionCadence: stride {self.stride} and interval_ms {self.interval_ms} must be >= 1")
+        if self.stride < 1:
+            raise ValueError(f"DecisionCadence: stride {self.stride} must be >= 1")
 
     def decides(self, open_time_ms: int) -> bool:
         """Whether the candle opened at ``open_time_ms`` is a decision candle."""
-        return self.stride == 1 or (open_time_ms // self.interval_ms + 1) % self.stride == 0
+        return self.stride == 1 or (self.grid.index(open_time_ms) + 1) % self.stride == 0
 
     def decision_candles(self, open_time_ms: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
         """:meth:`decides` for every candle of a series at once."""
         if self.stride == 1:
             return np.ones(len(open_time_ms), dtype=bool)
-        return np.asarray((open_time_ms // self.interval_ms + 1) % self.stride == 0, dtype=bool)
+        return np.asarray((self.grid.indices(open_time_ms) + 1) % self.stride == 0, dtype=bool)

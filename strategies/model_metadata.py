@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from config.errors import UserError
-from env.candles import timeframe_ms
 from env.decisions import ActionMode, DecisionCadence
 from env.features import FEATURE_SPEC_VERSION, feature_spec
+from env.intervals import grid
 from env.observation import observation_size
 
 METADATA_SUFFIX = ".meta.json"
@@ -96,7 +96,7 @@ class ModelMetadata:
         """The candles the policy decides on: every ``decision_stride``-th of ``timeframe``."""
         if self.decision_stride == 1:
             return DecisionCadence()
-        return DecisionCadence(self.decision_stride, timeframe_ms(self.timeframe))
+        return DecisionCadence(self.decision_stride, grid(self.timeframe))
 
     def market_ids(self) -> list[str]:
         """Bybit ids of the markets it was trained on (``["BTCUSDT", "ETHUSDT"]``)."""

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from env.candles import infer_interval_ms, timeframe_name
+from env.intervals import infer_grid
 from env.types import Action, Observation, Order
 from strategies.base import ActionArray, Decider, IndexArray, MarketContext, ObservationBatch
 from strategies.model_metadata import ModelMetadata, ModelMismatchError, check_compatible, load_metadata
@@ -274,11 +274,11 @@ class PPOStrategy:
     def prepare(self, context: MarketContext) -> Decider:
         cadence = self.cadence
         if cadence.stride > 1 and len(context) > 1:
-            spacing = infer_interval_ms(context.open_time_ms)
-            if spacing != cadence.interval_ms:
+            candles = infer_grid(context.open_time_ms)
+            if candles.name != cadence.grid.name:
                 raise ModelMismatchError(
                     f"{self.path}: decides every {cadence.stride} candles of {self.metadata.timeframe}, but these "
-                    f"candles are {timeframe_name(spacing)} apart; backtest it on {self.metadata.timeframe} candles")
+                    f"candles are {candles.name}; backtest it on {self.metadata.timeframe} candles")
         times = context.open_time_ms.tolist()
         orders, policy_action = self.orders, self.policy_action
 
