@@ -39,10 +39,11 @@ VOLUME ["/data"]
 ENV HOME=/data \
     SHADOW_LEDGER__DB_PATH=/data/shadow.sqlite \
     SHADOW_SERVICE__BACKUP_DIR=/data/backups \
-    SHADOW_SERVICE__HTTP=0.0.0.0:9108
+    SHADOW_SERVICE__HTTP=0.0.0.0:9108 \
+    SHADOW_SERVICE__HTTP_PUBLIC=true
 
-# Inside the container the endpoints must listen on all interfaces to be published; publish them on
-# the host's loopback only (-p 127.0.0.1:9108:9108).
+# Inside the container the dashboard and endpoints must listen on all interfaces to be published
+# (hence HTTP_PUBLIC); publish them on the host's loopback only (-p 127.0.0.1:9108:9108).
 EXPOSE 9108
 HEALTHCHECK --interval=30s --timeout=5s --start-period=3m --retries=3 CMD ["python", "-c", "import os, urllib.request; port = os.environ['SHADOW_SERVICE__HTTP'].rsplit(':', 1)[-1]; urllib.request.urlopen(f'http://127.0.0.1:{port}/health', timeout=4)"]
 STOPSIGNAL SIGTERM

@@ -27,22 +27,17 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import REPO, real_candles
-from state.candle_store import INSERT_CANDLE, candle_params
 from state.database import writer_pragmas
-from state.decision_sql import INSERT_DECISION, after_decision, decision_params
 from state.ledger import Ledger
 from state.migrations import migrate
 from state.records import DecisionRecord
-from state.replay import replay_decisions
+from state.replay import replay_decisions, write_decision
 
 
 def write_sync(conn: sqlite3.Connection, record: DecisionRecord) -> None:
     """The baseline writer: the ledger's statements through plain sqlite3."""
     conn.execute("BEGIN IMMEDIATE")
-    conn.execute(INSERT_CANDLE, candle_params(record.candle))
-    (decision_id,) = conn.execute(INSERT_DECISION, decision_params(record)).fetchone()
-    for sql, params in after_decision(record, decision_id):
-        conn.execute(sql, params)
+    write_decision(conn, record)
     conn.execute("COMMIT")
 
 

@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bot.commands.verify",
     "bot.commands.tune",
     "bot.commands.ops",
+    "bot.commands.ui",
 )
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)

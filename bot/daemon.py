@@ -3,9 +3,13 @@
 Start-up, per configured symbol: load every stored candle from the ledger (or, on a first
 start, fetch ``[daemon] warmup_candles`` over REST and store them), warm the engine with
 them, restore the account and risk guard from the ledger's last decision, and pick the
-strategy (:mod:`bot.serving`). Then one websocket feed (:class:`bot.bybit.feed.CandleFeed`)
-hands each symbol's closed candles, gap-free and in order, to that symbol's task, which
-runs the engine and writes the decision in one ledger transaction.
+strategy (:mod:`bot.serving`). A linear perpetual also reads its funding interval and
+the funding history it lacks since its stored candles (stopping, before the ledger is
+opened, with one clear line when the exchange cannot give it). Then one websocket feed
+(:class:`bot.bybit.feed.CandleFeed`) hands each symbol's closed candles, gap-free and in
+order, to that symbol's task, which finds the funding settled inside the candle
+(:class:`bot.bybit.funding.FundingFeed`, stored beside the candles), runs the engine and
+writes the decision in one ledger transaction.
 
 Shutdown (SIGTERM/SIGINT, or the ``stop`` event): candles being decided are finished and
 committed, nothing new is started, the session is closed in ``runs``. A restart resumes
@@ -24,8 +28,9 @@ from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 
 from bot.bybit.feed import CandleFeed
+from bot.bybit.funding import HISTORY, FundingFeed
 from bot.bybit.markets import interval as parse_interval
-from bot.bybit.rest import BybitRest
+from bot.bybit.rest import BybitRest, RestError
 from bot.bybit.sequencer import FeedCandle
 from bot.engine import ServingStrategy, SymbolEngine
 from bot.retrain_scheduler import RetrainScheduler
@@ -34,11 +39,14 @@ from config.errors import UserError
 from config.settings import Settings
 from env.candles import format_ms
 from env.features import WARMUP_CANDLES, warmup_prefix
+from env.funding import FundingRate, due_between
+from env.types import Candle
 from state.clock import Clock, SystemClock
 from state.database import check_for_writing
 from state.errors import LedgerError
 from state.ledger import Ledger
 from state.records import FeedProblem, ModelStatus, ResumePoint
+from trainer.data.funding_history import FUNDING_PAGE, Settlement
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +68,10 @@ class LedgerMismatchError(UserError):
     """The ledger's account was opened with other settings than the configured ones."""
 
 
+class FundingUnavailableError(UserError):
+    """A perpetual whose funding history the exchange cannot give: it is not traded without it."""
+
+
 @dataclass
 class SymbolStats:
     """What one symbol's task has done this session."""
@@ -68,6 +80,8 @@ class SymbolStats:
     warmup_candles: int = 0
     skipped_replays: int = 0
     failed: str | None = None
+    funding_paid: float = 0.0  # funding payments recorded this session (amounts > 0)
+    funding_received: float = 0.0  # funding receipts recorded this session (-amounts < 0)
 
 
 @dataclass
@@ -107,6 +121,8 @@ class Daemon:
         self.listeners: list[DecisionListener] = []  # called after each committed decision (metrics, demo, tests)
         self.feed: CandleFeed | None = None  # while running: read-only access for health and metrics
         self.rest: BybitRest | None = None
+        self.funding: FundingFeed | None = None  # a perpetual's funding (category linear)
+        self._latest_funding: dict[str, list[Settlement]] = {}  # read before the ledger opens
 
     async def run(self, stop: asyncio.Event | None = None) -> DaemonReport:
         """Serve until ``stop`` is set (or every symbol's feed has failed); returns the report."""
@@ -117,6 +133,9 @@ class Daemon:
         async with BybitRest(settings.exchange, clock=self.clock) as rest:
             self.rest = rest  # before the first request: /health shows a 403 met during the start-up
             await rest.resolve(symbols)
+            if settings.exchange.category == "linear":
+                self.funding = FundingFeed(rest, settings.exchange)
+                await self._check_funding(rest)
             async with await Ledger.from_settings(settings.ledger) as ledger:
                 self._ledger = ledger
                 return await self._serve(ledger, rest, stop)
@@ -157,7 +176,7 @@ class Daemon:
         await self.retrainer.start()
         resume_after = {s: e.last_open_ms for s, e in self.engines.items() if e.last_open_ms is not None}
         async with CandleFeed(settings.exchange, settings.feed, rest, resume_after=resume_after,
-                              clock=self.clock, on_problem=self._record_feed_problem) as feed:
+                              clock=self.clock, on_problem=self._record_feed_problem, funding=self.funding) as feed:
             self.feed = feed
             consumers = [asyncio.create_task(self._consume(symbol, feed), name=f"consume-{symbol}")
                          for symbol in symbols]
@@ -203,10 +222,14 @@ class Daemon:
                        serving: ServingStrategy) -> SymbolEngine:
         settings = self.settings
         iv = self.interval
-        engine = SymbolEngine(symbol, iv.name, settings.env, settings.risk, serving)
+        engine = SymbolEngine(symbol, iv.name, settings.env, settings.risk, serving, perpetual=self.funding is not None)
         history = await ledger.load_candles(symbol, iv.name)
-        if history.empty:
-            fetched = await rest.fetch_recent(symbol, iv, settings.daemon.warmup_candles)
+        fetched = await rest.fetch_recent(symbol, iv, settings.daemon.warmup_candles) if history.empty else []
+        if self.funding is not None:
+            first = (int(history["open_time_ms"].iloc[0]) if not history.empty
+                     else fetched[0].open_time_ms if fetched else None)
+            await self._start_funding(symbol, ledger, rest, self.funding, first)
+        if fetched:
             await ledger.store_candles(fetched)
             history = await ledger.load_candles(symbol, iv.name)
             log.info("%s: first start: %d warm-up candle(s) fetched over REST", symbol, len(fetched))
@@ -225,6 +248,50 @@ class Daemon:
                  _fmt_ms(engine.last_open_ms), serving.label,
                  f" {serving.model_version}" if serving.model_version else "", engine.portfolio.equity)
         return engine
+
+    async def _check_funding(self, rest: BybitRest) -> None:
+        """Before the ledger is opened: every perpetual lists a funding interval and has settled
+        funding (its newest settlements, one request, kept for :meth:`_start_funding`) unless
+        it was listed less than a funding interval ago, or the daemon stops in one line."""
+        for symbol in self.settings.feed.symbols:
+            interval_ms = await rest.funding_interval_ms(symbol)
+            try:
+                latest = self._latest_funding[symbol] = await rest.latest_funding(symbol)
+                launched = None if latest else await rest.launch_time_ms(symbol)
+                young = launched is not None and await rest.server_time_ms() - launched < interval_ms
+            except RestError as exc:
+                raise FundingUnavailableError(f"{symbol}: cannot read its funding history ({exc}); a perpetual is not "
+                                              "traded without its funding") from None
+            if not latest and not young:
+                raise FundingUnavailableError(
+                    f"{symbol}: the exchange has no funding history (funding every {interval_ms // 60_000} min by "
+                    "the instrument); a perpetual is not traded without its funding")
+
+    async def _start_funding(self, symbol: str, ledger: Ledger, rest: BybitRest, funding: FundingFeed,
+                             first_open_ms: int | None) -> None:
+        """Add the funding history the ledger lacks (since its last stored settlement, or since
+        the first stored candle): the newest settlements read at the check, and older ones
+        fetched only when those do not reach back and the exchange may have more (a full page);
+        store it and hand everything known to the funding feed."""
+        known = await ledger.funding_rates(symbol)
+        latest = self._latest_funding.pop(symbol)
+        if known:
+            since = known[-1][0] + 1
+        elif first_open_ms is not None:  # the settlements the first stored candle's row carries too
+            since = self.interval.grid.shift(first_open_ms, -1) + 1
+        else:
+            since = latest[-1][0] + 1 if latest else 0  # no candles yet: nothing to cover
+        fetched = [s for s in latest if s[0] >= since]
+        if latest and since < latest[0][0] and len(latest) >= FUNDING_PAGE:
+            try:
+                fetched = await rest.fetch_funding(symbol, since, latest[0][0] - 1) + fetched
+            except RestError as exc:
+                raise FundingUnavailableError(f"{symbol}: cannot read its funding history ({exc}); a perpetual is "
+                                              "not traded without its funding") from None
+        await ledger.store_funding_rates(symbol, fetched, HISTORY)
+        await funding.start(symbol, [*known, *fetched])
+        log.info("%s: funding every %d min; %d settlement(s) stored, %d fetched", symbol,
+                 funding.interval_ms(symbol) // 60_000, len(known), len(fetched))
 
     # ----------------------------------------------------------------- decisions
     def _session(self) -> tuple[DaemonReport, Ledger, RetrainScheduler]:
@@ -248,11 +315,25 @@ class Daemon:
             stats.failed = f"{type(exc).__name__}: {exc}"
             log.error("%s: stopped: %s", symbol, stats.failed, exc_info=not isinstance(exc, UserError))
 
+    async def _funding_due(self, symbol: str, candle: Candle, ledger: Ledger) -> FundingRate | None:
+        """The funding settled inside ``candle`` (stored beside it first, so a restart applies
+        the very same rates), as the engine takes it; ``None`` on spot or when none is due."""
+        if self.funding is None:
+            return None
+        open_ms = candle.open_time_ms
+        close_ms = self.interval.grid.close_ms(open_ms)
+        resolved = await self.funding.due(symbol, open_ms, close_ms)
+        for source in dict.fromkeys(r.source for r in resolved):
+            await ledger.store_funding_rates(symbol, [(r.time_ms, r.rate) for r in resolved if r.source == source],
+                                             source)
+        return due_between(open_ms, close_ms, [(r.time_ms, r.rate) for r in resolved])
+
     async def _process(self, symbol: str, item: FeedCandle) -> None:
         engine = self.engines[symbol]
         report, ledger, retrainer = self._session()
+        funding = await self._funding_due(symbol, item.candle, ledger)
         output = engine.on_candle(item.candle, decided_ms=self.clock.now_ms(), run_id=report.run_id,
-                                  arrived_ns=item.received_ns)
+                                  arrived_ns=item.received_ns, funding=funding)
         stats = report.symbols[symbol]
         if output.record is None:
             await ledger.store_candles([item.candle])
@@ -261,6 +342,10 @@ class Daemon:
         if await ledger.record_decision(output.record):
             stats.decisions += 1
             retrainer.on_decided(item.candle)
+            paid = output.record.funding
+            if paid is not None:
+                stats.funding_paid += max(paid.amount, 0.0)
+                stats.funding_received += max(-paid.amount, 0.0)
         else:
             stats.skipped_replays += 1
         latency_ms = (time.perf_counter_ns() - item.received_ns) / 1e6

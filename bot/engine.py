@@ -1,7 +1,8 @@
 """One symbol's decision pipeline, the live twin of a backtest step.
 
 For each closed candle: streaming features (``env.features``) -> the account marked at
-this close -> the observation (``env.observation``) -> the strategy -> the money step
+this close, settling the perpetual funding due at it (``env.funding``) -> the observation
+(``env.observation``) -> the strategy -> the money step
 (:class:`env.execution.Account`: risk guard, then fill) -> a
 :class:`state.records.DecisionRecord` for the ledger. Every step is the env's own code (the
 env's step calls the same ``Account``), so replaying a candle file through the engine
@@ -13,6 +14,7 @@ it returns, so the same engine can be driven from a list in tests.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -23,12 +25,15 @@ import pandas as pd
 from config.settings import EnvSettings, RiskSettings
 from env.execution import Account
 from env.features import WARMUP_CANDLES, StreamingFeatures, compute_features
+from env.funding import FundingRate
 from env.observation import build_observation
 from env.portfolio import Portfolio, PortfolioConfig, PortfolioState
 from env.risk import RiskEvent, RiskGuard, RiskState
 from env.types import Candle
 from state.records import DecisionRecord
 from strategies.base import MarketContext, Strategy
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +69,15 @@ class SymbolEngine:
         env: ``[env]`` settings: the account and the observation's lookback.
         risk: ``[risk]`` settings: the drawdown stop and daily loss limit.
         serving: the strategy to ask; replace it between candles with :meth:`serve`.
+        perpetual: the market pays funding (linear); a model trained without funding is
+            served with a warning.
     """
 
     def __init__(self, symbol: str, interval: str, env: EnvSettings, risk: RiskSettings,
-                 serving: ServingStrategy) -> None:
+                 serving: ServingStrategy, *, perpetual: bool = False) -> None:
         self.symbol = symbol
         self.interval = interval
+        self.perpetual = perpetual
         self.lookback = env.lookback_window
         self.guard = RiskGuard.from_settings(risk)
         self.account = Account(Portfolio(PortfolioConfig.from_settings(env)), self.guard)
@@ -79,6 +87,7 @@ class SymbolEngine:
         self._window: deque[np.ndarray] = deque(maxlen=self.lookback)
         self._closes: deque[float] = deque(maxlen=serving.strategy.history)
         self._times: deque[int] = deque(maxlen=serving.strategy.history)
+        self._warn_without_funding(serving)
 
     @property
     def portfolio(self) -> Portfolio:
@@ -115,14 +124,24 @@ class SymbolEngine:
             self._closes = deque(self._closes, maxlen=history)
             self._times = deque(self._times, maxlen=history)
         self.serving = serving
+        self._warn_without_funding(serving)
+
+    def _warn_without_funding(self, serving: ServingStrategy) -> None:
+        metadata = getattr(serving.strategy, "metadata", None)
+        if self.perpetual and metadata is not None and not metadata.funding:
+            log.warning("%s: model %s was trained without funding (no funding_rate in its candles) and now trades a "
+                        "perpetual that pays it; its backtests overstate holding positions", self.symbol,
+                        serving.model_version or serving.label)
 
     # ---------------------------------------------------------------- decisions
     def on_candle(self, candle: Candle, *, decided_ms: int, run_id: int | None = None,
-                  arrived_ns: int | None = None) -> EngineOutput:
+                  arrived_ns: int | None = None, funding: FundingRate | None = None) -> EngineOutput:
         """Process the next closed candle (it must follow the previous one).
 
         Args:
             candle: the closed candle.
+            funding: the perpetual funding due at its close (:func:`env.funding.due_between`),
+                settled on the position held over it before anything else.
             decided_ms: wall-clock time of the decision (epoch ms, from the daemon's clock).
             run_id: the daemon session writing the decision.
             arrived_ns: ``time.perf_counter_ns()`` when the candle's message arrived; the
@@ -134,7 +153,7 @@ class SymbolEngine:
         self._times.append(candle.open_time_ms)
         self.last_open_ms = candle.open_time_ms
         account = self.account
-        account.mark(candle.close, candle.open_time_ms)
+        account.mark(candle.close, candle.open_time_ms, funding)
         if row is None:
             return EngineOutput(candle, None)
         self._window.append(row.astype(np.float32))

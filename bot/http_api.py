@@ -6,20 +6,22 @@
                         and uptime checks
 ``GET /metrics``        Prometheus exposition (:mod:`bot.metrics`)
 ``GET /status``         the ``shadow status --json`` document, read from the ledger
-``GET /``               the list of endpoints
+``GET /``               the dashboard (:mod:`bot.web`): overview, market, equity,
+                        trades, models; its JSON under ``/api/``
+``GET /api``            the list of endpoints
 ======================  ============================================================
 
-Nothing here can change anything: there are only GET routes, and the ledger is opened
-read-only. Off unless ``--http`` / ``[service] http`` is set, and a bare port listens
-on the loopback address only.
+Nothing here can change anything: only GET exists (any other method is 405), and the
+ledger is opened read-only. Off unless ``--http`` / ``[service] http`` is set; a bare
+port listens on the loopback address, and another machine's address needs
+``--http-public`` (:mod:`bot.web.listen`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-from contextlib import closing
+from contextlib import AsyncExitStack, closing
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +29,8 @@ from aiohttp import web
 
 from bot.health import HealthMonitor
 from bot.metrics import DaemonMetrics
-from config.errors import UserError
+from bot.web.app import serve_dashboard
+from bot.web.listen import HttpListenError, check_public, url_host
 from config.settings import ServiceSettings, parse_listen
 from state.database import connect_reader
 from state.errors import LedgerError
@@ -38,13 +41,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ENDPOINTS = {"/health": "200 when healthy, 503 with the reasons otherwise",
+ENDPOINTS = {"/": "the dashboard",
+             "/health": "200 when healthy, 503 with the reasons otherwise",
              "/metrics": "Prometheus metrics",
-             "/status": "the `shadow status --json` document"}
+             "/status": "the `shadow status --json` document",
+             "/api/": "the dashboard's JSON (see bot/web/api.py)"}
 
-
-class HttpListenError(UserError):
-    """The HTTP address cannot be listened on (in use, not local, no permission)."""
+__all__ = ["ENDPOINTS", "HttpListenError", "ServiceApi"]
 
 
 class ServiceApi:
@@ -60,45 +63,43 @@ class ServiceApi:
 
     def __init__(self, daemon: Daemon, service: ServiceSettings) -> None:
         self.daemon = daemon
+        self.service = service
         self.host, self.port = parse_listen(service.http)
         self.health = HealthMonitor(daemon, service)
         self.metrics = DaemonMetrics(daemon)
-        self._runner: web.AppRunner | None = None
+        self._stack = AsyncExitStack()
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"http://{url_host(self.host)}:{self.port}"
 
     async def __aenter__(self) -> ServiceApi:
-        app = web.Application()
-        app.router.add_get("/", self._index)
-        app.router.add_get("/health", self._health)
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/status", self._status)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            await self._runner.cleanup()
-            raise HttpListenError(f"--http {self.host}:{self.port}: cannot listen ({exc.strerror or exc}); "
-                                  "choose another address or port") from None
-        self.port = self._runner.addresses[0][1]  # the real port when 0 asked for any
-        log.info("HTTP: %s/health, /metrics and /status", self.url)
-        if not _is_loopback(self.host):
-            log.warning("HTTP endpoints listen on %s: reachable from other machines. They are read-only, but "
-                        "keep them behind a firewall (or listen on 127.0.0.1)", self.host)
+        check_public(self.host, self.port, allow_public=self.service.http_public)
+        ledger = self.daemon.settings.ledger
+        async with AsyncExitStack() as stack:
+            self.port = await serve_dashboard(stack, ledger.db_path, self.host, self.port,
+                                              lock_timeout_s=ledger.lock_timeout_s, now_ms=self.daemon.clock.now_ms,
+                                              service=self.service, health=self._health_document,
+                                              routes=self._add_routes)
+            self._stack = stack.pop_all()
+        log.info("HTTP: %s/health, /metrics and /status; the dashboard at %s/", self.url, self.url)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._stack.aclose()
+
+    def _add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/status", self._status)
+        app.router.add_get("/api", self._index)
 
     async def _index(self, request: web.Request) -> web.Response:
         return web.json_response({"service": "shadow", "endpoints": ENDPOINTS})
+
+    async def _health_document(self) -> dict[str, Any]:
+        return (await self.health.check()).as_dict()
 
     async def _health(self, request: web.Request) -> web.Response:
         verdict = await self.health.check()
@@ -119,12 +120,3 @@ class ServiceApi:
         ledger = self.daemon.settings.ledger
         with closing(connect_reader(ledger.db_path, ledger.lock_timeout_s)) as conn:
             return status_document(conn, self.daemon.clock.now_ms())
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: it may resolve to anything
-        return False

@@ -118,6 +118,14 @@ class _DaemonCollector(Collector):
                                    labels=labels)
         model = GaugeMetricFamily("shadow_model_info", "the strategy and model version deciding now (value 1)",
                                   labels=["symbol", "strategy", "model_version"])
+        paid = CounterMetricFamily("shadow_funding_paid", "perpetual funding the positions paid this session "
+                                   "(quote currency)", labels=labels)
+        received = CounterMetricFamily("shadow_funding_received", "perpetual funding the positions received this "
+                                       "session (quote currency)", labels=labels)
+        announced_rate = GaugeMetricFamily("shadow_funding_rate_announced", "the funding rate the exchange announces "
+                                           "for the next funding time", labels=labels)
+        next_funding = GaugeMetricFamily("shadow_next_funding_timestamp_seconds", "the next funding time the exchange "
+                                         "announced", labels=labels)
         for symbol, engine in daemon.engines.items():
             p = engine.portfolio
             equity.add_metric([symbol], p.equity)
@@ -130,7 +138,16 @@ class _DaemonCollector(Collector):
             stats = daemon.report.symbols.get(symbol) if daemon.report is not None else None
             failed.add_metric([symbol], float(bool(stats and stats.failed)))
             model.add_metric([symbol, engine.serving.label, engine.serving.model_version or ""], 1.0)
+            if daemon.funding is not None:
+                paid.add_metric([symbol], stats.funding_paid if stats else 0.0)
+                received.add_metric([symbol], stats.funding_received if stats else 0.0)
+                announced = daemon.funding.announced(symbol)
+                if announced is not None:
+                    next_funding.add_metric([symbol], announced[0] / 1000)
+                    announced_rate.add_metric([symbol], announced[1])
         yield from (equity, side, qty, unrealized, drawdown, last_close, failed, model)
+        if daemon.funding is not None:
+            yield from (paid, received, announced_rate, next_funding)
 
     def _retraining(self) -> Iterator[Metric]:
         summary = self.retrains

@@ -16,7 +16,9 @@ class ExchangeSettings(Section):
     only: Shadow never places an order. Point both URLs at ``shadow replay-server`` to run
     against a local replay instead of Bybit."""
 
-    category: Literal["spot", "linear"] = Field("linear", description="Bybit market: spot or linear perpetuals")
+    category: Literal["spot", "linear"] = Field(
+        "linear", description="Bybit market: spot, or linear perpetuals (which pay and receive funding, see Funding)"
+    )
     ws_url: str = Field(
         "wss://stream.bybit.com/v5/public/linear",
         description="Bybit v5 public websocket URL; its /v5/public/... path must match category",

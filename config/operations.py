@@ -47,8 +47,12 @@ class ServiceSettings(Section):
     """Running ``shadow run`` as a service: its HTTP endpoints, the health rule, logs and backups."""
 
     http: str = Field(
-        "", description="serve /health, /metrics and /status on HOST:PORT (a bare PORT listens on 127.0.0.1); "
-        "empty: no HTTP server"
+        "", description="serve the dashboard, /health, /metrics and /status on HOST:PORT (a bare PORT listens on "
+        "127.0.0.1); empty: no HTTP server"
+    )
+    http_public: bool = Field(
+        False, description="allow an http address other machines can reach (not 127.0.0.1, ::1 or localhost); "
+        "the dashboard and the ledger become readable to them"
     )
     health_max_age_intervals: float = Field(
         2.0, ge=1, le=100,

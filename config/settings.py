@@ -28,6 +28,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from config.alerts import ALERT_KINDS, AlertSettings
 from config.errors import UserError, clause
 from config.market import TIMEFRAMES, ExchangeSettings, FeedSettings, Timeframe
 from config.operations import LOOPBACK, LedgerSettings, ServiceSettings, parse_listen
@@ -43,8 +44,9 @@ from config.training import (
 )
 
 __all__ = [
-    "CONFIG_PATH_VARIABLE", "ENV_NESTED_DELIMITER", "ENV_PREFIX", "LOOPBACK", "TIMEFRAMES",
-    "ComputeSettings", "ConfigError", "DaemonSettings", "EnvSettings", "EvaluationSettings", "ExchangeSettings",
+    "ALERT_KINDS", "CONFIG_PATH_VARIABLE", "ENV_NESTED_DELIMITER", "ENV_PREFIX", "LOOPBACK", "TIMEFRAMES",
+    "AlertSettings", "ComputeSettings", "ConfigError", "DaemonSettings", "EnvSettings", "EvaluationSettings",
+    "ExchangeSettings",
     "FeedSettings", "LedgerSettings", "RetrainSettings", "RewardSettings", "RiskSettings", "SearchSpaceSettings",
     "ServiceSettings", "Settings", "Timeframe", "TrainSettings", "TuneSettings", "load_settings", "parse_listen",
     "value_sources",
@@ -85,6 +87,7 @@ class Settings(BaseSettings):
     tune: TuneSettings = TuneSettings()
     service: ServiceSettings = ServiceSettings()
     retrain: RetrainSettings = RetrainSettings()
+    alerts: AlertSettings = AlertSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -8,9 +8,11 @@ Two layouts are accepted:
 
 Every loader returns the same frame: columns ``open_time_ms`` (int64, UTC epoch ms),
 ``timestamp`` (tz-naive UTC ``datetime64``), ``open high low close volume`` (float64),
-sorted, unique and gap-free. Bad data raises :class:`CandleDataError` naming the file,
-the line and the problem, unless the caller picks ``RepairPolicy.REPAIR``, in which case
-every repair is logged with its count.
+sorted, unique and gap-free; plus ``funding_rate`` (float64) when the file has that column
+(perpetual funding, :mod:`env.funding`: a rate on every row, 0 where no funding is due).
+Bad data raises :class:`CandleDataError` naming the file, the line and the problem, unless
+the caller picks ``RepairPolicy.REPAIR``, in which case every repair is logged with its
+count (a bad funding rate is an error even then).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from config.errors import UserError
+from env.funding import FUNDING_RATE_COLUMN, funding_rate_column, funding_rate_problem
 from env.intervals import CandleGrid, infer_grid
 
 log = logging.getLogger(__name__)
@@ -107,13 +110,16 @@ def normalize_candles(
             source,
             f"missing column(s) {', '.join(missing)}; expected timestamp,open,high,low,close,volume",
         )
+    value_columns = (*OHLCV_COLUMNS, FUNDING_RATE_COLUMN) if FUNDING_RATE_COLUMN in raw.columns else OHLCV_COLUMNS
     frame = pd.DataFrame(
         {"open_time_ms": _timestamps_to_ms(raw["timestamp"], source)}
-        | {c: _to_float(raw[c], c, source) for c in OHLCV_COLUMNS}
+        | {c: _to_float(raw[c], c, source) for c in value_columns}
     )
     frame.index = pd.RangeIndex(_FIRST_DATA_LINE, _FIRST_DATA_LINE + len(frame))  # file lines
     if len(frame) == 0:
         raise CandleDataError(source, "no candles")
+    if FUNDING_RATE_COLUMN in frame:
+        _check_funding(frame, source)
     frame = _check_rows(frame, source, repair)
     frame = _check_order(frame, source, repair)
     frame = _check_gaps(frame, source, repair, grid)
@@ -141,7 +147,9 @@ def resample_candles(candles: pd.DataFrame, interval_ms: int, *, source: str = "
 
     Returns:
         A frame in the same layout: open of the first candle, highest high, lowest low,
-        close of the last candle, summed volume.
+        close of the last candle, summed volume; and, when the candles carry funding, each
+        settlement's rate on the first new row opening at or after it
+        (:func:`env.funding.funding_rate_column`, as the exchange's history is laid out).
 
     Raises:
         CandleDataError: ``interval_ms`` is not a whole multiple of the candles' spacing.
@@ -156,6 +164,12 @@ def resample_candles(candles: pd.DataFrame, interval_ms: int, *, source: str = "
                        volume=("volume", "sum"), n=("close", "size"))
     frame = bins[bins.pop("n") == interval_ms // step].rename_axis("open_time_ms").reset_index()
     frame.insert(1, "timestamp", pd.to_datetime(frame["open_time_ms"], unit="ms"))
+    if FUNDING_RATE_COLUMN in candles:
+        rates = candles[FUNDING_RATE_COLUMN].to_numpy()
+        settled = np.flatnonzero(rates)
+        frame[FUNDING_RATE_COLUMN] = funding_rate_column(frame["open_time_ms"].to_numpy(), interval_ms,
+                                                         zip(times[settled].tolist(), rates[settled].tolist(),
+                                                             strict=True))
     return frame
 
 
@@ -184,6 +198,15 @@ def _to_float(column: pd.Series, name: str, source: str) -> np.ndarray:
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
     _raise_first(np.isnan(values) & column.notna().to_numpy(), column, source, "is not a number")
     return values
+
+
+def _check_funding(frame: pd.DataFrame, source: str) -> None:
+    """Funding is money: a gap, an infinite or an absurd rate is an error even when
+    repairing candles (a guessed rate would be a made-up charge)."""
+    problem = funding_rate_problem(frame[FUNDING_RATE_COLUMN].to_numpy())
+    if problem is not None:
+        row, text = problem
+        raise CandleDataError(source, text, int(frame.index[row]))
 
 
 def _row_problems(frame: pd.DataFrame) -> pd.Series:
@@ -277,6 +300,8 @@ def _check_gaps(frame: pd.DataFrame, source: str, repair: RepairPolicy, grid: Ca
     for col in ("open", "high", "low"):
         filled[col] = filled[col].fillna(filled["close"])
     filled["volume"] = filled["volume"].fillna(0.0)
+    if FUNDING_RATE_COLUMN in filled:  # a made-up candle settles no funding
+        filled[FUNDING_RATE_COLUMN] = filled[FUNDING_RATE_COLUMN].fillna(0.0)
     log.warning("%s: repair: filled %d missing candle(s) in %d gap(s) with flat candles", source, n_filled, len(gaps))
     return filled.rename_axis("open_time_ms").reset_index()
 
@@ -291,7 +316,8 @@ def format_ms(ms: int) -> str:
 
 
 def candles_to_seed_csv(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write candles in the seed's ``data/test_data.csv`` layout (date-time ``timestamp``)."""
-    out = frame[["timestamp", *OHLCV_COLUMNS]]
+    """Write candles in the seed's ``data/test_data.csv`` layout (date-time ``timestamp``),
+    with the ``funding_rate`` column when the frame has one."""
+    out = frame[["timestamp", *OHLCV_COLUMNS, *([FUNDING_RATE_COLUMN] if FUNDING_RATE_COLUMN in frame else [])]]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(path, index=False, date_format="%Y-%m-%d %H:%M:%S")

@@ -12,6 +12,9 @@ The seed's defaults (``trade`` actions, stride 1, the five-part reward) are the 
 - ``terminated``: equity fell below ``(1 - max_loss) x initial_balance`` (blow-up).
 - ``truncated``: the data (or ``episode_length``) ran out.
 
+Candles with a ``funding_rate`` column trade as a perpetual: each mark settles the funding
+due at that close (:mod:`env.funding`); without the column there is no funding (spot).
+
 Run ``python -m env.crypto_trading_env`` for the self-test on the bundled real candles.
 """
 
@@ -30,6 +33,7 @@ from env.candles import CandleDataError, RepairPolicy, normalize_candles
 from env.decisions import ActionMode, DecisionCadence
 from env.execution import Account, Execution
 from env.features import N_FEATURES, WARMUP_CANDLES, compute_features, warmup_prefix
+from env.funding import FUNDING_RATE_COLUMN, FundingRate, funding_due_by_candle
 from env.intervals import infer_grid
 from env.observation import ObservationTable, observation_size
 from env.portfolio import Portfolio, PortfolioConfig
@@ -46,7 +50,8 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
 
     Args:
         df: candles with ``timestamp`` (date-time or epoch ms) and ``open high low close
-            volume``; validated by :func:`env.candles.normalize_candles`.
+            volume``, and optionally ``funding_rate`` (perpetual funding, :mod:`env.funding`);
+            validated by :func:`env.candles.normalize_candles`.
         initial_balance: starting capital (USDT).
         commission: fee rate per fill (0.0004 = 0.04%).
         max_position_size: position notional as a multiple of equity (1.0 = 100%).
@@ -138,6 +143,11 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
         self._closes: list[float] = self.candles["close"].to_numpy(dtype=np.float64).tolist()
         times = self.candles["open_time_ms"].to_numpy(dtype=np.int64)
         self._times_ms: list[int] = times.tolist()
+        self.funding = FUNDING_RATE_COLUMN in self.candles
+        """Whether the candles carry funding (a perpetual) and every mark settles it."""
+        self._funding_due: list[FundingRate | None] = (
+            funding_due_by_candle(times, self.candles[FUNDING_RATE_COLUMN].to_numpy())
+            if self.funding else [None] * len(self.candles))
         self.last_step = len(self.candles) - 1
         self.cadence = DecisionCadence(decision_stride, infer_grid(times))
         decides = self.cadence.decision_candles(times)
@@ -203,7 +213,7 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
         guard: RiskGuard | None = options.get("risk_guard") if options else None
         self.portfolio = Portfolio(self.portfolio_config)
         self.account = Account(self.portfolio, guard)
-        self.account.mark(self._closes[start], self._times_ms[start])
+        self.account.mark(self._closes[start], self._times_ms[start], self._funding_due[start])
         return self._observation(), self._info()
 
     def step(  # type: ignore[override]  # info is an EnvInfo, a dict at run time
@@ -253,7 +263,7 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
         decision_equity = portfolio.equity
         t = self._t + 1
         self._t = t
-        equity = self.account.mark(self._closes[t], self._times_ms[t])
+        equity = self.account.mark(self._closes[t], self._times_ms[t], self._funding_due[t])
         unrealized_now = portfolio.unrealized_pnl
         self._flat_steps = self._flat_steps + 1 if portfolio.side == Side.FLAT else 0
         blew_up = equity < self._blowup_equity
@@ -307,6 +317,7 @@ class CryptoTradingEnv(gym.Env[Observation, np.int64]):
             "realized_pnl": p.realized_pnl,
             "unrealized_pnl": p.unrealized_pnl,
             "fees_paid": p.fees_paid,
+            "funding_paid": p.funding_paid,
             "win_rate": p.win_rate,
             "total_trades": p.n_trades,
             "position": p.side,
@@ -345,7 +356,7 @@ def self_test(path: Path = SAMPLE_CANDLES) -> list[str]:
             failures.append(f"non-finite observation or reward at step {steps}")
             break
     p = env.portfolio
-    identity = p.realized_pnl + p.unrealized_pnl - p.fees_paid
+    identity = p.realized_pnl + p.unrealized_pnl - p.fees_paid - p.funding_paid
     if abs(identity - info["total_pnl"]) > 1e-9 * BPS:
         failures.append(f"PnL identity broken: {identity} != {info['total_pnl']}")
     if steps != env.last_step - env.first_step and not terminated:

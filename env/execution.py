@@ -4,7 +4,7 @@ The training env, the backtester (which steps the env) and the live engine all m
 through :class:`Account`, so they agree by construction, not only by test. One candle of
 any of them is::
 
-    account.mark(close_t, open_time_t)        # the account at candle t's close
+    account.mark(close_t, open_time_t, funding_t)  # the account at candle t's close (funding settled first)
     obs = observation(features_t, account)    # what the strategy sees
     execution = account.execute(strategy(obs))  # risk check and fill at close t
 
@@ -22,8 +22,9 @@ guard still looks at every candle.
 
 Extension points, so later features plug in here instead of into three callers:
 
-- **Costs at marks** (such as perpetual funding): :meth:`Account.mark` knows the candle's
-  time and the previous mark's, so a charge due inside the candle belongs there.
+- **Costs at marks**: :meth:`Account.mark` takes the perpetual funding due at the candle's
+  close (:mod:`env.funding`) and settles it on the position held over the candle before
+  marking it; any other cost due inside a candle belongs there too.
 - **Several accounts on one observation**: an account is only its portfolio and its guard;
   the market part of the observation is built once and each account adds its own five
   portfolio features (:func:`env.observation.build_observation`).
@@ -34,6 +35,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from env.decisions import trade_action
+from env.funding import FundingPayment, FundingRate
 from env.portfolio import Fill, Portfolio
 from env.risk import RiskEvent, RiskGuard
 from env.types import Order
@@ -65,19 +67,28 @@ class Account:
         guard: the drawdown stop and daily loss limit; ``None``: unguarded (training).
     """
 
-    __slots__ = ("guard", "portfolio", "time_ms")
+    __slots__ = ("funding", "funding_payment", "guard", "portfolio", "time_ms")
 
     def __init__(self, portfolio: Portfolio, guard: RiskGuard | None = None) -> None:
         self.portfolio = portfolio
         self.guard = guard
         self.time_ms = 0
         """Open time (epoch ms) of the candle the account was last marked at."""
+        self.funding: FundingRate | None = None
+        """The funding due at the last marked close, if any (recorded even when flat)."""
+        self.funding_payment: FundingPayment | None = None
+        """What the position paid (or received) for it; ``None`` when nothing was due or flat."""
 
-    def mark(self, price: float, time_ms: int) -> float:
-        """Mark the account at the close ``price`` of the candle opened at ``time_ms``;
-        returns equity."""
+    def mark(self, price: float, time_ms: int, funding: FundingRate | None = None) -> float:
+        """Mark the account at the close ``price`` of the candle opened at ``time_ms``, first
+        settling the ``funding`` due at that close on the position held over the candle
+        (:meth:`env.portfolio.Portfolio.apply_funding`, valued at ``price``); returns equity."""
         self.time_ms = time_ms
-        return self.portfolio.mark(price)
+        self.funding = funding
+        portfolio = self.portfolio
+        self.funding_payment = (None if funding is None
+                                else portfolio.apply_funding(funding.rate, price, funding.time_ms))
+        return portfolio.mark(price)
 
     def execute(self, order: Order) -> Execution:
         """Carry out a decision at the last marked close: map the order to a trade action

@@ -14,12 +14,16 @@ long-only use):
   buys fill at ``close * (1 + bps/1e4)``, sells at ``close * (1 - bps/1e4)``.
 - **Fees.** ``commission x qty x fill_price`` on every open and every close, taken
   from cash at once.
+- **Funding** (perpetuals, :mod:`env.funding`). At each funding time an open position pays
+  ``side x qty x price x rate`` from cash (a negative amount is received), ``price`` being
+  the close of the candle that ends at the funding time.
 - **PnL.** Unrealised ``= side x qty x (price - entry_price)``; closing moves it into
   cash. ``equity = cash + unrealised``; ``total_pnl = equity - initial_balance``
-  ``= realized_pnl + unrealized_pnl - fees_paid`` (``realized_pnl`` is gross of fees).
-- **Trades.** A round trip (open -> close) is one trade; it is a win when its PnL net of
-  both fees is positive. Drawdown is ``1 - equity / peak_equity``, updated at every
-  mark and every fill.
+  ``= realized_pnl + unrealized_pnl - fees_paid - funding_paid`` (``realized_pnl`` is
+  gross of fees and funding).
+- **Trades.** A round trip (open -> close) is one trade; its net PnL is gross PnL minus
+  both fees minus the funding paid while it was open, and it is a win when that is
+  positive. Drawdown is ``1 - equity / peak_equity``, updated at every mark and every fill.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 from config.settings import EnvSettings
+from env.funding import FundingPayment
 from env.types import Action, Side
 
 
@@ -78,7 +83,8 @@ class ClosedTrade(NamedTuple):
     exit_price: float
     gross_pnl: float
     fees: float  # entry fee + exit fee
-    net_pnl: float
+    net_pnl: float  # gross_pnl - fees - funding
+    funding: float = 0.0  # funding paid while open (negative: received)
 
 
 class Fill(NamedTuple):
@@ -112,6 +118,10 @@ class PortfolioState:
     n_wins: int = 0
     peak_equity: float = 0.0
     max_drawdown: float = 0.0
+    funding_paid: float = 0.0
+    """Funding paid in total, net of funding received."""
+    position_funding: float = 0.0
+    """Funding paid (net) by the open position so far; 0 when flat."""
 
 
 class Portfolio:
@@ -125,8 +135,8 @@ class Portfolio:
     """
 
     __slots__ = ("_slip", "cash", "config", "entry_fee", "entry_price", "entry_time_ms", "equity", "fees_paid",
-                 "last_price", "max_drawdown", "n_trades", "n_wins", "peak_equity", "qty", "realized_pnl", "side",
-                 "unrealized_pnl")
+                 "funding_paid", "last_price", "max_drawdown", "n_trades", "n_wins", "peak_equity", "position_funding",
+                 "qty", "realized_pnl", "side", "unrealized_pnl")
 
     config: PortfolioConfig
     cash: float
@@ -142,6 +152,8 @@ class Portfolio:
     n_wins: int
     peak_equity: float
     max_drawdown: float
+    funding_paid: float
+    position_funding: float
     unrealized_pnl: float
     """``side x qty x (last_price - entry_price)``; 0 when flat."""
     equity: float
@@ -159,6 +171,7 @@ class Portfolio:
             entry_time_ms=self.entry_time_ms, entry_fee=self.entry_fee, last_price=self.last_price,
             fees_paid=self.fees_paid, realized_pnl=self.realized_pnl, n_trades=self.n_trades,
             n_wins=self.n_wins, peak_equity=self.peak_equity, max_drawdown=self.max_drawdown,
+            funding_paid=self.funding_paid, position_funding=self.position_funding,
         )
 
     def restore(self, state: PortfolioState) -> None:
@@ -169,7 +182,7 @@ class Portfolio:
     # ------------------------------------------------------------ read-outs
     @property
     def total_pnl(self) -> float:
-        """``equity - initial_balance`` ``= realized_pnl + unrealized_pnl - fees_paid``."""
+        """``equity - initial_balance`` ``= realized_pnl + unrealized_pnl - fees_paid - funding_paid``."""
         return self.equity - self.config.initial_balance
 
     @property
@@ -187,6 +200,26 @@ class Portfolio:
         self.last_price = price
         self._revalue()
         return self._track_drawdown()
+
+    def apply_funding(self, rate: float, price: float, time_ms: int) -> FundingPayment | None:
+        """Settle funding at ``rate`` on the open position valued at ``price``: Bybit's
+        ``position value x funding rate``, paid by longs when the rate is positive.
+
+        The money step (:meth:`env.execution.Account.mark`) calls it before the mark of the
+        candle that ends at the funding time ``time_ms``, with that candle's close.
+
+        Returns:
+            The payment (``amount`` > 0 paid, < 0 received), or ``None`` when flat.
+        """
+        side = self.side
+        if not side:
+            return None
+        amount = side * self.qty * price * rate
+        self.cash -= amount
+        self.funding_paid += amount
+        self.position_funding += amount
+        self._revalue()
+        return FundingPayment(time_ms, rate, price, side, self.qty, amount)
 
     def apply(self, action: int, price: float, time_ms: int = 0) -> tuple[Fill, ...]:
         """Carry out ``action`` at market price ``price`` (see :class:`env.types.Action`).
@@ -239,12 +272,14 @@ class Portfolio:
         self.fees_paid += fee
         self.realized_pnl += gross
         trade_fees = self.entry_fee + fee
-        net = gross - trade_fees
+        funding = self.position_funding
+        net = gross - trade_fees - funding
         self.n_trades += 1
         self.n_wins += net > 0
         trade = ClosedTrade(side, qty, self.entry_time_ms, time_ms, self.entry_price, fill_price, gross, trade_fees,
-                            net)
+                            net, funding)
         self.side, self.qty, self.entry_price, self.entry_time_ms, self.entry_fee = 0, 0.0, 0.0, 0, 0.0
+        self.position_funding = 0.0
         return Fill(time_ms, -side, qty, fill_price, price, fee, qty * abs(fill_price - price), False, trade)
 
     def _revalue(self) -> None:
@@ -264,7 +299,7 @@ class Portfolio:
 
 
 def win_rate(n_wins: int, n_trades: int) -> float:
-    """Share of closed round trips whose PnL net of both fees is positive; **0.0 when there
+    """Share of closed round trips whose PnL net of both fees (and funding) is positive; **0.0 when there
     are no trades**, everywhere (the env's ``info``, backtest metrics, ``shadow status``, the
     demo, the ledger's ``v_model_performance``).
 

@@ -2,8 +2,8 @@
 change (mode ``net``), and a training-only fee multiplier.
 
 **Mode ``net``** (:class:`NetReward`): ``100 x log(E_after / E_before)`` over the step, the
-equity marked before the decision and after the next close, so fees and slippage are in
-it; summed over a run it is 100 x the log of the final return. It is what the account
+equity marked before the decision and after the next close, so fees, slippage and a
+perpetual's funding (settled at that close, :mod:`env.funding`) are in it; summed over a run it is 100 x the log of the final return. It is what the account
 earns, and nothing else: a policy that trades noise sees exactly what the fees cost it.
 
 **Mode ``seed``** (:class:`StepReward`), the seed's five components:
@@ -13,7 +13,8 @@ multiplies their weighted sum by ``reward_scaling`` (seed default 1e-4), so with
 default weights a step's reward is roughly the step's PnL as a fraction of the
 starting capital: +0.01 for a trade that made 1%.
 
-1. **realized** (high weight): net PnL (after both fees) of trades closed this step.
+1. **realized** (high weight): net PnL (after both fees and any funding) of trades closed
+   this step.
 2. **unrealized** (low weight): the mark-to-market move of the open position over the
    step: dense feedback while a position is held.
 3. **losing_hold** (penalty): the size of the open position's loss, each step it is

@@ -90,6 +90,8 @@ class EnvInfo(TypedDict):
     """Gross of fees."""
     unrealized_pnl: float
     fees_paid: float
+    funding_paid: float
+    """Perpetual funding paid, net of funding received (0 without a ``funding_rate`` column)."""
     win_rate: float
     """Share of winning round trips; 0.0 before the first one (see ``env.portfolio.win_rate``)."""
     total_trades: int

@@ -74,8 +74,11 @@ def writer_pragmas(synchronous: Synchronous) -> tuple[str, ...]:
     return ("PRAGMA foreign_keys = ON", f"PRAGMA synchronous = {synchronous}")
 
 
-def connect_reader(path: Path | str, lock_timeout_s: float = 5.0) -> sqlite3.Connection:
-    """A read-only connection to an existing ledger at the current schema version.
+def connect_reader(path: Path | str, lock_timeout_s: float = 5.0, *,
+                   check_same_thread: bool = True) -> sqlite3.Connection:
+    """A read-only connection to an existing ledger at the current schema version
+    (``check_same_thread=False`` for a connection that a worker thread uses and another
+    thread closes).
 
     Raises:
         LedgerNotFoundError: no such file.
@@ -88,7 +91,8 @@ def connect_reader(path: Path | str, lock_timeout_s: float = 5.0) -> sqlite3.Con
             f"ledger {path}: no such file (the daemon creates it; pass --db or set [ledger] db_path)"
         )
     with ledger_errors(path, lock_timeout_s):
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=lock_timeout_s)
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=lock_timeout_s,
+                               check_same_thread=check_same_thread)
         try:
             version = check_version(conn, path)
         except BaseException:

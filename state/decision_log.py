@@ -1,11 +1,13 @@
 """What each decision recorded, read back whole: the other side of ``shadow verify``.
 
 A decision wrote its observation hash, its action, who took it (strategy label and model
-version, under a daemon session), its fills with the trade a closing fill finished, the
-equity after its fills and the risk events it raised (see :mod:`state.decision_sql`).
+version, under a daemon session), the funding its mark settled, its fills with the trade a
+closing fill finished, the equity after its fills and the risk events it raised (see
+:mod:`state.decision_sql`).
 :func:`read_decision_log` returns one :class:`LoggedDecision` per decision of a symbol, in
 candle order, holding those values as the shared models built them (:class:`env.portfolio.Fill`,
-:class:`env.portfolio.ClosedTrade`, :class:`env.risk.RiskEvent`), so a replay compares
+:class:`env.portfolio.ClosedTrade`, :class:`env.funding.FundingPayment`,
+:class:`env.risk.RiskEvent`), so a replay compares
 with ``==``, bit for bit.
 
 The queries read a few rows per decision in bulk; run them inside one read transaction
@@ -21,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from env.funding import FundingPayment
 from env.portfolio import ClosedTrade, Fill
 from env.risk import RiskEvent
 
@@ -39,6 +42,7 @@ class LoggedDecision:
         equity: the account's equity right after the fills.
         fills: the fills in order, a closing fill carrying the trade it closed.
         risk_events: the events the risk guard raised at this candle.
+        funding: what the open position paid or received at this candle's close, if anything.
     """
 
     open_time_ms: int
@@ -51,6 +55,7 @@ class LoggedDecision:
     equity: float
     fills: tuple[Fill, ...]
     risk_events: tuple[RiskEvent, ...]
+    funding: FundingPayment | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +102,16 @@ _DECISIONS = (
 )
 _FILLS = (
     "SELECT f.decision_id, f.time_ms, f.side, f.qty, f.price, f.market_price, f.fee, f.slippage_cost, f.opens, "
-    "t.side, t.qty, t.entry_time_ms, t.exit_time_ms, t.entry_price, t.exit_price, t.gross_pnl, t.fees, t.net_pnl "
+    "t.side, t.qty, t.entry_time_ms, t.exit_time_ms, t.entry_price, t.exit_price, t.gross_pnl, t.fees, t.net_pnl, "
+    "t.funding "
     "FROM fills f JOIN decisions d ON d.decision_id = f.decision_id "
     "LEFT JOIN trades t ON t.exit_decision_id = f.decision_id AND f.opens = 0 "
     "WHERE d.symbol = ? AND d.open_time_ms >= ? AND d.open_time_ms <= ? ORDER BY f.decision_id, f.seq"
+)
+_FUNDING = (
+    "SELECT f.decision_id, f.time_ms, f.rate, f.price, f.side, f.qty, f.amount FROM funding f "
+    "JOIN decisions d ON d.decision_id = f.decision_id "
+    "WHERE d.symbol = ? AND d.open_time_ms >= ? AND d.open_time_ms <= ?"
 )
 _RISK_EVENTS = (
     "SELECT time_ms, kind, detail FROM risk_events WHERE symbol = ? AND time_ms >= ? AND time_ms <= ? "
@@ -119,9 +130,11 @@ def read_decision_log(conn: sqlite3.Connection, symbol: str, *, start_ms: int | 
     events: defaultdict[int, list[RiskEvent]] = defaultdict(list)
     for time_ms, kind, detail in conn.execute(_RISK_EVENTS, bounds):
         events[time_ms].append(RiskEvent(time_ms, kind, detail))
+    funding = {row[0]: FundingPayment(*row[1:]) for row in conn.execute(_FUNDING, bounds)}
     return [
         LoggedDecision(open_time_ms, interval, action, obs_hash, strategy, model_version, run_id, equity,
-                       tuple(fills.get(decision_id, ())), tuple(events.get(open_time_ms, ())))
+                       tuple(fills.get(decision_id, ())), tuple(events.get(open_time_ms, ())),
+                       funding.get(decision_id))
         for decision_id, open_time_ms, interval, action, obs_hash, strategy, model_version, run_id, equity
         in conn.execute(_DECISIONS, bounds)
     ]

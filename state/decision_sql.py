@@ -1,8 +1,9 @@
 """The statements that write one decision, with their parameters.
 
 Kept apart from the async writer so the benchmark's plain-``sqlite3`` baseline runs the
-very same SQL. Order inside the transaction: candle, decision (the idempotency gate),
-then fills with their trades, the position and the equity row.
+very same SQL. Order inside the transaction: candle, decision (the idempotency gate), the
+funding payment settled at its mark, then fills with their trades, the position and the
+equity row.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ _FILL_COLUMNS = ("decision_id", "seq", "symbol", "time_ms", "side", "opens", "qt
 INSERT_FILL = f"INSERT INTO fills ({', '.join(_FILL_COLUMNS)}) VALUES ({', '.join(':' + c for c in _FILL_COLUMNS)})"
 
 _TRADE_COLUMNS = ("symbol", "side", "qty", "entry_time_ms", "exit_time_ms", "entry_price", "exit_price", "gross_pnl",
-                  "fees", "net_pnl", "exit_decision_id")
+                  "fees", "net_pnl", "funding", "exit_decision_id")
 # The trade is credited to the decision whose opening fill started it.
 INSERT_TRADE = (
     f"INSERT INTO trades ({', '.join(_TRADE_COLUMNS)}, entry_decision_id) "
@@ -56,11 +57,16 @@ UPSERT_POSITION = (
 )
 
 _EQUITY_COLUMNS = ("symbol", "open_time_ms", "decision_id", "close", "side", "cash", "unrealized_pnl", "equity",
-                   "realized_pnl", "fees_paid", "drawdown")
+                   "realized_pnl", "fees_paid", "drawdown", "funding_paid")
 INSERT_EQUITY = (
     f"INSERT INTO equity ({', '.join(_EQUITY_COLUMNS)}) VALUES ({', '.join(':' + c for c in _EQUITY_COLUMNS)})"
 )
 
+
+_FUNDING_COLUMNS = ("decision_id", "symbol", "time_ms", "rate", "price", "side", "qty", "amount")
+INSERT_FUNDING = (
+    f"INSERT INTO funding ({', '.join(_FUNDING_COLUMNS)}) VALUES ({', '.join(':' + c for c in _FUNDING_COLUMNS)})"
+)
 
 INSERT_RISK_EVENT = (
     "INSERT INTO risk_events (symbol, time_ms, kind, detail, run_id) "
@@ -78,11 +84,13 @@ def decision_params(record: DecisionRecord) -> dict[str, Any]:
 
 
 def after_decision(record: DecisionRecord, decision_id: int) -> list[tuple[str, dict[str, Any]]]:
-    """The statements that follow a newly inserted decision: fills (each closing fill
-    followed by its trade, before a reversal's opening fill), position, equity, and the
-    risk events the decision raised."""
+    """The statements that follow a newly inserted decision: the funding payment of its
+    mark, fills (each closing fill followed by its trade, before a reversal's opening fill),
+    position, equity, and the risk events the decision raised."""
     c, state = record.candle, record.state
     statements: list[tuple[str, dict[str, Any]]] = []
+    if record.funding is not None:
+        statements.append((INSERT_FUNDING, record.funding._asdict() | {"decision_id": decision_id, "symbol": c.symbol}))
     for seq, fill in enumerate(record.fills):
         statements.append((INSERT_FILL, {
             "decision_id": decision_id, "seq": seq, "symbol": c.symbol, "time_ms": fill.time_ms, "side": fill.side,
@@ -100,6 +108,7 @@ def after_decision(record: DecisionRecord, decision_id: int) -> list[tuple[str, 
         "symbol": c.symbol, "open_time_ms": c.open_time_ms, "decision_id": decision_id, "close": c.close,
         "side": state.side, "cash": state.cash, "unrealized_pnl": record.unrealized_pnl, "equity": record.equity,
         "realized_pnl": state.realized_pnl, "fees_paid": state.fees_paid, "drawdown": record.drawdown,
+        "funding_paid": state.funding_paid,
     }))
     statements += [(INSERT_RISK_EVENT, event._asdict() | {"symbol": c.symbol, "run_id": record.run_id})
                    for event in record.risk_events]

@@ -28,7 +28,15 @@ from env.candles import RepairPolicy
 from env.portfolio import PortfolioState
 from env.risk import RiskState
 from env.types import Candle
-from state.candle_store import INSERT_CANDLE, SELECT_CANDLES, candle_params, candles_frame, select_candles_params
+from state.candle_store import (
+    INSERT_CANDLE,
+    INSERT_FUNDING_RATE,
+    SELECT_CANDLES,
+    SELECT_FUNDING_RATES,
+    candle_params,
+    candles_frame,
+    select_candles_params,
+)
 from state.database import Synchronous
 from state.decision_sql import (
     INSERT_DECISION,
@@ -149,6 +157,19 @@ class Ledger:
             before = db.total_changes
             await db.executemany(INSERT_CANDLE, [candle_params(c) for c in candles])
             return db.total_changes - before
+
+    async def store_funding_rates(self, symbol: str, settlements: Iterable[tuple[int, float]], source: str) -> int:
+        """Store funding settlements ``(time_ms, rate)`` of ``symbol`` (``source``: ``"ticker"``
+        or ``"history"``); a time already stored keeps its first rate. Returns how many were new."""
+        async with self._writer.transaction() as db:
+            before = db.total_changes
+            await db.executemany(INSERT_FUNDING_RATE, [{"symbol": symbol, "time_ms": time_ms, "rate": rate,
+                                                        "source": source} for time_ms, rate in settlements])
+            return db.total_changes - before
+
+    async def funding_rates(self, symbol: str) -> list[tuple[int, float]]:
+        """Every stored funding settlement ``(time_ms, rate)`` of ``symbol``, oldest first."""
+        return [(int(t), float(r)) for t, r in await self._writer.read(SELECT_FUNDING_RATES, (symbol,))]
 
     async def load_candles(
         self,

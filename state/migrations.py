@@ -30,11 +30,24 @@ _SQL_DIR = Path(__file__).resolve().parent / "sql"
 @dataclass(frozen=True, slots=True)
 class Migration:
     """One schema step: ``script`` (a file in ``state/sql/``) takes the ledger from
-    ``version - 1`` to ``version``."""
+    ``version - 1`` to ``version``.
+
+    ``columns`` are ``(table, column, definition)`` added before the script, each only when
+    the table lacks it (freqtrade's ``has_column`` check: SQLite has no ``ADD COLUMN IF NOT
+    EXISTS``), so a step that only adds columns and ``IF NOT EXISTS`` objects can be applied
+    again to a file that already has them.
+    """
 
     version: int
     description: str
     script: str
+    columns: tuple[tuple[str, str, str], ...] = ()
+
+    def add_columns(self, conn: sqlite3.Connection) -> None:
+        """Add the step's missing columns."""
+        for table, column, definition in self.columns:
+            if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def statements(self) -> Iterator[str]:
         """The script's statements one by one (``executescript`` would commit our
@@ -58,6 +71,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "v_model_performance: a win rate without trades is 0.0, as everywhere else",
               "0005_win_rate_without_trades.sql"),
     Migration(6, "symbols the live feed cannot stream (Bybit refused them), per session", "0006_feed_problems.sql"),
+    Migration(7, "indexes for the dashboard's reads; every model promotion logged", "0007_dashboard_reads.sql"),
+    Migration(8, "perpetual funding: payments, applied rates, funding with positions, trades and equity",
+              "0008_perpetual_funding.sql",
+              columns=tuple((table, column, "REAL NOT NULL DEFAULT 0") for table, column in (
+                  ("positions", "funding_paid"), ("positions", "position_funding"), ("trades", "funding"),
+                  ("equity", "funding_paid")))),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -106,6 +125,7 @@ def migrate(conn: sqlite3.Connection, path: Path | str, *, target: int = LATEST_
             try:
                 # Another process may have migrated while we waited for the write lock.
                 if schema_version(conn) < step.version:
+                    step.add_columns(conn)
                     for statement in step.statements():
                         conn.execute(statement)
                     broken = conn.execute("PRAGMA foreign_key_check").fetchall()

@@ -16,7 +16,7 @@ import pandas as pd
 
 from env.candles import RepairPolicy
 from env.portfolio import win_rate
-from state.candle_store import SELECT_CANDLES, candles_frame, select_candles_params
+from state.candle_store import SELECT_CANDLES, SELECT_FUNDING_RATES, candles_frame, select_candles_params
 from state.errors import LedgerError
 from state.model_rows import SELECT_RETRAINS, model_from_row, models_query, retrain_from_row
 from state.records import FeedProblem, ModelEntry, RetrainRun
@@ -33,6 +33,18 @@ def iso_ms(ms: int | None) -> str | None:
     if ms is None:
         return None
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def age_text(seconds: float) -> str:
+    """``42 s``, ``5 min``, ``3 h 12 min``, ``2 d 4 h``: how old something is, at a glance."""
+    minutes, hours, days = int(seconds // 60), int(seconds // 3600), int(seconds // 86400)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if hours < 1:
+        return f"{minutes} min"
+    if days < 1:
+        return f"{hours} h {minutes % 60} min"
+    return f"{days} d {hours % 24} h"
 
 
 def relation_names(conn: sqlite3.Connection) -> list[str]:
@@ -91,6 +103,8 @@ class SymbolStatus:
     total_pnl: float
     realized_pnl: float
     fees_paid: float
+    funding_paid: float
+    """Perpetual funding paid, net of funding received (0 on spot)."""
     trades: int
     win_rate: float
     max_drawdown: float
@@ -103,8 +117,8 @@ class SymbolStatus:
 
 _STATUS_SQL = """
 SELECT p.symbol, p.interval, p.side, p.qty, p.entry_price, p.entry_time_ms, p.last_price, p.unrealized_pnl,
-       p.equity, p.initial_balance, p.realized_pnl, p.fees_paid, p.n_trades, p.n_wins, p.max_drawdown,
-       p.open_time_ms, d.strategy, d.model_version, d.decided_ms
+       p.equity, p.initial_balance, p.realized_pnl, p.fees_paid, p.funding_paid, p.n_trades, p.n_wins,
+       p.max_drawdown, p.open_time_ms, d.strategy, d.model_version, d.decided_ms
 FROM positions p JOIN decisions d ON d.decision_id = p.decision_id
 ORDER BY p.symbol
 """
@@ -116,13 +130,14 @@ def symbol_status(conn: sqlite3.Connection, now_ms: int) -> list[SymbolStatus]:
     statuses = []
     for row in conn.execute(_STATUS_SQL):
         (symbol, interval, side, qty, entry_price, entry_ms, last_price, unrealized, equity, initial, realized,
-         fees, n_trades, n_wins, max_dd, open_ms, strategy, model_version, decided_ms) = row
+         fees, funding, n_trades, n_wins, max_dd, open_ms, strategy, model_version, decided_ms) = row
         is_open = side != 0
         statuses.append(SymbolStatus(
             symbol=symbol, interval=interval, position=_SIDE_NAMES[side], qty=qty,
             entry_price=entry_price if is_open else None, entry_time=iso_ms(entry_ms) if is_open else None,
             last_price=last_price, unrealized_pnl=unrealized, equity=equity, total_pnl=equity - initial,
-            realized_pnl=realized, fees_paid=fees, trades=n_trades, win_rate=win_rate(n_wins, n_trades),
+            realized_pnl=realized, fees_paid=fees, funding_paid=funding, trades=n_trades,
+            win_rate=win_rate(n_wins, n_trades),
             max_drawdown=max_dd, last_candle=iso_ms(open_ms), strategy=strategy, model_version=model_version,
             last_decision_at=iso_ms(decided_ms), seconds_since_decision=max(0.0, (now_ms - decided_ms) / 1000),
         ))
@@ -184,9 +199,16 @@ def read_candles(
     end_ms: int | None = None,
     repair: RepairPolicy = RepairPolicy.STRICT,
 ) -> pd.DataFrame:
-    """Stored candles in :mod:`env.candles` layout (for a trainer in another process)."""
+    """Stored candles in :mod:`env.candles` layout (for a trainer in another process), with
+    the ``funding_rate`` column when the ledger holds funding rates of the symbol (a perpetual)."""
     rows = conn.execute(SELECT_CANDLES, select_candles_params(symbol, interval, start_ms, end_ms)).fetchall()
-    return candles_frame(rows, f"ledger {symbol} {interval}", repair, interval)
+    return candles_frame(rows, f"ledger {symbol} {interval}", repair, interval,
+                         funding_settlements(conn, symbol) or None)
+
+
+def funding_settlements(conn: sqlite3.Connection, symbol: str) -> list[tuple[int, float]]:
+    """The funding settlements ``(time_ms, rate)`` stored for ``symbol``, oldest first (none on spot)."""
+    return [(int(t), float(r)) for t, r in conn.execute(SELECT_FUNDING_RATES, (symbol,))]
 
 
 @dataclass(frozen=True, slots=True)

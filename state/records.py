@@ -18,6 +18,7 @@ import numpy as np
 
 from env.candles import format_ms
 from env.execution import Account, Execution
+from env.funding import FundingPayment
 from env.portfolio import Fill, PortfolioState
 from env.risk import RiskEvent, RiskState
 from env.types import Action, Candle, Observation
@@ -50,6 +51,8 @@ class DecisionRecord:
         run_id: the daemon session (:meth:`state.ledger.Ledger.start_run`), if any.
         risk: the risk guard's state after the decision (kept with the position).
         risk_events: the guard's events raised at this candle (written in the same transaction).
+        funding: the funding the open position paid or received at this candle's close
+            (:attr:`env.execution.Account.funding_payment`), written in the same transaction.
     """
 
     candle: Candle
@@ -68,6 +71,7 @@ class DecisionRecord:
     run_id: int | None = None
     risk: RiskState = field(default_factory=RiskState)
     risk_events: tuple[RiskEvent, ...] = ()
+    funding: FundingPayment | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -98,6 +102,7 @@ class DecisionRecord:
             state=portfolio.snapshot(), equity=portfolio.equity, unrealized_pnl=portfolio.unrealized_pnl,
             drawdown=portfolio.drawdown, initial_balance=portfolio.config.initial_balance, run_id=run_id,
             risk=replace(guard.state) if guard is not None else RiskState(), risk_events=execution.risk_events,
+            funding=account.funding_payment,
         )
 
 

@@ -56,6 +56,10 @@ class ModelMetadata:
             holds in between (:class:`env.decisions.DecisionCadence`).
         diagnostics: convergence figures on the validation slice
             (:class:`trainer.training.diagnostics.ConvergenceDiagnostics`), when it had one.
+        funding: trained with perpetual funding charged (every training frame had a
+            ``funding_rate`` column, :mod:`env.funding`); ``False`` for spot candles and for
+            models saved before funding existed. Served on a linear market, a model trained
+            without it is allowed with a warning.
     """
 
     feature_spec: dict[str, Any]
@@ -74,6 +78,7 @@ class ModelMetadata:
     action_mode: str = ActionMode.TRADE.value
     decision_stride: int = 1
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    funding: bool = False
 
     @classmethod
     def for_current_code(cls, *, lookback_window: int, **fields: Any) -> ModelMetadata:

@@ -35,6 +35,31 @@ def eth_candles() -> pd.DataFrame:
     return load_candles(ETH_SAMPLE)
 
 
+HOUR_MS = 3_600_000
+FUNDING_BY_HOUR: dict[int, float] = {0: 4e-4, 8: -3e-4, 16: 5e-4}
+"""A made-up perpetual's 8 h funding, by UTC hour: a positive, a negative and a positive rate."""
+
+
+def funding_settlements(candles: pd.DataFrame, by_hour: dict[int, float] | None = None) -> list[tuple[int, float]]:
+    """The 8 h funding settlements ``(time_ms, rate)`` from the first candle's open to one
+    interval after the last (what an exchange's funding history holds for that span)."""
+    rates = FUNDING_BY_HOUR if by_hour is None else by_hour
+    first, last = int(candles["open_time_ms"].iloc[0]), int(candles["open_time_ms"].iloc[-1]) + 60_000
+    start = -(-first // (8 * HOUR_MS)) * 8 * HOUR_MS
+    return [(t, rates[t // HOUR_MS % 24]) for t in range(start, last + 1, 8 * HOUR_MS)]
+
+
+def with_funding(candles: pd.DataFrame, by_hour: dict[int, float] | None = None) -> pd.DataFrame:
+    """Real (spot) candles as a perpetual: the ``funding_rate`` column of :func:`funding_settlements`."""
+    from env.candles import infer_interval_ms
+    from env.funding import funding_rate_column
+
+    frame = candles.copy()
+    times = frame["open_time_ms"].to_numpy()
+    frame["funding_rate"] = funding_rate_column(times, infer_interval_ms(times), funding_settlements(frame, by_hour))
+    return frame
+
+
 def make_candles(closes: list[float] | np.ndarray, start_ms: int = 1_700_000_000_000, step_ms: int = 60_000,
                  volume: float = 1.0) -> pd.DataFrame:
     """Flat-bodied candles at the given closes (open = previous close), for hand-made cases."""

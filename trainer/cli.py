@@ -226,11 +226,13 @@ def fetch_command(
     config: ConfigOption = None, symbol: SymbolOption = None, timeframe: TimeframeOption = None,
     num_candles: NumCandlesOption = None,
 ) -> None:
-    """Fetch the latest closed candles from Bybit into the local cache (only what is missing)."""
+    """Fetch the latest closed candles from Bybit into the local cache (only what is missing),
+    with a linear perpetual's funding history beside them."""
     settings = command_settings(ctx)
     log_training()
     from env.candles import format_ms
     from trainer.data.bybit_public import PublicBybit, bybit_exchange
+    from trainer.data.funding_history import funding_cache_file, with_funding
     from trainer.data.history import Market, load_history
 
     args = settings.train
@@ -238,11 +240,16 @@ def fetch_command(
     exchange: PublicBybit = bybit_exchange(settings.exchange.rest_url, market.category)
     try:
         candles = load_history(market, args.num_candles, exchange=exchange, cache_dir=args.cache_dir)
+        candles = with_funding(candles, market, exchange=exchange, cache_dir=args.cache_dir)
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
     times = candles["open_time_ms"]
     typer.echo(f"{len(candles)} candles {format_ms(times.iloc[0])} .. {format_ms(times.iloc[-1])} "
                f"in {market.cache_file(args.cache_dir)}")
+    if market.category == "linear":
+        rates = candles["funding_rate"]
+        typer.echo(f"{int((rates != 0).sum())} funding settlements over them (net rate {rates.sum():+.6f}) "
+                   f"in {funding_cache_file(market, args.cache_dir)}")
 
 
 def run_train_ppo(argv: list[str] | None = None) -> None:

@@ -15,6 +15,11 @@ up another, and a symbol Bybit refuses to stream (delisted, unknown) never stops
 others: it is retried, then dropped (its reader gets a :class:`SubscriptionError`), and
 :attr:`CandleFeed.problems` says which and why. The consumer (the daemon's engine) reads
 ``feed.candles(symbol)``.
+
+Given a :class:`~bot.bybit.funding.FundingFeed`, the streams also carry its symbols'
+``tickers`` topics (the funding announcements): the funding feed hears of every push, of
+every (re)subscription of a ticker topic and of every connection that carries one going
+down, which is how it knows whether an announcement can still be trusted.
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ from types import TracebackType
 
 from bot.backoff import jittered_backoff
 from bot.bybit.forbidden import Forbidden
-from bot.bybit.markets import Interval, interval, kline_topic
+from bot.bybit.funding import FundingFeed
+from bot.bybit.markets import Interval, interval, kline_topic, ticker_topic
 from bot.bybit.parse import TopicTarget
 from bot.bybit.rest import BybitRest, RestError
+from bot.bybit.schemas import TickerData
 from bot.bybit.sequencer import CandleSequencer, FeedCandle, Offer
 from bot.bybit.stats import FeedStats
 from bot.bybit.subscriptions import plan_connections
@@ -76,6 +83,8 @@ class CandleFeed:
             without one starts at the first candle the stream confirms.
         clock: wall (or virtual) time for the stats.
         rng: randomness of the back-off jitter.
+        on_problem: told when a symbol's problem starts, changes or ends.
+        funding: a perpetual's funding feed: its symbols' tickers are subscribed and reported to it.
 
     Use::
 
@@ -96,6 +105,7 @@ class CandleFeed:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         on_problem: OnProblem | None = None,
+        funding: FundingFeed | None = None,
     ) -> None:
         self.interval: Interval = interval(feed.interval)
         self.stats = FeedStats()
@@ -105,16 +115,20 @@ class CandleFeed:
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._on_problem = on_problem
+        self._funding = funding
         resume_after = resume_after or {}
         self._symbols = {
             name: _Symbol(name, CandleSequencer(self.interval.grid, resume_after.get(name))) for name in feed.symbols
         }
-        self._by_topic = {kline_topic(name, self.interval): name for name in feed.symbols}
+        self._klines = {kline_topic(name, self.interval): name for name in feed.symbols}
+        self._tickers = {ticker_topic(name): name for name in funding.symbols} if funding is not None else {}
+        self._by_topic = self._klines | self._tickers
         plan = plan_connections(list(self._by_topic))
         self._streams = [
-            KlineStream(exchange, {t: TopicTarget(self._by_topic[t], self.interval) for t in topics}, listener=self,
-                        subscribe_attempts=feed.subscribe_attempts, stats=self.stats, clock=self._clock,
-                        rng=self._rng, name=f"stream {n}/{len(plan)}")
+            KlineStream(exchange, {t: TopicTarget(self._klines[t], self.interval) for t in topics if t in self._klines},
+                        listener=self, subscribe_attempts=feed.subscribe_attempts, stats=self.stats,
+                        clock=self._clock, rng=self._rng, name=f"stream {n}/{len(plan)}",
+                        tickers={t: self._tickers[t] for t in topics if t in self._tickers})
             for n, topics in enumerate(plan, 1)
         ]
         self._tasks: list[asyncio.Task[None]] = []
@@ -171,8 +185,12 @@ class CandleFeed:
 
     def on_subscribed(self, topics: list[str]) -> None:
         """A (re)connect or a successful retry: backfill what was missed, before the
-        stream's candles go out."""
+        stream's candles go out (and a new ticker subscription starts a new announcement)."""
         for topic in topics:
+            if topic in self._tickers:
+                if self._funding is not None:
+                    self._funding.on_subscribed(self._tickers[topic])
+                continue
             state = self._symbols[self._by_topic[topic]]
             state.reconnected = True
             state.backfill_wanted.set()
@@ -181,8 +199,13 @@ class CandleFeed:
                 self._tell(state.name, None)
 
     def on_refused(self, topic: str, refusal: Refusal) -> None:
-        """Bybit refused a topic: mark its symbol, retry it or drop it; others go on."""
+        """Bybit refused a topic: mark its symbol, retry it or drop it; others go on. A
+        refused ticker only costs the announcements: funding then comes from the history."""
         symbol = self._by_topic[topic]
+        if topic in self._tickers:
+            log.warning("%s: Bybit refused %s (%s); its funding comes from the history", symbol, topic,
+                        refusal.reason)
+            return
         now_ms = self._clock.now_ms()
         earlier = self.problems.get(symbol)
         problem = FeedProblem(
@@ -207,6 +230,16 @@ class CandleFeed:
 
     def on_link_changed(self) -> None:
         self.stats.connected = all(stream.up for stream in self._streams if stream.live)
+        if self._funding is not None:
+            for stream in self._streams:
+                if not stream.up:
+                    for topic in stream.topics:
+                        if topic in self._tickers:
+                            self._funding.on_link_lost(self._tickers[topic])
+
+    def on_ticker(self, symbol: str, data: TickerData) -> None:
+        if self._funding is not None:
+            self._funding.on_ticker(symbol, data)
 
     def on_candles(self, candles: list[Candle], received_ns: int) -> None:
         for candle in candles:

@@ -7,7 +7,8 @@
   on linear perpetuals; :func:`ccxt_symbol` reads the answer from ccxt's loaded markets
   instead of guessing from the text (``1000PEPEUSDT`` or USDC perps have no
   guessable split).
-- Topics: ``kline.{bybit interval}.{symbol}``.
+- Topics: ``kline.{bybit interval}.{symbol}``; a linear perpetual's funding announcements
+  come on ``tickers.{symbol}``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ def interval(name: str) -> Interval:
 def kline_topic(symbol: str, iv: Interval) -> str:
     """The websocket topic of ``symbol``'s candles, e.g. ``kline.1.BTCUSDT``."""
     return f"kline.{iv.bybit}.{symbol}"
+
+
+def ticker_topic(symbol: str) -> str:
+    """The websocket topic of ``symbol``'s ticker (a perpetual's funding rate and next funding
+    time), e.g. ``tickers.BTCUSDT``."""
+    return f"tickers.{symbol}"
 
 
 def ccxt_symbol(markets_by_id: Mapping[str, Sequence[Mapping[str, Any]]], symbol: str, category: Category) -> str:

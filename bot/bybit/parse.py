@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from bot.bybit.markets import Interval
-from bot.bybit.schemas import PUBLIC_MESSAGE, KlinePush, OpReply
+from bot.bybit.schemas import PUBLIC_MESSAGE, KlinePush, OpReply, TickerPush
 from env.types import Candle
 
 _PREVIEW_CHARS = 160
@@ -34,11 +34,11 @@ class TopicTarget:
     interval: Interval
 
 
-def decode(raw: str | bytes) -> KlinePush | OpReply:
+def decode(raw: str | bytes) -> KlinePush | TickerPush | OpReply:
     """Validate one websocket message.
 
     Raises:
-        MalformedMessage: not JSON, or not a kline push / op reply of the expected shape.
+        MalformedMessage: not JSON, or not a kline push / ticker push / op reply of the expected shape.
     """
     try:
         return PUBLIC_MESSAGE.validate_json(raw)

@@ -1,6 +1,7 @@
 """Closed candles over Bybit's public REST API, through ccxt.
 
-Used for the warm-up history and to fill every gap the websocket leaves. Three rules:
+Used for the warm-up history and to fill every gap the websocket leaves, and for a
+perpetual's funding interval and settled funding history. The rules:
 
 - **Public market data only.** No API key is ever configured, and the ccxt exchange is
   :class:`trainer.data.bybit_public.AsyncPublicBybit`, whose ``sign()`` refuses anything but a
@@ -26,6 +27,7 @@ clock, so the warm-up and the reconnect backfill of many symbols cost one reques
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -54,6 +56,7 @@ from trainer.data.bybit_public import (
     kline_window,
     short_error,
 )
+from trainer.data.funding_history import FUNDING_PAGE, FundingPager, Settlement, funding_interval_ms, settlement
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +172,57 @@ class BybitRest:
         """The newest ``count`` closed candles (fewer if the exchange has fewer): the warm-up."""
         newest_ms = await self._newest_closed_open_ms(iv)
         return (await self._fetch_range(symbol, iv, iv.grid.shift(newest_ms, 1 - count), newest_ms)).candles
+
+    async def funding_interval_ms(self, symbol: str) -> int:
+        """The perpetual's funding interval from the instruments list (``fundingInterval``).
+
+        Raises:
+            FundingDataError: the exchange lists none (not a perpetual).
+        """
+        return funding_interval_ms(await self._market_info(symbol), symbol)
+
+    async def launch_time_ms(self, symbol: str) -> int | None:
+        """When the instrument was listed (``launchTime`` of the instruments list), if it says."""
+        launched = (await self._market_info(symbol)).get("launchTime")
+        return int(launched) if isinstance(launched, str) and launched.isdigit() else None
+
+    async def latest_funding(self, symbol: str) -> list[Settlement]:
+        """The exchange's newest :data:`FUNDING_PAGE` funding settlements, oldest first (one request:
+        Bybit answers a funding history request without times with the latest ones).
+
+        Raises:
+            RestError: the request failed after its retries.
+            FundingDataError: a rate beyond the sane bound.
+        """
+        await self._market_info(symbol)
+        rows = await self._call(f"latest funding {symbol}", functools.partial(
+            self._exchange.fetch_funding_rate_history, self._ccxt_symbols[symbol], limit=FUNDING_PAGE))
+        return sorted(settlement(row, symbol) for row in rows)
+
+    async def fetch_funding(self, symbol: str, since_ms: int, until_ms: int) -> list[Settlement]:
+        """Every funding settlement with ``since_ms <= time <= until_ms`` from the exchange's
+        funding history, oldest first, paged as the trainer pages it
+        (:class:`trainer.data.funding_history.FundingPager`).
+
+        Raises:
+            RestError: the request failed after its retries.
+            FundingDataError: a rate beyond the sane bound.
+        """
+        pager = FundingPager(since_ms, until_ms, await self.funding_interval_ms(symbol))
+        while (window := pager.window()) is not None:
+            start, end = window
+            rows = await self._call(f"funding history {symbol} from {start}", functools.partial(
+                self._exchange.fetch_funding_rate_history, self._ccxt_symbols[symbol], since=start, limit=FUNDING_PAGE,
+                params={"until": end}))
+            pager.take(settlement(row, symbol) for row in rows)
+        return pager.settlements
+
+    async def _market_info(self, symbol: str) -> dict[str, Any]:
+        """ccxt's market ``info`` of ``symbol`` (Bybit's instruments-info entry)."""
+        if symbol not in self._ccxt_symbols:
+            await self.resolve([symbol])
+        info: dict[str, Any] = self._exchange.market(self._ccxt_symbols[symbol])["info"]
+        return info
 
     async def _newest_closed_open_ms(self, iv: Interval) -> int:
         """Open time of the newest candle closed on the server's clock (its close <= now)."""

@@ -67,6 +67,23 @@ class KlinePush(_Message):
     data: list[KlineData] = Field(min_length=1)
 
 
+class TickerData(_Message):
+    """The funding fields of a linear ``tickers.{symbol}`` push. A snapshot carries every
+    field, a delta only those that changed, so both are optional."""
+
+    symbol: str
+    fundingRate: Annotated[float, Field(allow_inf_nan=False)] | None = None  # Bybit's field names
+    nextFundingTime: Annotated[int, Field(gt=0)] | None = None
+
+
+class TickerPush(_Message):
+    """A ``tickers.{symbol}`` push: the rate Bybit announces for the next funding time."""
+
+    topic: str
+    ts: StrictInt
+    data: TickerData
+
+
 class OpReply(_Message):
     """The server's answer to one of our ops: a subscribe ack or a pong.
 
@@ -81,13 +98,15 @@ class OpReply(_Message):
 
 def _kind(value: Any) -> str | None:
     if isinstance(value, dict):
-        return "kline" if "topic" in value else ("op" if "op" in value else None)
+        if "topic" in value:
+            return "ticker" if str(value["topic"]).startswith("tickers.") else "kline"
+        return "op" if "op" in value else None
     return None
 
 
 PublicMessage = Annotated[
-    Annotated[KlinePush, Tag("kline")] | Annotated[OpReply, Tag("op")],
+    Annotated[KlinePush, Tag("kline")] | Annotated[TickerPush, Tag("ticker")] | Annotated[OpReply, Tag("op")],
     Discriminator(_kind, custom_error_type="unknown_message",
                   custom_error_message="neither a topic push nor an op reply"),
 ]
-PUBLIC_MESSAGE: TypeAdapter[KlinePush | OpReply] = TypeAdapter(PublicMessage)
+PUBLIC_MESSAGE: TypeAdapter[KlinePush | TickerPush | OpReply] = TypeAdapter(PublicMessage)

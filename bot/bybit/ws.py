@@ -20,7 +20,9 @@ which backs off between failed connection attempts. Around it:
 - an HTTP 403 on connect (an IP ban or a blocked region) is waited out for
   ``forbidden_wait_s`` (Bybit asks for 10 minutes), with :attr:`KlineStream.forbidden`
   saying why;
-- malformed messages and pushes for unknown topics are logged and skipped.
+- malformed messages and pushes for unknown topics are logged and skipped;
+- a perpetual's ``tickers.{symbol}`` topics, when given, ride on the same connection and
+  each push is handed to ``listener.on_ticker`` (the funding feed, :mod:`bot.bybit.funding`).
 
 Only ``subscribe`` and ``ping`` ops are ever sent: this client cannot trade.
 """
@@ -45,7 +47,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from bot.backoff import jittered_backoff
 from bot.bybit.forbidden import Forbidden
 from bot.bybit.parse import MalformedMessage, TopicTarget, UnknownTopic, closed_candles, decode
-from bot.bybit.schemas import KlinePush, OpReply
+from bot.bybit.schemas import KlinePush, OpReply, TickerData, TickerPush
 from bot.bybit.stats import FeedStats
 from bot.bybit.subscriptions import plan_requests, read_ack
 from config.errors import UserError
@@ -103,6 +105,9 @@ class StreamListener(Protocol):
     def on_link_changed(self) -> None:
         """The stream's :attr:`~KlineStream.up` flag changed."""
 
+    def on_ticker(self, symbol: str, data: TickerData) -> None:
+        """A ``tickers`` push of ``symbol`` (only for a stream given ``tickers``)."""
+
 
 @dataclass(slots=True)
 class _Request:
@@ -126,6 +131,8 @@ class KlineStream:
         clock: stamps ``stats.last_message_ms``.
         rng: randomness of the back-off jitter.
         name: for log lines (``"stream 2/3"``).
+        tickers: ``tickers.{symbol}`` topic -> symbol, subscribed beside the klines (a
+            perpetual's funding announcements); their pushes go to ``listener.on_ticker``.
     """
 
     def __init__(
@@ -139,9 +146,11 @@ class KlineStream:
         clock: Clock,
         rng: random.Random,
         name: str = "stream",
+        tickers: Mapping[str, str] | None = None,
     ) -> None:
         self._settings = exchange
         self._topics = dict(topics)
+        self._tickers = dict(tickers or {})
         self._listener = listener
         self._attempts = subscribe_attempts
         self.stats = stats
@@ -164,7 +173,7 @@ class KlineStream:
     @property
     def topics(self) -> list[str]:
         """Every topic this stream carries (dropped ones included)."""
-        return list(self._topics)
+        return [*self._topics, *self._tickers]
 
     @property
     def live(self) -> bool:
@@ -240,7 +249,7 @@ class KlineStream:
         return verdict
 
     def _live_topics(self) -> list[str]:
-        return [t for t in self._topics if t not in self._dropped]
+        return [t for t in (*self._topics, *self._tickers) if t not in self._dropped]
 
     def _set_up(self, up: bool) -> None:
         if up != self.up:
@@ -256,8 +265,10 @@ class KlineStream:
         self._closed_by_us = False
         self._last_message_at = asyncio.get_running_loop().time()
         topics = self._live_topics()
-        for args in plan_requests(topics, self._settings.category):
-            await self._subscribe(ws, args, first=True)
+        klines = [t for t in topics if t in self._topics]
+        for group in (klines, [t for t in topics if t in self._tickers]):  # tickers in requests of their own
+            for args in plan_requests(group, self._settings.category):
+                await self._subscribe(ws, args, first=True)
         log.info("%s: subscribing to %d topic(s) on %s", self.name, len(topics), self._settings.ws_url)
         helpers = [asyncio.create_task(self._ping_forever(ws), name="bybit-ping"),
                    asyncio.create_task(self._watch(ws), name="bybit-watchdog")]
@@ -271,6 +282,8 @@ class KlineStream:
                 if isinstance(message, KlinePush):
                     self._pushes += 1
                     self._handle_push(message, received_ns)
+                elif isinstance(message, TickerPush):
+                    self._handle_ticker(message)
                 elif isinstance(message, OpReply) and message.op == "subscribe" and self._pending:
                     await self._handle_ack(ws, message)
                 if not self._live_topics():
@@ -366,7 +379,7 @@ class KlineStream:
                 await asyncio.sleep(self._settings.ping_interval_s)
                 await ws.send(json.dumps({"req_id": f"ping-{n}", "op": "ping"}))
 
-    def _decode(self, raw: str | bytes) -> KlinePush | OpReply | None:
+    def _decode(self, raw: str | bytes) -> KlinePush | TickerPush | OpReply | None:
         try:
             return decode(raw)
         except MalformedMessage as exc:
@@ -388,6 +401,14 @@ class KlineStream:
         if candles:
             self.stats.stream_candles += len(candles)
             self._listener.on_candles(candles, received_ns)
+
+    def _handle_ticker(self, push: TickerPush) -> None:
+        symbol = self._tickers.get(push.topic)
+        if symbol is None:
+            self.stats.unknown_topics += 1
+            log.warning("skipped message: push for unsubscribed topic %r", push.topic)
+            return
+        self._listener.on_ticker(symbol, push.data)
 
 
 def _close_reason(exc: ConnectionClosed) -> str:

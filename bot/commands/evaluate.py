@@ -51,7 +51,9 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("exposure_matched_return", "exposure-matched buy & hold", "pct"),
     ("timing", "timing (return - matched)", "pct"),
     ("fees_paid", "fees paid", "num"),
+    ("funding_paid", "funding paid", "num"),
     ("fees_to_capital", "fees, % of capital", "frac"),
+    ("funding_to_capital", "funding, % of capital", "frac"),
     ("turnover", "turnover (x capital)", "num"),
     ("final_equity", "final equity", "num"),
 )
@@ -309,10 +311,12 @@ _RETURN_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("chained_return", "chained return", "pct"), ("mean_fold_return", "mean fold", "pct"),
     ("median_fold_return", "median fold", "pct"), ("mean_sharpe", "mean Sharpe", "num"),
     ("worst_max_drawdown", "worst drawdown", "frac"), ("n_trades", "trades", "int"), ("fees_paid", "fees", "num"),
+    ("funding_paid", "funding", "num"),
 )
 _SKILL_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("mean_fold_timing", "mean timing", "pct"), ("net_exposure", "net exposure", "num"),
     ("time_long", "long", "frac"), ("time_short", "short", "frac"), ("fees_to_capital", "fees, % capital", "frac"),
+    ("funding_to_capital", "funding, % capital", "frac"),
     ("turnover", "turnover", "num"), ("blew_up_folds", "blow-ups", "int"),
 )
 
@@ -322,8 +326,8 @@ def _aggregate_table(aggregate: dict[str, dict[str, Any]], models: list[str]) ->
     returns = _table("Walk-forward, out of sample (all folds)", aggregate, models, _RETURN_COLUMNS,
                      ("folds PPO beat it", lambda a: "-" if a["folds_model_beat_it"] is None
                       else str(a["folds_model_beat_it"])))
-    skill = _table("Skill: timing = return - net exposure x buy & hold (per fold, mean); fees and turnover summed "
-                   "over the folds", aggregate, models, _SKILL_COLUMNS)
+    skill = _table("Skill: timing = return - net exposure x buy & hold (per fold, mean); fees, funding and turnover "
+                   "summed over the folds", aggregate, models, _SKILL_COLUMNS)
     return Group(returns, skill)
 
 

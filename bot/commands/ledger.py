@@ -49,18 +49,6 @@ def _money(value: float | None, digits: int = 4) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
 
 
-def _age(seconds: float) -> str:
-    """``42 s``, ``5 min``, ``3 h 12 min``, ``2 d 4 h``: how stale a decision is, at a glance."""
-    minutes, hours, days = int(seconds // 60), int(seconds // 3600), int(seconds // 86400)
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if hours < 1:
-        return f"{minutes} min"
-    if days < 1:
-        return f"{hours} h {minutes % 60} min"
-    return f"{days} d {hours % 24} h"
-
-
 def _pnl(value: float, digits: int = 4) -> str:
     colour = "green" if value > 0 else "red" if value < 0 else "white"
     return f"[{colour}]{value:+,.{digits}f}[/{colour}]"
@@ -79,7 +67,7 @@ def trades(
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """The trade log: closed round trips with PnL, fees, holding time and the model that opened them."""
+    """The trade log: closed round trips with PnL, fees, funding, holding time and the model that opened them."""
     from env.portfolio import win_rate
     from state.clock import SYSTEM_CLOCK
     from state.readers import trades_frame
@@ -91,17 +79,17 @@ def trades(
         console.print("no closed trades match")
         return
     table = review_table(f"trades ({len(frame)} shown)", "#", "symbol", "side", "entry (UTC)", "exit (UTC)", "min",
-                   "qty", "entry px", "exit px", "net PnL", "ret %", "model")
+                         "qty", "entry px", "exit px", "fees", "funding", "net PnL", "ret %", "model")
     for t in frame.to_dict("records"):
         table.add_row(str(t["trade_id"]), t["symbol"], t["side"], t["entry_time"][:16], t["exit_time"][:16],
                       f"{t['holding_minutes']:g}", f"{t['qty']:.6g}", _money(t["entry_price"], 2),
-                      _money(t["exit_price"], 2), _pnl(t["net_pnl"]), _pnl(t["return_pct"], 2),
-                      t["model_version"] or "-")
+                      _money(t["exit_price"], 2), _money(t["fees"]), _money(t["funding"]), _pnl(t["net_pnl"]),
+                      _pnl(t["return_pct"], 2), t["model_version"] or "-")
     console.print(table)
     wins = int((frame["net_pnl"] > 0).sum())
     console.print(f"{len(frame)} trades, {wins} won ({100 * win_rate(wins, len(frame)):.1f}%), "
-                  f"net PnL {frame['net_pnl'].sum():+,.4f}, fees {frame['fees'].sum():,.4f}",
-                  highlight=False, markup=False)
+                  f"net PnL {frame['net_pnl'].sum():+,.4f}, fees {frame['fees'].sum():,.4f}, "
+                  f"funding {frame['funding'].sum():+,.4f} (paid +, received -)", highlight=False, markup=False)
 
 
 def status(
@@ -113,7 +101,7 @@ def status(
 ) -> None:
     """Per symbol: position, entry, unrealised PnL, equity, last candle, model and time since the last decision."""
     from state.clock import SYSTEM_CLOCK
-    from state.readers import status_document
+    from state.readers import age_text, status_document
 
     with ledger_reader(command_settings(ctx).ledger) as conn:
         document = status_document(conn, SYSTEM_CLOCK.now_ms())
@@ -145,11 +133,13 @@ def status(
         "unrealised PnL": lambda s: _pnl(s["unrealized_pnl"]),
         "equity": lambda s: _money(s["equity"]),
         "total PnL": lambda s: _pnl(s["total_pnl"]),
+        "fees paid": lambda s: _money(s["fees_paid"]),
+        "funding paid": lambda s: f"{s['funding_paid']:+,.4f}",
         "trades (won)": lambda s: f"{s['trades']} ({100 * s['win_rate']:.0f}%)",
         "max drawdown": lambda s: f"{100 * s['max_drawdown']:.2f}%",
         "last candle (UTC)": lambda s: s["last_candle"][:16].replace("T", " "),
         "model": lambda s: s["model_version"] or s["strategy"] or "-",
-        "since last decision": lambda s: _age(s["seconds_since_decision"]),
+        "since last decision": lambda s: age_text(s["seconds_since_decision"]),
     }
     for name, cell in fields.items():
         table.add_row(name, *(cell(s) for s in symbols))

@@ -15,6 +15,7 @@ from config.cli import (
     EXIT_FAILED,
     ConfigOption,
     DbOption,
+    HttpPublicOption,
     LogLevelOption,
     command_settings,
     setting_option,
@@ -35,6 +36,7 @@ def run(
     db: DbOption = None,
     log_level: LogLevelOption = "INFO",
     http: Annotated[str | None, setting_option("service.http", metavar="[HOST:]PORT")] = None,
+    http_public: HttpPublicOption = None,
     log_format: Annotated[str | None, setting_option("service.log_format")] = None,
     log_file: Annotated[Path | None, setting_option("service.log_file")] = None,
 ) -> None:
@@ -59,6 +61,8 @@ def run(
 async def _serve(daemon: Daemon) -> DaemonReport:
     """Run the daemon (with its HTTP endpoints when configured); the first SIGTERM/SIGINT
     asks it to finish the current decisions and stop."""
+    from bot.alerts.watch import AlertService
+    from bot.daemon import STOP_REQUESTED
     from bot.http_api import ServiceApi
 
     stop = asyncio.Event()
@@ -66,8 +70,15 @@ async def _serve(daemon: Daemon) -> DaemonReport:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     service = daemon.settings.service
-    async with ServiceApi(daemon, service) if service.http else contextlib.nullcontext():
-        return await daemon.run(stop)
+    async with AlertService(daemon, daemon.settings) as alerts, \
+            ServiceApi(daemon, service) if service.http else contextlib.nullcontext():
+        try:
+            report = await daemon.run(stop)
+        except BaseException as exc:
+            alerts.stopping(f"{type(exc).__name__}: {exc}", requested=False)
+            raise
+        alerts.stopping(report.stop_reason, requested=report.stop_reason == STOP_REQUESTED)
+        return report
 
 
 def demo(

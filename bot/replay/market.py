@@ -3,8 +3,13 @@
 The market knows nothing about sockets. It holds one series of real candles per symbol,
 a virtual clock, and answers what Bybit would answer at that virtual time: the REST
 kline rows (closed candles plus the forming one, newest first), the instruments list
-ccxt loads, and the websocket kline pushes. The first ``history`` candles are already
-closed when the replay starts, so a client can warm up over REST.
+ccxt loads, the websocket kline pushes, and for the linear perpetual each symbol also is,
+its funding: the settled history (``/v5/market/funding/history``) and the ``tickers``
+push announcing the next funding time and its rate. A series with a ``funding_rate``
+column settles those rates; one without settles a zero rate at every funding time (every
+:data:`FUNDING_INTERVAL_MINUTES`, as its instruments entry says), so money moves as on
+spot. The first ``history`` candles are already closed when the replay starts, so a
+client can warm up over REST.
 """
 
 from __future__ import annotations
@@ -20,15 +25,19 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from bot.bybit.markets import INTERVALS, Interval, kline_topic
+from bot.bybit.markets import INTERVALS, Interval, kline_topic, ticker_topic
 from config.errors import UserError
 from env.candles import OHLCV_COLUMNS, load_candles
+from env.funding import FUNDING_RATE_COLUMN
 from env.intervals import infer_grid
 
 log = logging.getLogger(__name__)
 
 # Quote coins recognised when telling a symbol's base from its quote (longest first).
 QUOTE_COINS: tuple[str, ...] = ("USDT", "USDC", "USDE", "FDUSD", "EUR", "BRL", "TRY", "DAI", "BTC", "ETH")
+FUNDING_INTERVAL_MINUTES = 480
+"""The funding interval the replay's instruments list gives every linear symbol (Bybit's usual 8 h)."""
+_FUNDING_MS = FUNDING_INTERVAL_MINUTES * 60_000
 
 
 class ReplayDataError(UserError, ValueError):
@@ -51,16 +60,20 @@ class ReplayClock:
 
 @dataclass(frozen=True)
 class ReplaySeries:
-    """One symbol's candles: ``open_time_ms`` (int64) and ``ohlcv`` rows (float64, n x 5)."""
+    """One symbol's candles: ``open_time_ms`` (int64) and ``ohlcv`` rows (float64, n x 5),
+    and its ``funding_rate`` column when it has one (a rate per candle, :mod:`env.funding`)."""
 
     symbol: str
     open_time_ms: npt.NDArray[np.int64]
     ohlcv: npt.NDArray[np.float64]
+    funding_rate: npt.NDArray[np.float64] | None = None
 
     @classmethod
     def from_frame(cls, symbol: str, frame: pd.DataFrame) -> ReplaySeries:
         """From a frame in :func:`env.candles.load_candles`'s layout."""
-        return cls(symbol, frame["open_time_ms"].to_numpy(np.int64), frame[list(OHLCV_COLUMNS)].to_numpy(np.float64))
+        funding = frame[FUNDING_RATE_COLUMN].to_numpy(np.float64) if FUNDING_RATE_COLUMN in frame else None
+        return cls(symbol, frame["open_time_ms"].to_numpy(np.int64), frame[list(OHLCV_COLUMNS)].to_numpy(np.float64),
+                   funding)
 
     @classmethod
     def from_file(cls, symbol: str, path: str | Path) -> ReplaySeries:
@@ -121,6 +134,7 @@ class ReplayMarket:
         candles = self.interval.grid
         self.open_time_ms = candles.opens_ms(candles.index(start_ms) + np.arange(length, dtype=np.int64))
         self._ohlcv = {s.symbol: s.ohlcv[:length] for s in series}
+        self._funding = {s.symbol: self._settlements(s.funding_rate) for s in series}
         self.history = history
         self.position = history
         self.clock = ReplayClock(int(self.open_time_ms[history]))
@@ -137,6 +151,19 @@ class ReplayMarket:
 
     def topic(self, symbol: str) -> str:
         return kline_topic(symbol, self.interval)
+
+    def _settlements(self, funding_rate: npt.NDArray[np.float64] | None) -> dict[int, float]:
+        """Funding time -> rate over the data: a rate at every funding time (from the
+        column, 0 without one), plus any other row of the column with a rate."""
+        times = self.open_time_ms
+        first = -(-int(times[0]) // _FUNDING_MS) * _FUNDING_MS
+        last_close = self.interval.grid.close_ms(int(times[-1]))  # the last candle settles what falls inside it
+        settled = dict.fromkeys(range(first, last_close + 1, _FUNDING_MS), 0.0)
+        if funding_rate is not None:
+            rates = funding_rate[: len(times)]
+            settled.update({int(times[i]): float(rates[i]) for i in range(len(times))
+                            if int(times[i]) in settled or rates[i] != 0.0})
+        return dict(sorted(settled.items()))
 
     # -- time ------------------------------------------------------------------
 
@@ -198,6 +225,34 @@ class ReplayMarket:
             rows.append([str(int(times[index])), repr(o), repr(h), repr(low), repr(c), repr(v), repr(v * c)])
         return rows
 
+    def funding_history(self, symbol: str, start_ms: int | None, end_ms: int | None,
+                        limit: int) -> list[dict[str, str]]:
+        """``/v5/market/funding/history`` rows: the settlements up to now inside
+        ``[start_ms, end_ms]``, newest first, the newest ``limit`` of them (as Bybit does)."""
+        now = self.clock.now_ms()
+        high = now if end_ms is None else min(end_ms, now)
+        low = -(2**62) if start_ms is None else start_ms
+        rows = [(t, r) for t, r in self._funding[symbol].items() if low <= t <= high]
+        return [{"symbol": symbol, "fundingRate": repr(rate), "fundingRateTimestamp": str(t)}
+                for t, rate in reversed(rows[-limit:])]
+
+    def next_funding(self, symbol: str) -> tuple[int, float]:
+        """The next funding time after now and the rate it will settle (after the data:
+        the next funding interval's time, at 0)."""
+        now = self.clock.now_ms()
+        later = [(t, r) for t, r in self._funding[symbol].items() if t > now]
+        return later[0] if later else ((now // _FUNDING_MS + 1) * _FUNDING_MS, 0.0)
+
+    def ticker_push(self, symbol: str, kind: str = "delta") -> str:
+        """The linear ``tickers.{symbol}`` push: the next funding time and the rate Bybit
+        announces for it (its predicted rate; the replay knows the settled one)."""
+        next_ms, rate = self.next_funding(symbol)
+        index = min(self.position, self.length) - 1
+        last = repr(float(self._ohlcv[symbol][max(index, 0)][3]))
+        return json.dumps({"topic": ticker_topic(symbol), "type": kind, "ts": self.clock.now_ms(),
+                           "data": {"symbol": symbol, "lastPrice": last, "markPrice": last, "fundingRate": repr(rate),
+                                    "nextFundingTime": str(next_ms)}, "cs": 1})
+
     def instruments(self, category: str, status: str | None) -> list[dict[str, Any]]:
         """``/v5/market/instruments-info``: every replayed symbol, listed for spot and linear."""
         if category not in ("spot", "linear") or status not in (None, "Trading"):
@@ -217,7 +272,8 @@ class ReplayMarket:
             else:
                 out.append(common | {
                     "contractType": "LinearPerpetual", "launchTime": str(int(self.open_time_ms[0])),
-                    "deliveryTime": "0", "priceScale": "2", "settleCoin": quote, "fundingInterval": 480,
+                    "deliveryTime": "0", "priceScale": "2", "settleCoin": quote,
+                    "fundingInterval": FUNDING_INTERVAL_MINUTES,
                     "unifiedMarginTrade": True,
                     "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00", "leverageStep": "0.01"},
                     "priceFilter": {"minPrice": "0.01", "maxPrice": "10000000", "tickSize": "0.01"},

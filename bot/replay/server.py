@@ -6,9 +6,11 @@ One aiohttp app serves both sides on one port:
   gives them (each topic judged on its own, refusals named in ``ret_msg``; Bybit's
   10-args cap per spot request and 21,000 characters of args per connection), JSON
   ping/pong, and kline pushes: a few ``confirm: false`` updates while a candle forms,
-  then its ``confirm: true``;
-- REST ``/v5/market/kline``, ``/v5/market/instruments-info`` and ``/v5/market/time``,
-  enough for ccxt's ``bybit`` to load markets and fetch candles without the internet.
+  then its ``confirm: true``; on linear also ``tickers.{symbol}``: a snapshot on
+  subscribing, then a delta as each candle closes, with the next funding time and its rate;
+- REST ``/v5/market/kline``, ``/v5/market/instruments-info``, ``/v5/market/funding/history``
+  and ``/v5/market/time``, enough for ccxt's ``bybit`` to load markets and fetch candles and
+  funding without the internet.
 
 The replay starts when the first client subscribes and runs at ``speed`` candles per
 second of real time; both sides answer from the same virtual clock. Faults
@@ -22,7 +24,7 @@ import asyncio
 import json
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import count
 from types import TracebackType
@@ -31,6 +33,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
+from bot.bybit.markets import ticker_topic
 from bot.bybit.subscriptions import MAX_ARGS_CHARS, args_chars
 from bot.replay.faults import Fault, FaultKind
 from bot.replay.market import ReplayDataError, ReplayMarket
@@ -41,6 +44,7 @@ CATEGORIES = ("spot", "linear")
 SPOT_MAX_ARGS = 10
 MAX_KLINE_LIMIT = 1000
 DEFAULT_KLINE_LIMIT = 200
+MAX_FUNDING_LIMIT = 200
 RATE_LIMIT_ANSWERS = ((10006, "Too many visits!"), (10018, "Exceeded the IP Rate Limit."))
 FORBIDDEN_BODY = "access too frequent"
 PARAM_ERROR_RET_CODE = 10001
@@ -127,6 +131,7 @@ class ReplayServer:
         app.router.add_get("/v5/public/{category}", self._websocket)
         app.router.add_get("/v5/market/kline", self._kline)
         app.router.add_get("/v5/market/instruments-info", self._instruments)
+        app.router.add_get("/v5/market/funding/history", self._funding_history)
         app.router.add_get("/v5/market/time", self._time)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -172,14 +177,16 @@ class ReplayServer:
                 await _sleep_until(loop, began + (n + fraction) * period)
                 market.form(index, fraction)
                 if not skipped:
-                    await self._push([(s, market.kline_push(s, index, fraction)) for s in market.symbols
-                                      if s not in self.delisted])
+                    await self._push([(market.topic(s), market.kline_push(s, index, fraction))
+                                      for s in market.symbols if s not in self.delisted])
             await _sleep_until(loop, began + (n + 1) * period)
             market.close(index)
             if self._hits(FaultKind.DELIST, n):
                 log.warning("replay fault: %s delisted as candle %d closes", market.symbols[-1], n)
                 self.delisted.add(market.symbols[-1])
-            finals = [(s, market.kline_push(s, index)) for s in market.symbols if s not in self.delisted]
+            listed = [s for s in market.symbols if s not in self.delisted]
+            await self._push([(ticker_topic(s), market.ticker_push(s)) for s in listed])
+            finals = [(market.topic(s), market.kline_push(s, index)) for s in listed]
             if self._hits(FaultKind.DROP, n):
                 log.warning("replay fault: dropping %d connection(s) as candle %d closes", len(self._clients), n)
                 for client in list(self._clients):
@@ -197,8 +204,7 @@ class ReplayServer:
             if self._hits(FaultKind.MALFORMED, n):
                 log.warning("replay fault: %d malformed message(s) before candle %d", len(MALFORMED_PAYLOADS), n)
                 topic = market.topic(market.symbols[0])
-                await self._push([(s, p.replace("{topic}", topic))
-                                  for p in MALFORMED_PAYLOADS for s in market.symbols[:1]])
+                await self._push([(topic, p.replace("{topic}", topic)) for p in MALFORMED_PAYLOADS])
             if self._hits(FaultKind.REORDER, n):
                 log.warning("replay fault: candle %d held back until after candle %d", n, n + 1)
                 held = finals
@@ -218,12 +224,12 @@ class ReplayServer:
         return any(f.kind is kind and f.covers(n) for f in self.faults)
 
     async def _push(self, messages: list[tuple[str, str]]) -> None:
-        """Send each ``(symbol, text)`` to the clients subscribed to that symbol's topic."""
+        """Send each ``(topic, text)`` to the clients subscribed to that topic."""
         for client in list(self._clients):
             if client.stalled:
                 continue
-            for symbol, text in messages:
-                if self.market.topic(symbol) in client.topics:
+            for topic, text in messages:
+                if topic in client.topics:
                     await self._send(client, text)
 
     async def _send(self, client: _Client, text: str) -> None:
@@ -262,6 +268,7 @@ class ReplayServer:
         reply = {"success": True, "ret_msg": "", "conn_id": client.conn_id, "req_id": op.get("req_id", ""), "op": name}
         if name == "subscribe" and any(f.kind is FaultKind.NOREQID for f in self.faults):
             del reply["req_id"]
+        subscribed_before = set(client.topics)
         if name == "ping":
             reply["ret_msg"] = "pong"
         elif name in ("subscribe", "unsubscribe"):
@@ -274,6 +281,9 @@ class ReplayServer:
         else:
             reply |= {"success": False, "ret_msg": f"error:handler not found for op {name!r}"}
         await self._send(client, json.dumps(reply))
+        for symbol in self.market.symbols:  # Bybit follows a new ticker subscription with a snapshot
+            if ticker_topic(symbol) in client.topics - subscribed_before:
+                await self._send(client, self.market.ticker_push(symbol, "snapshot"))
 
     def _subscription_problem(self, client: _Client, op: str, args: list[Any]) -> str | None:
         """Bybit's refusal of a request (``None``: all accepted). A subscribe judges each
@@ -282,7 +292,10 @@ class ReplayServer:
             return "error:args is empty"
         if client.category == "spot" and len(args) > SPOT_MAX_ARGS:
             return f"args size >{SPOT_MAX_ARGS}"
-        listed = {self.market.topic(s) for s in self.market.symbols if s not in self.delisted}
+        symbols = [s for s in self.market.symbols if s not in self.delisted]
+        listed = {self.market.topic(s) for s in symbols}
+        if client.category == "linear":  # a perpetual's funding announcements
+            listed |= {ticker_topic(s) for s in symbols}
         unknown = [str(a) for a in args if a not in listed]
         if op == "unsubscribe":
             return f"Invalid symbol :[{', '.join(unknown)}]" if unknown else None
@@ -323,11 +336,10 @@ class ReplayServer:
         category = query.get("category", "linear")  # Bybit's default
         symbol = query.get("symbol", "")
         try:
-            start = int(query["start"]) if "start" in query else None
-            end = int(query["end"]) if "end" in query else None
-            limit = min(MAX_KLINE_LIMIT, max(1, int(query.get("limit", DEFAULT_KLINE_LIMIT))))
+            start, end, limit = _integers(query, "start", "end", "limit")
         except ValueError:
             return self._answer({}, PARAM_ERROR_RET_CODE, "params error: start, end and limit must be integers")
+        limit = min(MAX_KLINE_LIMIT, max(1, DEFAULT_KLINE_LIMIT if limit is None else limit))
         if category not in CATEGORIES or symbol not in self.market.symbols:
             return self._answer({}, PARAM_ERROR_RET_CODE, "Not supported symbols")
         if query.get("interval") != self.market.interval.bybit:
@@ -335,6 +347,22 @@ class ReplayServer:
                                                           f"{self.market.interval.bybit} only")
         rows = self.market.kline_rows(symbol, start, end, limit)
         return self._answer({"category": category, "symbol": symbol, "list": rows})
+
+    async def _funding_history(self, request: web.Request) -> web.Response:
+        query = request.query
+        category, symbol = query.get("category", ""), query.get("symbol", "")
+        if category != "linear" or symbol not in self.market.symbols:
+            return self._answer({}, PARAM_ERROR_RET_CODE, "params error: category only supports linear and the symbol "
+                                                          "must be listed")
+        try:
+            start, end, limit = _integers(query, "startTime", "endTime", "limit")
+        except ValueError:
+            return self._answer({}, PARAM_ERROR_RET_CODE, "params error: startTime, endTime and limit must be integers")
+        limit = min(MAX_FUNDING_LIMIT, max(1, MAX_FUNDING_LIMIT if limit is None else limit))
+        if start is not None and end is None:
+            return self._answer({}, PARAM_ERROR_RET_CODE, "params error: endTime is required with startTime")
+        rows = self.market.funding_history(symbol, start, end, limit)
+        return self._answer({"category": category, "list": rows})
 
     async def _instruments(self, request: web.Request) -> web.Response:
         category = request.query.get("category", "")
@@ -344,6 +372,15 @@ class ReplayServer:
     async def _time(self, request: web.Request) -> web.Response:
         now_ms = self.market.clock.now_ms()
         return self._answer({"timeSecond": str(now_ms // 1000), "timeNano": str(now_ms * 1_000_000)})
+
+
+def _integers(query: Mapping[str, str], *names: str) -> list[int | None]:
+    """The named query parameters as integers, ``None`` where absent.
+
+    Raises:
+        ValueError: a parameter that is not an integer.
+    """
+    return [int(query[name]) if name in query else None for name in names]
 
 
 async def _sleep_until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:

@@ -22,7 +22,7 @@ from bot.http_api import ServiceApi
 from bot.replay.faults import parse_faults
 from bot.replay.market import ReplayMarket, ReplaySeries
 from bot.replay.server import ReplayServer
-from config.settings import DaemonSettings, FeedSettings, LedgerSettings, ServiceSettings, Settings
+from config.settings import DaemonSettings, FeedSettings, LedgerSettings, RiskSettings, ServiceSettings, Settings
 from tests.bot.conftest import fast_exchange
 from tests.conftest import PREFIX
 
@@ -55,7 +55,7 @@ class RunningService:
 async def running_service(frame: pd.DataFrame, db: Path, *, faults: Sequence[str] = (), speed: float = 200.0,
                           history: int = HISTORY, strategy: str = "sma:fast=5,slow=20",
                           exchange: dict[str, Any] | None = None, feed: dict[str, Any] | None = None,
-                          service: dict[str, Any] | None = None,
+                          service: dict[str, Any] | None = None, risk: dict[str, Any] | None = None,
                           symbols: Sequence[str] = ("BTCUSDT",)) -> AsyncIterator[RunningService]:
     """Replay ``frame`` (the first ``history`` candles as REST history) as each of ``symbols``
     into a daemon with ``/health``, ``/metrics`` and ``/status`` on a free local port. The
@@ -68,7 +68,7 @@ async def running_service(frame: pd.DataFrame, db: Path, *, faults: Sequence[str
             exchange=fast_exchange(server, **(exchange or {})),
             feed=FeedSettings(symbols=list(symbols), **(feed or {})),
             ledger=LedgerSettings(db_path=db), daemon=DaemonSettings(strategy=strategy, heartbeat_minutes=60),
-            service=ServiceSettings(http="127.0.0.1:0", **(service or {})),
+            service=ServiceSettings(http="127.0.0.1:0", **(service or {})), risk=RiskSettings(**(risk or {})),
         )
         daemon = Daemon(settings, clock=market.clock)
         stop = asyncio.Event()

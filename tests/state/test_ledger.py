@@ -48,7 +48,7 @@ async def test_ledger_equity_and_trades_equal_the_portfolio_bit_for_bit(tmp_path
     with sqlite3.connect(path) as conn:
         stored_equity = [e for (e,) in conn.execute("SELECT equity FROM equity ORDER BY open_time_ms")]
         stored_trades = conn.execute(
-            "SELECT side, qty, entry_time_ms, exit_time_ms, entry_price, exit_price, gross_pnl, fees, net_pnl "
+            "SELECT side, qty, entry_time_ms, exit_time_ms, entry_price, exit_price, gross_pnl, fees, net_pnl, funding "
             "FROM trades ORDER BY trade_id").fetchall()
         n_fills = conn.execute("SELECT count(*) FROM fills").fetchone()[0]
     assert stored_equity == [equity for _, equity in btc_records]  # ==, not approx: REAL is the same double

@@ -3,6 +3,7 @@ schema with their data intact; a failing step changes nothing."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 from contextlib import closing
@@ -15,6 +16,7 @@ from state.candle_store import INSERT_CANDLE, candle_params
 from state.database import connect_reader, prepare_for_writing
 from state.decision_sql import (
     INSERT_DECISION,
+    INSERT_FUNDING,
     INSERT_TRADE,
     POSITION_COLUMNS,
     RISK_COLUMNS,
@@ -28,8 +30,35 @@ from state.migrations import LATEST_VERSION, MIGRATIONS, migrate, schema_version
 from state.records import DecisionRecord
 
 TABLES = {"runs", "candles", "decisions", "fills", "trades", "positions", "equity", "models", "retrain_runs",
-          "risk_events", "feed_problems"}
-VIEWS = {"v_decisions", "v_trades", "v_equity_curve", "v_daily_pnl", "v_model_performance"}
+          "risk_events", "feed_problems", "model_promotions", "funding_rates", "funding"}
+VIEWS = {"v_decisions", "v_trades", "v_equity_curve", "v_daily_pnl", "v_model_performance", "v_funding"}
+FUNDING_COLUMNS = {"funding_paid", "position_funding", "funding"}
+"""Columns version 8 added to positions, equity and trades."""
+
+
+def _write_as(conn: sqlite3.Connection, version: int, sql: str, params: dict) -> None:
+    """One of ``after_decision``'s statements as a Shadow of ``version`` (1 to 7) wrote it:
+    without the columns later versions added (funding from 8, the risk guard from 3)."""
+    if sql == INSERT_FUNDING:
+        raise AssertionError("no funding before version 8")
+    if sql == UPSERT_POSITION:
+        columns = [c for c in POSITION_COLUMNS if c not in FUNDING_COLUMNS and (version >= 3 or c not in RISK_COLUMNS)]
+        sql = (f"INSERT OR REPLACE INTO positions ({', '.join(columns)}) "
+               f"VALUES ({', '.join(':' + c for c in columns)})")
+    for column in FUNDING_COLUMNS:
+        sql = re.sub(rf", :?{column}\b(?=[,)])", "", sql)
+    conn.execute(sql, params)
+
+
+def _write_records(conn: sqlite3.Connection, version: int, records: list[DecisionRecord]) -> None:
+    """``records`` as a Shadow of ``version`` (1 to 7) wrote them, one transaction each."""
+    for record in records:
+        conn.execute("BEGIN")
+        conn.execute(INSERT_CANDLE, candle_params(record.candle))
+        (decision_id,) = conn.execute(INSERT_DECISION, decision_params(record)).fetchone()
+        for sql, params in after_decision(record, decision_id):
+            _write_as(conn, version, sql, params)
+        conn.execute("COMMIT")
 
 
 def _write_v1(path: Path, records: list[DecisionRecord]) -> None:
@@ -42,17 +71,13 @@ def _write_v1(path: Path, records: list[DecisionRecord]) -> None:
         conn.execute(INSERT_CANDLE, candle_params(record.candle))
         (decision_id,) = conn.execute(INSERT_DECISION, decision_params(record)).fetchone()
         for sql, params in after_decision(record, decision_id):
-            if sql == UPSERT_POSITION:  # version 1 had no risk guard columns
-                columns = [c for c in POSITION_COLUMNS if c not in RISK_COLUMNS]
-                conn.execute(f"INSERT OR REPLACE INTO positions ({', '.join(columns)}) "
-                             f"VALUES ({', '.join(':' + c for c in columns)})", params)
-            elif sql == INSERT_TRADE:
+            if sql == INSERT_TRADE:
                 conn.execute(
                     "INSERT INTO trades (fill_id, symbol, side, qty, entry_time_ms, exit_time_ms, entry_price, "
                     "exit_price, gross_pnl, fees, net_pnl) VALUES (last_insert_rowid(), :symbol, :side, :qty, "
                     ":entry_time_ms, :exit_time_ms, :entry_price, :exit_price, :gross_pnl, :fees, :net_pnl)", params)
             else:
-                conn.execute(sql, params)
+                _write_as(conn, 1, sql, params)
         conn.execute("COMMIT")
     conn.close()
 
@@ -100,7 +125,8 @@ async def test_a_version_1_ledger_migrates_with_its_data_and_credits_trades(tmp_
         width = len(rows[0])
         assert [r[:width] for r in _rows(old, table)] == rows == [r[:width] for r in _rows(fresh, table)], table
     assert _rows(old, "positions") == _rows(fresh, "positions")
-    assert {row[-4:] for row in _rows(old, "positions")} == {(-1, 0.0, 0, 0)}  # the guard's initial state
+    assert {row[-6:-2] for row in _rows(old, "positions")} == {(-1, 0.0, 0, 0)}  # the guard's initial state
+    assert {row[-2:] for row in _rows(old, "positions")} == {(0.0, 0.0)}  # no funding before version 8
     for relation in ("trades", *VIEWS):
         assert _rows(old, relation) == _rows(fresh, relation), relation
     schema = "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"
@@ -176,13 +202,7 @@ def test_version_5_gives_a_model_without_trades_a_win_rate_of_zero(tmp_path, btc
     traded = [record for record, _ in btc_records[:300]]
     idle = [record for record, _ in replay_decisions(btc_candles.iloc[300:400], trade_probability=0.0,
                                                       model_versions=("idle",))]
-    for record in traded + idle:
-        conn.execute("BEGIN")
-        conn.execute(INSERT_CANDLE, candle_params(record.candle))
-        (decision_id,) = conn.execute(INSERT_DECISION, decision_params(record)).fetchone()
-        for sql, params in after_decision(record, decision_id):
-            conn.execute(sql, params)
-        conn.execute("COMMIT")
+    _write_records(conn, 4, traded + idle)
     conn.close()
     query = "SELECT model_version, trades, win_rate, net_pnl FROM v_model_performance ORDER BY model_version"
     before = _sql(path, query)
@@ -191,3 +211,20 @@ def test_version_5_gives_a_model_without_trades_a_win_rate_of_zero(tmp_path, btc
     assert prepare_for_writing(path, 1.0) == (4, list(range(5, LATEST_VERSION + 1)))
     after = _sql(path, query)
     assert after == [("idle", 0, 0.0, 0.0), before[1]]
+
+
+async def test_version_8_adds_funding_with_zeros_and_can_be_applied_again(tmp_path, btc_records):
+    """A version-7 ledger gets funding columns at 0 (it paid none) and the funding tables; the
+    step only adds what is missing, so a file already holding them migrates again unharmed."""
+    path = tmp_path / "v7.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, path, target=7) == [1, 2, 3, 4, 5, 6, 7]
+    _write_records(conn, 7, [record for record, _ in btc_records[:300]])
+    conn.close()
+    assert prepare_for_writing(path, 1.0) == (7, [8])
+    assert _sql(path, "SELECT DISTINCT funding FROM trades") == [(0.0,)]
+    assert _sql(path, "SELECT funding_paid, position_funding FROM positions") == [(0.0, 0.0)]
+    before = {relation: _rows(path, relation) for relation in ("trades", "positions", "equity", *VIEWS)}
+    _sql(path, "PRAGMA user_version = 7")
+    assert prepare_for_writing(path, 1.0) == (7, [8])
+    assert {relation: _rows(path, relation) for relation in before} == before

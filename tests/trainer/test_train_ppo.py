@@ -168,6 +168,11 @@ def test_trains_from_the_exchange_through_the_cache(in_tmp: Path) -> None:
     meta = load_metadata(result.final_model)
     assert meta.extra["data_source"] == "bybit linear BTC/USDT:USDT 1m"
     assert meta.extra["split"]["test"]["end_ms"] == fake.rows[-2][0]  # the last closed candle
+    # a perpetual trains with its funding, and the test slice keeps it for backtests
+    assert fake.funding_calls and (in_tmp / "data/cache/bybit_linear_BTCUSDT_funding.csv").is_file()
+    assert meta.funding is True
+    test_slice = pd.read_csv(in_tmp / "data/test_data.csv")
+    assert "funding_rate" in test_slice and test_slice["funding_rate"].notna().all()
 
 
 @pytest.mark.parametrize(

@@ -17,12 +17,18 @@ from trainer.data.history import Market
 MINUTE = 60_000
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % MINUTE
 MARKET = Market("BTC/USDT:USDT", "1m")
+FUNDING_EVERY = 480 * MINUTE
 
 
 class FakeBybit:
     """Candles ``T0 + i minutes`` for i in range(n); ``now`` (the exchange's clock, and the
     local one) sits inside the last one, which is therefore still forming (Bybit returns it
-    anyway, as the real one does). Injects exactly the ccxt errors a test lists, in order."""
+    anyway, as the real one does). Injects exactly the ccxt errors a test lists, in order.
+
+    As the linear perpetual it also is: ``fundingInterval`` 480 min in its market info and a
+    settlement every ``funding_every_ms`` (8 h unless a test says otherwise) up to now, its
+    rate a function of the time (``funding_rate``); ``fetch_funding_rate_history`` answers
+    as ccxt's bybit does (the newest ``limit`` in the window, oldest first)."""
 
     def __init__(self, n: int, failures: list[Exception | None] | None = None) -> None:
         self.rows = [[T0 + i * MINUTE, 100.0 + i, 101.0 + i, 99.0 + i, 100.5 + i, 1.0 + i] for i in range(n)]
@@ -30,6 +36,32 @@ class FakeBybit:
         self.failures = list(failures or [])
         self.time_failures: list[Exception] = []
         self.calls: list[tuple[int, int, int]] = []
+        self.funding_every_ms = FUNDING_EVERY
+        self.funding_calls: list[tuple[int, int, int]] = []
+
+    @staticmethod
+    def funding_rate(time_ms: int) -> float:
+        return (time_ms // FUNDING_EVERY % 7 - 3) * 1e-4
+
+    def settlements(self) -> list[tuple[int, float]]:
+        """Every settlement up to now."""
+        first = -(-self.rows[0][0] // self.funding_every_ms) * self.funding_every_ms - 10 * self.funding_every_ms
+        return [(t, self.funding_rate(t)) for t in range(first, self.now + 1, self.funding_every_ms)]
+
+    def load_markets(self, reload: bool = False, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {MARKET.symbol: self.market(MARKET.symbol)}
+
+    def market(self, symbol: str) -> dict[str, Any]:
+        assert symbol == MARKET.symbol
+        return {"symbol": symbol, "info": {"fundingInterval": 480}}
+
+    def fetch_funding_rate_history(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
+                                   params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        assert symbol == MARKET.symbol
+        until = (params or {})["until"]
+        self.funding_calls.append((since, until, limit))
+        rows = [(t, r) for t, r in self.settlements() if since <= t <= until][-limit:]
+        return [{"symbol": symbol, "timestamp": t, "fundingRate": r} for t, r in rows]
 
     def milliseconds(self) -> int:
         return self.now

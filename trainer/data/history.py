@@ -201,15 +201,16 @@ def make_cache_dir(path: Path) -> None:
                            "check [train] cache_dir") from None
 
 
-def write_cache(path: Path, frame: pd.DataFrame) -> None:
-    """Write atomically (temp file + rename): an interrupted write never truncates the cache."""
+def write_cache(path: Path, frame: pd.DataFrame, kind: str = "candle") -> None:
+    """Write atomically (temp file + rename): an interrupted write never truncates the cache.
+    ``kind`` names the cache in the error (``candle``, ``funding``)."""
     make_cache_dir(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
         frame.to_csv(tmp, index=False)
         os.replace(tmp, path)
     except OSError as exc:
-        raise HistoryError(f"{path}: cannot write the candle cache ({exc}); the file is unchanged") from None
+        raise HistoryError(f"{path}: cannot write the {kind} cache ({exc}); the file is unchanged") from None
 
 
 def merge_candles(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:

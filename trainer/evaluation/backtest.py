@@ -7,7 +7,8 @@ There is no second PnL implementation here. The backtester steps
 does, asks the strategy for each candle's order (a model of any action mode, holding
 between the decisions of its stride), and only records what the env reports: equity after every
 step, the position, what each action did (``env.last_execution``: the trade carried out,
-its fills, any risk events) and the final account.
+its fills, any risk events), the funding each mark settled (``env.account.funding_payment``)
+and the final account.
 
 **One evaluation spec.** :class:`EvaluationSpec` (the ``[env]`` account and costs plus the
 ``[risk]`` guard, built by :meth:`EvaluationSpec.from_settings`) is what every scorer takes:
@@ -34,6 +35,7 @@ import pandas as pd
 from config.settings import EnvSettings, RiskSettings, Settings
 from env.candles import infer_interval_ms
 from env.crypto_trading_env import CryptoTradingEnv
+from env.funding import FundingPayment
 from env.portfolio import ClosedTrade, Fill
 from env.risk import RiskEvent, RiskGuard
 from env.types import EnvInfo
@@ -63,6 +65,8 @@ class OpenPosition(NamedTuple):
     entry_fee: float
     mark_price: float
     unrealized_pnl: float
+    funding: float
+    """Funding the position has paid so far (negative: received)."""
 
 
 @dataclass
@@ -73,7 +77,9 @@ class BacktestResult:
     candle, then the candle after each step. ``actions``, ``positions`` and
     ``decision_equity`` have ``n``: the action at each decision candle, the position held
     from it to the next close, and the equity right after its fills (what the live
-    ledger's ``equity`` table records for that candle).
+    ledger's ``equity`` table records for that candle). ``perpetual`` says whether the
+    candles carried funding (a ``funding_rate`` column); ``funding`` holds every funding
+    payment, in time order.
 
     .. warning:: Runs compared on one env start together but need not end together: a
        run the env terminates (``ended_early``) is shorter than the others.
@@ -94,6 +100,8 @@ class BacktestResult:
     ended_early: EarlyEnd | None = None
     risk_events: list[RiskEvent] = field(default_factory=list)
     position_size: float = 1.0
+    perpetual: bool = False
+    funding: list[FundingPayment] = field(default_factory=list)
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
@@ -101,6 +109,7 @@ class BacktestResult:
             self.equity, self.positions, self.trades, self.final_info["fees_paid"], self.interval_ms,
             closes=self.closes, traded_notional=sum(f.qty * f.price for f in self.fills),
             position_size=self.position_size,
+            funding_paid=self.final_info["funding_paid"],
         )
 
     @property
@@ -184,11 +193,15 @@ def run_backtest(strategy: Strategy, env: CryptoTradingEnv, start_index: int | N
     decision_equity = np.empty(n_max)
     equity[0] = info["equity"]
     fills: list[Fill] = []
+    funding: list[FundingPayment] = []
+    perpetual = env.account if env.funding else None  # the account of this episode (reset made it)
     step = env.step_candle
     k, terminated = 0, False
     while k < n_max:
         obs, _, terminated, truncated, info = step(decide(env.current_index, obs))
         execution = env.last_execution
+        if perpetual is not None and perpetual.funding_payment is not None:
+            funding.append(perpetual.funding_payment)
         if execution.fills:
             fills.extend(execution.fills)
         if execution.risk_events:
@@ -219,6 +232,8 @@ def run_backtest(strategy: Strategy, env: CryptoTradingEnv, start_index: int | N
         ended_early=EarlyEnd(int(times[-1]), k, _blow_up_reason(env, info["equity"])) if terminated else None,
         risk_events=risk_events,
         position_size=env.portfolio_config.max_position_size,
+        perpetual=env.funding,
+        funding=funding,
     )
 
 
@@ -241,4 +256,5 @@ def _open_position(env: CryptoTradingEnv) -> OpenPosition | None:
     p = env.portfolio
     if not p.side:
         return None
-    return OpenPosition(p.side, p.qty, p.entry_time_ms, p.entry_price, p.entry_fee, p.last_price, p.unrealized_pnl)
+    return OpenPosition(p.side, p.qty, p.entry_time_ms, p.entry_price, p.entry_fee, p.last_price, p.unrealized_pnl,
+                        p.position_funding)

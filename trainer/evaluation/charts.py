@@ -79,6 +79,7 @@ def plot_backtest(
         + (f" vs buy & hold {_pct(bh.metrics.total_return)}" if bh is not None else "")
         + f"  |  Sharpe {_num(m.sharpe)}  |  max drawdown {_pct(m.max_drawdown, signed=False)}"
         + f"  |  {m.n_trades} trades, win rate {_pct(m.win_rate, signed=False)}  |  fees {m.fees_paid:.2f}"
+        + (f", funding {m.funding_paid:+.2f}" if main.perpetual else "")
     )
     end = main.ended_early
     lines = [*([title] if title else []), headline,

@@ -23,6 +23,8 @@ profit_factor      sum of winning net PnL / |sum of losing net PnL|
 avg_holding        mean ``exit - entry`` time of round trips, in candles and in hours
 exposure           fraction of the ``n`` steps with a position open
 fees_paid          commission paid on every fill, quote currency
+funding_paid       perpetual funding paid, net of funding received (0 without funding), quote
+                   currency; like the fees, already inside equity and every return above
 ================== ==========================================================================
 
 **Skill figures**: did the strategy time the market, or ride it? On rising test data a
@@ -34,6 +36,7 @@ time_long, time_short    fraction of the ``n`` steps holding a long / a short po
 net_exposure             ``position_size x mean(side)`` over the steps: +1 long all the time,
                          -1 short all the time, 0 flat (or as long as short)
 fees_to_capital          ``fees_paid / E_0`` (shown as % of capital)
+funding_to_capital       ``funding_paid / E_0`` (shown as % of capital; 0 without funding)
 turnover                 traded notional (``qty x price`` of every fill) over ``E_0``: 2.0 is
                          one round trip of the whole capital
 buy_and_hold_return      ``close_n / close_0 - 1`` of the same candles (gross, no fees)
@@ -95,6 +98,7 @@ class Metrics:
     avg_holding_hours: float | None
     exposure: float
     fees_paid: float
+    funding_paid: float
     final_equity: float
     total_pnl: float
     n_steps: int
@@ -102,6 +106,7 @@ class Metrics:
     time_short: float
     net_exposure: float
     fees_to_capital: float
+    funding_to_capital: float
     turnover: float
     buy_and_hold_return: float | None
     exposure_matched_return: float | None
@@ -121,6 +126,7 @@ def compute_metrics(
     closes: npt.ArrayLike | None = None,
     traded_notional: float = 0.0,
     position_size: float = 1.0,
+    funding_paid: float = 0.0,
 ) -> Metrics:
     """Metrics of one run.
 
@@ -134,6 +140,7 @@ def compute_metrics(
             figures and timing are ``None``.
         traded_notional: ``qty x price`` summed over every fill.
         position_size: the account's ``max_position_size`` (a position's notional over equity).
+        funding_paid: total funding paid, net of funding received.
     """
     e = np.asarray(equity, dtype=np.float64)
     pos = np.asarray(positions)
@@ -167,6 +174,7 @@ def compute_metrics(
         avg_holding_hours=float(held.mean() / HOUR_MS) if len(held) else None,
         exposure=float(np.mean(pos != 0)) if n else 0.0,
         fees_paid=float(fees_paid),
+        funding_paid=float(funding_paid),
         final_equity=float(e[-1]),
         total_pnl=float(e[-1] - e[0]),
         n_steps=n,
@@ -174,6 +182,7 @@ def compute_metrics(
         time_short=float(np.mean(pos < 0)) if n else 0.0,
         net_exposure=net_exposure,
         fees_to_capital=float(fees_paid / e[0]),
+        funding_to_capital=float(funding_paid / e[0]),
         turnover=float(traded_notional / e[0]),
         buy_and_hold_return=hold,
         exposure_matched_return=matched,
@@ -224,9 +233,12 @@ def _annualize(growth: float, n: int, per_year: float) -> float | None:
 def describe_skill(metrics: Mapping[str, Any]) -> str:
     """One line of a run's return beside its skill figures (a :meth:`Metrics.to_dict`):
     ``return +1.20% (timing -0.41%, buy & hold +3.10%), long 40% / short 9% (net +0.31), 12 trades, fees 0.90% of
-    capital, turnover 5.1x``."""
+    capital, turnover 5.1x``; a run that paid or received funding shows it beside the fees
+    (``fees 0.90% and funding +0.12% of capital``)."""
     timing, hold = metrics.get("timing"), metrics.get("buy_and_hold_return")
     market = "" if timing is None or hold is None else f" (timing {100 * timing:+.2f}%, buy & hold {100 * hold:+.2f}%)"
+    funding = metrics.get("funding_to_capital") or 0.0
+    costs = f"fees {100 * metrics['fees_to_capital']:.2f}%" + (f" and funding {100 * funding:+.2f}%" if funding else "")
     return (f"return {100 * metrics['total_return']:+.2f}%{market}, long {100 * metrics['time_long']:.0f}% / short "
             f"{100 * metrics['time_short']:.0f}% (net {metrics['net_exposure']:+.2f}), {metrics['n_trades']} trades, "
-            f"fees {100 * metrics['fees_to_capital']:.2f}% of capital, turnover {metrics['turnover']:.1f}x")
+            f"{costs} of capital, turnover {metrics['turnover']:.1f}x")

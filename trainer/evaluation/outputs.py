@@ -22,7 +22,7 @@ from trainer.evaluation.walk_forward import WalkForwardResult
 
 TRADE_COLUMNS: tuple[str, ...] = (
     "strategy", "status", "side", "entry_time", "exit_time", "entry_price", "exit_price", "qty",
-    "gross_pnl", "fees", "net_pnl", "return_pct", "holding_candles",
+    "gross_pnl", "fees", "funding", "net_pnl", "return_pct", "holding_candles",
 )
 
 
@@ -50,21 +50,21 @@ def trades_frame(result: BacktestResult) -> pd.DataFrame:
     rows = []
     for t in result.trades:
         rows.append(_trade_row(result, "closed", t.side, t.entry_time_ms, t.exit_time_ms, t.entry_price, t.exit_price,
-                               t.qty, t.gross_pnl, t.fees, t.net_pnl))
+                               t.qty, t.gross_pnl, t.fees, t.funding, t.net_pnl))
     p = result.open_position
     if p is not None:
         last = int(result.times_ms[-1])
         rows.append(_trade_row(result, "open", p.side, p.entry_time_ms, last, p.entry_price, p.mark_price, p.qty,
-                               p.unrealized_pnl, p.entry_fee, p.unrealized_pnl - p.entry_fee))
+                               p.unrealized_pnl, p.entry_fee, p.funding, p.unrealized_pnl - p.entry_fee - p.funding))
     return pd.DataFrame(rows, columns=list(TRADE_COLUMNS))
 
 
 def _trade_row(result: BacktestResult, status: str, side: int, entry_ms: int, exit_ms: int, entry_price: float,
-               exit_price: float, qty: float, gross: float, fees: float, net: float) -> dict[str, Any]:
+               exit_price: float, qty: float, gross: float, fees: float, funding: float, net: float) -> dict[str, Any]:
     return {
         "strategy": result.strategy, "status": status, "side": "long" if side == Side.LONG else "short",
         "entry_time": _iso(entry_ms), "exit_time": _iso(exit_ms), "entry_price": entry_price,
-        "exit_price": exit_price, "qty": qty, "gross_pnl": gross, "fees": fees, "net_pnl": net,
+        "exit_price": exit_price, "qty": qty, "gross_pnl": gross, "fees": fees, "funding": funding, "net_pnl": net,
         "return_pct": 100.0 * net / (qty * entry_price), "holding_candles": (exit_ms - entry_ms) // result.interval_ms,
     }
 
@@ -90,6 +90,7 @@ def span_summary(result: BacktestResult, source: str) -> dict[str, Any]:
         "last_mark": _iso(int(result.times_ms[-1])),
         "n_steps": len(result.actions),
         "interval_ms": result.interval_ms,
+        "funding": result.perpetual,
     }
 
 

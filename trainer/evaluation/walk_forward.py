@@ -146,10 +146,10 @@ class WalkForwardResult:
 
     def aggregate(self) -> dict[str, dict[str, Any]]:
         """Per strategy, across folds: chained (compounded) return, mean and median fold
-        return, mean Sharpe, worst drawdown, trades, fees, the skill figures (mean fold timing,
-        mean time long and short, mean net exposure, fees and turnover summed over the folds,
-        each fold starting with the same capital), and on how many folds the model (the mean
-        over its seeds) beat it."""
+        return, mean Sharpe, worst drawdown, trades, fees, funding, the skill figures (mean fold
+        timing, mean time long and short, mean net exposure, fees, funding and turnover summed
+        over the folds, each fold starting with the same capital), and on how many folds the
+        model (the mean over its seeds) beat it."""
         names = list(self.folds[0].results) if self.folds else []
         model_returns = [statistics.fmean(f.results[m].metrics.total_return for m in self.models) for f in self.folds]
         out: dict[str, dict[str, Any]] = {}
@@ -166,11 +166,13 @@ class WalkForwardResult:
                 "worst_max_drawdown": max(m.max_drawdown for m in metrics),
                 "n_trades": sum(m.n_trades for m in metrics),
                 "fees_paid": sum(m.fees_paid for m in metrics),
+                "funding_paid": sum(m.funding_paid for m in metrics),
                 "mean_fold_timing": statistics.fmean(timings) if timings else None,
                 "time_long": statistics.fmean(m.time_long for m in metrics),
                 "time_short": statistics.fmean(m.time_short for m in metrics),
                 "net_exposure": statistics.fmean(m.net_exposure for m in metrics),
                 "fees_to_capital": sum(m.fees_to_capital for m in metrics),
+                "funding_to_capital": sum(m.funding_to_capital for m in metrics),
                 "turnover": sum(m.turnover for m in metrics),
                 "blew_up_folds": sum(f.results[name].terminated for f in self.folds),
                 "folds_model_beat_it": None if name in self.models

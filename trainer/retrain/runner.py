@@ -285,7 +285,7 @@ def _log_tail(work: Path, lines: int) -> str:
 def model_metrics(result: RetrainResult, metric: str) -> dict[str, Any]:
     """The candidate's ``models.metrics``: flat keys a person can read in ``shadow models``
     and query with ``json_extract`` (several symbols: mean return, timing and net exposure, worst
-    drawdown, all trades, fees and turnover; ``holdout_timing`` is ``None`` when undefined)."""
+    drawdown, all trades, fees, funding and turnover; ``holdout_timing`` is ``None`` when undefined)."""
     candidate = [by_role["candidate"] for by_role in result.holdout.values()]
     timings = [m["timing"] for m in candidate if m.get("timing") is not None]
     return {
@@ -297,6 +297,7 @@ def model_metrics(result: RetrainResult, metric: str) -> dict[str, Any]:
         "holdout_max_drawdown": max(m["max_drawdown"] for m in candidate),
         "holdout_trades": sum(m["n_trades"] for m in candidate),
         "holdout_fees_to_capital": sum(m["fees_to_capital"] for m in candidate),
+        "holdout_funding_to_capital": sum(m["funding_to_capital"] for m in candidate),
         "holdout_turnover": sum(m["turnover"] for m in candidate),
         "no_model": result.no_model,
     }

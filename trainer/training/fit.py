@@ -44,6 +44,7 @@ from config.errors import UserError
 from config.settings import EnvSettings, Settings, TrainSettings
 from env.crypto_trading_env import CryptoTradingEnv
 from env.features import warmup_prefix
+from env.funding import FUNDING_RATE_COLUMN
 from strategies.model_metadata import ModelMetadata, load_metadata
 from trainer.training.callbacks import (
     CheckpointWithMetadata,
@@ -359,6 +360,7 @@ def _metadata(
         action_mode=settings.env.action_mode,
         decision_stride=settings.env.decision_stride,
         diagnostics={} if convergence is None or convergence.latest is None else convergence.latest.to_dict(),
+        funding=all(FUNDING_RATE_COLUMN in frame for frame in train_frames),
     )
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
@@ -36,6 +37,7 @@ from env.features import warmup_prefix
 from env.intervals import infer_grid
 from strategies.model_metadata import SHARED_SEPARATOR, ModelMetadata, check_compatible, load_metadata
 from trainer.data.bybit_public import bybit_exchange
+from trainer.data.funding_history import FundingSource, with_funding
 from trainer.data.history import Market, OhlcvSource, load_history
 from trainer.data.split import ChronoSplit, chronological_split, min_candles
 from trainer.training.fit import fit, resolve_device
@@ -149,14 +151,17 @@ def load_training_candles(
     args: TrainSettings, settings: Settings, exchange: OhlcvSource | None
 ) -> tuple[pd.DataFrame, str]:
     """The last ``num_candles`` candles of ``args.symbol`` from ``--data`` or from Bybit
-    (through the cache), and a name for where they came from. A ``--data`` file of finer
-    candles than ``--timeframe`` is resampled to it (:func:`env.candles.resample_candles`:
-    train on 15m candles from a 1m file)."""
+    (through the cache; a linear perpetual's with their funding, :mod:`trainer.data.funding_history`),
+    and a name for where they came from. A ``--data`` file trades with its own ``funding_rate``
+    column, if it has one; a file of finer candles than ``--timeframe`` is resampled to it
+    (:func:`env.candles.resample_candles`: train on 15m candles from a 1m file, funding kept)."""
     market = Market(args.symbol, args.timeframe)
     if args.data is None:
         ohlcv = exchange or bybit_exchange(settings.exchange.rest_url, market.category)
         candles = load_history(market, args.num_candles, exchange=ohlcv, cache_dir=args.cache_dir,
                                progress=args.progress)
+        if market.category == "linear":
+            candles = with_funding(candles, market, exchange=cast(FundingSource, ohlcv), cache_dir=args.cache_dir)
         return candles, f"bybit {market.category} {args.symbol} {args.timeframe}"
     candles = load_candles(args.data)
     found = infer_grid(candles["open_time_ms"].to_numpy())

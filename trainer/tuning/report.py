@@ -66,7 +66,7 @@ def write_tune_outputs(study: optuna.Study, settings: Settings, data: TuningData
 
 
 SKILL_COLUMNS: tuple[str, ...] = ("timing", "net_exposure", "time_long", "time_short", "n_trades", "fees_to_capital",
-                                  "turnover")
+                                  "funding_to_capital", "turnover")
 """Validation figures averaged over a trial's folds and seeds into trials.csv (``mean_<name>``)."""
 
 

@@ -1,7 +1,7 @@
 """Where a ledger and the backtest that replayed it first differ.
 
 Every logged decision is compared with the backtest's decision at the same candle, in
-the order a decision is made: the observation (``obs_hash``, kept by an
+the order a decision is made: the funding its mark settled, the observation (``obs_hash``, kept by an
 :class:`ObservationWitness` since the backtest keeps no observations), the risk events,
 the action, every fill with the trade a closing fill finished, and the equity after the
 fills. Values are compared with ``==``: bit for bit.
@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from env.funding import FundingPayment
 from env.portfolio import Fill
 from env.risk import RiskEvent
 from env.types import Action, Observation, Order
@@ -29,7 +30,7 @@ class Divergence:
 
     Args:
         open_time_ms: the decision's candle.
-        field: what differs (``obs_hash``, ``risk_events``, ``action``, ``fills``, ``fills[0].price``,
+        field: what differs (``funding``, ``obs_hash``, ``risk_events``, ``action``, ``fills``, ``fills[0].price``,
             ``fills[0].trade.net_pnl``, ``equity``; ``decision`` when only one side decided the candle).
         live / backtest: the two values, as text that shows every bit (floats as ``repr``).
         decided_by: who took the live decision (``ppo v0002``; ``recorded action`` for a decision
@@ -100,6 +101,7 @@ def first_divergence(log: Sequence[LoggedDecision], rerun_from: int, result: Bac
     events: defaultdict[int, list[RiskEvent]] = defaultdict(list)
     for event in result.risk_events:
         events[event.time_ms].append(event)
+    funding = {p.time_ms - result.interval_ms: p for p in result.funding}  # by the candle whose mark paid it
     steps = result.times_ms[:-1].tolist()  # the backtest's decision candles
     for k, live in enumerate(log):
         by = "recorded action" if k < rerun_from else decider_label(live)
@@ -109,16 +111,18 @@ def first_divergence(log: Sequence[LoggedDecision], rerun_from: int, result: Bac
         t = steps[k]
         if t != live.open_time_ms:  # the backtest decides every candle: the ledger skipped candle t
             return Divergence(t, "decision", "none", Action(int(result.actions[k])).name, "-")
-        differs = _compare(live, hashes.get(t), events[t], int(result.actions[k]), fills[t],
+        differs = _compare(live, funding.get(t), hashes.get(t), events[t], int(result.actions[k]), fills[t],
                            float(result.decision_equity[k]))
         if differs is not None:
             return Divergence(t, *differs, by)
     return None
 
 
-def _compare(live: LoggedDecision, obs_hash: str | None, events: list[RiskEvent], action: int, fills: list[Fill],
-             equity: float) -> tuple[str, str, str] | None:
+def _compare(live: LoggedDecision, funding: FundingPayment | None, obs_hash: str | None, events: list[RiskEvent],
+             action: int, fills: list[Fill], equity: float) -> tuple[str, str, str] | None:
     """``(field, live, backtest)`` of the first field that differs."""
+    if live.funding != funding:
+        return "funding", repr(live.funding), repr(funding)
     if live.obs_hash != obs_hash:
         return "obs_hash", live.obs_hash, str(obs_hash)
     if list(live.risk_events) != events:

@@ -32,8 +32,9 @@ from config.errors import UserError
 from config.settings import EnvSettings, Settings
 from env.candles import CandleDataError, format_ms, infer_interval_ms
 from env.features import warmup_prefix
+from env.funding import FUNDING_RATE_COLUMN, due_between
 from state.decision_log import DecidedSymbol, LoggedDecision, decided_symbols, read_decision_log, run_settings, snapshot
-from state.readers import list_models, read_candles
+from state.readers import funding_settlements, list_models, read_candles
 from state.records import ModelEntry
 from trainer.evaluation.backtest import make_env, run_backtest
 from trainer.verification.deciders import LedgerStrategies, decider_label, ledger_schedule
@@ -148,7 +149,7 @@ def _candles(conn: sqlite3.Connection, db: Path, held: DecidedSymbol, log: Seque
         raise VerifyError(f"ledger {db}: {name} candles: {exc.problem}; verify replays the candles the daemon "
                           "decided on, as they are") from None
     if next_ms is None:
-        frame = _with_successor(frame)
+        frame = _with_successor(frame, funding_settlements(conn, held.symbol))
     times = frame["open_time_ms"].to_numpy()
     start_index = int(np.searchsorted(times, log[0].open_time_ms))
     needed = warmup_prefix(lookback_window)
@@ -159,12 +160,17 @@ def _candles(conn: sqlite3.Connection, db: Path, held: DecidedSymbol, log: Seque
     return frame, start_index
 
 
-def _with_successor(frame: pd.DataFrame) -> pd.DataFrame:
+def _with_successor(frame: pd.DataFrame, settlements: list[tuple[int, float]]) -> pd.DataFrame:
+    """``frame`` and a flat candle after its last; on a perpetual that candle's funding_rate
+    row carries the funding settled at the last candle's close, which its decision paid."""
     last = frame.iloc[-1]
-    open_ms = int(last["open_time_ms"]) + infer_interval_ms(frame["open_time_ms"].to_numpy())
+    last_ms = int(last["open_time_ms"])
+    open_ms = last_ms + infer_interval_ms(frame["open_time_ms"].to_numpy())
     close = float(last["close"])
+    due = due_between(last_ms, open_ms, settlements)
     successor = pd.DataFrame({"open_time_ms": [open_ms], "timestamp": [pd.Timestamp(open_ms, unit="ms")],
-                              "open": [close], "high": [close], "low": [close], "close": [close], "volume": [0.0]})
+                              "open": [close], "high": [close], "low": [close], "close": [close], "volume": [0.0],
+                              FUNDING_RATE_COLUMN: [0.0 if due is None else due.rate]})
     return pd.concat([frame, successor[frame.columns]], ignore_index=True)
 
 

@@ -172,3 +172,44 @@ def test_series_of_different_dates_are_aligned_on_the_first(btc_frame: pd.DataFr
     assert market.length == 30
     assert np.array_equal(market.open_time_ms, btc_frame.open_time_ms.iloc[:30].to_numpy())
     assert market.candle_values("ETHUSDT", 5) == tuple(eth_frame[["open", "high", "low", "close", "volume"]].iloc[5])
+
+
+async def test_funding_history_is_settled_rates_up_to_the_virtual_now_newest_first(btc_candles: pd.DataFrame) -> None:
+    """A frame with a funding column settles its rates; one without settles 0 every 8 h."""
+    from tests.conftest import funding_settlements, with_funding
+
+    frame = with_funding(btc_candles.iloc[:1000])
+    market = ReplayMarket([ReplaySeries.from_frame("BTCUSDT", frame),
+                           ReplaySeries.from_frame("ETHUSDT", btc_candles.iloc[:1000])], history=600)
+    async with ReplayServer(market, speed=50) as srv:
+        _, btc = await get(srv, "/v5/market/funding/history", category="linear", symbol="BTCUSDT")
+        _, eth = await get(srv, "/v5/market/funding/history", category="linear", symbol="ETHUSDT")
+        _, one = await get(srv, "/v5/market/funding/history", category="linear", symbol="BTCUSDT", limit=1,
+                           startTime=0, endTime=2**45)
+        _, bad = await get(srv, "/v5/market/funding/history", category="linear", symbol="BTCUSDT", startTime=0)
+        _, spot = await get(srv, "/v5/market/funding/history", category="spot", symbol="BTCUSDT")
+    now = int(frame["open_time_ms"].iloc[600])
+    settled = [(t, r) for t, r in funding_settlements(frame) if t <= now]
+    assert [(int(row["fundingRateTimestamp"]), float(row["fundingRate"])) for row in btc["result"]["list"]] == \
+        settled[::-1]
+    assert [row["fundingRate"] for row in eth["result"]["list"]] == ["0.0"] * len(settled)
+    assert len(one["result"]["list"]) == 1 and one["result"]["list"][0] == btc["result"]["list"][0]
+    assert bad["retCode"] == 10001 and spot["retCode"] == 10001
+
+
+async def test_a_linear_ticker_subscription_gets_a_snapshot_then_a_delta_per_candle(btc_candles: pd.DataFrame) -> None:
+    from tests.conftest import funding_settlements, with_funding
+
+    frame = with_funding(btc_candles.iloc[:500])
+    market = ReplayMarket([ReplaySeries.from_frame("BTCUSDT", frame)], history=470)
+    async with ReplayServer(market, speed=50) as srv, connect(srv.ws_url("linear")) as ws:
+        ack = await request(ws, {"op": "subscribe", "args": ["tickers.BTCUSDT"]})
+        pushes = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(12)]
+    async with ReplayServer(market, speed=50) as srv, connect(srv.ws_url("spot")) as ws:
+        refused = await request(ws, {"op": "subscribe", "args": ["tickers.BTCUSDT"]})
+    assert ack["success"] and not refused["success"]
+    assert [p["type"] for p in pushes] == ["snapshot"] + ["delta"] * 11
+    eight, rate = funding_settlements(frame)[1]
+    announced = [(int(p["data"]["nextFundingTime"]), float(p["data"]["fundingRate"])) for p in pushes]
+    assert announced[0] == (eight, rate)  # 07:50: next is 08:00
+    assert announced[-1] == (eight + 8 * 3_600_000, 0.0)  # once 08:00 settled: 16:00, after the data (rate 0)

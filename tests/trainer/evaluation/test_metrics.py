@@ -8,7 +8,7 @@ import math
 import pytest
 
 from env.portfolio import ClosedTrade
-from trainer.evaluation.metrics import compute_metrics, periods_per_year
+from trainer.evaluation.metrics import compute_metrics, describe_skill, periods_per_year
 
 DAY_MS = 86_400_000
 
@@ -130,3 +130,13 @@ def test_without_closes_the_market_figures_are_undefined_not_zero():
     m = compute_metrics([100.0, 101.0], [1], [], fees_paid=0.0, interval_ms=DAY_MS)
     assert (m.buy_and_hold_return, m.exposure_matched_return, m.timing) == (None, None, None)
     assert (m.time_long, m.time_short, m.turnover) == (1.0, 0.0, 0.0)
+
+
+def test_funding_is_a_cost_beside_the_fees_in_the_skill_figures():
+    closes = [100.0, 104.0, 102.0, 110.0]
+    m = compute_metrics([100.0, 103.0, 100.5, 108.0], [1, 1, 1], [], fees_paid=0.5, interval_ms=DAY_MS, closes=closes,
+                        traded_notional=100.0, funding_paid=0.25)
+    assert (m.funding_paid, m.funding_to_capital, m.fees_to_capital) == (0.25, 0.0025, 0.005)
+    assert describe_skill(m.to_dict()).endswith("0 trades, fees 0.50% and funding +0.25% of capital, turnover 1.0x")
+    spot = compute_metrics([100.0, 103.0], [1], [], fees_paid=0.5, interval_ms=DAY_MS)
+    assert spot.funding_to_capital == 0.0 and "funding" not in describe_skill(spot.to_dict())

@@ -160,3 +160,20 @@ def test_the_aggregate_carries_the_skill_figures(tmp_path, btc_candles, ppo_mode
     assert hold["turnover"] == pytest.approx(sum(m.turnover for m in metrics))
     assert hold["mean_fold_timing"] == pytest.approx(sum(m.timing for m in metrics) / 3)
     assert hold["blew_up_folds"] == 0 and result.seed_summary() is None
+
+
+def test_walk_forward_reports_funding_beside_fees_on_a_perpetual(tmp_path, btc_candles, ppo_model):
+    """Every fold's slice keeps the candles' funding column: the holder pays on each slice it
+    holds through a funding time, and the aggregate adds it up beside the fees."""
+    from tests.conftest import with_funding
+
+    candles = with_funding(btc_candles.iloc[:3000].reset_index(drop=True))
+    result = walk_forward(
+        candles, train_fn=RecordingTrainer(ppo_model), spec=EvaluationSpec(EnvSettings(), None),
+        baselines=[BuyAndHold(), Flat()], load_model=PPOStrategy.load, train=1000, test=600, out_dir=tmp_path,
+    )
+    held = [f.results["buy_and_hold"] for f in result.folds]
+    assert all(r.perpetual for r in held) and sum(len(r.funding) for r in held) >= 2
+    aggregate = result.aggregate()
+    assert aggregate["buy_and_hold"]["funding_paid"] == sum(r.metrics.funding_paid for r in held) != 0.0
+    assert aggregate["flat"]["funding_paid"] == 0.0

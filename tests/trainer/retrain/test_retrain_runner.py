@@ -78,7 +78,8 @@ async def test_a_real_retrain_publishes_the_candidate_with_its_holdout_verdict(d
     assert ranges["train"]["end_ms"] == entry.data_end_ms < ranges["holdout"]["start_ms"]
     assert set(entry.metrics) == {"holdout_sharpe", "incumbent_sharpe", "flat_sharpe", "holdout_return",
                                   "holdout_timing", "holdout_net_exposure", "holdout_max_drawdown", "holdout_trades",
-                                  "holdout_fees_to_capital", "holdout_turnover", "no_model"}
+                                  "holdout_fees_to_capital", "holdout_funding_to_capital", "holdout_turnover",
+                                  "no_model"}
     candidate = outcome.metrics["holdout"]["BTCUSDT"]["candidate"]
     assert (entry.metrics["holdout_timing"], entry.metrics["holdout_turnover"]) == (candidate["timing"],
                                                                                    candidate["turnover"])

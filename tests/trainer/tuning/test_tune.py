@@ -250,4 +250,5 @@ def test_a_trial_with_seeds_scores_the_mean_over_them_and_records_their_range(tm
     row = pd.read_csv(settings.tune.out_dir / "trials.csv").iloc[0]
     assert (row["seeds"], row["seed_min"], row["seed_max"]) == (2, min(outcome.seed_scores), max(outcome.seed_scores))
     assert row["mean_timing"] == pytest.approx(sum(m["timing"] for m in outcome.fold_metrics) / 4)
-    assert {"mean_net_exposure", "mean_fees_to_capital", "mean_turnover", "mean_n_trades"} <= set(row.index)
+    assert {"mean_net_exposure", "mean_fees_to_capital", "mean_funding_to_capital", "mean_turnover",
+            "mean_n_trades"} <= set(row.index)
