@@ -3,8 +3,9 @@ change (mode ``net``), and a training-only fee multiplier.
 
 **Mode ``net``** (:class:`NetReward`): ``100 x log(E_after / E_before)`` over the step, the
 equity marked before the decision and after the next close, so fees, slippage and a
-perpetual's funding (settled at that close, :mod:`env.funding`) are in it; summed over a run it is 100 x the log of the final return. It is what the account
-earns, and nothing else: a policy that trades noise sees exactly what the fees cost it.
+perpetual's funding (settled at that close, :mod:`env.funding`) are in it; summed over a
+run it is 100 x the log of the final return. It is what the account earns, and nothing
+else: a policy that trades noise sees exactly what the fees cost it.
 
 **Mode ``seed``** (:class:`StepReward`), the seed's five components:
 
