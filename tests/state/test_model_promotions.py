@@ -9,7 +9,7 @@ from pathlib import Path
 
 from state.database import prepare_for_writing
 from state.ledger import Ledger
-from state.migrations import migrate
+from state.migrations import LATEST_VERSION, migrate
 from state.records import ModelEntry
 
 _MODEL = ("INSERT INTO models (version, status, path, sha256, symbol, interval, created_ms, promoted_ms) "
@@ -33,7 +33,7 @@ async def test_a_version_3_registry_keeps_its_promotions_and_new_ones_are_logged
         conn.execute(_MODEL, ("v3", "rejected", "v3.zip", "3" * 64, 300, None))
     conn.close()
 
-    assert prepare_for_writing(path, 1.0) == (6, [7])
+    assert prepare_for_writing(path, 1.0) == (6, list(range(7, LATEST_VERSION + 1)))
     assert _log(path) == [("v1", "BTCUSDT", "1m", 110, None), ("v2", "BTCUSDT", "1m", 210, "v1")]
 
     async with await Ledger.open(path) as ledger:
