@@ -72,12 +72,12 @@ def test_importance_needs_two_completed_trials_with_different_scores() -> None:
 def test_best_config_holds_the_profile_and_only_what_differs_from_its_defaults(tmp_path: Path, profile: str) -> None:
     settings = load_settings(None, profile=profile, train={"learning_rate": 2e-5, "net_arch": (256, 256),
                                                             "resume": "x.zip"},
-                             env={"lookback_window": 30, "reward": {"fee_multiplier": 2.0}})
+                             env={"lookback_window": 30, "reward": {"fee_multiplier": 3.0}})
     path = write_best_config(settings, tmp_path / "best.toml", header="best trial 2")
     text = path.read_text()
     assert text.startswith("# best trial 2\n# use with: shadow train --config best.toml\n")
     assert tomllib.loads(text) == {"profile": profile, "train": {"learning_rate": 2e-5, "net_arch": [256, 256]},
-                                   "env": {"lookback_window": 30, "reward": {"fee_multiplier": 2.0}}}
+                                   "env": {"lookback_window": 30, "reward": {"fee_multiplier": 3.0}}}
     # resume, a run's own checkpoint, is left out; loading it gives the trial's settings exactly
     assert load_settings(path).model_dump(include={"train", "env"}) == settings.model_copy(
         update={"train": settings.train.model_copy(update={"resume": None})}).model_dump(include={"train", "env"})
