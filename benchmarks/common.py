@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,3 +45,25 @@ def best_of(repeats: int, fn: Callable[[], object]) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def run_on_local_backend(jobs: Sequence[Any], workers: int) -> list[Any]:
+    """Run :class:`trainer.jobs.runner.Job` s on the local job backend, ``workers`` at a time,
+    printing each as it ends; their results in the order they ended. A failed job stops the run."""
+    from trainer.jobs.backends import LocalBackend
+    from trainer.jobs.runner import JobOutcome, run_jobs
+
+    results: list[Any] = []
+
+    def on_finish(index: int, outcome: JobOutcome) -> None:
+        if not outcome.ok:
+            raise RuntimeError(f"{outcome.key}: {outcome.error}")
+        results.append(outcome.result)
+        print(f"  done: {outcome.key}", flush=True)
+
+    backend = LocalBackend(workers)
+    try:
+        run_jobs(backend, lambda i: jobs[i] if i < len(jobs) else None, on_finish)
+    finally:
+        backend.close()
+    return results

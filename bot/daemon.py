@@ -158,7 +158,8 @@ class Daemon:
 
     def check_inputs(self) -> None:
         """Refuse, before anything is fetched or written, what cannot work: a strategy spec
-        that does not build (a missing model file, an unknown name) and a ledger file the
+        that does not build (a missing model file, an unknown name, a model this market cannot
+        trade as it was trained: :func:`bot.serving.configured_strategy`) and a ledger file the
         writer could not use (not a ledger, a newer schema, no place to create it).
         Registry versions are checked against the registry when the ledger is open.
 
@@ -167,12 +168,13 @@ class Daemon:
         """
         daemon = self.settings.daemon
         lookback = self.settings.env.lookback_window
+        category, interval = self.settings.exchange.category, self.settings.feed.interval
         if any(a.follows_registry for a in self.accounts):
-            configured_strategy(daemon.fallback, lookback)
+            configured_strategy(daemon.fallback, lookback, category=category, interval=interval)
         for account in self.accounts:
             if account.strategy != REGISTRY and registry_version(account.strategy) is None:
                 try:
-                    configured_strategy(account.strategy, lookback)
+                    configured_strategy(account.strategy, lookback, category=category, interval=interval)
                 except UserError as exc:
                     raise UserError(f"account {account.name!r}: {exc}") from None
         ledger = self.settings.ledger
@@ -244,7 +246,8 @@ class Daemon:
         for account in self.accounts:
             for symbol in account.symbols:
                 serving = account_strategy(account.strategy, settings.daemon.fallback, models, symbol,
-                                           self.interval.name, settings.env.lookback_window, account=account.name)
+                                           self.interval.name, settings.env.lookback_window, account=account.name,
+                                           category=settings.exchange.category)
                 key = (serving.label, serving.model_version)
                 servings[account.name, symbol] = loaded.setdefault(key, serving) if serving.model_version else serving
         return servings

@@ -49,13 +49,15 @@ class HotSwapper:
         followers: the accounts that trade the registry's promoted model.
         lookback_window: the observation's lookback (a model built for another is refused).
         torch_threads: torch's thread cap, reapplied after a load (a model served through SB3 imports torch).
+        category: the ``[exchange]`` market category (a model that can go short is refused on spot).
     """
 
     def __init__(self, engines: Mapping[str, SymbolEngine], followers: Collection[str], lookback_window: int,
-                 torch_threads: int) -> None:
+                 torch_threads: int, category: str = "linear") -> None:
         self.engines = engines
         self.followers = tuple(followers)
         self.lookback_window = lookback_window
+        self.category = category
         self.torch_threads = torch_threads
         self.swaps: list[SwapEvent] = []
         self._refused: set[tuple[str, str]] = set()
@@ -95,7 +97,8 @@ class HotSwapper:
         if key in self._refused:
             return None
         try:
-            serving = await asyncio.to_thread(load_registry_model, entry, self.lookback_window)
+            serving = await asyncio.to_thread(load_registry_model, entry, self.lookback_window,
+                                              category=self.category, interval=self.engines[symbol].interval)
         except Exception as exc:  # a refused model must never stop the daemon
             self._refused.add(key)
             log.error("%s: refusing promoted model %s: %s; still serving %s", symbol, entry.version, exc,

@@ -59,16 +59,20 @@ class LiveTrials:
         engines: the daemon's engines by symbol.
         accounts: the configured accounts by name (a trial's incumbent is one of them).
         lookback_window: the observation's lookback (the candidate is checked against it).
+        category: the ``[exchange]`` market category (a candidate that can go short is refused
+            on spot, as any model the daemon serves).
         clock: the daemon's clock.
         on_promoted: awaited after a promotion (the registry check that swaps the followers).
     """
 
     def __init__(self, ledger: Ledger, engines: Mapping[str, SymbolEngine], accounts: Mapping[str, TradingAccount],
-                 lookback_window: int, *, clock: Clock, on_promoted: Callable[[], Awaitable[None]]) -> None:
+                 lookback_window: int, *, category: str = "linear", clock: Clock,
+                 on_promoted: Callable[[], Awaitable[None]]) -> None:
         self.ledger = ledger
         self.engines = engines
         self.accounts = accounts
         self.lookback_window = lookback_window
+        self.category = category
         self.clock = clock
         self.on_promoted = on_promoted
         self.verdicts: list[tuple[LiveTrial, LiveVerdict]] = []
@@ -124,7 +128,8 @@ class LiveTrials:
         """The candidate, verified (sha256, metadata) and loaded like any registry model."""
         with closing(connect_reader(self.ledger.path)) as conn:
             entry = pinned_model(trial.candidate_version, list_models(conn), trial.challenger_account)
-        return load_registry_model(entry, self.lookback_window)
+        return load_registry_model(entry, self.lookback_window, category=self.category,
+                                   interval=self.engines[trial.symbols[0]].interval)
 
     def _seat(self, trial: LiveTrial, incumbent: TradingAccount, serving: ServingStrategy, symbol: str,
               point: ResumePoint | None) -> None:

@@ -76,9 +76,10 @@ class RetrainScheduler:
         accounts = trading_accounts(settings)
         self.followers = [a.name for a in accounts if a.follows_registry]
         self.swapper = (HotSwapper(engines, self.followers, settings.env.lookback_window,
-                                   settings.daemon.torch_threads) if self.followers else None)
+                                   settings.daemon.torch_threads, settings.exchange.category)
+                        if self.followers else None)
         self.trials = LiveTrials(ledger, engines, {a.name: a for a in accounts}, settings.env.lookback_window,
-                                 clock=clock, on_promoted=self.check_registry)
+                                 category=settings.exchange.category, clock=clock, on_promoted=self.check_registry)
         self.outcomes: list[RetrainOutcome] = []
         self.run_spans_ns: list[tuple[int, int]] = []
         """``time.perf_counter_ns()`` start and end of each child run (benchmarks)."""

@@ -7,6 +7,11 @@ is a pickle, so it is only loaded when its sha256 matches the registry row and i
 metadata matches this code's features. With no promoted model yet (cold start), the
 configured fallback baseline trades, and every decision it takes says so in
 ``decisions.strategy``.
+
+A model trades as it was trained (its metadata's action mode and decision stride), each
+account's model its own, so the daemon refuses one it cannot serve that way: trained on
+another candle interval, or able to go short on a spot market
+(:func:`strategies.model_metadata.check_servable`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from config.accounts import DEFAULT_ACCOUNT, REGISTRY, registry_version
 from config.errors import UserError
 from config.settings import DaemonSettings
 from state.records import ModelEntry
+from strategies.base import Strategy
+from strategies.model_metadata import check_servable
+from strategies.policy import ServedPolicy
 from strategies.specs import build_strategy
 from trainer.models.store import ModelIntegrityError, file_version, load_registry_strategy, promoted_model
 
@@ -32,14 +40,24 @@ PPO_LABEL = "ppo"
 """``decisions.strategy`` of every decision a PPO model took (the model is in ``model_version``)."""
 
 
-def load_registry_model(entry: ModelEntry, lookback_window: int) -> ServingStrategy:
+def load_registry_model(entry: ModelEntry, lookback_window: int, *, category: str = "linear",
+                        interval: str | None = None) -> ServingStrategy:
     """Verify (:func:`trainer.models.store.verify_model_file`) and load a registry model.
+
+    Args:
+        entry: the registry row.
+        lookback_window: the observation's lookback.
+        category, interval: the market the daemon streams; the model must be servable on
+            it (``interval`` None: the entry's own).
 
     Raises:
         ModelIntegrityError: the file is missing or its sha256 differs from the registry's.
-        ModelMismatchError: its metadata does not fit this code (feature spec, lookback).
+        ModelMismatchError: its metadata does not fit this code (feature spec, lookback) or
+            the market (interval, short positions on spot).
     """
-    return ServingStrategy(load_registry_strategy(entry, lookback_window), PPO_LABEL, entry.version)
+    strategy = load_registry_strategy(entry, lookback_window)
+    _check_market(strategy, category, interval or entry.interval)
+    return ServingStrategy(strategy, PPO_LABEL, entry.version)
 
 
 def cap_torch_threads(threads: int) -> None:
@@ -49,12 +67,15 @@ def cap_torch_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def configured_strategy(spec: str, lookback_window: int) -> ServingStrategy:
+def configured_strategy(spec: str, lookback_window: int, *, category: str = "linear",
+                        interval: str | None = None) -> ServingStrategy:
     """A strategy named by spec, labelled with its canonical spec (``sma:fast=10,...``); a
     PPO file is labelled ``ppo`` with its sha256 prefix as model version
-    (:func:`trainer.models.store.file_version`)."""
+    (:func:`trainer.models.store.file_version`) and must be servable on the market
+    (``category``, ``interval``; ``interval`` None: not checked)."""
     strategy = build_strategy(spec, lookback_window=lookback_window)
     if strategy.name.split(":", 1)[0] == PPO_LABEL:
+        _check_market(strategy, category, interval)
         return ServingStrategy(strategy, PPO_LABEL, file_version(Path(spec.split(":", 1)[1])))
     return ServingStrategy(strategy, strategy.name)
 
@@ -78,28 +99,35 @@ def pinned_model(version: str, models: Sequence[ModelEntry], account: str) -> Mo
 
 
 def account_strategy(strategy: str, fallback: str, models: Sequence[ModelEntry], symbol: str, interval: str,
-                     lookback_window: int, *, account: str) -> ServingStrategy:
+                     lookback_window: int, *, account: str, category: str = "linear") -> ServingStrategy:
     """The strategy an account starts trading ``symbol`` with (see the module docstring);
-    ``fallback`` trades while the registry has no promoted model (cold start).
+    ``fallback`` trades while the registry has no promoted model (cold start). A model must
+    be servable on the market (``category``, ``interval``).
 
     Raises:
         UserError: an unknown strategy or registry version, a model that cannot be served.
     """
     version = registry_version(strategy)
     if version is not None:
-        return load_registry_model(pinned_model(version, models, account), lookback_window)
+        return load_registry_model(pinned_model(version, models, account), lookback_window, category=category,
+                                   interval=interval)
     if strategy != REGISTRY:
-        return configured_strategy(strategy, lookback_window)
+        return configured_strategy(strategy, lookback_window, category=category, interval=interval)
     entry = promoted_model(models, symbol, interval)
     if entry is None:
         log.warning("%s %s: cold start: the model registry has no promoted model; trading the fallback %r",
                     account, symbol, fallback)
-        return configured_strategy(fallback, lookback_window)
-    return load_registry_model(entry, lookback_window)
+        return configured_strategy(fallback, lookback_window, category=category, interval=interval)
+    return load_registry_model(entry, lookback_window, category=category, interval=interval)
 
 
 def choose_strategy(daemon: DaemonSettings, models: list[ModelEntry], symbol: str, interval: str,
-                    lookback_window: int) -> ServingStrategy:
+                    lookback_window: int, *, category: str = "linear") -> ServingStrategy:
     """The strategy the one account of a configuration without ``[[accounts]]`` starts with."""
     return account_strategy(daemon.strategy, daemon.fallback, models, symbol, interval, lookback_window,
-                            account=DEFAULT_ACCOUNT)
+                            account=DEFAULT_ACCOUNT, category=category)
+
+
+def _check_market(strategy: Strategy, category: str, interval: str | None) -> None:
+    if isinstance(strategy, ServedPolicy) and interval is not None:
+        check_servable(strategy.metadata, strategy.path, category=category, interval=interval)

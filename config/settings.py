@@ -2,9 +2,11 @@
 
 Sources, highest priority first: values passed in code (CLI flags), ``SHADOW_*``
 environment variables (nested with ``__``: ``SHADOW_ENV__COMMISSION=0.00055``), a TOML
-file (``--config shadow.toml`` or ``SHADOW_CONFIG``), then the defaults below.
-:func:`load_settings` turns every invalid value into a :class:`ConfigError` that names
-the field, the value and where it came from.
+file (``--config shadow.toml`` or ``SHADOW_CONFIG``), the chosen profile's values
+(:mod:`config.profiles`: ``profile = "seed"``, ``SHADOW_PROFILE``, ``--profile``), then the
+defaults below. :func:`load_settings` turns every invalid value into a :class:`ConfigError`
+that names the field, the value and where it came from; :func:`value_sources` tells where
+every value came from.
 
 The sections live in :mod:`config.market`, :mod:`config.trading`, :mod:`config.training` and
 :mod:`config.operations`; they are re-exported here, so ``from config.settings import X``
@@ -21,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
@@ -30,6 +33,7 @@ from config.alerts import ALERT_KINDS, AlertSettings
 from config.errors import UserError, clause
 from config.market import TIMEFRAMES, ExchangeSettings, FeedSettings, Timeframe
 from config.operations import LOOPBACK, LedgerSettings, ServiceSettings, parse_listen
+from config.profiles import DEFAULT_PROFILE, Profile, profile_values
 from config.trading import DaemonSettings, EnvSettings, RewardSettings, RiskSettings
 from config.training import (
     ComputeSettings,
@@ -45,7 +49,7 @@ __all__ = [
     "AccountSettings", "AlertSettings", "ComputeSettings", "ConfigError", "DaemonSettings", "EnvSettings",
     "EvaluationSettings", "ExchangeSettings", "FeedSettings", "LedgerSettings", "RetrainSettings", "RewardSettings",
     "RiskSettings", "SearchSpaceSettings", "ServiceSettings", "Settings", "Timeframe", "TrainSettings", "TuneSettings",
-    "load_settings", "parse_listen",
+    "load_settings", "parse_listen", "value_sources",
 ]
 
 ENV_PREFIX = "SHADOW_"
@@ -67,6 +71,10 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
+    profile: Profile = Field(
+        DEFAULT_PROFILE, description="named bundle of defaults under everything set explicitly: default (the "
+        "learning setup that converges) or seed (exactly the seed's: 4 actions, five-part reward, n_steps 2048, "
+        "batch 64)")
     env: EnvSettings = EnvSettings()
     exchange: ExchangeSettings = ExchangeSettings()
     feed: FeedSettings = FeedSettings()
@@ -106,7 +114,18 @@ class Settings(BaseSettings):
         path = _config_file.get()
         if path is not None:
             sources += (TomlConfigSettingsSource(settings_cls, toml_file=path),)
-        return sources
+        return (*sources, ProfileSettingsSource(settings_cls))
+
+
+class ProfileSettingsSource(PydanticBaseSettingsSource):
+    """The chosen profile's values (:mod:`config.profiles`), below every explicit source: it
+    reads the profile name from what the sources before it gathered."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ returns the whole overlay
+
+    def __call__(self) -> dict[str, Any]:
+        return profile_values(str(self.current_state.get("profile", DEFAULT_PROFILE)))
 
 
 def load_settings(
@@ -124,17 +143,45 @@ def load_settings(
         ConfigError: a missing or malformed file, an unknown key, or an invalid value; the
             message is one line naming each field, its value and the source that set it.
     """
-    config_file = config_file or os.environ.get(CONFIG_PATH_VARIABLE) or None
-    path = Path(config_file) if config_file else None
-    tables = _read_toml(path) if path is not None else {}
+    path, tables = _config(config_file)
     token = _config_file.set(path)
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        sources = _Sources(overrides, flag_names or {}, tables, path)
+        sources = _Sources(overrides, flag_names or {}, tables, path, {})
         raise ConfigError("; ".join(_describe(error, sources) for error in exc.errors())) from None
     finally:
         _config_file.reset(token)
+
+
+def value_sources(config_file: str | Path | None = None, *, flag_names: Mapping[str, str] | None = None,
+                  **overrides: Any) -> dict[str, str]:
+    """Where each value of ``load_settings(config_file, **overrides)`` came from, by dotted
+    name (``"train.n_steps"``): ``"set by --n-steps"``, ``"set by SHADOW_TRAIN__N_STEPS"``,
+    ``"[train] n_steps in shadow.toml"``, ``"profile default"`` or ``"the default"``."""
+    settings = load_settings(config_file, flag_names=flag_names, **overrides)
+    path, tables = _config(config_file)
+    sources = _Sources(overrides, flag_names or {}, tables, path, profile_values(settings.profile), settings.profile)
+    return {name: sources.name(name.split(".")) for name in _leaf_names(Settings, ())}
+
+
+def _config(config_file: str | Path | None) -> tuple[Path | None, dict[str, Any]]:
+    """The TOML file to read (``config_file`` or ``$SHADOW_CONFIG``) and its tables."""
+    config_file = config_file or os.environ.get(CONFIG_PATH_VARIABLE) or None
+    path = Path(config_file) if config_file else None
+    return path, _read_toml(path) if path is not None else {}
+
+
+def _leaf_names(model: type[BaseModel], path: tuple[str, ...]) -> list[str]:
+    """Dotted names of every setting (not of the sections holding them)."""
+    names = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names += _leaf_names(annotation, (*path, name))
+        else:
+            names.append(".".join((*path, name)))
+    return names
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -149,12 +196,14 @@ def _read_toml(path: Path) -> dict[str, Any]:
 @dataclass(frozen=True)
 class _Sources:
     """Where each setting's value came from, in the order that wins: flags, ``SHADOW_*``
-    variables, the TOML file; anything else is a default."""
+    variables, the TOML file, the profile (``profile``: its overlay); anything else is a default."""
 
     overrides: Mapping[str, Any]
     flag_names: Mapping[str, str]
     tables: Mapping[str, Any]
     path: Path | None
+    profile: Mapping[str, Any]
+    profile_name: str = DEFAULT_PROFILE
 
     def name(self, loc: Sequence[str]) -> str:
         """The source of the value at ``loc`` (``("train", "n_envs")``; a list item's
@@ -172,6 +221,8 @@ class _Sources:
             table = f"[{'.'.join(field[:-1])}] {field[-1]}" if len(field) > 1 else (
                 f"[[{field[0]}]]" if isinstance(self.tables[field[0]], list) else field[0])
             return f"{table} in {self.path}"
+        if _holds(self.profile, field):
+            return f"profile {self.profile_name}"
         return "the default"
 
 

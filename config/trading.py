@@ -3,15 +3,23 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from config.section import Section, check_spec
 
 
 class RewardSettings(Section):
-    """Weights of the env's five reward components (``env/reward.py``), in bps of the
-    initial balance."""
+    """The training reward (``env/reward.py``): its mode, the fee multiplier, and the weights
+    of the seed's five components (mode ``seed``), in bps of the initial balance."""
 
+    mode: Literal["seed", "net"] = Field(
+        "seed", description="seed: the five weighted components below; net: 100 x log of the account's equity "
+        "change over the step, fees and slippage included")
+    fee_multiplier: float = Field(
+        1.0, ge=0, le=100, description="the training reward charges this many times the fees the account pays "
+        "(the turnover knob; backtests and the daemon always pay 1x)")
     realized: float = Field(1.0, ge=0, description="weight of realised net PnL")
     unrealized: float = Field(0.1, ge=0, description="weight of the open position's per-step move")
     losing_hold: float = Field(0.01, ge=0, description="weight of the open loss, charged per step while losing")
@@ -30,6 +38,13 @@ class EnvSettings(Section):
     lookback_window: int = Field(20, ge=1, le=1000, description="candles of features per observation")
     reward_scaling: float = Field(1e-4, gt=0, description="multiplies the reward's bps sum")
     slippage_bps: float = Field(0.0, ge=0, lt=10_000, description="adverse fill offset in basis points")
+    action_mode: Literal["trade", "target", "long_flat"] = Field(
+        "trade", description="what a trained policy's actions mean: trade (HOLD/BUY/SELL/CLOSE), target "
+        "(short/flat/long position) or long_flat (flat/long, for spot); recorded with the model, which the "
+        "backtest and the daemon follow")
+    decision_stride: int = Field(
+        1, ge=1, le=10_000, description="a trained policy decides every this many candles (on the candles closing "
+        "at multiples of stride x interval since the epoch) and holds in between; recorded with the model")
     reward: RewardSettings = RewardSettings()
 
 

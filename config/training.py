@@ -42,6 +42,9 @@ class TrainSettings(Section):
     log_dir: Path = Field(Path("logs"), description="folder for tensorboard/, eval/ and env_N/ monitor logs")
     data: Path | None = Field(None, description="train from this candle CSV instead of fetching from Bybit")
     seed: int = Field(0, ge=0, description="seed for numpy, torch and the training envs' random episode starts")
+    seeds: int = Field(
+        1, ge=1, le=100, description="train this many models with seeds seed, seed + 1, ... (on the [compute] "
+        "backend), keep each with its validation figures, select the best by validation return and report the spread")
     resume: Path | None = Field(None, description="checkpoint zip to continue training from")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device; auto picks CUDA when present")
     vec_env: Literal["auto", "dummy", "subproc"] = Field(
@@ -59,6 +62,15 @@ class TrainSettings(Section):
     cache_dir: Path = Field(Path("data/cache"), description="local candle cache (one CSV per market and timeframe)")
     torch_threads: int = Field(1, ge=1, le=64, description="torch CPU threads (the daemon shares the cores)")
     progress: bool = Field(True, description="show a progress bar while fetching and training")
+
+    @field_validator("n_steps")
+    @classmethod
+    def _rollout_fills_minibatches(cls, value: int, info: ValidationInfo) -> int:
+        n_envs, batch = info.data.get("n_envs"), info.data.get("batch_size")
+        if n_envs is not None and batch is not None and (value * n_envs) % batch:
+            raise ValueError(f"a rollout of n_steps {value} x n_envs {n_envs} = {value * n_envs} samples does not "
+                             f"divide into minibatches of batch_size {batch}; make it a multiple")
+        return value
 
     @field_validator("net_arch")
     @classmethod
@@ -99,6 +111,9 @@ class EvaluationSettings(Section):
         50_000, ge=64, description="walk-forward: PPO timesteps per fold (other hyperparameters come from [train])"
     )
     seed: int = Field(0, ge=0, description="walk-forward: seed of fold 1 (fold k uses seed + k - 1)")
+    seeds: int = Field(
+        1, ge=1, le=100, description="walk-forward: models trained per fold (replica r adds 1000 r to the seed); "
+        "the report gives the mean and range over them")
 
     @field_validator("strategy")
     @classmethod
@@ -128,7 +143,7 @@ class ComputeSettings(Section):
 
 
 _LOG_RANGES = ("learning_rate", "ent_coef")
-_UNIFORM_RANGES = ("reward_unrealized", "reward_losing_hold", "reward_inactivity")
+_UNIFORM_RANGES = ("reward_unrealized", "reward_losing_hold", "reward_inactivity", "reward_fee_multiplier")
 
 
 class SearchSpaceSettings(Section):
@@ -148,6 +163,8 @@ class SearchSpaceSettings(Section):
     reward_unrealized: list[float] = Field([0.0, 0.5], description="env.reward.unrealized: range [low, high]")
     reward_losing_hold: list[float] = Field([0.0, 0.05], description="env.reward.losing_hold: range [low, high]")
     reward_inactivity: list[float] = Field([0.0, 0.5], description="env.reward.inactivity: range [low, high]")
+    reward_fee_multiplier: list[float] = Field(
+        [], description="env.reward.fee_multiplier (the turnover knob): range [low, high]")
 
     @field_validator("*")
     @classmethod
@@ -191,6 +208,9 @@ class TuneSettings(Section):
         "return", description="per-fold validation score, averaged over folds: total return or Sharpe ratio"
     )
     seed: int = Field(0, ge=0, description="seed of the TPE sampler (trials train with train.seed)")
+    seeds: int = Field(
+        1, ge=1, le=100, description="models trained per fold of a trial (replica r adds 1000 r to train.seed); a "
+        "fold's score is their mean")
     parallel_trials: int | None = Field(
         None, ge=1, le=4096,
         description="trials run side by side; trial i is chosen knowing trials up to i - parallel_trials, so a "

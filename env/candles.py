@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from config.errors import UserError
-from env.funding import FUNDING_RATE_COLUMN, funding_rate_problem
+from env.funding import FUNDING_RATE_COLUMN, funding_rate_column, funding_rate_problem
 from env.intervals import CandleGrid, infer_grid
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,9 @@ def resample_candles(candles: pd.DataFrame, interval_ms: int, *, source: str = "
 
     Returns:
         A frame in the same layout: open of the first candle, highest high, lowest low,
-        close of the last candle, summed volume.
+        close of the last candle, summed volume; and, when the candles carry funding, each
+        settlement's rate on the first new row opening at or after it
+        (:func:`env.funding.funding_rate_column`, as the exchange's history is laid out).
 
     Raises:
         CandleDataError: ``interval_ms`` is not a whole multiple of the candles' spacing.
@@ -162,6 +164,12 @@ def resample_candles(candles: pd.DataFrame, interval_ms: int, *, source: str = "
                        volume=("volume", "sum"), n=("close", "size"))
     frame = bins[bins.pop("n") == interval_ms // step].rename_axis("open_time_ms").reset_index()
     frame.insert(1, "timestamp", pd.to_datetime(frame["open_time_ms"], unit="ms"))
+    if FUNDING_RATE_COLUMN in candles:
+        rates = candles[FUNDING_RATE_COLUMN].to_numpy()
+        settled = np.flatnonzero(rates)
+        frame[FUNDING_RATE_COLUMN] = funding_rate_column(frame["open_time_ms"].to_numpy(), interval_ms,
+                                                         zip(times[settled].tolist(), rates[settled].tolist(),
+                                                             strict=True))
     return frame
 
 

@@ -9,33 +9,36 @@ any of them is::
     execution = account.execute(strategy(obs))  # risk check and fill at close t
 
 and the env's step ends with the mark of candle ``t + 1``, where the engine's next candle
-begins with it: the same calls in the same order.
+begins with it: the same calls in the same order. A policy that decides every ``stride``
+candles (:class:`env.decisions.DecisionCadence`) holds in between: ``execute(HOLD)``, so the
+guard still looks at every candle.
+
+- **Action modes.** A strategy answers with an order (:data:`env.types.Order`): a trade
+  action, or a target position for the ``target`` and ``long_flat`` modes
+  (:mod:`env.decisions`). :meth:`Account.execute` maps it to the trade action 0-3 that
+  reaches the target from the position held, *before* the risk check; the ledger records
+  that trade action. One vocabulary for every strategy, so strategies of different modes
+  can take turns on one account.
 
 Extension points, so later features plug in here instead of into three callers:
 
-- **Action modes.** ``to_trade`` maps a strategy's own action (a target position, say) to
-  the executed trade action 0-3, given the position held, *before* the risk check; the
-  ledger keeps recording the executed trade action.
 - **Costs at marks**: :meth:`Account.mark` takes the perpetual funding due at the candle's
   close (:mod:`env.funding`) and settles it on the position held over the candle before
   marking it; any other cost due inside a candle belongs there too.
-- **Several accounts on one observation**: an account is only its portfolio, its guard
-  and its mapping; the market part of the observation is built once and each account
-  adds its own five portfolio features (:func:`env.observation.build_observation`).
+- **Several accounts on one observation**: an account is only its portfolio and its guard;
+  the market part of the observation is built once and each account adds its own five
+  portfolio features (:func:`env.observation.build_observation`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
+from env.decisions import trade_action
 from env.funding import FundingPayment, FundingRate
 from env.portfolio import Fill, Portfolio
 from env.risk import RiskEvent, RiskGuard
-
-ActionMapper = Callable[[int, int], int]
-"""``to_trade(action, side) -> trade action``: a strategy's action (in its own action mode)
-as the :class:`env.types.Action` that reaches the portfolio, given the open position's side."""
+from env.types import Order
 
 
 class Execution(NamedTuple):
@@ -43,7 +46,7 @@ class Execution(NamedTuple):
 
     Args:
         action: the trade action carried out (:class:`env.types.Action`, 0-3), after the
-            action mode's mapping and the risk guard; what the ledger records.
+            order's mapping and the risk guard; what the ledger records.
         fills: ``Portfolio.apply``'s fills, in order (closing fills carry their trade).
         risk_events: what the guard raised at this candle.
     """
@@ -54,8 +57,7 @@ class Execution(NamedTuple):
 
 
 class Account:
-    """One paper account: a :class:`Portfolio`, its optional :class:`RiskGuard`, and how
-    a strategy's action becomes a trade.
+    """One paper account: a :class:`Portfolio` and its optional :class:`RiskGuard`.
 
     Call :meth:`mark` with each candle's close, then :meth:`execute` with the decision
     taken at that close (the fill is at the marked close and time, never another price).
@@ -63,17 +65,13 @@ class Account:
     Args:
         portfolio: the account's money.
         guard: the drawdown stop and daily loss limit; ``None``: unguarded (training).
-        to_trade: the action mode's mapping (:data:`ActionMapper`); ``None``: strategies
-            already speak trade actions (the seed's HOLD/BUY/SELL/CLOSE).
     """
 
-    __slots__ = ("funding", "funding_payment", "guard", "portfolio", "time_ms", "to_trade")
+    __slots__ = ("funding", "funding_payment", "guard", "portfolio", "time_ms")
 
-    def __init__(self, portfolio: Portfolio, guard: RiskGuard | None = None,
-                 to_trade: ActionMapper | None = None) -> None:
+    def __init__(self, portfolio: Portfolio, guard: RiskGuard | None = None) -> None:
         self.portfolio = portfolio
         self.guard = guard
-        self.to_trade = to_trade
         self.time_ms = 0
         """Open time (epoch ms) of the candle the account was last marked at."""
         self.funding: FundingRate | None = None
@@ -92,12 +90,11 @@ class Account:
                                 else portfolio.apply_funding(funding.rate, price, funding.time_ms))
         return portfolio.mark(price)
 
-    def execute(self, action: int) -> Execution:
-        """Carry out a decision at the last marked close: map it to a trade action, let the
-        guard veto it, fill it."""
+    def execute(self, order: Order) -> Execution:
+        """Carry out a decision at the last marked close: map the order to a trade action
+        (:func:`env.decisions.trade_action`), let the guard veto it, fill it."""
         portfolio = self.portfolio
-        if self.to_trade is not None:
-            action = self.to_trade(action, portfolio.side)
+        action = trade_action(order, portfolio.side)
         events: tuple[RiskEvent, ...] = ()
         if self.guard is not None:
             action, raised = self.guard.check(action, portfolio, self.time_ms)

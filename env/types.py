@@ -33,6 +33,25 @@ class Action(IntEnum):
     CLOSE = 3
 
 
+class Target(IntEnum):
+    """Target-position orders: "hold this position after the fill", whatever is held now.
+
+    A strategy in the ``target`` or ``long_flat`` action mode (:mod:`env.decisions`) asks
+    for a target; the money step (:class:`env.execution.Account`) turns it into the trade
+    action that reaches that position from the one held (``SHORT`` while long is a SELL,
+    a reversal), *before* the risk guard, and the ledger records that trade action.
+    Numbered after :class:`Action`, so one integer names any order unambiguously.
+    """
+
+    SHORT = 4
+    FLAT = 5
+    LONG = 6
+
+
+Order = int
+"""What a strategy asks the money step for: an :class:`Action` (0-3) or a :class:`Target` (4-6)."""
+
+
 class Side(IntEnum):
     """Direction of the open position; also the ``position`` observation feature."""
 

@@ -1,7 +1,7 @@
 """What each account did on each symbol over a range, read back from the ledger for review
 (``shadow accounts``, a live trial's verdict): the equity after each decision, the position
-it then held with its notional, the candle close, the fees and the funding paid so far and
-the trades it closed, plus where the range started from.
+it then held with its notional, the candle close, the fees and the funding paid so far, the
+trades it closed and the notional it traded, plus where the range started from.
 
 A curve starts at the account's money just before the range's first decision: the equity,
 position and fees after the decision before it, or, when the range starts at the account's
@@ -42,6 +42,7 @@ class AccountCurve:
         funding_paid: the perpetual funding paid so far (net of funding received) after
             each decision.
         trades: the round trips closed in the range.
+        traded_notional: ``qty x price`` summed over the fills in the range.
     """
 
     account: str
@@ -59,14 +60,15 @@ class AccountCurve:
     fees_paid: npt.NDArray[np.float64]
     funding_paid: npt.NDArray[np.float64]
     trades: tuple[ClosedTrade, ...]
+    traded_notional: float
 
 
 _SERIES = ("SELECT account, symbol, min(interval) FROM decisions WHERE open_time_ms >= ? AND open_time_ms < ? "
            "GROUP BY account, symbol ORDER BY account, symbol")
 _ROWS = ("SELECT open_time_ms, equity, side, close, fees_paid, funding_paid FROM equity WHERE account = ? "
          "AND symbol = ? AND open_time_ms < ? ORDER BY open_time_ms")
-_FILLS = ("SELECT time_ms, qty, opens FROM fills WHERE account = ? AND symbol = ? AND time_ms < ? "
-                  "ORDER BY time_ms, seq")
+_FILLS = ("SELECT time_ms, qty, opens, price FROM fills WHERE account = ? AND symbol = ? AND time_ms < ? "
+          "ORDER BY time_ms, seq")
 _TRADES = ("SELECT side, qty, entry_time_ms, exit_time_ms, entry_price, exit_price, gross_pnl, fees, net_pnl, "
            "funding FROM trades WHERE account = ? AND symbol = ? AND exit_time_ms >= ? AND exit_time_ms < ? "
            "ORDER BY exit_time_ms")
@@ -91,7 +93,7 @@ def _curve(conn: sqlite3.Connection, account: str, symbol: str, interval: str, l
     rows = conn.execute(_ROWS, (account, symbol, high)).fetchall()
     times = np.array([r[0] for r in rows], dtype=np.int64)
     first = int(np.searchsorted(times, low))
-    notional = _notional(conn, account, symbol, high, rows)
+    notional, traded = _notional(conn, account, symbol, low, high, rows)
     picked = rows[first:]
     if first:
         _, start_equity, _, start_close, start_fees, start_funding = rows[first - 1]
@@ -104,21 +106,22 @@ def _curve(conn: sqlite3.Connection, account: str, symbol: str, interval: str, l
         account, symbol, interval, start_equity, start_notional, start_close, start_fees, start_funding,
         times[first:], np.array([r[1] for r in picked], dtype=np.float64), notional[first:],
         np.array([r[3] for r in picked], dtype=np.float64), np.array([r[4] for r in picked], dtype=np.float64),
-        np.array([r[5] for r in picked], dtype=np.float64), trades,
+        np.array([r[5] for r in picked], dtype=np.float64), trades, traded,
     )
 
 
-def _notional(conn: sqlite3.Connection, account: str, symbol: str, high: int,
-              rows: list[tuple[int, float, int, float, float, float]]) -> npt.NDArray[np.float64]:
-    """The signed notional held after each decision: the quantity of the last opening fill
-    while a position is open, at the candle's close."""
+def _notional(conn: sqlite3.Connection, account: str, symbol: str, low: int, high: int,
+              rows: list[tuple[int, float, int, float, float, float]]) -> tuple[npt.NDArray[np.float64], float]:
+    """The signed notional held after each decision (the quantity of the last opening fill
+    while a position is open, at the candle's close), and the notional traded from ``low``."""
     qty_at: dict[int, float] = {}
-    qty = 0.0
-    for time_ms, fill_qty, opens in conn.execute(_FILLS, (account, symbol, high)):
+    qty = traded = 0.0
+    for time_ms, fill_qty, opens, price in conn.execute(_FILLS, (account, symbol, high)):
         qty = fill_qty if opens else 0.0
         qty_at[time_ms] = qty
+        traded += fill_qty * price if time_ms >= low else 0.0
     held, out = 0.0, np.empty(len(rows))
     for i, (time_ms, _, side, close, _, _) in enumerate(rows):
         held = qty_at.get(time_ms, held)
         out[i] = side * held * close
-    return out
+    return out, traded

@@ -1,6 +1,8 @@
 """The ``Strategy`` protocol, the market context a strategy may read, and strategy specs.
 
-A strategy decides one :class:`env.types.Action` per closed candle. It is called the
+A strategy decides one order per closed candle (:data:`env.types.Order`: a trade action
+0-3, or a target position of the ``target``/``long_flat`` action modes, which the money
+step maps to a trade action). It is called the
 same way in both places it runs:
 
 - **live**, the engine calls :meth:`Strategy.act` once per closed candle with the env's
@@ -36,7 +38,7 @@ import pandas as pd
 
 from config.errors import UserError
 from env.observation import N_PORTFOLIO_FEATURES, PORTFOLIO_FEATURE_NAMES
-from env.types import Action, Observation
+from env.types import Observation, Order
 
 ObservationBatch = npt.NDArray[np.float32]
 """``(n, observation_size)`` observations, one per row."""
@@ -109,7 +111,7 @@ class Strategy(Protocol):
         """Candles :meth:`act` needs in its context, the decision candle included."""
         ...
 
-    def act(self, obs: Observation, context: MarketContext) -> Action:
+    def act(self, obs: Observation, context: MarketContext) -> Order:
         """Decide at the close of ``context``'s last candle."""
         ...
 

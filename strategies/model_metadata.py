@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from config.errors import UserError
+from env.decisions import ActionMode, DecisionCadence
 from env.features import FEATURE_SPEC_VERSION, feature_spec
+from env.intervals import grid
 from env.observation import observation_size
 
 METADATA_SUFFIX = ".meta.json"
@@ -49,6 +51,12 @@ class ModelMetadata:
         versions: package versions at training time.
         created_at: ISO-8601 UTC time of saving.
         extra: anything else worth keeping (split boundaries, parent model, ...).
+        action_mode: what the policy's actions mean (:class:`env.decisions.ActionMode`);
+            models saved before action modes existed are ``trade``.
+        decision_stride: the policy decides every this many candles of ``timeframe`` and
+            holds in between (:class:`env.decisions.DecisionCadence`).
+        diagnostics: convergence figures on the validation slice
+            (:class:`trainer.training.diagnostics.ConvergenceDiagnostics`), when it had one.
         funding: trained with perpetual funding charged (every training frame had a
             ``funding_rate`` column, :mod:`env.funding`); ``False`` for spot candles and for
             models saved before funding existed. Served on a linear market, a model trained
@@ -68,6 +76,9 @@ class ModelMetadata:
     versions: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    action_mode: str = ActionMode.TRADE.value
+    decision_stride: int = 1
+    diagnostics: dict[str, Any] = field(default_factory=dict)
     funding: bool = False
 
     @classmethod
@@ -81,6 +92,17 @@ class ModelMetadata:
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             **fields,
         )
+
+    @property
+    def mode(self) -> ActionMode:
+        """:attr:`action_mode` as the enum (checked by :func:`check_compatible`)."""
+        return ActionMode(self.action_mode)
+
+    def cadence(self) -> DecisionCadence:
+        """The candles the policy decides on: every ``decision_stride``-th of ``timeframe``."""
+        if self.decision_stride == 1:
+            return DecisionCadence()
+        return DecisionCadence(self.decision_stride, grid(self.timeframe))
 
     def market_ids(self) -> list[str]:
         """Bybit ids of the markets it was trained on (``["BTCUSDT", "ETHUSDT"]``)."""
@@ -140,7 +162,8 @@ def load_metadata(model_zip: str | Path) -> ModelMetadata:
 
 
 def check_compatible(meta: ModelMetadata, source: str | Path, lookback_window: int | None = None) -> None:
-    """Raise :class:`ModelMismatchError` unless this code builds the model's observation.
+    """Raise :class:`ModelMismatchError` unless this code builds the model's observation and
+    serves its action mode and cadence.
 
     Args:
         meta: the model's metadata.
@@ -163,6 +186,35 @@ def check_compatible(meta: ModelMetadata, source: str | Path, lookback_window: i
             f"{source}: observation size {meta.observation_size} != {observation_size(meta.lookback_window)} "
             f"for lookback_window={meta.lookback_window}"
         )
+    if meta.action_mode not in set(ActionMode):
+        raise ModelMismatchError(f"{source}: action mode {meta.action_mode!r} is unknown to this Shadow "
+                                 f"(it serves {', '.join(ActionMode)})")
+    try:
+        meta.cadence()
+    except ValueError as exc:
+        raise ModelMismatchError(f"{source}: decision_stride {meta.decision_stride!r} on {meta.timeframe!r} "
+                                 f"candles cannot be served ({exc})") from None
+
+
+def check_servable(meta: ModelMetadata, source: str | Path, *, category: str, interval: str) -> None:
+    """Raise :class:`ModelMismatchError` unless a daemon streaming ``interval`` candles of a
+    ``category`` market can trade the model as it was trained: on its own candle interval
+    (its features and decision stride are counted in its candles), and without short
+    positions on a spot market.
+
+    Args:
+        meta: the model's metadata.
+        source: the model file, for the message.
+        category: ``[exchange] category`` (``spot`` or ``linear``).
+        interval: ``[feed] interval`` (``1m``).
+    """
+    if meta.timeframe != interval:
+        raise ModelMismatchError(f"{source}: trained on {meta.timeframe} candles, but the daemon streams {interval} "
+                                 f"([feed] interval); serve it with interval = \"{meta.timeframe}\"")
+    if category == "spot" and meta.mode.can_short:
+        raise ModelMismatchError(f"{source}: its {meta.action_mode} actions can hold a short position, which a spot "
+                                 "market cannot; serve a long_flat model ([env] action_mode = \"long_flat\") or "
+                                 "use category = \"linear\"")
 
 
 def package_versions() -> dict[str, str]:

@@ -7,7 +7,8 @@ model published to the registry, gets its actor network exported beside the zip 
 observation size and the sha256 of the zip it was taken from). :class:`PolicyStrategy`
 serves it: it loads plain arrays (``allow_pickle=False``: unlike the zip, nothing is
 unpickled), checks the model's metadata and that the export belongs to the zip beside it
-(the recorded sha256), and decides by the argmax of the float64 logits.
+(the recorded sha256), and decides by the argmax of the float64 logits, in the model's own
+action mode and decision stride (:class:`ServedPolicy`, shared with the SB3 form).
 
 **One served form, everywhere.** Wherever a model with an export is evaluated or traded
 (the daemon, ``shadow backtest``, walk-forward, tuning, the retraining gate, ``shadow
@@ -28,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from env.types import Action, Observation
+from env.intervals import infer_grid
+from env.types import Action, Observation, Order
 from strategies.base import ActionArray, Decider, IndexArray, MarketContext, ObservationBatch
 from strategies.model_metadata import ModelMetadata, ModelMismatchError, check_compatible, file_sha256, load_metadata
 
@@ -183,19 +185,89 @@ def load_actor(path: Path) -> tuple[NumpyActor, str]:
         raise ModelMismatchError(f"{path}: not a readable policy export ({type(exc).__name__}: {exc})") from None
 
 
-class PolicyStrategy:
-    """A trained PPO model served from its exported weights (see the module docstring).
-
-    Build it with :meth:`load`. Decisions use only the observation, as
-    :class:`strategies.ppo.PPOStrategy`'s do.
+class ServedPolicy:
+    """A trained policy served as it was trained (the base of :class:`PolicyStrategy` and
+    :class:`strategies.ppo.PPOStrategy`): the policy's action ``i`` is the order
+    ``orders[i]`` of the action mode in its metadata, and a model trained to decide every
+    ``stride`` candles answers HOLD, without a forward pass, on the candles in between
+    (:class:`env.decisions.DecisionCadence`). A subclass computes the policy's deterministic
+    action: :meth:`policy_action` for one observation, :meth:`policy_actions` for a batch.
     """
 
     history = 1
 
-    def __init__(self, actor: NumpyActor, path: Path, metadata: ModelMetadata) -> None:
-        self.actor = actor
+    def __init__(self, path: Path, metadata: ModelMetadata) -> None:
         self.path = path
         self.metadata = metadata
+        self.orders = metadata.mode.orders
+        """``orders[i]``: what the policy's action ``i`` asks the money step for."""
+        self.cadence = metadata.cadence()
+
+    @property
+    def name(self) -> str:
+        return f"ppo:{self.path}"
+
+    def policy_action(self, obs: Observation) -> int:
+        """The deterministic policy action (an index into :attr:`orders`) for one observation."""
+        raise NotImplementedError
+
+    def policy_actions(self, obs: ObservationBatch) -> ActionArray:
+        """:meth:`policy_action` of every row."""
+        raise NotImplementedError
+
+    def act(self, obs: Observation, context: MarketContext | None = None) -> Order:
+        """The model's order at the close of ``context``'s last candle; HOLD on a candle
+        between its decisions. ``context`` may be omitted for a model deciding every candle."""
+        if self.cadence.stride > 1 and not self.cadence.decides(int(self._decision_time(context))):
+            return Action.HOLD
+        return self.orders[self.policy_action(obs)]
+
+    def act_batch(self, obs: ObservationBatch, context: MarketContext | None = None,
+                  steps: IndexArray | None = None) -> ActionArray:
+        decided: ActionArray = np.asarray(self.orders, dtype=np.int64)[self.policy_actions(obs)]
+        if self.cadence.stride > 1:
+            if context is None or steps is None:
+                raise ValueError(f"{self.name}: decides every {self.cadence.stride} candles; act_batch needs the "
+                                 "market context and the steps")
+            times = context.open_time_ms[np.asarray(steps, dtype=np.int64)]
+            between = np.array([not self.cadence.decides(int(t)) for t in times], dtype=bool)
+            decided[between] = Action.HOLD
+        return decided
+
+    def prepare(self, context: MarketContext) -> Decider:
+        cadence = self.cadence
+        if cadence.stride > 1 and len(context) > 1:
+            candles = infer_grid(context.open_time_ms)
+            if candles.name != cadence.grid.name:
+                raise ModelMismatchError(
+                    f"{self.path}: decides every {cadence.stride} candles of {self.metadata.timeframe}, but these "
+                    f"candles are {candles.name}; backtest it on {self.metadata.timeframe} candles")
+        times = context.open_time_ms.tolist()
+        orders, policy_action = self.orders, self.policy_action
+
+        def decide(t: int, obs: Observation) -> int:
+            if cadence.stride > 1 and not cadence.decides(times[t]):
+                return Action.HOLD
+            return orders[policy_action(obs)]
+
+        return decide
+
+    def _decision_time(self, context: MarketContext | None) -> int:
+        if context is None or len(context) == 0:
+            raise ValueError(f"{self.name}: decides every {self.cadence.stride} candles; act needs the market context")
+        return int(context.open_time_ms[-1])
+
+
+class PolicyStrategy(ServedPolicy):
+    """A trained PPO model served from its exported weights (see the module docstring).
+
+    Build it with :meth:`load`. Decisions use only the observation (and the market context
+    for a decision stride), as :class:`strategies.ppo.PPOStrategy`'s do.
+    """
+
+    def __init__(self, actor: NumpyActor, path: Path, metadata: ModelMetadata) -> None:
+        super().__init__(path, metadata)
+        self.actor = actor
 
     @classmethod
     def load(cls, model_zip: str | Path, lookback_window: int | None = None) -> PolicyStrategy:
@@ -204,7 +276,8 @@ class PolicyStrategy:
         Raises:
             ModelMismatchError: no model file, metadata this code cannot serve (feature spec,
                 lookback), an export that is missing, unreadable, taken from another file, or
-                that takes another observation than the metadata describes.
+                that takes another observation or chooses among other actions than the
+                metadata describes.
         """
         model_zip = Path(model_zip)
         if not model_zip.is_file():
@@ -216,27 +289,16 @@ class PolicyStrategy:
         if source != file_sha256(model_zip):
             raise ModelMismatchError(f"{export}: exported from another file than {model_zip.name} (sha256 "
                                      f"{source[:12]}); export it again (shadow models publish)")
-        if actor.input_size != metadata.observation_size or actor.head[0].shape[1] != len(Action):
+        n_actions = metadata.mode.n_actions
+        if actor.input_size != metadata.observation_size or actor.head[0].shape[1] != n_actions:
             raise ModelMismatchError(f"{export}: a network from {actor.input_size} inputs to {actor.head[0].shape[1]} "
-                                     f"actions; the metadata says {metadata.observation_size} to {len(Action)}")
+                                     f"actions; the metadata says {metadata.observation_size} to {n_actions} (its "
+                                     f"{metadata.action_mode} action mode)")
         return cls(actor, model_zip, metadata)
 
-    @property
-    def name(self) -> str:
-        return f"ppo:{self.path}"
+    def policy_action(self, obs: Observation) -> int:
+        return int(np.argmax(self.actor.logits(obs)))
 
-    def act(self, obs: Observation, context: MarketContext | None = None) -> Action:
-        return Action(int(np.argmax(self.actor.logits(obs))))
-
-    def act_batch(self, obs: ObservationBatch, context: MarketContext | None = None,
-                  steps: IndexArray | None = None) -> ActionArray:
+    def policy_actions(self, obs: ObservationBatch) -> ActionArray:
         actions: ActionArray = np.argmax(self.actor.logits(obs), axis=1).astype(np.int64)
         return actions
-
-    def prepare(self, context: MarketContext) -> Decider:
-        act = self.act
-
-        def decide(t: int, obs: Observation) -> int:
-            return act(obs)
-
-        return decide

@@ -17,6 +17,14 @@ is handed to SB3's own ``predict``, so a near-tie is settled by the same code an
 arithmetic as in training. Activations other than those in :data:`_ACTIVATIONS` make
 every decision go through ``predict`` (slow but exact).
 
+**The model's own action mode and cadence.** The policy's action ``i`` is the order
+``mode.orders[i]`` of the action mode in its metadata (a target position for ``target`` and
+``long_flat`` models; the money step maps it to a trade action), and a model trained to
+decide every ``stride`` candles answers HOLD, without a forward pass, on the candles in
+between (:class:`env.decisions.DecisionCadence`): the backtest, the daemon and ``shadow
+verify`` all serve a model exactly as it was trained (:class:`strategies.policy.ServedPolicy`,
+shared with the export below).
+
 A model whose network was exported beside it (``.policy.npz``, :mod:`strategies.policy`)
 is served from that export instead, without torch: :func:`load_ppo_strategy` picks the form.
 
@@ -31,10 +39,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from env.types import Action, Observation
-from strategies.base import ActionArray, Decider, IndexArray, MarketContext, ObservationBatch, Strategy
+from env.types import Observation
+from strategies.base import ActionArray, ObservationBatch, Strategy
 from strategies.model_metadata import ModelMetadata, ModelMismatchError, check_compatible, load_metadata
-from strategies.policy import NumpyActor, PolicyStrategy, UnsupportedPolicyError, policy_path, save_policy
+from strategies.policy import (
+    NumpyActor,
+    PolicyStrategy,
+    ServedPolicy,
+    UnsupportedPolicyError,
+    policy_path,
+    save_policy,
+)
 
 __all__ = ["TIE_MARGIN", "NumpyActor", "PPOStrategy", "UnsupportedPolicyError", "export_policy", "load_ppo",
            "load_ppo_strategy", "write_policy"]
@@ -51,7 +66,8 @@ def load_ppo(path: str | Path, *, lookback_window: int | None = None, device: st
     """Load an SB3 PPO zip saved by Shadow's trainer, after checking its metadata.
 
     The metadata is checked before torch unpickles anything, and the loaded policy must
-    take the observation the metadata describes and choose among the four actions.
+    take the observation the metadata describes and choose among the actions of its
+    action mode (four for the seed's ``trade`` mode).
 
     Args:
         path: the model zip.
@@ -81,27 +97,27 @@ def load_ppo(path: str | Path, *, lookback_window: int | None = None, device: st
             f"{path}: the policy takes observations of shape {model.observation_space.shape}, "
             f"its metadata says ({metadata.observation_size},)"
         )
-    if not isinstance(model.action_space, spaces.Discrete) or model.action_space.n != len(Action):
-        raise ModelMismatchError(f"{path}: action space {model.action_space} is not Discrete({len(Action)})")
+    n_actions = metadata.mode.n_actions
+    if not isinstance(model.action_space, spaces.Discrete) or model.action_space.n != n_actions:
+        raise ModelMismatchError(f"{path}: action space {model.action_space} is not Discrete({n_actions}) of its "
+                                 f"{metadata.action_mode} action mode")
     return model
 
 
-class PPOStrategy:
+class PPOStrategy(ServedPolicy):
     """A trained SB3 PPO model behind the :class:`~strategies.base.Strategy` protocol.
 
     Build it with :meth:`load`. Decisions use only the observation (which already holds
-    the market window and the account), so the market context is ignored.
+    the market window and the account); the market context only says whether the candle
+    is one the model decides on (its decision stride).
 
     Attributes:
         delegated: decisions handed to SB3 ``predict`` (near-ties, see the module doc).
     """
 
-    history = 1
-
     def __init__(self, model: PPO, path: Path, metadata: ModelMetadata) -> None:
+        super().__init__(path, metadata)
         self.model = model
-        self.path = path
-        self.metadata = metadata
         self.delegated = 0
         try:
             self._actor: NumpyActor | None = NumpyActor.from_sb3(model.policy)
@@ -115,22 +131,19 @@ class PPOStrategy:
         return cls(model, Path(path), load_metadata(path))
 
     @property
-    def name(self) -> str:
-        return f"ppo:{self.path}"
-
-    @property
     def fast(self) -> bool:
         """True when decisions run on the numpy export (False: every one via ``predict``)."""
         return self._actor is not None
 
     def predict(self, obs: Observation) -> int:
-        """SB3's own deterministic decision (the reference the fast path must equal)."""
+        """SB3's own deterministic decision, the policy's action index (the reference the
+        fast path must equal)."""
         action, _ = self.model.predict(obs, deterministic=True)
         return int(action)
 
-    def act(self, obs: Observation, context: MarketContext | None = None) -> Action:
+    def policy_action(self, obs: Observation) -> int:
         if self._actor is None:
-            return Action(self.predict(obs))
+            return self.predict(obs)
         values, scale = self._actor.logits_and_scale(obs)
         logits = values.tolist()
         best = max(range(len(logits)), key=logits.__getitem__)
@@ -138,12 +151,10 @@ class PPOStrategy:
         logits[best] = -np.inf
         if top - max(logits) < TIE_MARGIN * (1.0 + float(scale)):
             self.delegated += 1
-            return Action(self.predict(obs))
-        return Action(best)
+            return self.predict(obs)
+        return best
 
-    def act_batch(
-        self, obs: ObservationBatch, context: MarketContext | None = None, steps: IndexArray | None = None
-    ) -> ActionArray:
+    def policy_actions(self, obs: ObservationBatch) -> ActionArray:
         if self._actor is None:
             return np.array([self.predict(row) for row in obs], dtype=np.int64)
         logits, scale = self._actor.logits_and_scale(obs)
@@ -153,14 +164,6 @@ class PPOStrategy:
             self.delegated += 1
             actions[i] = self.predict(obs[i])
         return actions
-
-    def prepare(self, context: MarketContext) -> Decider:
-        act = self.act
-
-        def decide(t: int, obs: Observation) -> int:
-            return act(obs)
-
-        return decide
 
 
 def write_policy(policy: ActorCriticPolicy, model_zip: Path) -> Path | None:

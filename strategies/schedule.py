@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from env.types import Action, Observation
+from env.types import Action, Observation, Order
 from strategies.base import ActionArray, Decider, IndexArray, MarketContext, ObservationBatch, Strategy
 
 
@@ -50,7 +50,7 @@ class StrategySchedule:
         """The index into :attr:`strategies` of the strategy deciding each candle."""
         return np.maximum(np.searchsorted(self.starts_ms, open_time_ms, side="right") - 1, 0)
 
-    def act(self, obs: Observation, context: MarketContext) -> Action:
+    def act(self, obs: Observation, context: MarketContext) -> Order:
         turn = int(self.turns(context.open_time_ms[-1:])[0])
         return self.strategies[turn].act(obs, context)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -89,11 +90,10 @@ def ppo_model(tmp_path_factory: pytest.TempPathFactory, btc_candles: pd.DataFram
                    env_settings=EnvSettings(), extra={})
 
 
-@pytest.fixture(scope="session")
-def decisive_ppo_model(tmp_path_factory: pytest.TempPathFactory, ppo_model: Path) -> Path:
-    """``ppo_model`` with its action head scaled up and shuffled: a policy that uses all four
-    actions with confident logits, so equality tests see every action (a briefly trained
-    policy mostly repeats one)."""
+def decisive(model_zip: Path, path: Path) -> Path:
+    """``model_zip`` with its action head scaled up and shuffled, saved to ``path``: a policy
+    that uses all its actions with confident logits, so equality tests see every action (a
+    briefly trained policy mostly repeats one)."""
     import shutil
 
     import torch
@@ -101,16 +101,53 @@ def decisive_ppo_model(tmp_path_factory: pytest.TempPathFactory, ppo_model: Path
 
     from strategies.model_metadata import metadata_path
 
-    model = PPO.load(ppo_model, device="cpu")
+    model = PPO.load(model_zip, device="cpu")
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
         head = model.policy.action_net
         head.weight.copy_(torch.randn(head.weight.shape, generator=generator) * 3.0)
         head.bias.zero_()
-    path = tmp_path_factory.mktemp("ppo_decisive") / "model.zip"
     model.save(path)
-    shutil.copy(metadata_path(ppo_model), metadata_path(path))
+    shutil.copy(metadata_path(model_zip), metadata_path(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def decisive_ppo_model(tmp_path_factory: pytest.TempPathFactory, ppo_model: Path) -> Path:
+    """``ppo_model`` made :func:`decisive`: all four trade actions, confidently."""
+    return decisive(ppo_model, tmp_path_factory.mktemp("ppo_decisive") / "model.zip")
+
+
+DECISION_SETUPS: dict[str, tuple[str, int]] = {
+    "trade": ("trade", 1), "target": ("target", 1), "long_flat": ("long_flat", 1), "target-stride15": ("target", 15),
+}
+"""Models for parity tests, by name: (action mode, decision stride)."""
+
+
+@pytest.fixture(scope="session")
+def decisive_models(tmp_path_factory: pytest.TempPathFactory, btc_candles: pd.DataFrame,
+                    decisive_ppo_model: Path) -> Callable[[str], Path]:
+    """A :func:`decisive` model of each :data:`DECISION_SETUPS` entry, trained briefly (2,048
+    steps) on real BTC candles with that action mode and stride, made on first use."""
+    import torch
+
+    from config.settings import EnvSettings, TrainSettings
+    from trainer.training.fold_trainer import PPOTrainer
+
+    made: dict[str, Path] = {"trade": decisive_ppo_model}
+
+    def model(setup: str) -> Path:
+        if setup not in made:
+            torch.set_num_threads(1)
+            mode, stride = DECISION_SETUPS[setup]
+            folder = tmp_path_factory.mktemp(f"ppo_{setup}")
+            trainer = PPOTrainer(2048, TrainSettings(episode_length=256, n_steps=512, n_envs=1), symbol="BTCUSDT")
+            trained = trainer(btc_candles.iloc[:4000].reset_index(drop=True), seed=0, model_path=folder / "model.zip",
+                              env_settings=EnvSettings(action_mode=mode, decision_stride=stride), extra={})
+            made[setup] = decisive(trained, folder / "decisive.zip")
+        return made[setup]
+
+    return model
 
 
 @pytest.fixture(scope="session")

@@ -73,6 +73,12 @@ def train_command(
     checkpoint_freq: Annotated[int | None, setting_option("train.checkpoint_freq")] = None,
     eval_freq: Annotated[int | None, setting_option("train.eval_freq")] = None,
     progress: Annotated[bool | None, setting_option("train.progress", "--progress/--no-progress")] = None,
+    profile: Annotated[str | None, setting_option("profile")] = None,
+    reward_mode: Annotated[str | None, setting_option("env.reward.mode", "--reward-mode")] = None,
+    fee_multiplier: Annotated[float | None, setting_option("env.reward.fee_multiplier")] = None,
+    action_mode: Annotated[str | None, setting_option("env.action_mode")] = None,
+    decision_stride: Annotated[int | None, setting_option("env.decision_stride")] = None,
+    seeds: Annotated[int | None, setting_option("train.seeds")] = None,
     symbols: Annotated[
         str | None, typer.Option(help="train one model per symbol, side by side: BTCUSDT,ETHUSDT (Bybit ids in the "
                                     "\\[exchange] category) or ccxt symbols; outputs under save-path/ID/, and "
@@ -93,7 +99,13 @@ def train_command(
         raise UserError("--shared trains one model on several symbols: it needs --symbols A,B,...")
     if symbols is not None and symbol is not None:
         raise UserError("give --symbol or --symbols, not both")
+    if settings.train.seeds > 1 and (symbols is not None or settings.train.resume is not None):
+        raise UserError(f"--seeds {settings.train.seeds} trains several fresh models of one symbol; it cannot be "
+                        "combined with " + ("--symbols" if symbols is not None else "--resume"))
     log_training()
+    if settings.train.seeds > 1:
+        _train_seeds(settings)
+        return
     if symbols is not None:
         if shared:
             _train_shared(settings, symbols)
@@ -114,6 +126,7 @@ def train_command(
 
 def _train_symbols(settings: Settings, symbols: str) -> None:
     """``--symbols``: one model per symbol on the chosen backend, with a live table."""
+    from trainer.evaluation.metrics import describe_skill
     from trainer.training.multi_symbol import check_symbols, parse_symbols, train_symbols
 
     per_symbol = check_symbols(settings, parse_symbols(symbols, settings.exchange.category))
@@ -124,8 +137,8 @@ def _train_symbols(settings: Settings, symbols: str) -> None:
     failed = [symbol for symbol, outcome in outcomes.items() if not outcome.ok]
     for symbol, outcome in outcomes.items():
         if outcome.ok:
-            typer.echo(f"{symbol}: {outcome.result.num_timesteps} steps, validation return "
-                       f"{100 * outcome.result.validation_return:+.2f}%")
+            typer.echo(f"{symbol}: {outcome.result.num_timesteps} steps, validation "
+                       f"{describe_skill(outcome.result.validation)}")
         else:
             typer.echo(f"{symbol}: FAILED: {outcome.error_line}", err=True)
     if failed:
@@ -134,6 +147,7 @@ def _train_symbols(settings: Settings, symbols: str) -> None:
 
 def _train_shared(settings: Settings, symbols: str) -> None:
     """``--symbols --shared``: one model on every symbol, as one job on the backend, with a live table."""
+    from trainer.evaluation.metrics import describe_skill
     from trainer.training.multi_symbol import parse_symbols
     from trainer.training.shared_model import prepare_shared, run_shared
     from trainer.training.single_symbol import FINAL_MODEL_NAME
@@ -146,10 +160,47 @@ def _train_shared(settings: Settings, symbols: str) -> None:
         typer.echo(f"{outcome.key}: FAILED: {outcome.error_line}", err=True)
         raise typer.Exit(EXIT_FAILED)
     result = outcome.result
-    each = ", ".join(f"{market} {100 * value:+.2f}%" for market, value in result.validation_returns.items())
-    typer.echo(f"{outcome.key}: {result.num_timesteps} steps, validation return {each} "
-               f"(mean {100 * result.validation_return:+.2f}%)")
+    typer.echo(f"{outcome.key}: {result.num_timesteps} steps, mean validation return "
+               f"{100 * result.validation_return:+.2f}%")
+    for market, metrics in result.validations.items():
+        typer.echo(f"  {market}: validation {describe_skill(metrics)}")
     typer.echo(f"final model: {settings.train.save_path / FINAL_MODEL_NAME} ({result.num_timesteps} steps)")
+
+
+def _train_seeds(settings: Settings) -> None:
+    """``--seeds N``: N models on the chosen backend, with a live table; the best by validation
+    return becomes the final model; every seed's figures and the spread are printed."""
+    from trainer.evaluation.metrics import describe_skill
+    from trainer.training.seeds import train_seeds
+
+    args = settings.train
+    result = _on_backend(
+        settings, lambda runner: f"shadow train: {args.seeds} seeds on {runner.name} ({runner.workers} at a time)",
+        "validation return", lambda runner, board: train_seeds(settings, runner, board=board))
+    for seed, run in sorted(result.runs.items()):
+        flips = run.diagnostics.get("flip_rate")
+        typer.echo(f"seed {seed}: validation {describe_skill(run.validation)}"
+                   + ("" if flips is None else f", argmax flips {100 * flips:.1f}%")
+                   + ("  <- selected" if seed == result.selected else ""))
+    for seed, error in sorted(result.failed.items()):
+        typer.echo(f"seed {seed}: FAILED: {error}", err=True)
+    spread = result.spread()
+    parts = [f"{label} {_spread_text(spread[name], form)}" for name, label, form in (
+        ("total_return", "return", "{:+.2%}"), ("timing", "timing", "{:+.2%}"), ("n_trades", "trades", "{:.1f}"),
+        ("fees_to_capital", "fees", "{:.2%}"), ("flip_rate", "argmax flips", "{:.1%}")) if spread[name]]
+    typer.echo(f"over {len(result.runs)} seeds, mean (range): " + ", ".join(parts))
+    if result.final_model is not None:
+        typer.echo(f"final model: {result.final_model} (seed {result.selected}, the best validation return); "
+                   f"every seed's figures: {result.report}")
+    if result.failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _spread_text(values: dict[str, float] | None, form: str) -> str:
+    """``mean (min .. max)`` in ``form`` (a format string such as ``"{:+.2%}"``)."""
+    if values is None:
+        return "n/a"
+    return f"{form.format(values['mean'])} ({form.format(values['min'])} .. {form.format(values['max'])})"
 
 
 def _on_backend(settings: Settings, title: Callable[[JobBackend], str], value_label: str,

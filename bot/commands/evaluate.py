@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Group
 from rich.table import Table
 
 from bot.commands.common import SAMPLE_CANDLES, console, load_candle_file, repair_policy
@@ -43,8 +44,17 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("profit_factor", "profit factor", "num"),
     ("avg_holding_hours", "avg holding (h)", "num"),
     ("exposure", "exposure", "frac"),
+    ("time_long", "time long", "frac"),
+    ("time_short", "time short", "frac"),
+    ("net_exposure", "net exposure", "num"),
+    ("buy_and_hold_return", "buy & hold (same candles)", "pct"),
+    ("exposure_matched_return", "exposure-matched buy & hold", "pct"),
+    ("timing", "timing (return - matched)", "pct"),
     ("fees_paid", "fees paid", "num"),
     ("funding_paid", "funding paid", "num"),
+    ("fees_to_capital", "fees, % of capital", "frac"),
+    ("funding_to_capital", "funding, % of capital", "frac"),
+    ("turnover", "turnover (x capital)", "num"),
     ("final_equity", "final equity", "num"),
 )
 
@@ -138,6 +148,8 @@ def evaluate(
     )] = None,
     timesteps: Annotated[int | None, setting_option("evaluation.total_timesteps", "--timesteps")] = None,
     seed: Annotated[int | None, setting_option("evaluation.seed")] = None,
+    seeds: Annotated[int | None, setting_option("evaluation.seeds")] = None,
+    profile: Annotated[str | None, setting_option("profile")] = None,
     symbol: Annotated[
         str | None, typer.Option(help="symbol recorded in each model's metadata (default: \\[train] symbol); "
                                  "--signal: the name of the --data file's series")
@@ -176,7 +188,8 @@ def evaluate(
     the policy's features on the same kind of folds, per interval, against a round trip's cost.
     """
     ppo_flags = {"--train-candles": train_candles, "--test-candles": test_candles, "--step-candles": step_candles,
-                 "--timesteps": timesteps, "--seed": seed, "--single-split": None if walk_forward else True}
+                 "--timesteps": timesteps, "--seed": seed, "--seeds": seeds, "--profile": profile,
+                 "--single-split": None if walk_forward else True}
     signal_flags = {"--symbols": symbols, "--interval": interval, "--horizons": horizons, "--lookback": lookback,
                     "--model": model}
     given = [flag for flag, value in (ppo_flags if signal else signal_flags).items() if value is not None]
@@ -221,11 +234,15 @@ def evaluate(
         step=ev.step_candles,
         max_folds=max_folds,
         seed=ev.seed,
+        seeds=ev.seeds,
         out_dir=out_dir,
         progress=console.print,
     )
-    paths = write_walk_forward(out_dir, result, source=str(candles), settings=ev.model_dump())
-    console.print(_aggregate_table(result.aggregate(), result.strategy))
+    paths = write_walk_forward(out_dir, result, source=str(candles),
+                               settings=ev.model_dump() | {"profile": settings.profile})
+    console.print(_aggregate_table(result.aggregate(), result.models))
+    if (spread := result.seed_summary()) is not None:
+        console.print(_seed_line(spread))
     for f in result.folds:
         for line in _early_ends(list(f.results.values())):
             console.print(f"fold {f.fold.index + 1}: {line}", highlight=False, markup=False, soft_wrap=True)
@@ -290,22 +307,55 @@ def _early_ends(results: list[Any]) -> list[str]:
             for r in results if r.ended_early is not None]
 
 
-def _aggregate_table(aggregate: dict[str, dict[str, Any]], model: str) -> Table:
+_RETURN_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("chained_return", "chained return", "pct"), ("mean_fold_return", "mean fold", "pct"),
+    ("median_fold_return", "median fold", "pct"), ("mean_sharpe", "mean Sharpe", "num"),
+    ("worst_max_drawdown", "worst drawdown", "frac"), ("n_trades", "trades", "int"), ("fees_paid", "fees", "num"),
+    ("funding_paid", "funding", "num"),
+)
+_SKILL_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("mean_fold_timing", "mean timing", "pct"), ("net_exposure", "net exposure", "num"),
+    ("time_long", "long", "frac"), ("time_short", "short", "frac"), ("fees_to_capital", "fees, % capital", "frac"),
+    ("funding_to_capital", "funding, % capital", "frac"),
+    ("turnover", "turnover", "num"), ("blew_up_folds", "blow-ups", "int"),
+)
+
+
+def _aggregate_table(aggregate: dict[str, dict[str, Any]], models: list[str]) -> Group:
+    """Two tables: returns (with the folds PPO beat each strategy on), then the skill figures."""
+    returns = _table("Walk-forward, out of sample (all folds)", aggregate, models, _RETURN_COLUMNS,
+                     ("folds PPO beat it", lambda a: "-" if a["folds_model_beat_it"] is None
+                      else str(a["folds_model_beat_it"])))
+    skill = _table("Skill: timing = return - net exposure x buy & hold (per fold, mean); fees, funding and turnover "
+                   "summed over the folds", aggregate, models, _SKILL_COLUMNS)
+    return Group(returns, skill)
+
+
+def _table(title: str, aggregate: dict[str, dict[str, Any]], models: list[str],
+           columns: tuple[tuple[str, str, str], ...], extra: tuple[str, Any] | None = None) -> Table:
     from strategies.base import short_name
 
-    table = Table(title="Walk-forward, out of sample (all folds)", title_justify="left")
-    for column in ("strategy", "chained return", "mean fold", "median fold", "mean Sharpe",
-                   "worst drawdown", "trades", "fees", "funding", "folds PPO beat it"):
-        table.add_column(column, justify="left" if column == "strategy" else "right", overflow="fold")
+    table = Table(title=title, title_justify="left")
+    table.add_column("strategy", overflow="fold")
+    for _, label, _ in columns:
+        table.add_column(label, justify="right", overflow="fold")
+    if extra is not None:
+        table.add_column(extra[0], justify="right", overflow="fold")
     for name, a in aggregate.items():
-        table.add_row(
-            short_name(name), _fmt(a["chained_return"], "pct"), _fmt(a["mean_fold_return"], "pct"),
-            _fmt(a["median_fold_return"], "pct"), _fmt(a["mean_sharpe"], "num"), _fmt(a["worst_max_drawdown"], "frac"),
-            _fmt(a["n_trades"], "int"), _fmt(a["fees_paid"], "num"), _fmt(a["funding_paid"], "num"),
-            "-" if a["folds_model_beat_it"] is None else str(a["folds_model_beat_it"]),
-            style="bold cyan" if name == model else None,
-        )
+        cells = [_fmt(a[key], kind) for key, _, kind in columns] + ([extra[1](a)] if extra is not None else [])
+        table.add_row(short_name(name), *cells, style="bold cyan" if name in models else None)
     return table
+
+
+def _seed_line(spread: dict[str, Any]) -> str:
+    """PPO over N seeds: mean and range of the aggregate figures."""
+    def figure(key: str, label: str, kind: str) -> str:
+        value = spread[key]
+        return f"{label} {_fmt(value['mean'], kind)} ({_fmt(value['min'], kind)} .. {_fmt(value['max'], kind)})"
+
+    return (f"PPO over {spread['seeds']} seeds, mean (range): " + ", ".join(figure(*c) for c in (
+        ("chained_return", "chained return", "pct"), ("mean_fold_timing", "mean timing", "pct"),
+        ("n_trades", "trades", "num"), ("fees_to_capital", "fees", "frac")) if spread[c[0]] is not None))
 
 
 def _fmt(value: Any, kind: str) -> str:

@@ -104,6 +104,8 @@ def demo(
     timesteps: Annotated[int, typer.Option(
         help="PPO timesteps for the first model (0: trade a baseline instead)")] = 30_000,
     baseline: Annotated[str, typer.Option(help="strategy traded when --timesteps is 0")] = "sma:fast=10,slow=50",
+    profile: Annotated[str, typer.Option(help="settings profile the first model trains with: default (the "
+                                              "learning setup that converges) or seed (the seed's)")] = "default",
     log_level: LogLevelOption = "WARNING",
 ) -> None:
     """The whole service on this machine, with no account and no network.
@@ -117,7 +119,8 @@ def demo(
     from config.logs import configure_logging
 
     configure_logging(log_level)
-    run_demo(directory, candles=candles, speed=speed, timesteps=timesteps, baseline=baseline, console=console)
+    run_demo(directory, candles=candles, speed=speed, timesteps=timesteps, baseline=baseline, console=console,
+             profile=profile)
 
 
 def register(app: typer.Typer) -> None:

@@ -42,6 +42,8 @@ def tune_command(
     storage: Annotated[str | None, setting_option("tune.storage")] = None,
     out: Annotated[Path | None, setting_option("tune.out_dir", "--out")] = None,
     seed: Annotated[int | None, setting_option("tune.seed")] = None,
+    seeds: Annotated[int | None, setting_option("tune.seeds")] = None,
+    profile: Annotated[str | None, setting_option("profile")] = None,
     timeout: Annotated[float | None, setting_option("tune.timeout_s", "--timeout")] = None,
     backend: BackendOption = None,
     workers: WorkersOption = None,
@@ -92,11 +94,26 @@ def _best_table(trials_csv: Path | None) -> Table:
     params = [c for c in frame.columns if c.startswith("param_")]
     table.add_column("trial", justify="right")
     table.add_column("score", justify="right")
+    table.add_column("seeds: range", justify="right")
+    table.add_column("timing", justify="right")
+    table.add_column("trades", justify="right")
+    table.add_column("fees, % capital", justify="right")
     table.add_column("parameters", overflow="fold")
     for _, row in top.iterrows():
-        table.add_row(str(int(row["number"])), f"{row['value']:.4g}",
+        spread = "-" if pd.isna(row.get("seed_min")) or row.get("seeds", 1) < 2 else \
+            f"{row['seed_min']:.4g} .. {row['seed_max']:.4g}"
+        table.add_row(str(int(row["number"])), f"{row['value']:.4g}", spread, _percent(row.get("mean_timing"), "+"),
+                      _number(row.get("mean_n_trades")), _percent(row.get("mean_fees_to_capital"), ""),
                       describe_params({c.removeprefix("param_"): row[c] for c in params}))
     return table
+
+
+def _percent(value: float | None, sign: str) -> str:
+    return "n/a" if value is None or value != value else f"{100 * value:{sign}.2f}%"
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{value:.1f}"
 
 
 def register(app: typer.Typer) -> None:

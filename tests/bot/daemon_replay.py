@@ -31,10 +31,11 @@ HISTORY = PREFIX  # exactly the env's first decision index: the daemon warms up 
 
 
 def settings_for(server: ReplayServer, db: Path, strategy: str, **sections: object) -> Settings:
-    return Settings(
-        exchange=fast_exchange(server), feed=FeedSettings(symbols=["BTCUSDT"]), ledger=LedgerSettings(db_path=db),
-        daemon=DaemonSettings(strategy=strategy, heartbeat_minutes=0.002), **sections,
-    )
+    """The daemon's settings against ``server``; ``sections`` add or replace sections (``feed=...``)."""
+    return Settings(**{
+        "exchange": fast_exchange(server), "feed": FeedSettings(symbols=["BTCUSDT"]),
+        "ledger": LedgerSettings(db_path=db),
+        "daemon": DaemonSettings(strategy=strategy, heartbeat_minutes=0.002)} | sections)
 
 
 async def replay_daemon(frame: pd.DataFrame, db: Path, strategy: str, *, faults: tuple[str, ...] = (),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -18,11 +19,14 @@ from bot.daemon import Daemon
 from bot.replay.market import ReplayMarket, ReplaySeries
 from bot.replay.server import ReplayServer
 from config.errors import UserError
-from config.settings import DaemonSettings, EnvSettings, FeedSettings, RiskSettings, Settings
+from config.settings import DaemonSettings, EnvSettings, FeedSettings, RiskSettings, Settings, TrainSettings
+from env.candles import resample_candles
+from strategies.model_metadata import load_metadata
 from strategies.specs import build_strategy
 from tests.bot.daemon_replay import HISTORY, replay_daemon, run_killing_shadow, settings_for
-from tests.conftest import PREFIX
+from tests.conftest import PREFIX, decisive
 from trainer.evaluation.backtest import make_env, run_backtest
+from trainer.training.fold_trainer import PPOTrainer
 
 N = 520
 
@@ -45,10 +49,15 @@ def ledger_rows(db: Path) -> dict[str, list[tuple]]:
         }
 
 
-async def test_daemon_replay_equals_the_backtest(tmp_path: Path, frame: pd.DataFrame,
-                                                 decisive_ppo_model: Path) -> None:
-    """Parity: (candle time, action, fill price, equity) of the daemon == the backtest's."""
-    spec = f"ppo:{decisive_ppo_model}"
+@pytest.mark.parametrize(("setup", "n_candles"), [("trade", N), ("target", N), ("long_flat", N),
+                                                  ("target-stride15", 1400)])
+async def test_daemon_replay_equals_the_backtest(tmp_path: Path, btc_candles: pd.DataFrame,
+                                                 decisive_models: Callable[[str], Path], setup: str,
+                                                 n_candles: int) -> None:
+    """Parity for every action mode and a decision stride: (candle time, action, fill price,
+    equity) of the daemon == the backtest's; the ledger records the trade actions 0-3."""
+    frame = btc_candles.iloc[:n_candles].reset_index(drop=True)
+    spec = f"ppo:{decisive_models(setup)}"
     risk = RiskSettings(max_drawdown=0.02, daily_loss_limit=0.01)
     env = EnvSettings(slippage_bps=1.0)
     await replay_daemon(frame, tmp_path / "live.sqlite", spec, risk=risk, env=env)
@@ -56,13 +65,33 @@ async def test_daemon_replay_equals_the_backtest(tmp_path: Path, frame: pd.DataF
 
     result = run_backtest(build_strategy(spec, lookback_window=20), make_env(frame, env), risk=risk)
     n = len(result.actions)  # the backtest cannot decide the last candle (it has no next one)
-    assert n == N - 1 - HISTORY and len(rows["decisions"]) == n + 1
+    assert n == n_candles - 1 - HISTORY and len(rows["decisions"]) == n + 1
     assert [(t, a) for t, a, *_ in rows["decisions"][:n]] == list(zip(result.times_ms[:-1].tolist(),
                                                                       result.actions.tolist(), strict=True))
     assert [(f[0], f[3]) for f in rows["fills"] if f[0] < result.times_ms[-1]] == [
         (f.time_ms, f.price) for f in result.fills]
     assert [e for _, e, _ in rows["equity"][:n]] == result.decision_equity.tolist()
-    assert len(result.fills) > 10
+    assert len(result.fills) > 10 and {a for _, a, *_ in rows["decisions"]} <= {0, 1, 2, 3}
+
+
+async def test_a_model_trained_on_15m_candles_trades_a_15m_feed_as_the_backtest(tmp_path: Path,
+                                                                              btc_candles: pd.DataFrame) -> None:
+    """Train on a coarser interval: the model's metadata says 15m, the daemon streams 15m
+    candles, and its decisions are the backtest's, bit for bit."""
+    candles = resample_candles(btc_candles, 900_000)  # 2,016 real 15m candles
+    trained = PPOTrainer(2048, TrainSettings(episode_length=256, n_steps=512, n_envs=1), symbol="BTCUSDT")(
+        candles.iloc[:1200].reset_index(drop=True), seed=0, model_path=tmp_path / "m15.zip",
+        env_settings=EnvSettings(action_mode="target"), extra={})
+    spec = f"ppo:{decisive(trained, tmp_path / 'decisive15.zip')}"
+    frame = candles.iloc[1200:1700].reset_index(drop=True)
+    await replay_daemon(frame, tmp_path / "live.sqlite", spec, feed=FeedSettings(symbols=["BTCUSDT"], interval="15m"))
+    rows = ledger_rows(tmp_path / "live.sqlite")
+    result = run_backtest(build_strategy(spec, lookback_window=20), make_env(frame, EnvSettings()), risk=RiskSettings())
+    n = len(result.actions)
+    assert load_metadata(trained).timeframe == "15m" and n == len(frame) - 1 - HISTORY
+    assert [(t, a) for t, a, *_ in rows["decisions"][:n]] == list(zip(result.times_ms[:-1].tolist(),
+                                                                      result.actions.tolist(), strict=True))
+    assert [e for _, e, _ in rows["equity"][:n]] == result.decision_equity.tolist() and len(result.fills) > 10
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,13 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from bot.demo import run_demo
 from config.settings import Settings
 from state.database import connect_reader
+from strategies.model_metadata import load_metadata
 from tests.conftest import REPO
 from trainer.verification.ledger import verify_ledger
 
@@ -31,6 +33,15 @@ def test_demo_trains_publishes_and_paper_trades_every_replayed_candle(tmp_path: 
     assert models == 1 and equity == summary.equity and last_time == summary.last_ms
     text = console.export_text()
     assert "buy & hold" in text and "shadow trades --db" in text and str(summary.db_path) in text
+    assert all(column in text for column in ("timing", "long / short", "net exposure", "turnover"))
+    meta = load_metadata(summary.run_dir / "training" / "first_model.zip")  # trained with the default profile
+    assert (meta.action_mode, meta.env["reward"]["mode"], meta.hyperparameters["batch_size"]) == ("target", "net", 256)
+    m = summary.metrics
+    assert (m.n_trades, m.final_equity) == (summary.trades, summary.equity)
+    assert m.fees_to_capital == pytest.approx(summary.fees / 100.0)
+    assert m.buy_and_hold_return == pytest.approx(summary.buy_and_hold.buy_and_hold_return)
+    assert m.timing == pytest.approx(m.total_return - m.net_exposure * m.buy_and_hold_return)
+    assert summary.buy_and_hold.net_exposure == 1.0
     assert f"shadow verify --db {summary.db_path}" in text
     with closing(connect_reader(summary.db_path)) as conn:  # what that command proves: live == backtest, bit for bit
         (verdict,) = verify_ledger(conn, summary.db_path, Settings())
@@ -47,3 +58,15 @@ def test_demo_cli_with_a_baseline_and_a_clear_error_for_bad_options(tmp_path: Pa
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--candles 1: must be between 2 and" in bad.stderr
     assert "Traceback" not in bad.stderr
+    unknown = subprocess.run([sys.executable, "-m", "bot", "demo", "--dir", str(tmp_path / "x"), "--profile", "fast"],
+                             cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 2 and "--profile fast: not a profile; use one of default, seed" in unknown.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_demo_with_the_seed_profile_trains_the_seeds_setup(tmp_path: Path) -> None:
+    summary = run_demo(tmp_path, candles=120, speed=1000, timesteps=2048, baseline="flat", profile="seed",
+                       console=Console(record=True, width=140))
+    meta = load_metadata(summary.run_dir / "training" / "first_model.zip")
+    assert (meta.action_mode, meta.env["reward"]["mode"], meta.extra["profile"]) == ("trade", "seed", "seed")
+    assert summary.decisions == 120

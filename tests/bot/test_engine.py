@@ -3,6 +3,7 @@ for each of several accounts sharing one engine."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from bot.engine import ServingStrategy, SymbolEngine
 from config.accounts import DEFAULT_ACCOUNT
 from config.settings import EnvSettings, RiskSettings
 from env.types import Candle
+from strategies.policy import ServedPolicy
 from strategies.specs import build_strategy
 from tests.bot.engines import one_account_engine
 from tests.conftest import PREFIX
@@ -34,13 +36,17 @@ def assert_same_as_backtest(records: list, risk_events: list, result: BacktestRe
     assert [(e.time_ms, e.kind) for e in risk_events] == [(e.time_ms, e.kind) for e in result.risk_events]
 
 
-@pytest.mark.parametrize("spec", ["ppo", "sma:fast=5,slow=20", "rsi:period=14"])
-def test_engine_equals_backtest_on_real_candles(spec: str, decisive_ppo_model: Path,
+@pytest.mark.parametrize("spec", ["ppo", "ppo:target", "ppo:long_flat", "ppo:target-stride15", "sma:fast=5,slow=20",
+                                  "rsi:period=14"])
+def test_engine_equals_backtest_on_real_candles(spec: str, decisive_models: Callable[[str], Path],
                                                 btc_candles: pd.DataFrame) -> None:
+    """Parity for every action mode and a decision stride: the model's own orders, mapped
+    by the one money step, then the guard."""
     frame = btc_candles.iloc[:3000].reset_index(drop=True)
     env_settings = EnvSettings(slippage_bps=2.0)
     risk = RiskSettings(max_drawdown=0.03, daily_loss_limit=0.01)  # tight, so the guard acts
-    strategy = build_strategy(f"ppo:{decisive_ppo_model}" if spec == "ppo" else spec, lookback_window=20)
+    setup = "trade" if spec == "ppo" else spec.removeprefix("ppo:")
+    strategy = build_strategy(f"ppo:{decisive_models(setup)}" if spec.startswith("ppo") else spec, lookback_window=20)
     result = run_backtest(strategy, make_env(frame, env_settings), risk=risk)
     engine = one_account_engine("BTCUSDT", env_settings, risk, ServingStrategy(strategy, spec))
     outputs = [engine.on_candle(c, decided_ms=0) for c in candles_of(frame[:-1])]
@@ -49,6 +55,42 @@ def test_engine_equals_backtest_on_real_candles(spec: str, decisive_ppo_model: P
     assert len(records) == len(frame) - 1 - PREFIX
     assert len(result.trades) > 0 and any(e.kind == "daily_loss" for e in events)
     assert_same_as_backtest(records, events, result)
+    if spec.startswith("ppo"):
+        assert_the_model_trades_as_trained(strategy, result)
+
+
+def assert_the_model_trades_as_trained(strategy: ServedPolicy, result: BacktestResult) -> None:
+    """Its action mode's positions, and trades only on its decision candles (or when the guard acts)."""
+    if strategy.metadata.action_mode == "long_flat":
+        assert set(result.positions.tolist()) == {0, 1}
+    else:
+        assert set(result.positions.tolist()) == {-1, 0, 1}
+    guarded = {e.time_ms for e in result.risk_events}
+    traded = {int(t) for t, a in zip(result.times_ms, result.actions, strict=False) if a != 0}
+    assert all(strategy.cadence.decides(t) or t in guarded for t in traded)
+    if strategy.cadence.stride > 1:
+        assert sum(strategy.cadence.decides(int(t)) for t in result.times_ms) < len(result.times_ms) / 10
+
+
+def test_each_account_serves_its_model_in_its_own_action_mode_and_stride(decisive_models: Callable[[str], Path],
+                                                                         btc_candles: pd.DataFrame) -> None:
+    """A target model deciding every 15 candles, a long_flat model and the seed's trade model
+    as three accounts of one engine: each trades as its model was trained, its backtest bit
+    for bit."""
+    frame = btc_candles.iloc[:3000].reset_index(drop=True)
+    env_settings, risk = EnvSettings(slippage_bps=2.0), RiskSettings(max_drawdown=0.03, daily_loss_limit=0.01)
+    strategies = {setup: build_strategy(f"ppo:{decisive_models(setup)}", lookback_window=20)
+                  for setup in ("target-stride15", "long_flat", "trade")}
+    engine = SymbolEngine("BTCUSDT", "1m", 20)
+    for setup, strategy in strategies.items():
+        engine.add_account(setup, env_settings, risk, ServingStrategy(strategy, "ppo"))
+    outputs = [engine.on_candle(c, decided_ms=0) for c in candles_of(frame[:-1])]
+    for setup, strategy in strategies.items():
+        result = run_backtest(strategy, make_env(frame, env_settings), risk=risk)
+        records = [r for o in outputs for r in o.records if r.account == setup]
+        assert_same_as_backtest(records, [e for r in records for e in r.risk_events], result)
+        assert_the_model_trades_as_trained(strategy, result)
+    assert strategies["target-stride15"].cadence.stride == 15 and strategies["trade"].cadence.stride == 1
 
 
 def test_warm_restore_and_continue_equals_an_uninterrupted_run(decisive_ppo_model: Path,

@@ -131,7 +131,23 @@ def test_evaluate_walk_forward_tiny(tmp_path, monkeypatch, capsys):
     assert len(summary["folds"]) == 2 and summary["walk_forward"]["total_timesteps"] == 64
     assert {"ppo", "buy_and_hold", "flat"} <= set(summary["aggregate"])
     assert (tmp_path / "wf" / "fold_02" / "model.meta.json").is_file()
-    assert "fold 2/2" in out and "chained return" in out
+    assert "fold 2/2" in out and "chained return" in out and "mean timing" in out
+    assert summary["walk_forward"]["profile"] == "default" and summary["seeds"] is None
+    assert json.loads((tmp_path / "wf" / "fold_02" / "model.meta.json").read_text())["action_mode"] == "target"
+
+
+def test_evaluate_walk_forward_with_seeds_and_the_seed_profile(tmp_path, monkeypatch, capsys):
+    sample = Path(__file__).resolve().parents[2] / "data" / "sample" / "ethusdt_1m_2023-10.csv.gz"
+    code, out, err = run(monkeypatch, capsys, "evaluate", "--candles", str(sample), "--train-candles", "600",
+                         "--test-candles", "300", "--folds", "2", "--timesteps", "64", "--seeds", "2",
+                         "--profile", "seed", "--out", str(tmp_path / "wf"))
+    assert code == 0, err
+    summary = json.loads((tmp_path / "wf" / "walk_forward.json").read_text())
+    assert summary["walk_forward"]["profile"] == "seed" and summary["seeds"]["seeds"] == 2
+    assert {"ppo#1", "ppo#2"} <= set(summary["aggregate"])
+    meta = json.loads((tmp_path / "wf" / "fold_02" / "seed_1001" / "model.meta.json").read_text())
+    assert (meta["seed"], meta["action_mode"], meta["env"]["reward"]["mode"]) == (1001, "trade", "seed")
+    assert "PPO over 2 seeds, mean (range): chained return" in " ".join(out.split())
 
 
 def test_backtest_on_the_ledger_equals_the_backtest_on_the_same_candles_from_the_file(

@@ -120,9 +120,9 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real = hotswap.load_registry_model
 
-    def spy(entry, lookback_window):
+    def spy(entry, lookback_window, **market):
         seen.append(entry.version)
-        return real(entry, lookback_window)
+        return real(entry, lookback_window, **market)
 
     monkeypatch.setattr(hotswap, "load_registry_model", spy)
     return seen

@@ -229,12 +229,12 @@ async def test_a_slow_model_load_delays_the_registry_poll_without_apscheduler_wa
     loads: list[str] = []
     real_load = hotswap.load_registry_model
 
-    def slow_load(entry: object, lookback_window: int) -> ServingStrategy:
+    def slow_load(entry: object, lookback_window: int, **market: str | None) -> ServingStrategy:
         loads.append(entry.version)  # type: ignore[attr-defined]
         import time
 
         time.sleep(0.6)  # twelve poll intervals
-        return real_load(entry, lookback_window)  # type: ignore[arg-type]
+        return real_load(entry, lookback_window, **market)  # type: ignore[arg-type]
 
     monkeypatch.setattr(hotswap, "load_registry_model", slow_load)
     caplog.set_level("INFO")

@@ -69,3 +69,11 @@ def test_missing_or_broken_markers_say_how_to_fix(tmp_path: Path, text: str) -> 
                             capture_output=True, text=True)
     assert result.returncode == 2 and BEGIN_MARKER in result.stderr and "Traceback" not in result.stderr
     assert readme.read_text(encoding="utf-8") == text  # left alone
+
+
+def test_a_default_the_default_profile_replaces_shows_both_values() -> None:
+    rows = {row.split(" | ")[0].lstrip("| "): row for row in reference_markdown().splitlines()[3:-1]}
+    assert "| `2048`; profile default: `256` |" in rows["`[train]` `n_steps`"]
+    assert '| `"seed"`; profile default: `"net"` |' in rows["`[env.reward]` `mode`"]
+    assert "profile default" not in rows["`[env]` `commission`"]
+    assert rows["`profile` (top level)"].startswith('| `profile` (top level) | "default" \\| "seed" | `"default"` |')

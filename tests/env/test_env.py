@@ -181,3 +181,77 @@ def test_info_is_the_portfolios_read_outs_with_a_zero_win_rate_before_any_trade(
             p.equity, p.total_pnl, p.unrealized_pnl, p.win_rate)
         assert info["equity"] == p.cash + p.side * p.qty * (p.last_price - p.entry_price)
     assert info["total_trades"] == 1 and info["position"] == -1 and real_env.last_execution.action == 0
+
+
+def test_target_mode_actions_ask_for_positions(btc_candles: pd.DataFrame) -> None:
+    env = CryptoTradingEnv(btc_candles.iloc[:600], action_mode="target")
+    assert env.action_space.n == 3
+    env.reset()
+    env.step(2)  # long
+    assert (env.portfolio.side, env.last_execution.action) == (1, Action.BUY)
+    env.step(2)  # still long: nothing to do
+    assert env.last_execution == (Action.HOLD, (), ())
+    env.step(0)  # short: a reversal, the ledger's SELL with a close and an open
+    assert (env.portfolio.side, env.last_execution.action, len(env.last_execution.fills)) == (-1, Action.SELL, 2)
+    env.step(1)
+    assert (env.portfolio.side, env.last_execution.action) == (0, Action.CLOSE)
+    with pytest.raises(ValueError, match=r"target action mode has actions 0\.\.2"):
+        env.step(3)
+
+
+def test_long_flat_mode_never_holds_a_short(btc_candles: pd.DataFrame) -> None:
+    env = CryptoTradingEnv(btc_candles.iloc[:1000], action_mode="long_flat")
+    assert env.action_space.n == 2
+    env.reset()
+    sides = [env.step(a)[4]["position"] for a in np.random.default_rng(0).integers(0, 2, 500)]
+    assert set(sides) == {0, 1} and env.portfolio.n_trades > 50
+
+
+def test_the_net_reward_adds_up_to_100_times_the_log_return(btc_candles: pd.DataFrame) -> None:
+    env = CryptoTradingEnv(btc_candles.iloc[:1500], reward_mode="net", slippage_bps=1.0)
+    env.reset()
+    rewards = []
+    for action in np.random.default_rng(3).integers(0, 4, 2000):
+        _, reward, terminated, truncated, info = env.step(action)
+        rewards.append(reward)
+        if terminated or truncated:
+            break
+    assert info["fees_paid"] > 1.0  # the fees are in it
+    assert sum(rewards) == pytest.approx(100 * np.log(info["equity"] / 100.0), abs=1e-9)
+
+
+def test_a_stride_holds_between_decisions_and_moves_money_as_candle_by_candle_orders(
+        btc_candles: pd.DataFrame) -> None:
+    """One step of a stride-15 env = the decision's order, then HOLD on each candle up to the
+    next decision candle: the same equity, observation and summed reward as a one-candle env
+    driven with those orders (what a backtest does)."""
+    frame = btc_candles.iloc[:2000]
+    strided = CryptoTradingEnv(frame, action_mode="target", decision_stride=15, reward_mode="net")
+    candle_by_candle = CryptoTradingEnv(frame, reward_mode="net")
+    obs, info = strided.reset()
+    start = strided.current_index
+    candle_by_candle.reset(options={"start_index": start})
+    assert start > strided.first_step and strided.cadence.decides(info["timestamp_ms"])
+    steps = 0
+    for action in np.random.default_rng(5).integers(0, 3, 1000):
+        obs, reward, terminated, truncated, info = strided.step(action)
+        _, total, *_ = candle_by_candle.step_candle(strided.action_mode.orders[action])
+        while candle_by_candle.current_index < strided.current_index:
+            other, held, *_, other_info = candle_by_candle.step_candle(Action.HOLD)
+            total += held
+        steps += 1
+        assert (other_info["equity"], reward) == (info["equity"], total)
+        np.testing.assert_array_equal(obs, other)
+        assert strided.cadence.decides(info["timestamp_ms"]) or truncated
+        if terminated or truncated:
+            break
+    decision_candles = [t for t in frame["open_time_ms"].iloc[start:-1] if strided.cadence.decides(t)]
+    assert truncated and steps == len(decision_candles)
+    assert strided.portfolio.n_trades > 20
+
+
+def test_a_random_start_with_a_stride_is_a_decision_candle(btc_candles: pd.DataFrame) -> None:
+    env = CryptoTradingEnv(btc_candles.iloc[:3000], decision_stride=15, random_start=True, episode_length=300)
+    for seed in range(5):
+        _, info = env.reset(seed=seed)
+        assert env.cadence.decides(info["timestamp_ms"])

@@ -1,5 +1,5 @@
 """The money step (``env.execution.Account``): fills at the marked close, the guard between
-the decision and the fill, an action mode's mapping before the guard, and one code path for
+the decision and the fill, a target order's mapping before the guard, and one code path for
 the env and the live engine."""
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from env.crypto_trading_env import CryptoTradingEnv
 from env.execution import Account
 from env.portfolio import Portfolio, PortfolioConfig
 from env.risk import DAY_MS, RiskEventKind, RiskGuard
-from env.types import Action, Candle, Side
+from env.types import Action, Candle, Side, Target
 from strategies.specs import build_strategy
 from tests.bot.engines import one_account_engine
 
 T0 = 1_700_000_000_000 - (1_700_000_000_000 % DAY_MS)
 
 
-def account(guard: RiskGuard | None = None, to_trade=None) -> Account:
-    return Account(Portfolio(PortfolioConfig(commission=0.001)), guard, to_trade)
+def account(guard: RiskGuard | None = None) -> Account:
+    return Account(Portfolio(PortfolioConfig(commission=0.001)), guard)
 
 
 def test_a_decision_fills_at_the_close_and_time_it_was_marked_at() -> None:
@@ -50,24 +50,28 @@ def test_the_guard_sees_the_marked_account_and_replaces_the_action() -> None:
     assert execution.risk_events[0].kind == "max_drawdown"  # the ledger's text
 
 
-def target_position(action: int, side: int) -> int:
-    """A target-position action mode (0 short, 1 flat, 2 long), as a later action mode maps it."""
-    target = action - 1
-    if target == side:
-        return Action.HOLD
-    return {Side.SHORT: Action.SELL, Side.FLAT: Action.CLOSE, Side.LONG: Action.BUY}[target]
-
-
-def test_an_action_mode_maps_to_a_trade_action_before_the_guard() -> None:
-    acc = account(RiskGuard(max_drawdown=None, daily_loss_limit=0.05), target_position)
+def test_a_target_order_maps_to_a_trade_action_before_the_guard() -> None:
+    acc = account(RiskGuard(max_drawdown=None, daily_loss_limit=0.05))
     acc.mark(100.0, T0)
-    assert acc.execute(2).action == Action.BUY  # target long from flat
+    assert acc.execute(Target.LONG).action == Action.BUY  # target long from flat
     acc.mark(101.0, T0 + 60_000)
-    assert acc.execute(2) == (Action.HOLD, (), ())  # already long
+    assert acc.execute(Target.LONG) == (Action.HOLD, (), ())  # already long
     acc.mark(90.0, T0 + 120_000)
-    guarded = acc.execute(0)  # target short: SELL, but the daily limit has tripped
+    guarded = acc.execute(Target.SHORT)  # target short: SELL, but the daily limit has tripped
     assert guarded.action == Action.CLOSE and acc.portfolio.side == Side.FLAT
     assert [e.kind for e in guarded.risk_events] == [RiskEventKind.DAILY_LOSS]
+
+
+def test_a_target_reverses_and_closes_through_the_trade_actions() -> None:
+    acc = account()
+    acc.mark(100.0, T0)
+    acc.execute(Target.SHORT)
+    reversal = acc.execute(Target.LONG)  # short -> long: BUY, a close and an open
+    assert reversal.action == Action.BUY and [f.opens for f in reversal.fills] == [False, True]
+    assert acc.execute(Target.FLAT).action == Action.CLOSE and acc.portfolio.side == Side.FLAT
+    assert acc.execute(Target.FLAT) == (Action.HOLD, (), ())
+    with pytest.raises(ValueError, match="invalid order 7"):
+        acc.execute(7)
 
 
 def test_the_env_and_the_live_engine_move_money_through_the_same_account(btc_candles: pd.DataFrame,

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from env.candles import CandleDataError, RepairPolicy, candles_to_seed_csv, load_candles
+from env.candles import CandleDataError, RepairPolicy, candles_to_seed_csv, load_candles, resample_candles
 from env.crypto_trading_env import CryptoTradingEnv
 from env.execution import Account
 from env.funding import FundingPayment, FundingRate, due_between, funding_due_by_candle, funding_rate_column
 from env.portfolio import Portfolio, PortfolioConfig
 from env.types import Action, Side
-from tests.conftest import PREFIX, make_candles
+from tests.conftest import FUNDING_BY_HOUR, PREFIX, make_candles, with_funding
 
 approx = pytest.approx
 MINUTE = 60_000
@@ -132,6 +132,37 @@ def test_the_env_charges_a_row_s_rate_at_the_close_of_the_candle_before_it() -> 
     assert {v for t, v in cash.items() if t >= k - 1} == {cash[k - 1]}
     assert info["funding_paid"] == approx(charged) == p.funding_paid
     assert info["total_pnl"] == approx(p.realized_pnl + p.unrealized_pnl - p.fees_paid - p.funding_paid)
+
+
+def test_the_net_reward_charges_the_funding_at_the_candle_it_is_paid() -> None:
+    """The net reward is the account's equity change, and funding is equity: the perpetual's
+    reward differs from the spot twin's only at the mark that settles the funding, by it."""
+    k = PREFIX + 5
+    frame = funding_frame(PREFIX + 20, {k: RATE})
+    perpetual, spot = (CryptoTradingEnv(f, reward_mode="net") for f in (frame, frame.drop(columns="funding_rate")))
+    runs = []
+    for env in (perpetual, spot):
+        env.reset()
+        runs.append([env.step(Action.BUY if step == 0 else Action.HOLD) for step in range(10)])
+    i = next(n for n, (*_, info) in enumerate(runs[0]) if info["step"] == k - 1)
+    (paid, spot_paid) = (run[i] for run in runs)
+    assert [r[1] for r in runs[0][:i]] == [r[1] for r in runs[1][:i]]
+    charged = perpetual.portfolio.qty * frame["close"].iloc[k - 1] * RATE
+    assert paid[4]["equity"] == approx(spot_paid[4]["equity"] - charged)
+    assert paid[1] == approx(spot_paid[1] + 100 * np.log(paid[4]["equity"] / spot_paid[4]["equity"]))
+    assert sum(r[1] for r in runs[0]) == approx(100 * np.log(perpetual.portfolio.equity / 100.0), abs=1e-12)
+
+
+def test_resampled_candles_keep_their_funding(btc_candles: pd.DataFrame) -> None:
+    """Training on 15m or daily candles from a 1m perpetual file: each settlement lands on the
+    first coarser row opening at or after it, as the exchange's history is laid out."""
+    minutes = with_funding(btc_candles)
+    settled = minutes.loc[minutes["funding_rate"] != 0, ["open_time_ms", "funding_rate"]]
+    quarter = resample_candles(minutes, 900_000)
+    on_grid = quarter.set_index("open_time_ms")["funding_rate"]
+    assert on_grid[on_grid != 0].to_dict() == settled.set_index("open_time_ms")["funding_rate"].to_dict()
+    daily = resample_candles(minutes, 86_400_000)["funding_rate"]
+    assert len(daily) >= 19 and set(daily.iloc[1:].round(12)) == {round(sum(FUNDING_BY_HOUR.values()), 12)}
 
 
 def test_without_a_funding_column_nothing_is_charged() -> None:

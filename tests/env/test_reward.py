@@ -1,11 +1,13 @@
-"""Each of the seed's five reward components alone, against hand-computed values, and the
-weights and scaling that combine them."""
+"""Each of the seed's five reward components alone, against hand-computed values, the
+weights and scaling that combine them, the net reward and the fee multiplier."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from env.reward import BPS, RewardWeights, StepReward
+from env.reward import BPS, NetReward, RewardWeights, StepReward
 
 BALANCE = 200.0
 SCALING = 1e-4
@@ -69,3 +71,22 @@ def test_the_seed_weights_add_the_components() -> None:
 def test_bad_weights_name_the_field(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=f"RewardWeights.{field}"):
         RewardWeights(**{field: value})
+
+
+def test_the_net_reward_is_100_times_the_log_equity_change() -> None:
+    net = NetReward()
+    assert net(100.0, 101.0, 0.0) == pytest.approx(100 * math.log(1.01))
+    assert net(100.0, 99.0, 0.04) == pytest.approx(100 * math.log(0.99))  # fees are in the equity already
+    assert net(100.0, 100.0, 0.0) == 0.0
+
+
+def test_the_fee_multiplier_charges_the_extra_fees_in_both_modes() -> None:
+    assert NetReward(3.0)(100.0, 99.0, 0.04) == pytest.approx(100 * math.log(0.99) - 100 * 2 * 0.04 / 100.0)
+    assert NetReward(0.0)(100.0, 99.0, 0.04) == pytest.approx(100 * math.log(0.99) + 0.04)
+    seed = StepReward(RewardWeights(), SCALING, BALANCE)
+    tripled = StepReward(RewardWeights(), SCALING, BALANCE, fee_multiplier=3.0)
+    expected = seed(4.0, -2.0, -5.0, 300, True) - 2 * 0.5 * PER_QUOTE
+    assert tripled(4.0, -2.0, -5.0, 300, True, 0.5) == pytest.approx(expected)
+    assert seed(4.0, -2.0, -5.0, 300, True, 0.5) == seed(4.0, -2.0, -5.0, 300, True)  # 1x: the seed's reward
+    with pytest.raises(ValueError, match="fee_multiplier"):
+        NetReward(-1.0)

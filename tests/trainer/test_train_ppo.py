@@ -22,7 +22,7 @@ from workdir import working_dir
 from bot.cli import app
 from config.errors import UserError
 from config.settings import load_settings
-from env.candles import load_candles
+from env.candles import candles_to_seed_csv, load_candles, resample_candles
 from env.crypto_trading_env import CryptoTradingEnv
 from env.features import FEATURE_SPEC_VERSION
 from strategies.model_metadata import ModelMismatchError, load_metadata, metadata_path
@@ -72,8 +72,29 @@ def test_short_run_writes_every_seed_output(short_run: Path) -> None:
     assert list((short_run / "logs" / "tensorboard").glob("PPO_1/events.out.tfevents.*"))
     log_text = (short_run / "ppo_training.log").read_text()
     assert "final model (256 steps) saved" in log_text and "checkpoint saved" in log_text
+    assert "convergence on the validation slice: argmax flips on" in log_text
     evaluations = np.load(short_run / "logs" / "eval" / "evaluations.npz")
     assert evaluations["timesteps"].tolist() == [128, 256]
+
+
+def test_convergence_diagnostics_reach_tensorboard_and_the_final_models_metadata(short_run: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (events,) = (short_run / "logs" / "tensorboard" / "PPO_1").glob("events.out.tfevents.*")
+    board = EventAccumulator(str(events))
+    board.Reload()
+    assert {"convergence/flip_rate", "convergence/entropy", "convergence/round_trips_per_1000"} <= set(
+        board.Tags()["scalars"])
+    meta = load_metadata(short_run / "models" / "ppo_crypto_model" / "ppo_crypto_model_final.zip")
+    assert set(meta.diagnostics) >= {"entropy", "entropy_ratio", "flip_rate", "round_trips_per_1000", "fee_share"}
+    assert meta.diagnostics["decisions"] > 0 and meta.action_mode == "target" and meta.decision_stride == 1
+
+
+def test_an_unconverged_policy_is_one_warning_line(short_run: Path) -> None:
+    """256 timesteps are far too few: the log says so in one line."""
+    warnings = [line for line in (short_run / "ppo_training.log").read_text().splitlines()
+                if "WARNING" in line and "has not converged" in line]
+    assert len(warnings) == 1 and "argmax flips on" in warnings[0]
 
 
 def test_every_model_carries_its_metadata(short_run: Path) -> None:
@@ -140,7 +161,8 @@ def test_resume_continues_step_count_checkpoints_and_logs(
 def test_trains_from_the_exchange_through_the_cache(in_tmp: Path) -> None:
     fake = FakeBybit(900)
     settings = load_settings(None, train={"symbol": "BTC/USDT:USDT", "num_candles": 800, "total_timesteps": 64,
-                                          "n_envs": 1, "n_steps": 64, "vec_env": "dummy", "progress": False})
+                                          "n_envs": 1, "n_steps": 64, "batch_size": 64, "vec_env": "dummy",
+                                          "progress": False})
     result = train(settings, exchange=fake)
     assert fake.calls and (in_tmp / "data/cache/bybit_linear_BTCUSDT_1m.csv").is_file()
     meta = load_metadata(result.final_model)
@@ -165,7 +187,6 @@ def test_trains_from_the_exchange_through_the_cache(in_tmp: Path) -> None:
         (["--symbol", "btcusdt"], r"invalid value for train\.symbol: 'btcusdt'"),
         (["--initial-balance", "-1"], r"invalid value for env\.initial_balance: -1"),
         (["--num-candles", "250"], rf"--num-candles 250 is too few: the split needs at least \d+ \({PREFIX} warm-up"),
-        (["--timeframe", "5m"], r"btcusdt_1m_2023-03.csv.gz: candles are 60 s apart but --timeframe 5m is 300 s"),
         (["--resume", "nowhere.zip"], r"--resume nowhere.zip: no such checkpoint file"),
         (["--data", "data/test_data.csv"], r"--data data/test_data.csv is where the test slice is written"),
     ],
@@ -176,6 +197,21 @@ def test_bad_flags_fail_clearly_before_any_work(in_tmp: Path, flags: list[str], 
     assert __import__("re").search(message, str(result.exception)), str(result.exception)
     assert not (in_tmp / "models").exists() and not (in_tmp / "data" / "test_data.csv").exists()
     assert not (in_tmp / "ppo_training.log").exists()
+
+
+def test_a_finer_data_file_is_resampled_to_the_timeframe(in_tmp: Path, btc_candles: pd.DataFrame) -> None:
+    """Train on a coarser interval from a 1m file: 15m candles, and a model that says so."""
+    result = CliRunner().invoke(app, ["train", *SMALL, "--timeframe", "15m", "--num-candles", "2000"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    meta = load_metadata(in_tmp / "models" / "ppo_crypto_model" / "ppo_crypto_model_final.zip")
+    assert meta.timeframe == "15m" and meta.extra["data_source"] == f"{SAMPLE} resampled to 15m"
+    test = load_candles(in_tmp / "data" / "test_data.csv")
+    assert set(test["open_time_ms"].diff().dropna()) == {900_000}
+    assert test["close"].iloc[-1] == btc_candles["close"].iloc[-1]  # the last 15m bin ends with the last 1m close
+    coarse = in_tmp / "btc_5m.csv"
+    candles_to_seed_csv(resample_candles(btc_candles, 300_000), coarse)
+    refused = CliRunner().invoke(app, ["train", *SMALL, "--data", str(coarse), "--timeframe", "3m"])
+    assert "candles are 5m apart and --timeframe 3m is not a whole multiple" in str(refused.exception)
 
 
 def test_a_data_file_too_short_for_lookback_and_split_is_named(in_tmp: Path, btc_candles: pd.DataFrame) -> None:
@@ -233,3 +269,18 @@ def test_ctrl_c_saves_a_checkpoint_and_exits(in_tmp: Path) -> None:
     assert not (in_tmp / "models/ppo_crypto_model/ppo_crypto_model_final.zip").exists()
     assert load_ppo(checkpoints / f"ppo_model_{saved[-1]}_steps.zip").num_timesteps == saved[-1]
 
+
+@pytest.mark.parametrize(("flags", "problem"), [
+    (["--profile", "fast"], "invalid value for profile: 'fast'"),
+    (["--reward-mode", "gross"], "invalid value for env.reward.mode: 'gross'"),
+    (["--action-mode", "hedge"], "invalid value for env.action_mode: 'hedge'"),
+    (["--n-steps", "100"], "n_steps 100 x n_envs 4 = 400 samples does not divide into minibatches of batch_size 256"),
+    (["--decision-stride", "0"], "invalid value for env.decision_stride: 0"),
+], ids=["profile", "reward-mode", "action-mode", "n-steps", "stride"])
+def test_bad_learning_setup_is_one_clear_error_and_nothing_is_written(in_tmp: Path, flags: list[str],
+                                                                      problem: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "bot", "train", "--data", str(SAMPLE), *flags], capture_output=True,
+                          text=True, env=os.environ | {"PYTHONPATH": str(ROOT), "COLUMNS": "1000"})
+    assert done.returncode == 2, done.stderr
+    assert problem in done.stderr and "Traceback" not in done.stderr
+    assert list(in_tmp.iterdir()) == []  # no log, no model folder, no test slice

@@ -3,20 +3,21 @@ same candles, beside buy & hold (``shadow accounts``; a live trial's verdict rea
 figures).
 
 Per account and symbol, the curve the ledger holds (:mod:`state.account_curves`) is scored
-by the one metrics module (:func:`trainer.evaluation.metrics.compute_metrics`): the equity
-``E_0`` before the range's first decision, then after each decision; the position held over
-each step is the signed notional over equity at its start (measured, so leverage and a
-position's drift with the price count). The total of an account is the sum of its symbols'
-equity (each symbol trades its own money), so its return is the mean of the symbols'
-returns weighted by their starting equity; its buy & hold return and net exposure are
-weighted the same way, and its timing is ``total_return - net_exposure x buy_and_hold_return``
-of those, as on every row.
+by the one metrics module (:func:`trainer.evaluation.metrics.compute_metrics`, skill figures
+included): the equity ``E_0`` before the range's first decision, then after each decision;
+the position held over each step is the signed notional over equity at its start (measured,
+so leverage and a position's drift with the price count: ``position_size`` 1); the closes
+from the one before the range. The total of an account is the sum of its symbols' equity
+(each symbol trades its own money), so its return is the mean of the symbols' returns
+weighted by their starting equity; its buy & hold return and net exposure are weighted the
+same way, and its timing is :func:`~trainer.evaluation.metrics.timing` of those, as on every
+row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy.typing as npt
 
 from config.market import interval_ms
 from state.account_curves import AccountCurve
-from trainer.evaluation.metrics import Metrics, buy_and_hold_return, compute_metrics, net_exposure, timing
+from trainer.evaluation.metrics import Metrics, compute_metrics, timing
 
 TOTAL = "total"
 """The ``symbol`` of an account's figures over all its symbols."""
@@ -40,10 +41,8 @@ class AccountFigures:
         first_ms / last_ms: the first and last decided candle.
         start_equity / final_equity: the equity before the first decision and after the last.
         metrics: :class:`~trainer.evaluation.metrics.Metrics` of the curve (return, Sharpe,
-            max drawdown, trades, fees, funding, exposure...).
-        net_exposure: the mean signed notional over equity (+1: fully long throughout).
-        buy_and_hold_return: the market's move over the same candles.
-        timing: ``total_return - net_exposure x buy_and_hold_return``.
+            max drawdown, trades, fees, funding, exposure, time long and short, turnover, and
+            the net exposure, buy & hold return and timing against the market).
     """
 
     account: str
@@ -54,9 +53,23 @@ class AccountFigures:
     start_equity: float
     final_equity: float
     metrics: Metrics
-    net_exposure: float
-    buy_and_hold_return: float
-    timing: float
+
+    @property
+    def net_exposure(self) -> float:
+        """The mean signed notional over equity (+1: fully long throughout)."""
+        return self.metrics.net_exposure
+
+    @property
+    def buy_and_hold_return(self) -> float:
+        """The market's move over the same candles."""
+        assert self.metrics.buy_and_hold_return is not None  # the curves always carry their closes
+        return self.metrics.buy_and_hold_return
+
+    @property
+    def timing(self) -> float:
+        """``total_return - net_exposure x buy_and_hold_return``."""
+        assert self.metrics.timing is not None
+        return self.metrics.timing
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"metrics": self.metrics.to_dict()}
@@ -67,12 +80,11 @@ def symbol_figures(curve: AccountCurve) -> AccountFigures:
     equity = np.concatenate(([curve.start_equity], curve.equity))
     held = np.concatenate(([curve.start_notional], curve.notional[:-1])) / equity[:-1]
     metrics = compute_metrics(equity, held, curve.trades, float(curve.fees_paid[-1] - curve.start_fees),
-                              interval_ms(curve.interval), float(curve.funding_paid[-1] - curve.start_funding))
-    exposure = net_exposure(held)
-    market = buy_and_hold_return([curve.start_close, curve.close[-1]])
+                              interval_ms(curve.interval), closes=np.concatenate(([curve.start_close], curve.close)),
+                              traded_notional=curve.traded_notional,
+                              funding_paid=float(curve.funding_paid[-1] - curve.start_funding))
     return AccountFigures(curve.account, curve.symbol, len(curve.equity), int(curve.open_time_ms[0]),
-                          int(curve.open_time_ms[-1]), curve.start_equity, float(curve.equity[-1]), metrics, exposure,
-                          market, timing(metrics.total_return, exposure, market))
+                          int(curve.open_time_ms[-1]), curve.start_equity, float(curve.equity[-1]), metrics)
 
 
 def total_figures(account: str, curves: Sequence[AccountCurve], per_symbol: Sequence[AccountFigures]) -> AccountFigures:
@@ -88,12 +100,15 @@ def total_figures(account: str, curves: Sequence[AccountCurve], per_symbol: Sequ
     trades = [t for c in curves for t in c.trades]
     fees = sum(float(c.fees_paid[-1] - c.start_fees) for c in curves)
     funding = sum(float(c.funding_paid[-1] - c.start_funding) for c in curves)
-    metrics = compute_metrics(equity, held, trades, fees, interval_ms(curves[0].interval), funding)
+    metrics = compute_metrics(equity, held, trades, fees, interval_ms(curves[0].interval),
+                              traded_notional=sum(c.traded_notional for c in curves), funding_paid=funding)
     weights = np.array([f.start_equity for f in per_symbol]) / sum(f.start_equity for f in per_symbol)
     exposure = float(np.dot(weights, [f.net_exposure for f in per_symbol]))
     market = float(np.dot(weights, [f.buy_and_hold_return for f in per_symbol]))
+    metrics = replace(metrics, net_exposure=exposure, buy_and_hold_return=market,
+                      exposure_matched_return=exposure * market, timing=timing(metrics.total_return, exposure, market))
     return AccountFigures(account, TOTAL, len(times), int(times[0]), int(times[-1]), float(equity[0]),
-                          float(equity[-1]), metrics, exposure, market, timing(metrics.total_return, exposure, market))
+                          float(equity[-1]), metrics)
 
 
 def _carried(start: float, values: npt.NDArray[np.float64], at: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:

@@ -3,8 +3,9 @@ spec every scorer judges by.
 
 There is no second PnL implementation here. The backtester steps
 :class:`env.crypto_trading_env.CryptoTradingEnv` (whose money step,
-:class:`env.execution.Account`, is the live engine's) exactly as training does, asks the
-strategy for each action, and only records what the env reports: equity after every
+:class:`env.execution.Account`, is the live engine's) one candle at a time, as the engine
+does, asks the strategy for each candle's order (a model of any action mode, holding
+between the decisions of its stride), and only records what the env reports: equity after every
 step, the position, what each action did (``env.last_execution``: the trade carried out,
 its fills, any risk events), the funding each mark settled (``env.account.funding_payment``)
 and the final account.
@@ -98,6 +99,7 @@ class BacktestResult:
     interval_ms: int
     ended_early: EarlyEnd | None = None
     risk_events: list[RiskEvent] = field(default_factory=list)
+    position_size: float = 1.0
     perpetual: bool = False
     funding: list[FundingPayment] = field(default_factory=list)
     metrics: Metrics = field(init=False)
@@ -105,6 +107,8 @@ class BacktestResult:
     def __post_init__(self) -> None:
         self.metrics = compute_metrics(
             self.equity, self.positions, self.trades, self.final_info["fees_paid"], self.interval_ms,
+            closes=self.closes, traded_notional=sum(f.qty * f.price for f in self.fills),
+            position_size=self.position_size,
             funding_paid=self.final_info["funding_paid"],
         )
 
@@ -120,9 +124,12 @@ class BacktestResult:
 
 
 def make_env(candles: pd.DataFrame, settings: EnvSettings) -> CryptoTradingEnv:
-    """The env a backtest runs in: the training env with the ``[env]`` settings, one
-    episode over all the candles."""
-    return CryptoTradingEnv.from_settings(candles, settings, random_start=False, episode_length=None)
+    """The env a backtest runs in: the training env with the ``[env]`` account and costs,
+    one episode over all the candles, stepped one candle at a time
+    (:meth:`~env.crypto_trading_env.CryptoTradingEnv.step_candle`) with each strategy's own
+    orders, so a model's action mode and decision stride are its own, not ``[env]``'s."""
+    return CryptoTradingEnv.from_settings(candles, settings, random_start=False, episode_length=None,
+                                          action_mode="trade", decision_stride=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +195,7 @@ def run_backtest(strategy: Strategy, env: CryptoTradingEnv, start_index: int | N
     fills: list[Fill] = []
     funding: list[FundingPayment] = []
     perpetual = env.account if env.funding else None  # the account of this episode (reset made it)
-    step = env.step
+    step = env.step_candle
     k, terminated = 0, False
     while k < n_max:
         obs, _, terminated, truncated, info = step(decide(env.current_index, obs))
@@ -224,6 +231,7 @@ def run_backtest(strategy: Strategy, env: CryptoTradingEnv, start_index: int | N
         interval_ms=infer_interval_ms(env.candles["open_time_ms"].to_numpy()),
         ended_early=EarlyEnd(int(times[-1]), k, _blow_up_reason(env, info["equity"])) if terminated else None,
         risk_events=risk_events,
+        position_size=env.portfolio_config.max_position_size,
         perpetual=env.funding,
         funding=funding,
     )

@@ -27,17 +27,24 @@ funding_paid       perpetual funding paid, net of funding received (0 without fu
                    currency; like the fees, already inside equity and every return above
 ================== ==========================================================================
 
-**Skill against the market** (:func:`net_exposure`, :func:`buy_and_hold_return`,
-:func:`timing`): on a rising market a strategy that is simply long more often than short
-"makes money" without any skill; these separate the two.
+**Skill figures**: did the strategy time the market, or ride it? On rising test data a
+policy that is simply long more often than short "makes money" without any skill; these
+figures separate the two.
 
-==================== ========================================================================
-net_exposure         ``position_size x mean(position)`` over the steps: +1 long all the time,
-                     -1 short all the time, 0 flat (or as long as short)
-buy_and_hold_return  ``close_n / close_0 - 1`` of the same candles (gross, no fees)
-timing               ``total_return - net_exposure x buy_and_hold_return``: what the strategy
-                     made beyond riding the market with its average exposure
-==================== ========================================================================
+======================== ====================================================================
+time_long, time_short    fraction of the ``n`` steps holding a long / a short position
+net_exposure             ``position_size x mean(side)`` over the steps: +1 long all the time,
+                         -1 short all the time, 0 flat (or as long as short)
+fees_to_capital          ``fees_paid / E_0`` (shown as % of capital)
+funding_to_capital       ``funding_paid / E_0`` (shown as % of capital; 0 without funding)
+turnover                 traded notional (``qty x price`` of every fill) over ``E_0``: 2.0 is
+                         one round trip of the whole capital
+buy_and_hold_return      ``close_n / close_0 - 1`` of the same candles (gross, no fees)
+exposure_matched_return  ``net_exposure x buy_and_hold_return``: buy & hold scaled to the same
+                         net exposure (what riding the market with that exposure earned)
+timing                   ``total_return - exposure_matched_return``: what the strategy made
+                         beyond its average exposure; > 0 only with timing skill (or luck)
+======================== ====================================================================
 
 **Edge cases never produce NaN** (so the JSON is valid): a ratio whose denominator is 0
 is 0.0 when its numerator is 0 too (flat: no risk, no return) and ``None`` when the ratio
@@ -54,8 +61,9 @@ returns -> ``sharpe``/``sortino`` ``None``; an annualised return too large for a
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -90,10 +98,19 @@ class Metrics:
     avg_holding_hours: float | None
     exposure: float
     fees_paid: float
+    funding_paid: float
     final_equity: float
     total_pnl: float
     n_steps: int
-    funding_paid: float = 0.0
+    time_long: float
+    time_short: float
+    net_exposure: float
+    fees_to_capital: float
+    funding_to_capital: float
+    turnover: float
+    buy_and_hold_return: float | None
+    exposure_matched_return: float | None
+    timing: float | None
 
     def to_dict(self) -> dict[str, float | int | None]:
         return asdict(self)
@@ -105,6 +122,10 @@ def compute_metrics(
     trades: Sequence[ClosedTrade],
     fees_paid: float,
     interval_ms: int,
+    *,
+    closes: npt.ArrayLike | None = None,
+    traded_notional: float = 0.0,
+    position_size: float = 1.0,
     funding_paid: float = 0.0,
 ) -> Metrics:
     """Metrics of one run.
@@ -115,6 +136,10 @@ def compute_metrics(
         trades: closed round trips.
         fees_paid: total commission.
         interval_ms: candle spacing, for annualising and holding time.
+        closes: ``close_0 .. close_n`` of the same candles; without them the buy & hold
+            figures and timing are ``None``.
+        traded_notional: ``qty x price`` summed over every fill.
+        position_size: the account's ``max_position_size`` (a position's notional over equity).
         funding_paid: total funding paid, net of funding received.
     """
     e = np.asarray(equity, dtype=np.float64)
@@ -132,6 +157,9 @@ def compute_metrics(
     net = np.array([t.net_pnl for t in trades], dtype=np.float64)
     held = np.array([t.exit_time_ms - t.entry_time_ms for t in trades], dtype=np.float64)
     wins, losses = net[net > 0].sum(), -net[net < 0].sum()
+    net_exposure = position_size * float(np.mean(pos)) if n else 0.0
+    hold = None if closes is None else buy_and_hold_return(closes)
+    matched = None if hold is None else net_exposure * hold
     return Metrics(
         total_return=float(growth - 1.0),
         annualized_return=annualized,
@@ -150,19 +178,16 @@ def compute_metrics(
         final_equity=float(e[-1]),
         total_pnl=float(e[-1] - e[0]),
         n_steps=n,
+        time_long=float(np.mean(pos > 0)) if n else 0.0,
+        time_short=float(np.mean(pos < 0)) if n else 0.0,
+        net_exposure=net_exposure,
+        fees_to_capital=float(fees_paid / e[0]),
+        funding_to_capital=float(funding_paid / e[0]),
+        turnover=float(traded_notional / e[0]),
+        buy_and_hold_return=hold,
+        exposure_matched_return=matched,
+        timing=None if hold is None else timing(float(growth - 1.0), net_exposure, hold),
     )
-
-
-def net_exposure(positions: npt.ArrayLike, position_size: float = 1.0) -> float:
-    """``position_size x mean(positions)``: the average signed exposure (0.0 without steps).
-
-    Args:
-        positions: the position held over each step: a side (-1/0/+1), or the signed
-            notional over equity when it was measured (then ``position_size`` is 1).
-        position_size: a position's notional over equity (``max_position_size``).
-    """
-    held = np.asarray(positions, dtype=np.float64)
-    return position_size * float(held.mean()) if len(held) else 0.0
 
 
 def buy_and_hold_return(closes: npt.ArrayLike) -> float:
@@ -209,3 +234,17 @@ def _annualize(growth: float, n: int, per_year: float) -> float | None:
         return -1.0
     exponent = math.log(growth) * per_year / n
     return math.expm1(exponent) if exponent < 700 else None
+
+
+def describe_skill(metrics: Mapping[str, Any]) -> str:
+    """One line of a run's return beside its skill figures (a :meth:`Metrics.to_dict`):
+    ``return +1.20% (timing -0.41%, buy & hold +3.10%), long 40% / short 9% (net +0.31), 12 trades, fees 0.90% of
+    capital, turnover 5.1x``; a run that paid or received funding shows it beside the fees
+    (``fees 0.90% and funding +0.12% of capital``)."""
+    timing, hold = metrics.get("timing"), metrics.get("buy_and_hold_return")
+    market = "" if timing is None or hold is None else f" (timing {100 * timing:+.2f}%, buy & hold {100 * hold:+.2f}%)"
+    funding = metrics.get("funding_to_capital") or 0.0
+    costs = f"fees {100 * metrics['fees_to_capital']:.2f}%" + (f" and funding {100 * funding:+.2f}%" if funding else "")
+    return (f"return {100 * metrics['total_return']:+.2f}%{market}, long {100 * metrics['time_long']:.0f}% / short "
+            f"{100 * metrics['time_short']:.0f}% (net {metrics['net_exposure']:+.2f}), {metrics['n_trades']} trades, "
+            f"{costs} of capital, turnover {metrics['turnover']:.1f}x")

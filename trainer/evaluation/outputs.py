@@ -133,7 +133,7 @@ def write_walk_forward(out_dir: Path, result: WalkForwardResult, *, source: str,
                       "n_candles": fold.train_end - fold.train_start},
             "test": {"start": _iso(int(times[fold.train_end])), "end": _iso(int(times[fold.test_end - 1])),
                      "n_candles": fold.test_end - fold.train_end},
-            "model": str(f.model_path),
+            "model": str(f.model_path) if len(f.models) == 1 else {name: str(path) for name, path in f.models.items()},
             "results": {name: result_summary(r) for name, r in f.results.items()},
         })
         for name, r in f.results.items():
@@ -146,6 +146,7 @@ def write_walk_forward(out_dir: Path, result: WalkForwardResult, *, source: str,
         "walk_forward": dict(settings),
         "folds": folds,
         "aggregate": result.aggregate(),
+        "seeds": result.seed_summary(),
     })
     pd.DataFrame(rows).to_csv(paths["folds"], index=False)
     plot_walk_forward(

@@ -17,13 +17,18 @@ is backtested for the model and for every baseline under the one evaluation spec
 
 Training is pluggable (:class:`TrainFn`): this module never trains anything itself. The
 PPO trainer every command uses is :class:`trainer.training.fold_trainer.PPOTrainer`.
+
+**Seeds.** One training run is not a result: seed-to-seed spread on these data exceeds most
+effects. With ``seeds`` N > 1 every fold trains N models (replica ``r`` uses ``seed + 1000 r``,
+plus the fold index), each is tested like the single model, and the aggregate reports the
+mean and the range over the replicas (:meth:`WalkForwardResult.seed_summary`).
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,6 +43,16 @@ from trainer.evaluation.backtest import BacktestResult, EvaluationSpec
 
 MODEL_LABEL = "ppo"
 """Name of the trained model's results in each fold (its path differs per fold)."""
+SEED_STRIDE = 1000
+"""Replica ``r`` of a several-seed run trains fold ``k`` with ``seed + SEED_STRIDE r + k``."""
+SEED_FIGURES: tuple[str, ...] = ("chained_return", "mean_fold_return", "mean_fold_timing", "net_exposure",
+                                 "fees_to_capital", "n_trades")
+"""Aggregate figures whose mean and range over the seeds :meth:`WalkForwardResult.seed_summary` gives."""
+
+
+def model_labels(seeds: int) -> list[str]:
+    """The trained models' names in each fold: ``ppo``, or ``ppo#1 .. ppo#N`` for N seeds."""
+    return [MODEL_LABEL] if seeds == 1 else [f"{MODEL_LABEL}#{r + 1}" for r in range(seeds)]
 
 
 class WalkForwardError(UserError, ValueError):
@@ -105,34 +120,44 @@ class TrainFn(Protocol):
 
 @dataclass
 class FoldResult:
-    """One fold: where it sits, the model it trained, and every strategy's test run."""
+    """One fold: where it sits, the model(s) it trained (by label, :func:`model_labels`), and
+    every strategy's test run."""
 
     fold: Fold
-    model_path: Path
+    models: dict[str, Path]
     results: dict[str, BacktestResult]
+
+    @property
+    def model_path(self) -> Path:
+        """The (first) trained model."""
+        return next(iter(self.models.values()))
 
 
 @dataclass
 class WalkForwardResult:
-    """All folds plus the aggregate; ``strategy`` names the trained model's results, ``spec``
-    is how every test slice was scored."""
+    """All folds plus the aggregate; ``strategy`` names the (first) trained model's results,
+    ``models`` every trained model's label, ``spec`` how every test slice was scored."""
 
     strategy: str
     folds: list[FoldResult]
     candles: pd.DataFrame
     spec: EvaluationSpec
+    models: list[str] = field(default_factory=lambda: [MODEL_LABEL])
 
     def aggregate(self) -> dict[str, dict[str, Any]]:
         """Per strategy, across folds: chained (compounded) return, mean and median fold
-        return, mean Sharpe, worst drawdown, trades, fees, funding, and how many folds the
-        model beat it on."""
+        return, mean Sharpe, worst drawdown, trades, fees, funding, the skill figures (mean fold
+        timing, mean time long and short, mean net exposure, fees, funding and turnover summed
+        over the folds, each fold starting with the same capital), and on how many folds the
+        model (the mean over its seeds) beat it."""
         names = list(self.folds[0].results) if self.folds else []
+        model_returns = [statistics.fmean(f.results[m].metrics.total_return for m in self.models) for f in self.folds]
         out: dict[str, dict[str, Any]] = {}
         for name in names:
             metrics = [f.results[name].metrics for f in self.folds]
             returns = [m.total_return for m in metrics]
             sharpes = [m.sharpe for m in metrics if m.sharpe is not None]
-            model_returns = [f.results[self.strategy].metrics.total_return for f in self.folds]
+            timings = [m.timing for m in metrics if m.timing is not None]
             out[name] = {
                 "chained_return": float(np.prod([1.0 + r for r in returns]) - 1.0),
                 "mean_fold_return": statistics.fmean(returns),
@@ -142,10 +167,31 @@ class WalkForwardResult:
                 "n_trades": sum(m.n_trades for m in metrics),
                 "fees_paid": sum(m.fees_paid for m in metrics),
                 "funding_paid": sum(m.funding_paid for m in metrics),
-                "folds_model_beat_it": None if name == self.strategy
+                "mean_fold_timing": statistics.fmean(timings) if timings else None,
+                "time_long": statistics.fmean(m.time_long for m in metrics),
+                "time_short": statistics.fmean(m.time_short for m in metrics),
+                "net_exposure": statistics.fmean(m.net_exposure for m in metrics),
+                "fees_to_capital": sum(m.fees_to_capital for m in metrics),
+                "funding_to_capital": sum(m.funding_to_capital for m in metrics),
+                "turnover": sum(m.turnover for m in metrics),
+                "blew_up_folds": sum(f.results[name].terminated for f in self.folds),
+                "folds_model_beat_it": None if name in self.models
                 else sum(mr > r for mr, r in zip(model_returns, returns, strict=True)),
             }
         return out
+
+    def seed_summary(self) -> dict[str, Any] | None:
+        """With several seeds: the number of seeds and, for each of :data:`SEED_FIGURES`, the
+        mean and the range (min, max) over the seeds' aggregates; ``None`` with one seed."""
+        if len(self.models) < 2:
+            return None
+        aggregate = self.aggregate()
+        summary: dict[str, Any] = {"seeds": len(self.models), "models": list(self.models)}
+        for figure in SEED_FIGURES:
+            values = [aggregate[m][figure] for m in self.models if aggregate[m][figure] is not None]
+            summary[figure] = {"mean": statistics.fmean(values), "min": min(values), "max": max(values)} \
+                if values else None
+        return summary
 
 
 def walk_forward(
@@ -160,6 +206,7 @@ def walk_forward(
     step: int | None = None,
     max_folds: int | None = None,
     seed: int = 0,
+    seeds: int = 1,
     out_dir: Path,
     progress: Callable[[str], None] = lambda message: None,
     on_fold: Callable[[FoldResult], None] = lambda fold: None,
@@ -174,34 +221,45 @@ def walk_forward(
         load_model: turns a trained zip into a strategy (``strategies.ppo.load_ppo_strategy``).
         train, test, step, max_folds: fold sizes (see :func:`make_folds`).
         seed: fold ``k`` trains with ``seed + k``.
-        out_dir: fold ``k``'s model goes to ``out_dir/fold_{k+1:02d}/model.zip``.
+        seeds: models trained per fold (see the module docstring).
+        out_dir: fold ``k``'s model goes to ``out_dir/fold_{k+1:02d}/model.zip`` (with several
+            seeds, ``out_dir/fold_{k+1:02d}/seed_{s}/model.zip``).
         progress: called with a line of text as each fold starts and ends.
         on_fold: called with each fold's result as soon as it is tested; an exception it
             raises stops the run (a tuning trial uses it to report and to be pruned).
     """
+    if seeds < 1:
+        raise WalkForwardError(f"seeds={seeds}: must be at least 1")
     warmup = warmup_prefix(spec.env.lookback_window)
     folds = make_folds(len(candles), train=train, test=test, step=step, max_folds=max_folds, warmup=warmup)
+    labels = model_labels(seeds)
     results = []
     times = candles["open_time_ms"].to_numpy()
     for fold in folds:
         label = f"fold {fold.index + 1}/{len(folds)}"
-        progress(f"{label}: training on {_span(times, fold.train_start, fold.train_end)}")
+        progress(f"{label}: training on {_span(times, fold.train_start, fold.train_end)}"
+                 + (f", {seeds} seeds" if seeds > 1 else ""))
         train_frame = candles.iloc[fold.train_start : fold.train_end].reset_index(drop=True)
-        model_path = train_fn(
-            train_frame, seed=seed + fold.index, model_path=out_dir / f"fold_{fold.index + 1:02d}" / "model.zip",
-            env_settings=spec.env, extra={"walk_forward_fold": fold.to_dict()},
-        )
-        model = load_model(model_path)
+        folder = out_dir / f"fold_{fold.index + 1:02d}"
+        models: dict[str, Path] = {}
+        for replica, name in enumerate(labels):
+            fold_seed = seed + SEED_STRIDE * replica + fold.index
+            models[name] = train_fn(
+                train_frame, seed=fold_seed,
+                model_path=(folder if seeds == 1 else folder / f"seed_{fold_seed}") / "model.zip",
+                env_settings=spec.env, extra={"walk_forward_fold": fold.to_dict()},
+            )
         # Warm-up from the end of the training window, decisions on the test slice,
         # one candle more to mark the last decision at.
         test_frame = candles.iloc[fold.train_end - warmup : fold.test_end + 1].reset_index(drop=True)
-        runs = spec.compare([model, *baselines], test_frame, start_index=warmup)
-        by_name = {MODEL_LABEL: runs[0]} | {r.strategy: r for r in runs[1:]}
-        results.append(FoldResult(fold, model_path, by_name))
+        runs = spec.compare([*(load_model(path) for path in models.values()), *baselines], test_frame,
+                            start_index=warmup)
+        by_name = dict(zip(labels, runs[:seeds], strict=True)) | {r.strategy: r for r in runs[seeds:]}
+        results.append(FoldResult(fold, models, by_name))
         returns = ", ".join(f"{name} {100 * r.metrics.total_return:+.2f}%" for name, r in by_name.items())
         progress(f"{label}: tested on {_span(times, fold.train_end, fold.test_end)}: {returns}")
         on_fold(results[-1])
-    return WalkForwardResult(MODEL_LABEL, results, candles, spec)
+    return WalkForwardResult(labels[0], results, candles, spec, labels)
 
 
 def _span(times: np.ndarray, start: int, end: int) -> str:

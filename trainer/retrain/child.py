@@ -11,7 +11,8 @@ Started by :mod:`trainer.retrain.runner` (inside ``shadow run``, or by ``shadow 
 4. trains the candidate (the job's trainer, :func:`trainer.retrain.candidate.train_candidate` by
    default), warm-started from the incumbent if asked, stopping cleanly after
    :data:`TRAINING_SHARE` of the time limit;
-5. backtests candidate, incumbent and flat on the holdout and applies the gate;
+5. backtests candidate, incumbent and flat on the holdout and applies the gate (a candidate
+   that never trades there is "no model");
 6. writes ``result.json`` (or ``error.json`` with the reason, and exits with status 1).
 """
 
@@ -102,7 +103,7 @@ def run_job(job: RetrainJob) -> RetrainResult:
     from trainer.data.ledger_source import pick_series
     from trainer.evaluation.backtest import EvaluationSpec
     from trainer.models.store import verify_model_file
-    from trainer.retrain.gate import gate, holdout_split, metric_value, score_holdout
+    from trainer.retrain.gate import gate, holdout_split, metric_value, never_trades, score_holdout
 
     db = Path(job.db_path)
     lookback = job.env.lookback_window
@@ -153,11 +154,13 @@ def run_job(job: RetrainJob) -> RetrainResult:
     scores = {role: metric_value(values, metric) for role, values in per_role.items()}
     labels = sorted({i.label if i.model else f"fallback {i.label}" for i in job.incumbents.values()})
     decision = gate(scores["candidate"], scores["incumbent"], scores["flat"], metric=metric,
-                    margin=job.retrain.margin, incumbent_label="/".join(labels))
+                    margin=job.retrain.margin, incumbent_label="/".join(labels),
+                    traded=not never_trades(per_role["candidate"]))
     return RetrainResult(
         candidate_path=str(model_path), candidate_sha256=sha256, policy_sha256=policy_sha256,
-        promote=decision.promote, reason=decision.reason, scores=scores, holdout=holdout,
-        ranges={s: split.ranges() for s, split in splits.items()}, train_seconds=round(train_seconds, 3),
+        promote=decision.promote, reason=decision.reason, no_model=decision.no_model, scores=scores,
+        holdout=holdout, ranges={s: split.ranges() for s, split in splits.items()},
+        train_seconds=round(train_seconds, 3),
     )
 
 

@@ -12,6 +12,10 @@ evaluation spec (:class:`trainer.evaluation.backtest.EvaluationSpec`, the live r
 default), the same score walk-forward and ``shadow tune`` give, so the scores are what the
 daemon would have made. The candidate is promoted only when its score beats both others
 by more than the margin.
+
+A candidate that never trades on the holdout (no fill on any symbol) is **no model**: a
+policy that learned to stay flat is not promoted, whatever the scores say, and the run
+records that reason.
 """
 
 from __future__ import annotations
@@ -94,27 +98,37 @@ def metric_value(metrics: Sequence[Metrics], metric: str) -> float | None:
     return sum(defined) / len(defined)
 
 
+def never_trades(candidate: Sequence[Metrics]) -> bool:
+    """True when the candidate made no fill on any market's holdout (zero turnover)."""
+    return all(m.turnover == 0 for m in candidate)
+
+
 @dataclass(frozen=True, slots=True)
 class GateDecision:
-    """The verdict and the three scores it compared."""
+    """The verdict and the three scores it compared; ``no_model``: the candidate never traded."""
 
     promote: bool
     reason: str
     candidate: float | None
     incumbent: float | None
     flat: float | None
+    no_model: bool = False
 
 
 def gate(candidate: float | None, incumbent: float | None, flat: float | None, *, metric: str, margin: float,
-         incumbent_label: str, on: str = "holdout") -> GateDecision:
-    """Promote only if the candidate's score beats the incumbent's and flat's by more than
-    ``margin``. An undefined score (``None``: no risk to divide by, or an overflow) is not
-    comparable, so a run with one is never promoted.
+         incumbent_label: str, traded: bool = True, on: str = "holdout") -> GateDecision:
+    """Promote only if the candidate traded on the holdout (``traded``; otherwise it is no
+    model) and its score beats the incumbent's and flat's by more than ``margin``. An
+    undefined score (``None``: no risk to divide by, or an overflow) is not comparable, so a
+    run with one is never promoted.
 
     Args:
         on: what the scores were measured on, for the reason: ``holdout``, or ``live trial``
             (a live trial's candles, :mod:`trainer.retrain.live_verdict`).
     """
+    if not traded:
+        return GateDecision(False, f"is no model: it never trades on the {on} (no fill), so there is nothing "
+                            "to promote", candidate, incumbent, flat, no_model=True)
     if candidate is None or incumbent is None or flat is None:
         scores = {"candidate": candidate, f"incumbent {incumbent_label}": incumbent, "flat": flat}
         undefined = [name for name, value in scores.items() if value is None]

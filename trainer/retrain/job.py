@@ -109,6 +109,7 @@ class RetrainResult(_Message):
         policy_sha256: the sha256 of the network exported beside it (``None``: a network the
             export does not implement, served through SB3).
         promote / reason: the gate's verdict and why.
+        no_model: the candidate never traded on the holdout (the gate's "no model").
         scores: the gate metric of ``candidate``, ``incumbent`` and ``flat`` (mean over symbols).
         holdout: per symbol, per strategy (``candidate``, ``incumbent``, ``flat``), every
             holdout metric (:class:`trainer.evaluation.metrics.Metrics`).
@@ -125,6 +126,7 @@ class RetrainResult(_Message):
     holdout: dict[str, dict[str, dict[str, Any]]]
     ranges: dict[str, dict[str, dict[str, int]]]
     train_seconds: float
+    no_model: bool = False
 
 
 class RetrainFailure(_Message):

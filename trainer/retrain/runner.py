@@ -185,7 +185,7 @@ async def _retrain(ledger: Ledger, settings: Settings, retrain_id: int, symbols:
     metrics = {"symbols": list(symbols), "metric": retrain.metric, "margin": retrain.margin, "scores": result.scores,
                "incumbents": {s: i.label for s, i in job.incumbents.items()},
                "warm_start": job.warm_start.version if job.warm_start else None, "ranges": result.ranges,
-               "holdout": result.holdout, "train_seconds": result.train_seconds}
+               "holdout": result.holdout, "train_seconds": result.train_seconds, "no_model": result.no_model}
     if entry.sha256 != result.candidate_sha256 or entry.policy_sha256 != result.policy_sha256:
         await ledger.registry.set_model_status(entry.version, ModelStatus.REJECTED, at_ms=clock.now_ms())
         raise _RunFailed(f"candidate {entry.version}: the published file differs from the one scored "
@@ -302,14 +302,22 @@ def _log_tail(work: Path, lines: int) -> str:
 
 def model_metrics(result: RetrainResult, metric: str) -> dict[str, Any]:
     """The candidate's ``models.metrics``: flat keys a person can read in ``shadow models``
-    and query with ``json_extract`` (several symbols: mean return, worst drawdown, all trades)."""
+    and query with ``json_extract`` (several symbols: mean return, timing and net exposure, worst
+    drawdown, all trades, fees, funding and turnover; ``holdout_timing`` is ``None`` when undefined)."""
     candidate = [by_role["candidate"] for by_role in result.holdout.values()]
+    timings = [m["timing"] for m in candidate if m.get("timing") is not None]
     return {
         f"holdout_{metric}": result.scores["candidate"], f"incumbent_{metric}": result.scores["incumbent"],
         f"flat_{metric}": result.scores["flat"],
         "holdout_return": sum(m["total_return"] for m in candidate) / len(candidate),
+        "holdout_timing": sum(timings) / len(timings) if timings else None,
+        "holdout_net_exposure": sum(m["net_exposure"] for m in candidate) / len(candidate),
         "holdout_max_drawdown": max(m["max_drawdown"] for m in candidate),
         "holdout_trades": sum(m["n_trades"] for m in candidate),
+        "holdout_fees_to_capital": sum(m["fees_to_capital"] for m in candidate),
+        "holdout_funding_to_capital": sum(m["funding_to_capital"] for m in candidate),
+        "holdout_turnover": sum(m["turnover"] for m in candidate),
+        "no_model": result.no_model,
     }
 
 

@@ -1,5 +1,6 @@
 """SB3 callbacks of the trainer: checkpoints with metadata, metadata for the best model,
-trading metrics in TensorBoard, a graceful stop on Ctrl-C and a wall-clock time limit."""
+trading metrics and convergence diagnostics in TensorBoard, a graceful stop on Ctrl-C and
+a wall-clock time limit."""
 
 from __future__ import annotations
 
@@ -7,16 +8,19 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.logger import HParam
 
+from config.settings import EnvSettings
 from env.types import EnvInfo
+from trainer.training.diagnostics import ConvergenceDiagnostics, diagnose
 from trainer.training.model_io import MetadataStamp, save_with_metadata
 
 log = logging.getLogger(__name__)
@@ -123,6 +127,38 @@ class TradeMetrics(BaseCallback):
                 self.logger.record_mean("trade/fees_paid", info["fees_paid"])
                 self.logger.record_mean("trade/max_drawdown", info["max_drawdown"])
         return True
+
+
+class ConvergenceDiagnosticsCallback(BaseCallback):
+    """Every ``every`` calls, and once more when training ends, measure the policy on the
+    validation frames (:func:`trainer.training.diagnostics.diagnose`), log the figures under
+    ``convergence/`` in TensorBoard and keep them as :attr:`latest` (for the metadata).
+
+    Put it before the evaluation callback, so a new best model is stamped with the
+    diagnostics of that very policy.
+    """
+
+    def __init__(self, frames: Sequence[pd.DataFrame], env_settings: EnvSettings, every: int) -> None:
+        super().__init__()
+        self.frames = list(frames)
+        self.env_settings = env_settings
+        self.every = every
+        self.latest: ConvergenceDiagnostics | None = None
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.every == 0:
+            self._measure()
+        return True
+
+    def _on_training_end(self) -> None:
+        self._measure()
+        self.logger.dump(self.num_timesteps)
+
+    def _measure(self) -> None:
+        self.latest = diagnose(self.model, self.frames, self.env_settings)
+        for key, value in self.latest.to_dict().items():
+            if value is not None and key not in ("decisions", "candles"):
+                self.logger.record(f"convergence/{key}", value)
 
 
 class StopOnInterrupt(BaseCallback):

@@ -49,6 +49,7 @@ from strategies.model_metadata import ModelMetadata, load_metadata
 from trainer.training.callbacks import (
     CheckpointWithMetadata,
     ContinuingEvalCallback,
+    ConvergenceDiagnosticsCallback,
     HParamsToTensorBoard,
     MetadataOnNewBest,
     StopAtDeadline,
@@ -85,6 +86,9 @@ class FitResult:
         best_model_path: ``best/best_model.zip`` when validation candles were given and an
             evaluation ran.
         elapsed_s: wall-clock seconds of ``learn``.
+
+    With validation candles, the metadata holds the model's convergence diagnostics there
+    (:mod:`trainer.training.diagnostics`).
     """
 
     model_path: Path
@@ -130,7 +134,8 @@ def fit(
         seed: seeds Python, numpy, torch and the envs' random episode starts.
         symbol, timeframe: the market, recorded in the metadata.
         warm_start: continue training this model zip (its metadata is checked first, its
-            hyperparameters are kept, the step count and a TensorBoard run continue).
+            hyperparameters, action mode and decision stride are kept, the step count and a
+            TensorBoard run continue).
         time_limit_s: stop cleanly after this much wall-clock time in ``learn`` and still save.
         callback: extra SB3 callback(s), run after the built-in ones; returning False stops
             training (``stop_reason == "callback"``) and the model is still saved.
@@ -146,6 +151,8 @@ def fit(
         strategies.model_metadata.ModelMismatchError: a ``warm_start`` model built for
             other features or another lookback.
     """
+    if warm_start is not None:
+        settings = continued_settings(settings, load_metadata(warm_start), warm_start)
     args, env_settings = settings.train, settings.env
     train_frames, val_frames = _frames(train_candles), _frames(val_candles) if val_candles is not None else []
     device = resolve_device(args.device)
@@ -173,22 +180,25 @@ def fit(
                 policy_kwargs={"net_arch": list(args.net_arch)}, seed=seed, device=device,
                 tensorboard_log=tensorboard, verbose=0,
             )
+        eval_freq = max(min(args.eval_freq, args.total_timesteps) // args.n_envs, 1)
+        convergence = ConvergenceDiagnosticsCallback(val_frames, env_settings, eval_freq) if val_frames else None
         stamp = functools.partial(
             _metadata, settings=settings, model=model, train_frames=train_frames, seed=seed, symbol=symbol,
-            timeframe=timeframe, extra=dict(extra or {}),
+            timeframe=timeframe, extra=dict(extra or {}), convergence=convergence,
         )
 
-        # CALLBACKS: checkpoints, validation + best model, logs, Ctrl-C, time limit, the caller's.
+        # CALLBACKS: checkpoints, convergence, validation + best model, logs, Ctrl-C, time limit, the caller's.
         saver = CheckpointWithMetadata(out_dir / "checkpoints", args.checkpoint_freq, stamp)
         chain: list[BaseCallback] = [saver] if checkpoints else []
         best_zip = out_dir / "best" / BEST_MODEL_NAME
-        if val_frames:
+        if convergence is not None:
             eval_env = stack.enter_context(closing(DummyVecEnv([
                 functools.partial(_validation_env, frame, env_settings) for frame in val_frames])))
+            chain.append(convergence)
             chain.append(ContinuingEvalCallback(
                 eval_env, n_eval_episodes=len(val_frames), deterministic=True, verbose=0,
                 resume=warm_start is not None,
-                eval_freq=max(min(args.eval_freq, args.total_timesteps) // args.n_envs, 1),
+                eval_freq=eval_freq,
                 log_path=str(log_dir / "eval") if log_dir is not None else None,
                 best_model_save_path=str(best_zip.parent), callback_on_new_best=MetadataOnNewBest(best_zip, stamp),
             ))
@@ -223,6 +233,10 @@ def fit(
         stop_reason = "time_limit"
     elif model.num_timesteps < target:
         stop_reason = "callback"
+    if convergence is not None and convergence.latest is not None:
+        log.info("convergence on the validation slice: %s", convergence.latest.describe())
+        if (warning := convergence.latest.warning()) is not None:
+            log.warning(warning)
     if stop_reason == "interrupted":
         path = saver.save_now()
         log.warning("interrupted at step %d; checkpoint %s", model.num_timesteps, path)
@@ -232,6 +246,17 @@ def fit(
                  f", stopped by {stop_reason}" if stop_reason else "", path)
     return FitResult(path, load_metadata(path), model.num_timesteps, stop_reason,
                      best_zip if best_zip.is_file() else None, elapsed)
+
+
+def continued_settings(settings: Settings, meta: ModelMetadata, source: Path) -> Settings:
+    """``settings`` for continuing a model: its action mode and decision stride are its own (they
+    fix its action space and what one step is), whatever ``[env]`` says."""
+    env = settings.env
+    own = {"action_mode": meta.action_mode, "decision_stride": meta.decision_stride}
+    if (env.action_mode, env.decision_stride) != (meta.action_mode, meta.decision_stride):
+        log.info("continuing %s with its own action mode %s and decision stride %d (configured: %s, %d)", source,
+                 meta.action_mode, meta.decision_stride, env.action_mode, env.decision_stride)
+    return settings.model_copy(update={"env": env.model_copy(update=own)})
 
 
 def resolve_device(requested: str) -> str:
@@ -320,7 +345,7 @@ def _frames(candles: Candles) -> list[pd.DataFrame]:
 
 def _metadata(
     num_timesteps: int, *, settings: Settings, model: PPO, train_frames: Sequence[pd.DataFrame], seed: int,
-    symbol: str, timeframe: str, extra: dict[str, Any],
+    symbol: str, timeframe: str, extra: dict[str, Any], convergence: ConvergenceDiagnosticsCallback | None,
 ) -> ModelMetadata:
     return ModelMetadata.for_current_code(
         lookback_window=settings.env.lookback_window,
@@ -332,6 +357,9 @@ def _metadata(
         seed=seed,
         num_timesteps=num_timesteps,
         extra=extra,
+        action_mode=settings.env.action_mode,
+        decision_stride=settings.env.decision_stride,
+        diagnostics={} if convergence is None or convergence.latest is None else convergence.latest.to_dict(),
         funding=all(FUNDING_RATE_COLUMN in frame for frame in train_frames),
     )
 

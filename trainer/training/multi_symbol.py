@@ -21,12 +21,14 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pydantic import ValidationError
 
 from config.errors import UserError
 from config.settings import Settings
+from strategies.model_metadata import load_metadata
 from trainer.data.history import Market, OhlcvSource
 from trainer.jobs.backends import Backend
 from trainer.jobs.board import Board
@@ -34,6 +36,9 @@ from trainer.jobs.files import JobFiles, output_targets, scratch
 from trainer.jobs.runner import Job, JobOutcome, run_jobs
 from trainer.training.single_symbol import check_train_args, load_training_candles
 from trainer.training.tensorboard import continue_tensorboard_numbering, latest_tensorboard_run
+
+if TYPE_CHECKING:
+    from trainer.evaluation.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +53,24 @@ class SymbolsError(UserError):
 
 @dataclass(frozen=True)
 class SymbolResult:
-    """What a worker sends back: the run's numbers, its files and its log."""
+    """What a worker sends back: the run's numbers, its files and its log.
+
+    Args:
+        validation: the final model's metrics on the validation slice
+            (:class:`trainer.evaluation.metrics.Metrics` as a dict), scored under the one
+            evaluation spec.
+        diagnostics: its convergence diagnostics there (the metadata's ``diagnostics``).
+    """
 
     symbol: str
     num_timesteps: int
-    validation_return: float
+    validation: dict[str, Any]
+    diagnostics: dict[str, Any]
     files: JobFiles
+
+    @property
+    def validation_return(self) -> float:
+        return float(self.validation["total_return"])
 
 
 def parse_symbols(text: str, category: str) -> list[str]:
@@ -176,16 +193,22 @@ def train_in_scratch(settings: Settings, candles: tuple[pd.DataFrame, str], late
         result = train(in_scratch, candles=candles)
         if result.final_model is None:
             raise RuntimeError(f"{settings.train.symbol}: training was interrupted")
-        score = validation_return(result.final_model, result.split.validation.frame, settings)
-        return SymbolResult(settings.train.symbol, result.num_timesteps, score, folder.files())
+        metrics = validation_metrics(result.final_model, result.split.validation.frame, settings)
+        return SymbolResult(settings.train.symbol, result.num_timesteps, metrics.to_dict(),
+                            load_metadata(result.final_model).diagnostics, folder.files())
 
 
-def validation_return(model_zip: Path, frame: pd.DataFrame, settings: Settings) -> float:
-    """Total return of the model's deterministic policy over a validation slice, scored under
-    the one evaluation spec (:class:`trainer.evaluation.backtest.EvaluationSpec`)."""
+def validation_metrics(model_zip: Path, frame: pd.DataFrame, settings: Settings) -> Metrics:
+    """The model's deterministic policy over a validation slice, scored under the one
+    evaluation spec (:class:`trainer.evaluation.backtest.EvaluationSpec`)."""
     from strategies.ppo import load_ppo_strategy
     from trainer.evaluation.backtest import EvaluationSpec
 
     model = load_ppo_strategy(model_zip, lookback_window=settings.env.lookback_window)
     (result,) = EvaluationSpec.from_settings(settings).compare([model], frame)
-    return result.metrics.total_return
+    return result.metrics
+
+
+def validation_return(model_zip: Path, frame: pd.DataFrame, settings: Settings) -> float:
+    """Total return of :func:`validation_metrics`."""
+    return validation_metrics(model_zip, frame, settings).total_return

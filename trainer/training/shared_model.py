@@ -38,7 +38,7 @@ from trainer.jobs.backends import Backend
 from trainer.jobs.board import Board
 from trainer.jobs.files import JobFiles, output_targets, pack, scratch, unpack
 from trainer.jobs.runner import Job, JobOutcome, run_jobs
-from trainer.training.multi_symbol import symbol_settings, validation_return
+from trainer.training.multi_symbol import symbol_settings, validation_metrics
 from trainer.training.single_symbol import (
     FINAL_MODEL_NAME,
     check_resume,
@@ -78,11 +78,17 @@ class SharedJob:
 
 @dataclass(frozen=True)
 class SharedResult:
-    """What the worker sends back: steps, each symbol's validation return, files and log."""
+    """What the worker sends back: steps, each symbol's validation metrics
+    (:class:`trainer.evaluation.metrics.Metrics` as a dict), files and log."""
 
     num_timesteps: int
-    validation_returns: dict[str, float]
+    validations: dict[str, dict[str, Any]]
     files: JobFiles
+
+    @property
+    def validation_returns(self) -> dict[str, float]:
+        """Each symbol's validation return."""
+        return {market: float(metrics["total_return"]) for market, metrics in self.validations.items()}
 
     @property
     def validation_return(self) -> float:
@@ -105,7 +111,7 @@ def check_shared_args(settings: Settings, symbols: list[str]) -> None:
         raise SharedModelError(f"--shared with {len(symbols)} symbols needs --n-envs {len(symbols)} or more "
                                f"(training env i trades symbol i mod {len(symbols)}); --n-envs is {args.n_envs}")
     if args.resume is not None:
-        meta = check_resume(args.resume, settings.env.lookback_window)
+        meta = check_resume(args.resume, settings)
         if meta.market_ids() != ids:
             what = "a shared model of" if meta.shared else "a model of one symbol,"
             raise SharedModelError(
@@ -191,6 +197,6 @@ def train_shared_in_scratch(job: SharedJob) -> SharedResult:
         )
         if result.interrupted:
             raise RuntimeError(f"{job_key(job.symbols)}: training was interrupted")
-        returns = {market: validation_return(result.model_path, frame, settings)
-                   for market, frame in zip(job.market_ids, job.validation, strict=True)}
-        return SharedResult(result.num_timesteps, returns, folder.files())
+        validations = {market: validation_metrics(result.model_path, frame, settings).to_dict()
+                       for market, frame in zip(job.market_ids, job.validation, strict=True)}
+        return SharedResult(result.num_timesteps, validations, folder.files())

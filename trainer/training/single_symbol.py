@@ -32,7 +32,7 @@ import pandas as pd
 
 from config.errors import UserError
 from config.settings import Settings, TrainSettings
-from env.candles import CandleDataError, candles_to_seed_csv, format_ms, load_candles
+from env.candles import CandleDataError, candles_to_seed_csv, format_ms, load_candles, resample_candles
 from env.features import warmup_prefix
 from env.intervals import infer_grid
 from strategies.model_metadata import SHARED_SEPARATOR, ModelMetadata, check_compatible, load_metadata
@@ -104,7 +104,7 @@ def check_train_args(settings: Settings) -> None:
     args, prefix = settings.train, warmup_prefix(settings.env.lookback_window)
     resolve_device(args.device)
     if args.resume is not None:
-        meta = check_resume(args.resume, settings.env.lookback_window)
+        meta = check_resume(args.resume, settings)
         if meta.shared:
             ids = SHARED_SEPARATOR.join(meta.market_ids())
             raise TrainArgsError(f"--resume {args.resume}: a shared model of {ids}; continue it with "
@@ -119,12 +119,13 @@ def check_train_args(settings: Settings) -> None:
         )
 
 
-def check_resume(checkpoint: Path, lookback_window: int) -> ModelMetadata:
-    """The metadata of a checkpoint ``--resume`` can continue with this code and lookback."""
+def check_resume(checkpoint: Path, settings: Settings) -> ModelMetadata:
+    """The metadata of a checkpoint ``--resume`` can continue with this code and lookback (it
+    keeps its own action mode and decision stride: :func:`trainer.training.fit.continued_settings`)."""
     if not checkpoint.is_file():
         raise TrainArgsError(f"--resume {checkpoint}: no such checkpoint file")
     meta = load_metadata(checkpoint)
-    check_compatible(meta, checkpoint, lookback_window)
+    check_compatible(meta, checkpoint, settings.env.lookback_window)
     return meta
 
 
@@ -152,26 +153,34 @@ def load_training_candles(
     """The last ``num_candles`` candles of ``args.symbol`` from ``--data`` or from Bybit
     (through the cache; a linear perpetual's with their funding, :mod:`trainer.data.funding_history`),
     and a name for where they came from. A ``--data`` file trades with its own ``funding_rate``
-    column, if it has one."""
+    column, if it has one; a file of finer candles than ``--timeframe`` is resampled to it
+    (:func:`env.candles.resample_candles`: train on 15m candles from a 1m file, funding kept)."""
     market = Market(args.symbol, args.timeframe)
     if args.data is None:
-        source = exchange or bybit_exchange(settings.exchange.rest_url, market.category)
-        candles = load_history(market, args.num_candles, exchange=source, cache_dir=args.cache_dir,
+        ohlcv = exchange or bybit_exchange(settings.exchange.rest_url, market.category)
+        candles = load_history(market, args.num_candles, exchange=ohlcv, cache_dir=args.cache_dir,
                                progress=args.progress)
         if market.category == "linear":
-            candles = with_funding(candles, market, exchange=cast(FundingSource, source), cache_dir=args.cache_dir)
+            candles = with_funding(candles, market, exchange=cast(FundingSource, ohlcv), cache_dir=args.cache_dir)
         return candles, f"bybit {market.category} {args.symbol} {args.timeframe}"
     candles = load_candles(args.data)
     found = infer_grid(candles["open_time_ms"].to_numpy())
-    if found.nominal_ms != market.grid.nominal_ms:
-        raise CandleDataError(
-            str(args.data),
-            f"candles are {found.nominal_ms // 1000} s apart but --timeframe {args.timeframe} is "
-            f"{market.grid.nominal_ms // 1000} s; pass the file's timeframe",
-        )
+    source = str(args.data)
+    target = market.grid
+    if found.nominal_ms != target.nominal_ms:
+        if (target.step_ms is None or target.anchor_ms or found.step_ms is None
+                or target.step_ms < found.step_ms or target.step_ms % found.step_ms):
+            raise CandleDataError(
+                str(args.data),
+                f"candles are {found.name} apart and --timeframe {args.timeframe} is not a whole multiple of that "
+                f"on the exchange's grid; pass the file's timeframe or a multiple of it",
+            )
+        candles = resample_candles(candles, target.step_ms, source=source)
+        source = f"{args.data} resampled to {args.timeframe}"
+        log.info("%s: %s candles resampled to %d %s candles", args.data, found.name, len(candles), args.timeframe)
     if len(candles) > args.num_candles:
         candles = candles.iloc[-args.num_candles:].reset_index(drop=True)
-    return candles, str(args.data)
+    return candles, source
 
 
 def _latest_checkpoint(folder: Path) -> Path | None:

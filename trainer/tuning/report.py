@@ -1,14 +1,16 @@
 """What a search leaves behind, beside its Optuna storage::
 
-    {out_dir}/trials.csv     one row per trial of the study: state, score, per-fold scores, parameters, error
+    {out_dir}/trials.csv     one row per trial of the study: state, score, its range over seeds, per-fold
+                             scores, the skill figures (mean over folds and seeds), parameters, error
     {out_dir}/summary.json   data boundaries (tuning range, folds, held-out test slice), counts, best trial,
                              parameter importance
     {out_dir}/summary.png    optimisation history (every trial, best so far) and parameter importance
     {out_dir}/best.toml      the best trial as a settings file: shadow train --config best.toml
 
-``best.toml`` holds the ``[train]`` and ``[env]`` values that differ from the defaults in
-the best trial's settings (the searched ones and whatever the search's own config set), so
-loading it reproduces that trial's training setup exactly.
+``best.toml`` names the profile the search ran with and holds the ``[train]`` and ``[env]``
+values that differ from that profile's defaults in the best trial's settings (the searched
+ones and whatever the search's own config set), so loading it reproduces that trial's
+training setup exactly.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import pandas as pd
 import tomli_w
 from matplotlib.figure import Figure
 
-from config.settings import Settings
+from config.profiles import profile_values
+from config.settings import EnvSettings, Settings, TrainSettings
 from trainer.tuning.space import apply
 
 if TYPE_CHECKING:
@@ -62,22 +65,38 @@ def write_tune_outputs(study: optuna.Study, settings: Settings, data: TuningData
     return paths
 
 
+SKILL_COLUMNS: tuple[str, ...] = ("timing", "net_exposure", "time_long", "time_short", "n_trades", "fees_to_capital",
+                                  "funding_to_capital", "turnover")
+"""Validation figures averaged over a trial's folds and seeds into trials.csv (``mean_<name>``)."""
+
+
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial: number, state, value, duration, score of each fold run, parameters, error."""
+    """One row per trial: number, state, value, its range over seeds (``seed_min``, ``seed_max``:
+    each seed's mean score), duration, score of each fold run, the mean skill figures
+    (:data:`SKILL_COLUMNS`), parameters, error."""
     rows = []
     for trial in study.get_trials(deepcopy=False):
         scores = trial.user_attrs.get("fold_scores", [])
+        seed_scores = trial.user_attrs.get("seed_scores", [])
+        metrics = trial.user_attrs.get("fold_metrics", [])
         error = (trial.user_attrs.get("error") or "").strip()
         rows.append({
             "number": trial.number, "state": STATE_NAMES.get(trial.state.name, trial.state.name.lower()),
             "value": trial.value, "last_reported": trial.intermediate_values[max(trial.intermediate_values)]
             if trial.intermediate_values else None, "folds_run": len(scores),
-            "duration_s": trial.user_attrs.get("duration_s"),
+            "seeds": len(seed_scores) or None, "seed_min": min(seed_scores, default=None),
+            "seed_max": max(seed_scores, default=None), "duration_s": trial.user_attrs.get("duration_s"),
             **{f"fold_{i + 1}": score for i, score in enumerate(scores)},
+            **{f"mean_{name}": _mean(m.get(name) for m in metrics) for name in SKILL_COLUMNS},
             **{f"param_{name}": value for name, value in trial.params.items()},
             "error": error.splitlines()[-1] if error else "",
         })
     return pd.DataFrame(rows)
+
+
+def _mean(values: Any) -> float | None:
+    present = [float(v) for v in values if v is not None]
+    return sum(present) / len(present) if present else None
 
 
 def param_importance(study: optuna.Study) -> dict[str, float]:
@@ -134,13 +153,36 @@ def plot_search(frame: pd.DataFrame, importance: dict[str, float], path: Path, t
 
 
 def write_best_config(settings: Settings, path: Path, header: str = "") -> Path:
-    """``[train]`` and ``[env]`` of ``settings`` that differ from the defaults, as TOML."""
-    sections = settings.model_dump(mode="json", include={"train", "env"}, exclude_defaults=True, exclude_none=True)
+    """The profile, and the ``[train]`` and ``[env]`` values of ``settings`` that differ from
+    that profile's defaults, as TOML."""
+    defaults = {"train": TrainSettings().model_dump(mode="json"), "env": EnvSettings().model_dump(mode="json")}
+    _overlay(defaults, profile_values(settings.profile))
+    sections = _differing(settings.model_dump(mode="json", include={"train", "env"}, exclude_none=True), defaults)
     sections.get("train", {}).pop("resume", None)  # a checkpoint of another run is never part of the best setup
-    body = tomli_w.dumps({name: values for name, values in sections.items() if values})
+    body = tomli_w.dumps({"profile": settings.profile} | {name: values for name, values in sections.items() if values})
     comment = f"# {header}\n# use with: shadow train --config {path.name}\n" if header else ""
     path.write_text(comment + body, encoding="utf-8")
     return path
+
+
+def _overlay(values: dict[str, Any], overlay: dict[str, Any]) -> None:
+    for key, value in overlay.items():
+        if isinstance(value, dict):
+            _overlay(values.setdefault(key, {}), value)
+        else:
+            values[key] = value
+
+
+def _differing(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The leaves of ``values`` that differ from ``defaults`` (nested dictionaries)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            if nested := _differing(value, defaults.get(key, {})):
+                out[key] = nested
+        elif key not in defaults or defaults[key] != value:
+            out[key] = value
+    return out
 
 
 def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:

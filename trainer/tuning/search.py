@@ -151,6 +151,7 @@ def _tell(study: Any, trial: Any, outcome: TrialOutcome) -> None:
         trial.report(value, step)
     trial.set_user_attr("fold_scores", outcome.fold_scores)
     trial.set_user_attr("fold_metrics", outcome.fold_metrics)
+    trial.set_user_attr("seed_scores", outcome.seed_scores)
     trial.set_user_attr("duration_s", round(outcome.duration_s, 3))
     if outcome.error is not None:
         trial.set_user_attr("error", outcome.error)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import optuna
 
 LOG_RANGES = ("learning_rate", "ent_coef")
-UNIFORM_RANGES = ("reward_unrealized", "reward_losing_hold", "reward_inactivity")
+UNIFORM_RANGES = ("reward_unrealized", "reward_losing_hold", "reward_inactivity", "reward_fee_multiplier")
 ENV_PARAMS = ("lookback_window",)
 REWARD_PREFIX = "reward_"
 
@@ -71,7 +71,7 @@ def lookback_range(settings: Settings) -> tuple[int, int]:
 
 SHORT_NAMES = {"learning_rate": "lr", "n_steps": "steps", "batch_size": "batch", "ent_coef": "ent", "net_arch": "net",
                "lookback_window": "lookback", "reward_unrealized": "w_unreal", "reward_losing_hold": "w_hold",
-               "reward_inactivity": "w_idle"}
+               "reward_inactivity": "w_idle", "reward_fee_multiplier": "fee_x"}
 
 
 def describe_params(params: dict[str, Any]) -> str:

@@ -7,7 +7,8 @@ precedes the slice ``shadow train`` would test on). Fold ``k`` trains on a windo
 model on the validation slice right after it, under the one evaluation spec
 (:class:`trainer.evaluation.backtest.EvaluationSpec`, as the retraining gate scores); the fold's
 score is the slice's total return (or Sharpe ratio), and after each fold the mean so far is
-reported at step ``k``.
+reported at step ``k``. With ``[tune] seeds`` N > 1 each fold trains N models and its score is
+their mean; the trial also records each seed's mean score, so the spread is in trials.csv.
 
 **Pruning is decided here, against a snapshot.** The driver sends the completed trials it
 knew when it asked for this one; the worker replays them into an in-memory study with the
@@ -71,8 +72,10 @@ class TrialOutcome:
 
     Args:
         intermediate: fold index -> mean score of the folds so far (what pruning saw).
-        fold_scores: each fold's score.
-        fold_metrics: per fold, the model's validation metrics (return, Sharpe, trades ...).
+        fold_scores: each fold's score (the mean over the seeds).
+        fold_metrics: per fold and seed, the model's validation metrics (return, Sharpe, trades,
+            timing, ...), with ``fold`` and ``model`` (``ppo``, or ``ppo#r`` for seed replica r).
+        seed_scores: each seed replica's mean score over the folds it ran.
         value: mean score over all folds (complete trials only).
         error: why a failed trial failed.
     """
@@ -85,6 +88,7 @@ class TrialOutcome:
     fold_metrics: list[dict[str, Any]]
     duration_s: float
     error: str | None = None
+    seed_scores: list[float] = field(default_factory=list)
 
 
 def fold_score(metrics: Metrics, objective: str) -> float:
@@ -100,7 +104,7 @@ def run_trial(job: TrialJob, candles: pd.DataFrame) -> TrialOutcome:
 
     from strategies.ppo import load_ppo_strategy
     from trainer.evaluation.backtest import EvaluationSpec
-    from trainer.evaluation.walk_forward import MODEL_LABEL, FoldResult, walk_forward
+    from trainer.evaluation.walk_forward import FoldResult, model_labels, walk_forward
     from trainer.training.fold_trainer import PPOTrainer
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -112,11 +116,15 @@ def run_trial(job: TrialJob, candles: pd.DataFrame) -> TrialOutcome:
     intermediate: dict[int, float] = {}
     fold_metrics: list[dict[str, Any]] = []
     scores: list[float] = []
+    labels = model_labels(settings.tune.seeds)
+    per_seed: dict[str, list[float]] = {label: [] for label in labels}
 
     def report(fold: FoldResult) -> None:
-        metrics = fold.results[MODEL_LABEL].metrics
-        fold_metrics.append({"fold": fold.fold.index + 1} | metrics.to_dict())
-        scores.append(fold_score(metrics, settings.tune.objective))
+        for label in labels:
+            metrics = fold.results[label].metrics
+            fold_metrics.append({"fold": fold.fold.index + 1, "model": label} | metrics.to_dict())
+            per_seed[label].append(fold_score(metrics, settings.tune.objective))
+        scores.append(statistics.fmean(per_seed[label][-1] for label in labels))
         value = statistics.fmean(scores)
         intermediate[fold.fold.index] = value
         trial.report(value, fold.fold.index)
@@ -132,7 +140,7 @@ def run_trial(job: TrialJob, candles: pd.DataFrame) -> TrialOutcome:
                 spec=EvaluationSpec.from_settings(settings), baselines=[],
                 load_model=lambda path: load_ppo_strategy(path, lookback_window=settings.env.lookback_window),
                 train=job.plan.train, test=job.plan.validation, max_folds=job.plan.folds, seed=settings.train.seed,
-                out_dir=Path(scratch), on_fold=report,
+                seeds=settings.tune.seeds, out_dir=Path(scratch), on_fold=report,
             )
         except optuna.TrialPruned:
             state = "pruned"
@@ -141,4 +149,4 @@ def run_trial(job: TrialJob, candles: pd.DataFrame) -> TrialOutcome:
             error = str(exc) if isinstance(exc, UserError) else traceback.format_exc(limit=6)
     value = intermediate[max(intermediate)] if state == "complete" else None
     return TrialOutcome(job.number, state, value, intermediate, scores, fold_metrics, time.perf_counter() - started,
-                        error)
+                        error, [statistics.fmean(values) for values in per_seed.values() if values])

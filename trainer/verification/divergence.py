@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from env.funding import FundingPayment
 from env.portfolio import Fill
 from env.risk import RiskEvent
-from env.types import Action, Observation
+from env.types import Action, Observation, Order
 from state.decision_log import LoggedDecision
 from state.records import observation_hash
 from strategies.base import ActionArray, Decider, IndexArray, MarketContext, ObservationBatch, Strategy
@@ -64,7 +64,7 @@ class ObservationWitness:
     def history(self) -> int:
         return self.strategy.history
 
-    def act(self, obs: Observation, context: MarketContext) -> Action:
+    def act(self, obs: Observation, context: MarketContext) -> Order:
         self.hashes[int(context.open_time_ms[-1])] = observation_hash(obs)
         return self.strategy.act(obs, context)
 

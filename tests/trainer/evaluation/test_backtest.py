@@ -137,3 +137,20 @@ def test_the_risk_guard_goes_flat_and_stays_out_after_the_drawdown_stop(btc_cand
     assert (guarded.positions[after:] == Side.FLAT).all()  # flat from the stop on, for good
     assert (unguarded.positions[after:] != Side.FLAT).any()
     assert guarded.final_info["max_drawdown"] < unguarded.final_info["max_drawdown"]
+
+
+def test_skill_figures_of_real_backtests(eth_candles):
+    """Buy & hold rides the market (net exposure 1, timing only its fee); random trading
+    turns the capital over many times; flat has none of it."""
+    env = make_env(eth_candles.iloc[:3000], EnvSettings(slippage_bps=1.0))
+    hold, random_run = run_comparison([BuyAndHold(), RandomStrategy(seed=1, trade_prob=0.1)], env)
+    closes = eth_candles["close"].to_numpy()[PREFIX:3000]
+    m = hold.metrics
+    assert m.buy_and_hold_return == pytest.approx(closes[-1] / closes[0] - 1)
+    assert (m.time_long, m.time_short, m.net_exposure) == (1.0, 0.0, 1.0)
+    assert m.timing == pytest.approx(m.total_return - m.buy_and_hold_return)
+    assert -2 * m.fees_to_capital < m.timing < 0  # the entry fee and slippage, nothing else
+    r = random_run.metrics
+    assert r.turnover == pytest.approx(sum(f.qty * f.price for f in random_run.fills) / 100.0)
+    assert r.turnover > 10 and r.fees_to_capital == pytest.approx(r.fees_paid / 100.0)
+    assert r.time_long + r.time_short == pytest.approx(r.exposure)

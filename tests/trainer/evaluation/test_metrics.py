@@ -8,7 +8,7 @@ import math
 import pytest
 
 from env.portfolio import ClosedTrade
-from trainer.evaluation.metrics import compute_metrics, periods_per_year
+from trainer.evaluation.metrics import compute_metrics, describe_skill, periods_per_year
 
 DAY_MS = 86_400_000
 
@@ -107,22 +107,54 @@ def test_bad_inputs_are_rejected():
 
 def test_timing_separates_riding_the_market_from_timing_it(btc_candles):
     """On real candles without costs, buy & hold's return is all market and no timing, and
-    flat has neither."""
-    import numpy as np
-
+    flat has neither (the backtest's figures, through the one timing definition)."""
     from config.settings import EnvSettings
     from strategies.specs import build_strategy
     from trainer.evaluation.backtest import make_env, run_backtest
-    from trainer.evaluation.metrics import buy_and_hold_return, net_exposure, timing
+    from trainer.evaluation.metrics import timing
 
     frame = btc_candles.iloc[:3000].reset_index(drop=True)
     env = make_env(frame, EnvSettings(commission=0.0))
-    hold = run_backtest(build_strategy("buy_and_hold"), env)
-    market = buy_and_hold_return(hold.closes)
-    assert abs(market) > 0.01 and net_exposure(hold.positions) == pytest.approx(1.0, abs=1e-3)
-    assert timing(hold.metrics.total_return, net_exposure(hold.positions), market) == pytest.approx(0.0, abs=2e-3)
-    assert net_exposure([1, -1, 0, 1], position_size=2.0) == 0.5 and net_exposure([]) == 0.0
+    hold = run_backtest(build_strategy("buy_and_hold"), env).metrics
+    assert hold.buy_and_hold_return is not None and abs(hold.buy_and_hold_return) > 0.01
+    assert hold.net_exposure == pytest.approx(1.0, abs=1e-3) and hold.timing == pytest.approx(0.0, abs=2e-3)
     assert timing(0.05, 0.5, 0.04) == pytest.approx(0.03)
-    flat = run_backtest(build_strategy("flat"), env)
-    assert timing(flat.metrics.total_return, net_exposure(flat.positions), market) == 0.0
-    assert buy_and_hold_return(np.array([100.0, 90.0, 110.0])) == pytest.approx(0.1)
+    flat = run_backtest(build_strategy("flat"), env).metrics
+    assert flat.timing == 0.0 and flat.buy_and_hold_return == hold.buy_and_hold_return
+
+
+def test_skill_figures_by_hand_separate_riding_the_market_from_timing_it():
+    # Daily candles, close 100 -> 110 -> 99 -> 108.9 (buy & hold +8.9%): long, short, flat.
+    closes = [100.0, 110.0, 99.0, 108.9]
+    m = compute_metrics([100.0, 110.0, 119.9, 119.9], [1, -1, 0], [trade(10.0, 0, 1), trade(9.9, 1, 2)],
+                        fees_paid=0.5, interval_ms=DAY_MS, closes=closes, traded_notional=420.0)
+    assert (m.time_long, m.time_short, m.net_exposure) == (pytest.approx(1 / 3), pytest.approx(1 / 3), 0.0)
+    assert (m.fees_to_capital, m.turnover) == (pytest.approx(0.005), pytest.approx(4.2))
+    assert m.buy_and_hold_return == pytest.approx(0.089)
+    assert m.exposure_matched_return == 0.0 and m.timing == pytest.approx(0.199)  # all of it is timing
+
+
+def test_a_long_only_ride_has_the_markets_return_and_no_timing():
+    closes = [100.0, 104.0, 102.0, 110.0]
+    equity = [100.0 * c / 100.0 for c in closes]  # long throughout, no fees
+    m = compute_metrics(equity, [1, 1, 1], [], fees_paid=0.0, interval_ms=DAY_MS, closes=closes, position_size=1.0)
+    assert (m.time_long, m.net_exposure, m.buy_and_hold_return) == (1.0, 1.0, pytest.approx(0.1))
+    assert m.timing == pytest.approx(0.0, abs=1e-12) and m.exposure_matched_return == pytest.approx(m.total_return)
+    doubled = compute_metrics(equity, [1, 1, 1], [], 0.0, DAY_MS, closes=closes, position_size=2.0)
+    assert doubled.net_exposure == 2.0 and doubled.timing == pytest.approx(0.1 - 0.2)
+
+
+def test_without_closes_the_market_figures_are_undefined_not_zero():
+    m = compute_metrics([100.0, 101.0], [1], [], fees_paid=0.0, interval_ms=DAY_MS)
+    assert (m.buy_and_hold_return, m.exposure_matched_return, m.timing) == (None, None, None)
+    assert (m.time_long, m.time_short, m.turnover) == (1.0, 0.0, 0.0)
+
+
+def test_funding_is_a_cost_beside_the_fees_in_the_skill_figures():
+    closes = [100.0, 104.0, 102.0, 110.0]
+    m = compute_metrics([100.0, 103.0, 100.5, 108.0], [1, 1, 1], [], fees_paid=0.5, interval_ms=DAY_MS, closes=closes,
+                        traded_notional=100.0, funding_paid=0.25)
+    assert (m.funding_paid, m.funding_to_capital, m.fees_to_capital) == (0.25, 0.0025, 0.005)
+    assert describe_skill(m.to_dict()).endswith("0 trades, fees 0.50% and funding +0.25% of capital, turnover 1.0x")
+    spot = compute_metrics([100.0, 103.0], [1], [], fees_paid=0.5, interval_ms=DAY_MS)
+    assert spot.funding_to_capital == 0.0 and "funding" not in describe_skill(spot.to_dict())

@@ -40,14 +40,16 @@ def test_fold_errors(kwargs, message):
 
 
 class RecordingTrainer:
-    """Records what each fold trains on and serves a prepared model (no training)."""
+    """Records what each fold trains on (and with which seed) and serves a prepared model (no training)."""
 
     def __init__(self, model: Path) -> None:
         self.model = model
         self.seen: list[pd.DataFrame] = []
+        self.seeds: list[int] = []
 
     def __call__(self, train, *, seed, model_path, env_settings, extra):
         self.seen.append(train)
+        self.seeds.append(seed)
         model_path.parent.mkdir(parents=True)
         shutil.copy(self.model, model_path)
         shutil.copy(metadata_path(self.model), metadata_path(model_path))
@@ -110,6 +112,54 @@ def test_tiny_real_walk_forward_trains_saves_and_reports(tmp_path, btc_candles):
     folds_csv = pd.read_csv(paths["folds"])
     assert len(folds_csv) == 2 * 3 and {"fold", "strategy", "total_return", "sharpe"} <= set(folds_csv.columns)
     assert paths["report"].stat().st_size > 50_000
+
+
+def test_several_seeds_train_each_fold_once_per_seed_and_report_their_spread(tmp_path, btc_candles, ppo_model,
+                                                                            decisive_ppo_model):
+    """Replica r trains fold k with seed + 1000 r + k; each replica is scored like the single
+    model, and the seed summary is the mean and range of their aggregates."""
+    models = {}
+
+    def load(path: Path) -> PPOStrategy:  # replicas differ: seed 1000+ serves the decisive model
+        seed = int(path.parent.name.removeprefix("seed_"))
+        models[path] = PPOStrategy.load(decisive_ppo_model if seed >= 1000 else ppo_model)
+        return models[path]
+
+    trainer = RecordingTrainer(ppo_model)
+    candles = btc_candles.iloc[:2500].reset_index(drop=True)
+    result = walk_forward(
+        candles, train_fn=trainer, spec=EvaluationSpec(EnvSettings(), None), baselines=[BuyAndHold(), Flat()],
+        load_model=load, train=1000, test=600, out_dir=tmp_path, seed=5, seeds=2,
+    )
+    assert trainer.seeds == [5, 1005, 6, 1006]
+    assert result.models == ["ppo#1", "ppo#2"] and result.strategy == "ppo#1"
+    fold = result.folds[1]
+    assert set(fold.models) == {"ppo#1", "ppo#2"}
+    assert fold.models["ppo#2"] == tmp_path / "fold_02" / "seed_1006" / "model.zip"
+    assert set(fold.results) == {"ppo#1", "ppo#2", "buy_and_hold", "flat"}
+    aggregate, spread = result.aggregate(), result.seed_summary()
+    chained = [aggregate[m]["chained_return"] for m in result.models]
+    assert aggregate["ppo#1"]["chained_return"] != aggregate["ppo#2"]["chained_return"]
+    assert spread["seeds"] == 2 and spread["chained_return"] == {
+        "mean": pytest.approx(sum(chained) / 2), "min": min(chained), "max": max(chained)}
+    assert spread["n_trades"]["max"] == max(aggregate[m]["n_trades"] for m in result.models)
+    mean_model = [sum(f.results[m].metrics.total_return for m in result.models) / 2 for f in result.folds]
+    assert aggregate["flat"]["folds_model_beat_it"] == sum(r > 0 for r in mean_model)
+
+
+def test_the_aggregate_carries_the_skill_figures(tmp_path, btc_candles, ppo_model):
+    candles = btc_candles.iloc[:3000].reset_index(drop=True)
+    result = walk_forward(
+        candles, train_fn=RecordingTrainer(ppo_model), spec=EvaluationSpec(EnvSettings(), None),
+        baselines=[BuyAndHold(), Flat()], load_model=PPOStrategy.load, train=1000, test=600, out_dir=tmp_path,
+    )
+    hold = result.aggregate()["buy_and_hold"]
+    metrics = [f.results["buy_and_hold"].metrics for f in result.folds]
+    assert (hold["net_exposure"], hold["time_long"], hold["time_short"]) == (1.0, 1.0, 0.0)
+    assert hold["fees_to_capital"] == pytest.approx(sum(m.fees_to_capital for m in metrics))
+    assert hold["turnover"] == pytest.approx(sum(m.turnover for m in metrics))
+    assert hold["mean_fold_timing"] == pytest.approx(sum(m.timing for m in metrics) / 3)
+    assert hold["blew_up_folds"] == 0 and result.seed_summary() is None
 
 
 def test_walk_forward_reports_funding_beside_fees_on_a_perpetual(tmp_path, btc_candles, ppo_model):

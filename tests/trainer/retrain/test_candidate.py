@@ -65,3 +65,6 @@ def test_warm_start_continues_the_model_with_its_own_hyperparameters(tmp_path: P
     assert meta.num_timesteps >= parent.num_timesteps + 128  # the step count continues
     assert meta.hyperparameters["n_steps"] == parent.hyperparameters["n_steps"]  # the parent's, not [train]'s
     assert meta.extra["warm_start"] == str(ppo_model)
+    # its own action mode and stride too: [env] (the default profile) says target, the parent trades
+    assert Settings().env.action_mode == "target" and (meta.action_mode, meta.decision_stride) == ("trade", 1)
+    assert meta.env["action_mode"] == "trade"

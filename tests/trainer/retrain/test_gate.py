@@ -3,6 +3,8 @@ verdict needs the candidate to beat both the incumbent and flat by more than the
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 
@@ -10,7 +12,7 @@ from config.settings import EnvSettings, RetrainSettings, RiskSettings
 from strategies.specs import build_strategy
 from tests.conftest import PREFIX
 from trainer.evaluation.backtest import EvaluationSpec, make_env, run_backtest
-from trainer.evaluation.metrics import Metrics
+from trainer.evaluation.metrics import Metrics, compute_metrics
 from trainer.retrain.gate import RetrainDataError, gate, holdout_split, metric_value, score_holdout
 
 
@@ -57,7 +59,7 @@ def test_scores_are_the_backtest_of_each_strategy_on_the_holdout(candles: pd.Dat
 
 
 def _metrics(sharpe: float | None) -> Metrics:
-    return Metrics(0.0, 0.0, sharpe, None, 0.0, None, 0, None, None, None, None, 0.0, 0.0, 100.0, 0.0, 10)
+    return replace(compute_metrics([100.0] * 11, [0] * 10, [], 0.0, 60_000), sharpe=sharpe)
 
 
 def test_metric_value_is_the_mean_over_markets_and_undefined_if_any_is() -> None:

@@ -77,7 +77,12 @@ async def test_a_real_retrain_publishes_the_candidate_with_its_holdout_verdict(d
     assert ranges["holdout"]["n_candles"] == round((n_candles - PREFIX) * 0.2)
     assert ranges["train"]["end_ms"] == entry.data_end_ms < ranges["holdout"]["start_ms"]
     assert set(entry.metrics) == {"holdout_sharpe", "incumbent_sharpe", "flat_sharpe", "holdout_return",
-                                  "holdout_max_drawdown", "holdout_trades"}
+                                  "holdout_timing", "holdout_net_exposure", "holdout_max_drawdown", "holdout_trades",
+                                  "holdout_fees_to_capital", "holdout_funding_to_capital", "holdout_turnover",
+                                  "no_model"}
+    candidate = outcome.metrics["holdout"]["BTCUSDT"]["candidate"]
+    assert (entry.metrics["holdout_timing"], entry.metrics["holdout_turnover"]) == (candidate["timing"],
+                                                                                   candidate["turnover"])
     assert not any((settings.retrain.registry_dir / ".work").iterdir())  # the job folder is gone
 
 
@@ -254,3 +259,31 @@ async def test_runs_left_running_by_a_dead_process_are_closed_as_failed(db: Path
     with sqlite3.connect(db) as conn:  # closed on the injected clock, not the wall clock
         assert conn.execute("SELECT finished_ms FROM retrain_runs WHERE finished_ms IS NOT NULL").fetchall() == [
             (clock.now,)]
+
+
+async def test_a_candidate_that_never_trades_on_the_holdout_is_no_model(
+        tmp_path: Path, btc_candles: pd.DataFrame, constant_models: dict[Action, Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An always-flat candidate (always CLOSE) against an incumbent that loses (always BUY on a
+    falling holdout) would win on total return; it never traded, so it is recorded as no model."""
+    falling = btc_candles.iloc[12_250:12_650]  # 2023-03-09 12:10 UTC: the last hour falls 2%
+    assert falling["close"].iloc[-61] > 1.01 * falling["close"].iloc[-1]
+    db = tmp_path / "shadow.sqlite"
+    settings = settings_for(db, holdout_candles=60, min_train_candles=50, metric="total_return")
+    monkeypatch.setenv(MODEL_VARIABLE, str(constant_models[Action.CLOSE]))
+    async with await Ledger.open(db) as ledger:
+        await ledger.store_candles(Candle("BTCUSDT", "1m", int(r.open_time_ms), r.open, r.high, r.low, r.close,
+                                          r.volume) for r in falling.itertuples())
+        await publish_model(ledger, settings.retrain.registry_dir, constant_models[Action.BUY], symbol="BTCUSDT",
+                            interval="1m", status="promoted")
+        outcome = await run_retrain(ledger, settings, ["BTCUSDT"], trainer_target=f"{FAKES}:copies_model")
+    assert outcome.status == "rejected"
+    assert outcome.reason == "candidate v0002 is no model: it never trades on the holdout (no fill), so there is " \
+                             "nothing to promote"
+    assert outcome.metrics["no_model"] is True
+    holdout = outcome.metrics["holdout"]["BTCUSDT"]
+    assert holdout["candidate"]["turnover"] == 0 and holdout["candidate"]["total_return"] > holdout["incumbent"][
+        "total_return"]
+    with sqlite3.connect(db) as conn:
+        (metrics,) = conn.execute("SELECT metrics FROM models WHERE version = 'v0002'").fetchone()
+    assert json.loads(metrics)["no_model"] is True and rows(db)[0][1] == ("v0002", "rejected", "v0001")

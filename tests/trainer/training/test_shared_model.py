@@ -85,8 +85,11 @@ def test_one_model_gets_every_output_of_shadow_train(shared_run: tuple[Path, str
     # The worker's lines reach the driver's log, with the paths the files have now.
     assert f"model (128 steps) saved: {FINAL}" in log and f"checkpoint saved: {MODELS}/checkpoints" in log
     assert "shadow-job-" not in log
-    assert re.search(r"shared BTCUSDT\+ETHUSDT: 128 steps, validation return BTCUSDT [+-]\d+\.\d\d%, "
-                     r"ETHUSDT [+-]\d+\.\d\d% \(mean [+-]\d+\.\d\d%\)", output), output
+    assert re.search(r"shared BTCUSDT\+ETHUSDT: 128 steps, mean validation return [+-]\d+\.\d\d%", output), output
+    for market in ("BTCUSDT", "ETHUSDT"):  # each symbol's return beside its skill figures
+        assert re.search(rf"  {market}: validation return [+-]\d+\.\d\d% \(timing [+-]\d+\.\d\d%, buy & hold "
+                         r"[+-]\d+\.\d\d%\), long \d+% / short \d+% \(net [+-]\d\.\d\d\), \d+ trades, fees "
+                         r"\d+\.\d\d% of capital, turnover \d+\.\dx", output), output
     assert f"final model: {FINAL} (128 steps)" in output
 
 

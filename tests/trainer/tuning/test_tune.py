@@ -102,7 +102,7 @@ def test_small_search_finishes_prunes_and_writes_its_summary(search: Path) -> No
     assert [m["fold"] for m in summary["best"]["fold_metrics"]] == [1, 2]
     assert set(summary["importance"]) <= {"learning_rate", "n_steps", "batch_size", "gamma", "ent_coef", "net_arch",
                                           "lookback_window", "reward_unrealized", "reward_losing_hold",
-                                          "reward_inactivity"}
+                                          "reward_inactivity", "reward_fee_multiplier"}
     data = summary["data"]
     assert all(f["validation_end_ms"] < data["held_out_test"]["start_ms"] for f in data["folds"])
     assert data["tuning"]["end_ms"] < data["held_out_test"]["start_ms"]
@@ -231,3 +231,24 @@ def test_a_bad_search_space_names_the_field(tmp_path: Path) -> None:
         load_settings(bad)
     assert "tune.space.learning_rate" in str(error.value) and "a log range needs low > 0" in str(error.value)
     assert "tune.space.gamma" in str(error.value) and "1.5" in str(error.value)
+
+
+def test_a_trial_with_seeds_scores_the_mean_over_them_and_records_their_range(tmp_path: Path) -> None:
+    settings = search_settings(tmp_path, n_trials=1, seeds=2, startup_trials=1)
+    backend = LocalBackend(1)
+    try:
+        result = tune(settings, backend, board=Board("t"))
+    finally:
+        backend.close()
+    (outcome,) = result.outcomes.values()
+    assert outcome.state == "complete" and len(outcome.seed_scores) == 2
+    by_fold: dict[int, list[float]] = {}
+    for metrics in outcome.fold_metrics:
+        by_fold.setdefault(metrics["fold"], []).append(metrics["total_return"])
+    assert {m["model"] for m in outcome.fold_metrics} == {"ppo#1", "ppo#2"}
+    assert outcome.fold_scores == pytest.approx([sum(v) / 2 for v in by_fold.values()])
+    row = pd.read_csv(settings.tune.out_dir / "trials.csv").iloc[0]
+    assert (row["seeds"], row["seed_min"], row["seed_max"]) == (2, min(outcome.seed_scores), max(outcome.seed_scores))
+    assert row["mean_timing"] == pytest.approx(sum(m["timing"] for m in outcome.fold_metrics) / 4)
+    assert {"mean_net_exposure", "mean_fees_to_capital", "mean_funding_to_capital", "mean_turnover",
+            "mean_n_trades"} <= set(row.index)

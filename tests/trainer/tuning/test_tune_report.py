@@ -68,15 +68,19 @@ def test_importance_needs_two_completed_trials_with_different_scores() -> None:
     assert set(importance) == {"learning_rate", "net_arch"} and all(v >= 0 for v in importance.values())
 
 
-def test_best_config_holds_only_what_differs_from_the_defaults(tmp_path: Path) -> None:
-    settings = load_settings(None, train={"learning_rate": 2e-5, "net_arch": (256, 256), "resume": "x.zip"},
-                             env={"lookback_window": 30})
+@pytest.mark.parametrize("profile", ["default", "seed"])
+def test_best_config_holds_the_profile_and_only_what_differs_from_its_defaults(tmp_path: Path, profile: str) -> None:
+    settings = load_settings(None, profile=profile, train={"learning_rate": 2e-5, "net_arch": (256, 256),
+                                                            "resume": "x.zip"},
+                             env={"lookback_window": 30, "reward": {"fee_multiplier": 3.0}})
     path = write_best_config(settings, tmp_path / "best.toml", header="best trial 2")
     text = path.read_text()
     assert text.startswith("# best trial 2\n# use with: shadow train --config best.toml\n")
-    assert tomllib.loads(text) == {"train": {"learning_rate": 2e-5, "net_arch": [256, 256]},
-                                   "env": {"lookback_window": 30}}  # resume, a run's own checkpoint, is left out
-    assert load_settings(path).train.learning_rate == 2e-5
+    assert tomllib.loads(text) == {"profile": profile, "train": {"learning_rate": 2e-5, "net_arch": [256, 256]},
+                                   "env": {"lookback_window": 30, "reward": {"fee_multiplier": 3.0}}}
+    # resume, a run's own checkpoint, is left out; loading it gives the trial's settings exactly
+    assert load_settings(path).model_dump(include={"train", "env"}) == settings.model_copy(
+        update={"train": settings.train.model_copy(update={"resume": None})}).model_dump(include={"train", "env"})
 
 
 def test_the_four_files_describe_the_search(tmp_path: Path, btc_candles: pd.DataFrame) -> None:
