@@ -54,7 +54,8 @@ def test_an_account_whose_model_the_market_cannot_serve_is_refused_by_name(
         tmp_path: Path, decisive_models: Callable[[str], Path]) -> None:
     accounts = (AccountSettings(name="spot-ok", strategy=f"ppo:{decisive_models('long_flat')}"),
                 AccountSettings(name="shorts", strategy=f"ppo:{decisive_models('target')}"))
-    settings = Settings(exchange={"category": "spot"}, accounts=accounts,  # type: ignore[arg-type]
+    settings = Settings(exchange={"category": "spot", "ws_url": "wss://stream.bybit.com/v5/public/spot"},  # type: ignore[arg-type]
+                        accounts=accounts,
                         ledger={"db_path": tmp_path / "l.sqlite"})  # type: ignore[arg-type]
     with pytest.raises(UserError, match=r"account 'shorts': .*can hold a short position"):
         Daemon(settings).check_inputs()

@@ -114,3 +114,25 @@ def test_the_registry_publishes_and_verifies_the_export_like_the_zip(ppo_model: 
     with pytest.raises(ModelIntegrityError, match=r"v0001\.policy\.npz has sha256 .*refusing to load a file that "
                                                   "changed after it was published"):
         load_registry_strategy(entry, 20)
+
+
+@pytest.mark.parametrize("setup", ["target-stride15", "long_flat"])
+def test_the_export_trades_in_the_models_own_action_mode_and_stride(setup: str, decisive_models, btc_candles,
+                                                                    tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A target model deciding every 15 candles and a long_flat model: served from the export,
+    a backtest takes the very orders, on the very candles, that the SB3 form does."""
+    from config.settings import EnvSettings
+    from trainer.evaluation.backtest import make_env, run_backtest
+
+    model = copy_model(decisive_models(setup), tmp_path, with_policy=False)
+    sb3 = PPOStrategy.load(model, lookback_window=20)
+    assert export_policy(model) == policy_path(model)
+    served = PolicyStrategy.load(model, lookback_window=20)
+    assert (served.orders, served.cadence) == (sb3.orders, sb3.cadence)
+    monkeypatch.setattr(ppo_module, "TIE_MARGIN", 0.0)  # the SB3 path's own float64 forward, no delegation
+    frame = btc_candles.iloc[:2000].reset_index(drop=True)
+    env = EnvSettings(slippage_bps=2.0)
+    by_sb3, by_export = run_backtest(sb3, make_env(frame, env)), run_backtest(served, make_env(frame, env))
+    assert by_export.actions.tolist() == by_sb3.actions.tolist() and by_export.fills == by_sb3.fills
+    assert by_export.decision_equity.tolist() == by_sb3.decision_equity.tolist() and len(by_sb3.trades) > 0
