@@ -6,6 +6,7 @@ and restarts across a funding time without a difference."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import subprocess
 import sys
@@ -209,15 +210,15 @@ def test_shadow_run_says_so_in_one_line_and_exits_2(tmp_path: Path, frame: pd.Da
         "        print(server.port, flush=True)\n"
         "        await asyncio.Event().wait()\n"
         "asyncio.run(main())\n")
-    server = subprocess.Popen([sys.executable, str(script)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    # the script lives in tmp_path: REPO on its path lets it import the tests' replay market
+    server = subprocess.Popen([sys.executable, str(script)], cwd=REPO, stdout=subprocess.PIPE, text=True,
+                              env=os.environ | {"PYTHONPATH": str(REPO)})
     try:
         port = int(server.stdout.readline())
         db = tmp_path / "l.sqlite"
         env = {"SHADOW_EXCHANGE__WS_URL": f"ws://127.0.0.1:{port}/v5/public/linear",
                "SHADOW_EXCHANGE__REST_URL": f"http://127.0.0.1:{port}", "SHADOW_LEDGER__DB_PATH": str(db),
                "SHADOW_DAEMON__STRATEGY": "flat"}
-        import os
-
         done = subprocess.run([sys.executable, "-m", "bot", "run", "--log-level", "ERROR"], cwd=REPO,
                               env=os.environ | env, capture_output=True, text=True, timeout=60)
     finally:
