@@ -98,12 +98,19 @@ def _best_table(trials_csv: Path | None) -> Table:
     table.add_column("timing", justify="right")
     table.add_column("trades", justify="right")
     table.add_column("fees, % capital", justify="right")
+    # funding only where a trial paid some (a perpetual's data): on spot the column is all zeros
+    funding = "mean_funding_to_capital" in top and bool(top["mean_funding_to_capital"].fillna(0).ne(0).any())
+    if funding:
+        table.add_column("funding, % capital", justify="right")
     table.add_column("parameters", overflow="fold")
     for _, row in top.iterrows():
         spread = "-" if pd.isna(row.get("seed_min")) or row.get("seeds", 1) < 2 else \
             f"{row['seed_min']:.4g} .. {row['seed_max']:.4g}"
+        costs = [_percent(row.get("mean_fees_to_capital"), "")]
+        if funding:
+            costs.append(_percent(row.get("mean_funding_to_capital"), ""))
         table.add_row(str(int(row["number"])), f"{row['value']:.4g}", spread, _percent(row.get("mean_timing"), "+"),
-                      _number(row.get("mean_n_trades")), _percent(row.get("mean_fees_to_capital"), ""),
+                      _number(row.get("mean_n_trades")), *costs,
                       describe_params({c.removeprefix("param_"): row[c] for c in params}))
     return table
 
