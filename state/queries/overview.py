@@ -56,13 +56,17 @@ def ledger_health(document: dict[str, Any], *, max_age_intervals: float, margin_
         problems.append("no daemon session recorded in this ledger")
     elif run["stopped_at"] is not None:
         problems.append(f"the last session stopped at {run['stopped_at']}: {run['stop_reason']}")
+    newest: dict[str, tuple[float, int]] = {}  # symbol -> (age, interval) of the newest candle any account decided
     for account in document["accounts"]:
         for row in account["symbols"]:
             age, interval_ms = row["last_candle_age_s"], INTERVAL_MS.get(row["interval"])
             if age is None or interval_ms is None:
                 continue
-            limit_s = max_age_intervals * interval_ms / 1000 + margin_s
-            if age > limit_s:
-                problems.append(f"{row['symbol']}: newest candle closed {age_text(age)} ago (limit {limit_s:g} s)")
+            if row["symbol"] not in newest or age < newest[row["symbol"]][0]:
+                newest[row["symbol"]] = (age, interval_ms)
+    for symbol, (age, interval_ms) in newest.items():
+        limit_s = max_age_intervals * interval_ms / 1000 + margin_s
+        if age > limit_s:
+            problems.append(f"{symbol}: newest candle closed {age_text(age)} ago (limit {limit_s:g} s)")
     return {"status": "failing" if problems else "ok", "problems": problems, "source": "ledger"}
 

@@ -195,6 +195,8 @@ async def test_a_ledger_of_several_accounts_is_shown_per_account(accounts_ledger
     async with LedgerDashboard(path, "127.0.0.1", 0) as ui:
         _, doc = await _get(ui.url + "/api/overview")
         assert {a["account"]: a["equity"] for a in doc["accounts"]} == pytest.approx(equity)
+        stale = [p.split(":")[0] for p in doc["health"]["problems"] if "newest candle closed" in p]
+        assert sorted(stale) == ["BTCUSDT", "ETHUSDT"]  # a symbol's feed is judged once, not once per account
         _, only = await _get(ui.url + "/api/overview", account="fast")
         assert [a["account"] for a in only["accounts"]] == ["fast"]
         _, found = await _get(ui.url + "/api/markets")
