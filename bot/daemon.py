@@ -139,6 +139,7 @@ class Daemon:
         self.rest: BybitRest | None = None
         self.funding: FundingFeed | None = None  # a perpetual's funding (category linear)
         self._latest_funding: dict[str, list[Settlement]] = {}  # read before the ledger opens
+        self._funding_warned: set[str] = set()  # models that said they trained without funding (once each)
 
     async def run(self, stop: asyncio.Event | None = None) -> DaemonReport:
         """Serve until ``stop`` is set (or every symbol's feed has failed); returns the report."""
@@ -291,7 +292,8 @@ class Daemon:
                        servings: dict[tuple[str, str], ServingStrategy]) -> SymbolEngine:
         settings = self.settings
         iv = self.interval
-        engine = SymbolEngine(symbol, iv.name, settings.env.lookback_window, perpetual=self.funding is not None)
+        engine = SymbolEngine(symbol, iv.name, settings.env.lookback_window, perpetual=self.funding is not None,
+                              funding_warned=self._funding_warned)
         for account in self.accounts:
             if symbol in account.symbols:
                 engine.add_account(account.name, account.env, account.risk, servings[account.name, symbol])

@@ -116,12 +116,16 @@ class SymbolEngine:
             market part of the observation is built once).
         perpetual: the market pays funding (linear); a model trained without funding is
             served with a warning.
+        funding_warned: the models already warned about, shared by a daemon's engines so
+            that a model says it once, not once per symbol (default: this engine's own).
     """
 
-    def __init__(self, symbol: str, interval: str, lookback_window: int, *, perpetual: bool = False) -> None:
+    def __init__(self, symbol: str, interval: str, lookback_window: int, *, perpetual: bool = False,
+                 funding_warned: set[str] | None = None) -> None:
         self.symbol = symbol
         self.interval = interval
         self.perpetual = perpetual
+        self._funding_warned = set() if funding_warned is None else funding_warned
         self.lookback = lookback_window
         self.accounts: dict[str, EngineAccount] = {}
         self.last_open_ms: int | None = None
@@ -206,10 +210,11 @@ class SymbolEngine:
 
     def _warn_without_funding(self, serving: ServingStrategy) -> None:
         metadata = getattr(serving.strategy, "metadata", None)
-        if self.perpetual and metadata is not None and not metadata.funding:
+        model = serving.model_version or serving.label
+        if self.perpetual and metadata is not None and not metadata.funding and model not in self._funding_warned:
+            self._funding_warned.add(model)
             log.warning("%s: model %s was trained without funding (no funding_rate in its candles) and now trades a "
-                        "perpetual that pays it; its backtests overstate holding positions", self.symbol,
-                        serving.model_version or serving.label)
+                        "perpetual that pays it; its backtests overstate holding positions", self.symbol, model)
 
     # ---------------------------------------------------------------- decisions
     def on_candle(self, candle: Candle, *, decided_ms: int, run_id: int | None = None,

@@ -58,3 +58,18 @@ def test_a_model_trained_without_funding_trades_a_perpetual_with_one_warning(
                            perpetual=True)
     (line,) = [r.getMessage() for r in caplog.records]
     assert line.startswith("BTCUSDT: model v1 was trained without funding")
+
+
+def test_a_daemon_s_engines_warn_once_per_model_not_once_per_symbol(
+        ppo_model: Path, caplog: pytest.LogCaptureFixture) -> None:
+    strategy = build_strategy(f"ppo:{ppo_model}", lookback_window=20)
+    warned: set[str] = set()
+    with caplog.at_level("WARNING", logger="bot.engine"):
+        for symbol in ("BTCUSDT", "ETHUSDT", "SOLUSDT"):
+            engine = SymbolEngine(symbol, "1m", 20, perpetual=True, funding_warned=warned)
+            for account in ("a", "b"):
+                engine.add_account(account, EnvSettings(), RiskSettings(), ServingStrategy(strategy, "ppo", "v1"))
+        engine.serve("a", ServingStrategy(strategy, "ppo", "v2"))  # a newly promoted model says it too
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line.split(" was")[0] for line in lines] == ["BTCUSDT: model v1", "SOLUSDT: model v2"]
+
