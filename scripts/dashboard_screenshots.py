@@ -1,7 +1,7 @@
 """Screenshots of every dashboard page for the README (docs/img/dashboard_*.png).
 
 Builds the sample ledger (``state.sample_ledger``: 6,000 real BTCUSDT minutes of March
-2023, a seeded random trader's decisions, a registry with a rejected and a promoted
+2023, two accounts' seeded random traders' decisions, a registry with a rejected and a promoted
 candidate, a failed retrain, a rollback, a risk stop), serves it with ``shadow ui``'s
 server and photographs each page in headless Chromium (Debian's chromium and
 chromium-driver), at desktop width and the overview and market also at a phone's.
@@ -28,6 +28,7 @@ from tests.bot.web.test_browser import READY  # noqa: E402
 
 PAGES = {"/": "overview", "/market": "market", "/equity": "equity", "/trades": "trades", "/models": "models"}
 PHONE = ("/", "/market")
+ACCOUNTS = ("main", "challenger")  # two paper accounts side by side, as [[accounts]] runs them
 
 
 def main() -> None:
@@ -37,10 +38,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="shadow-screens-"))
     candles = load_candles(REPO / "data" / "sample" / "btcusdt_1m_2023-03.csv.gz").iloc[:6000].reset_index(drop=True)
     db = work / "shadow.sqlite"
-    asyncio.run(build_sample_ledger(db, {"BTCUSDT": candles}, trade_probability=0.04))
+    asyncio.run(build_sample_ledger(db, {"BTCUSDT": candles}, trade_probability=0.04, accounts=ACCOUNTS))
     served = InThread(lambda: LedgerDashboard(db, "127.0.0.1", 0))
     try:
-        desktop = Browser(width=1280, height=900)
+        desktop = Browser(width=1440, height=900)
         try:
             for path, name in PAGES.items():
                 desktop.open(served.value.url + path, READY[path])

@@ -13,14 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from state.queries.scope import EVERYTHING, Scope, account_sql
+from state.queries.scope import EVERYTHING, Scope
 
 COLUMNS: tuple[str, ...] = ("trade_id", "account", "symbol", "side", "entry_time", "exit_time", "holding_minutes",
-                            "qty", "entry_price", "exit_price", "gross_pnl", "fees", "net_pnl", "return_pct",
+                            "qty", "entry_price", "exit_price", "gross_pnl", "fees", "funding", "net_pnl", "return_pct",
                             "strategy", "model_version", "entry_time_ms", "exit_time_ms")
 """The columns of a trade row, in order (``v_trades`` plus the account)."""
 
-SORTABLE: tuple[str, ...] = tuple(c for c in COLUMNS if c not in ("account", "entry_time", "exit_time"))
+SORTABLE: tuple[str, ...] = tuple(c for c in COLUMNS if c not in ("entry_time", "exit_time"))
 """Columns a request may sort by (the text times sort as their ``*_ms`` twins)."""
 
 MAX_PAGE_SIZE = 500
@@ -83,7 +83,7 @@ class TradePage:
 
 def _select(trade_filter: TradeFilter, sort: Sort) -> tuple[str, list[Any]]:
     where, params = trade_filter.where()
-    columns = ", ".join(f"{account_sql('t')} AS account" if c == "account" else f"t.{c}" for c in COLUMNS)
+    columns = ", ".join(f"t.{c}" for c in COLUMNS)
     return f"SELECT {columns} FROM v_trades t WHERE {where} ORDER BY {sort.sql()}", params
 
 

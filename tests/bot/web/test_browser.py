@@ -185,9 +185,9 @@ def test_filters_change_the_table_as_the_same_sql_would(browser: Browser, sample
         form["side"].select_by_value("")
         expected = sql(f"symbol = 'BTCUSDT' AND exit_time_ms >= {from_ms}")
         browser.wait(f"document.getElementById('count').dataset.total == {len(expected)}")  # the table settled
-        browser.driver.find_element(By.CSS_SELECTOR, "#trades th:nth-child(10) button").click()  # Net PnL, descending
+        browser.driver.find_element(By.CSS_SELECTOR, "#trades th:nth-child(11) button").click()  # Net PnL, descending
         expected = sql(f"symbol = 'BTCUSDT' AND exit_time_ms >= {from_ms}", "net_pnl DESC, trade_id DESC")
-        browser.wait(f"document.querySelector('#trades th:nth-child(10)').getAttribute('aria-sort') === 'descending'"
+        browser.wait(f"document.querySelector('#trades th:nth-child(11)').getAttribute('aria-sort') === 'descending'"
                      f" && document.getElementById('count').dataset.total == {len(expected)}")
         assert _table_ids(browser) == expected
         csv_link = browser.js("document.getElementById('csv').getAttribute('href')")
@@ -208,7 +208,8 @@ def test_names_holding_markup_and_script_render_as_text(browser: Browser, hostil
         cells = [c.text for c in browser.driver.find_elements(By.CSS_SELECTOR, "#accounts td.name")]
         assert HOSTILE_SYMBOL in cells and f"{HOSTILE_STRATEGY} ppo-0001" in cells
         browser.open(url + "/trades", READY["/trades"])
-        assert browser.driver.find_element(By.CSS_SELECTOR, "#trades tbody td.name").text == HOSTILE_SYMBOL
+        symbol_cell = browser.driver.find_element(By.CSS_SELECTOR, "#trades tbody td:nth-child(3)")  # after account
+        assert symbol_cell.text == HOSTILE_SYMBOL
         browser.open(url + "/market", READY["/market"])
         assert browser.js("document.querySelector('#symbol option').textContent") == f"{HOSTILE_SYMBOL} · 1m"
     finally:
@@ -246,6 +247,17 @@ def test_each_account_has_its_own_section_chart_and_trades(browser: Browser,
             seen[account] = (view["entries"], view["exits"])
             assert seen[account] == expected, account
         assert seen["fast"] != seen["main"]
+
+        browser.open(url + "/trades", READY["/trades"])
+        symbols = [o.get_attribute("value") for o in Select(browser.driver.find_element(By.ID, "symbol")).options]
+        assert symbols == ["", "BTCUSDT", "ETHUSDT"]  # each symbol once, however many accounts trade it
+        assert browser.js("document.querySelector('#trades th:nth-child(2)').textContent") == "Account"
+        Select(browser.driver.find_element(By.ID, "account")).select_by_value("main")
+        with closing(sqlite3.connect(accounts_ledger[0])) as conn:
+            total = conn.execute("SELECT count(*) FROM trades WHERE account = 'main'").fetchone()[0]
+        browser.wait(f"document.getElementById('count').dataset.total == {total}")
+        shown = {c.text for c in browser.driver.find_elements(By.CSS_SELECTOR, "#trades tbody td:nth-child(2)")}
+        assert shown == {"main"}
         assert browser.console_errors() == []
     finally:
         served.stop()

@@ -7,6 +7,7 @@ const DAY_MS = 86400000;
 // [column, label, class, render(row value)]
 const SHOWN = [
   ["trade_id", "#", "", (v) => String(v)],
+  ["account", "Account", "text name", (v) => v],
   ["symbol", "Symbol", "text name", (v) => v],
   ["side", "Side", "text", (v) => v],
   ["entry_time_ms", "Entry (UTC)", "text", (v) => utcText(v)],
@@ -18,6 +19,7 @@ const SHOWN = [
   ["net_pnl", "Net PnL", "", (v) => signed(v, 4)],
   ["return_pct", "Return %", "", (v) => signed(v, 3)],
   ["fees", "Fees", "", (v) => num(v, 4)],
+  ["funding", "Funding", "", (v) => num(v, 4)],
   ["model_version", "Model", "text name", null],
 ];
 const FILTERS = ["account", "symbol", "model", "side", "from", "to", "limit"];
@@ -99,7 +101,8 @@ async function fillChoices(wanted) {
   const options = (values, anyLabel) => [el("option", { value: "", text: anyLabel }),
     ...values.map((v) => el("option", { value: v, text: v }))];
   fill(document.getElementById("account"), options(markets.accounts, "every account"));
-  fill(document.getElementById("symbol"), options(markets.markets.map((m) => m.symbol), "every symbol"));
+  const symbols = [...new Set(markets.markets.map((m) => m.symbol))];  // a symbol once, however many accounts trade it
+  fill(document.getElementById("symbol"), options(symbols, "every symbol"));
   fill(document.getElementById("model"), options(models.models, "every model"));
   const form = document.getElementById("filters");
   for (const name of FILTERS) {
