@@ -5,7 +5,8 @@ Decisions come from :func:`state.replay.replay_decisions` (the real portfolio, s
 random actions), written with the ledger's own statements; the rest of a service's life
 goes through the ledger's own API: two daemon sessions, a model registry whose first
 model is promoted, a retrain whose candidate is rejected, one that is promoted, one that
-fails, a rollback to the first model, and a risk control firing. The decisions credit
+fails, a rollback to the first model, one whose candidate passes the holdout and is retired
+after its live trial, and a risk control firing. The decisions credit
 the model that was serving at each candle.
 """
 
@@ -25,6 +26,7 @@ from state.records import DecisionRecord, ModelEntry
 from state.replay import replay_decisions, write_records
 
 FIRST, SECOND = "ppo-0001", "ppo-0003"
+TRIALLED = "ppo-0004"
 MODELS = (FIRST, SECOND, FIRST)
 """The model serving each third of the candles: the first, the promoted candidate, the
 first again after the rollback."""
@@ -101,6 +103,7 @@ async def build_sample_ledger(path: Path, frames: Mapping[str, pd.DataFrame], *,
         await _retrain(ledger, span.at(0.5), None, "failed", symbol, None,
                        "the trainer was killed after time_limit_s (1800 s)")
         await registry.set_model_status(FIRST, "promoted", at_ms=span.at(2 / 3) - 60_000)  # the rollback
+        await _live_trial(ledger, span, symbol, symbols)
     return span
 
 
@@ -133,6 +136,25 @@ async def _retrain(ledger: Ledger, started_ms: int, candidate: str | None, statu
     await registry.finish_retrain(retrain_id, status=status, finished_ms=finished_ms,
                                   reason=f"candidate {candidate} {reason}" if candidate else reason,
                                   candidate_version=candidate, metrics=metrics)
+
+
+async def _live_trial(ledger: Ledger, span: SampleSpan, symbol: str, symbols: Sequence[str]) -> None:
+    """A candidate that passes the holdout, trades 240 candles as ``trial:ppo-0004`` beside
+    the incumbent account, and is retired: it did not beat the incumbent live."""
+    started_ms = span.at(0.75)
+    retrain_id = await ledger.registry.start_retrain(started_ms=started_ms)
+    await _model(ledger, TRIALLED, FIRST, started_ms + 510_000, symbol, holdout_sharpe=0.71)
+    holdout = {"symbols": [symbol], "metric": "sharpe", "margin": 0.0,
+               "scores": {symbol: {"candidate": 0.71, "incumbent": 0.42, "flat": 0.0}}}
+    trial = await ledger.trials.open_trial(
+        retrain_id=retrain_id, at_ms=started_ms + 540_000, reason=f"candidate {TRIALLED} passed the holdout",
+        metrics=holdout, candidate_version=TRIALLED, challenger_account=f"trial:{TRIALLED}",
+        incumbent_account=DEFAULT_ACCOUNT, symbols=symbols, candles=240, metric="sharpe", margin=0.0)
+    await ledger.trials.start(trial.trial_id, at_ms=started_ms + 600_000)
+    live = {"metric": "sharpe", "margin": 0.0, "candles": 240,
+            "scores": {"candidate": -0.35, "incumbent": 0.18, "flat": 0.0}}
+    await ledger.trials.finish(trial, promote=False, at_ms=started_ms + 600_000 + 240 * 60_000, metrics=live,
+                               reason="did not beat account main on sharpe over the live trial (-0.35 vs 0.18)")
 
 
 def ledger_counts(path: Path) -> dict[str, int]:

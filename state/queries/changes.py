@@ -1,7 +1,8 @@
 """What was committed to a ledger since a cursor: the feed behind live pages and alerts.
 
 A :class:`Cursor` remembers the newest row seen of each journal (decisions, risk events,
-promotions, retrain runs, sessions) and the retrain runs still running; :func:`changes_since`
+promotions, retrain runs, sessions), the retrain runs still running and those whose candidate is
+on a live trial (their verdict comes when the trial ends); :func:`changes_since`
 returns what is new after it, as a list of :class:`LedgerEvent` and the newest decided
 candle per symbol and per account and symbol, with the cursor to ask from next time. Primary-key seeks only: cheap
 enough to ask several times a second on any ledger size.
@@ -24,6 +25,7 @@ class Cursor:
     running_retrains: tuple[int, ...] = ()
     run_id: int = 0
     open_run_ids: tuple[int, ...] = ()
+    trial_retrains: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +33,8 @@ class LedgerEvent:
     """Something an operator wants to hear about.
 
     ``kind``: ``promotion``, ``rollback``, ``retrain_promoted``, ``retrain_rejected``,
-    ``retrain_failed``, ``retrain_ok``, ``risk``, ``run_started`` or ``run_stopped``;
+    ``retrain_failed``, ``retrain_ok``, ``retrain_trial`` (a candidate's live trial began),
+    ``risk``, ``run_started`` or ``run_stopped``;
     ``subject`` names what it is about (a model version, a symbol, a session);
     ``detail`` is one line of text from the ledger; ``account`` the paper account a risk
     event belongs to.
@@ -65,11 +68,14 @@ def cursor_now(conn: sqlite3.Connection) -> Cursor:
     def newest(table: str, key: str) -> int:
         return int(conn.execute(f"SELECT coalesce(max({key}), 0) FROM {table}").fetchone()[0])
 
-    running = tuple(i for (i,) in conn.execute("SELECT retrain_id FROM retrain_runs WHERE status = 'running'"))
+    def retrains(status: str) -> tuple[int, ...]:
+        return tuple(i for (i,) in conn.execute("SELECT retrain_id FROM retrain_runs WHERE status = ? "
+                                                "ORDER BY retrain_id", (status,)))
+
     open_runs = tuple(i for (i,) in conn.execute("SELECT run_id FROM runs WHERE stopped_ms IS NULL"))
     return Cursor(newest("decisions", "decision_id"), newest("risk_events", "event_id"),
-                  newest("model_promotions", "promotion_id"), newest("retrain_runs", "retrain_id"), running,
-                  newest("runs", "run_id"), open_runs)
+                  newest("model_promotions", "promotion_id"), newest("retrain_runs", "retrain_id"),
+                  retrains("running"), newest("runs", "run_id"), open_runs, retrains("trial"))
 
 
 def changes_since(conn: sqlite3.Connection, cursor: Cursor) -> Changes:
@@ -103,16 +109,22 @@ def changes_since(conn: sqlite3.Connection, cursor: Cursor) -> Changes:
         events.append(LedgerEvent("rollback" if rollback else "promotion", time_ms, version, detail, symbol))
         promotion_id = pid
 
-    retrain_id, running = cursor.retrain_id, set(cursor.running_retrains)
+    retrain_id, running, trials = cursor.retrain_id, set(cursor.running_retrains), set(cursor.trial_retrains)
     for rid, status, started, finished, reason in conn.execute(
             "SELECT retrain_id, status, started_ms, finished_ms, reason FROM retrain_runs "
             "WHERE retrain_id > ? OR retrain_id IN (SELECT value FROM json_each(?)) ORDER BY retrain_id",
-            (retrain_id, f"[{','.join(map(str, running))}]")):
+            (retrain_id, f"[{','.join(map(str, sorted(running | trials)))}]")):
         retrain_id = max(retrain_id, rid)
         if status == "running":
             running.add(rid)
             continue
         running.discard(rid)
+        if status == "trial" and rid in trials:
+            continue  # still trading live: its verdict is yet to come
+        if status == "trial":
+            trials.add(rid)
+        else:
+            trials.discard(rid)
         events.append(LedgerEvent(f"retrain_{status}", finished or started, f"retrain {rid}",
                                   reason or status, None))
 
@@ -131,4 +143,4 @@ def changes_since(conn: sqlite3.Connection, cursor: Cursor) -> Changes:
             events.append(LedgerEvent("run_stopped", stopped, f"session {rid}", reason or "stopped"))
     events.sort(key=lambda e: e.time_ms)
     return Changes(Cursor(decision_id, risk_id, promotion_id, retrain_id, tuple(sorted(running)), run_id,
-                          tuple(sorted(open_runs))), events, decided, by_account)
+                          tuple(sorted(open_runs)), tuple(sorted(trials))), events, decided, by_account)

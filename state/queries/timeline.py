@@ -2,7 +2,9 @@
 
 Events, newest first: a model registered, promoted, or rolled back to (a promotion of a
 model created before the one it replaced, from ``model_promotions``), a retrain run with
-its verdict and figures, a risk control firing, a daemon session starting or stopping.
+its holdout verdict and figures, a candidate's live trial with its live verdict and figures
+(``trial``: when it ended, else when it started or was opened), a risk control firing, a
+daemon session starting or stopping.
 Pages are cut by a keyset cursor (time, kind, id), so events that arrive while someone
 reads older pages neither repeat nor go missing.
 """
@@ -30,6 +32,11 @@ UNION ALL
 SELECT coalesce(r.finished_ms, r.started_ms), 'retrain', r.retrain_id, r.candidate_version, NULL, r.status, r.reason,
        r.metrics
 FROM retrain_runs r
+UNION ALL
+SELECT coalesce(t.finished_ms, t.started_ms, t.created_ms), 'trial', t.trial_id, t.candidate_version, NULL, t.status,
+       coalesce(t.reason, 'trading as account ' || t.challenger_account || ' beside account ' || t.incumbent_account
+                || ' for ' || t.candles || ' candles'), t.metrics
+FROM live_trials t
 UNION ALL
 SELECT e.time_ms, 'risk', e.event_id, NULL, e.symbol, e.kind, e.detail, NULL FROM risk_events e
 UNION ALL

@@ -263,6 +263,19 @@ def test_each_account_has_its_own_section_chart_and_trades(browser: Browser,
         served.stop()
 
 
+def test_the_models_page_shows_both_verdicts_of_a_trialled_candidate(browser: Browser,
+                                                                     sample_ui: LedgerDashboard) -> None:
+    browser.open(sample_ui.url + "/models", READY["/models"])
+    trial = browser.driver.find_element(By.CSS_SELECTOR, "#timeline li[data-kind='trial']")
+    assert "Live trial of ppo-0004: retired" in trial.text
+    assert "sharpe over 240 live candles: candidate -0.35 · incumbent 0.18 · flat 0.00" in trial.text
+    assert "trial-retired" in trial.get_attribute("class")
+    runs = browser.driver.find_elements(By.CSS_SELECTOR, "#timeline li[data-kind='retrain']")
+    (holdout,) = [r for r in runs if "candidate ppo-0004" in r.text]
+    assert "BTCUSDT sharpe on the holdout: candidate 0.71 · incumbent 0.42" in holdout.text
+    assert browser.console_errors() == []
+
+
 def test_every_page_fits_a_phone(sample_ui: LedgerDashboard) -> None:
     phone = Browser(width=390, height=844)
     try:

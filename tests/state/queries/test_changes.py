@@ -74,3 +74,33 @@ def test_a_new_session_is_told_once(tmp_path: Path) -> None:
         changes = changes_since(reader, cursor)
         assert [(e.kind, e.time_ms) for e in changes.events] == [("run_started", 5)]
         assert changes_since(reader, changes.cursor).events == []
+
+
+async def test_a_live_trial_is_told_when_it_begins_and_its_verdict_when_it_ends(tmp_path: Path) -> None:
+    """A run whose candidate goes on a live trial is not finished: the rejection (or
+    promotion) the trial ends in is told too, once, however many looks fall in between."""
+    path = tmp_path / "l.sqlite"
+    async with await Ledger.open(path) as ledger:
+        await ledger.registry.add_model(ModelEntry("v2", "v2.zip", "b" * 64, 10, symbol="BTCUSDT", interval="1m"))
+        retrain_id = await ledger.registry.start_retrain(started_ms=20)
+        with closing(connect_reader(path)) as conn:
+            cursor = cursor_now(conn)
+            trial = await ledger.trials.open_trial(
+                retrain_id=retrain_id, at_ms=30, reason="candidate v2 passed the holdout", metrics={},
+                candidate_version="v2", challenger_account="trial:v2", incumbent_account="main",
+                symbols=["BTCUSDT"], candles=60, metric="sharpe", margin=0.0)
+            began = changes_since(conn, cursor)
+            assert [(e.kind, e.subject) for e in began.events] == [("retrain_trial", f"retrain {retrain_id}")]
+            assert began.cursor.trial_retrains == (retrain_id,) and began.cursor.running_retrains == ()
+            await ledger.trials.start(trial.trial_id, at_ms=40)
+            trading = changes_since(conn, began.cursor)
+            assert trading.events == [] and trading.cursor.trial_retrains == (retrain_id,)
+            assert cursor_now(conn).trial_retrains == (retrain_id,)  # a watch started now waits for it too
+
+            await ledger.trials.finish(trial, promote=False, reason="did not beat account main live", metrics={},
+                                       at_ms=100)
+            ended = changes_since(conn, trading.cursor)
+            assert [(e.kind, e.detail) for e in ended.events] == [
+                ("retrain_rejected", "candidate v2 passed the holdout; live: did not beat account main live")]
+            assert ended.cursor.trial_retrains == ()
+            assert changes_since(conn, ended.cursor).events == []

@@ -1,9 +1,10 @@
 // Models and retraining: one time line, newest first, of model versions, retrain runs
-// with their gate verdict and figures, promotions, rollbacks, risk events and sessions.
+// with their gate verdict and figures, live trials with theirs, promotions, rollbacks, risk events
+// and sessions.
 import { api, el, fill, header, live, num, pageParams, setPageParams, showError, utc } from "./common.js";
 
 const KINDS = { model: "model registered", promotion: "promotion", rollback: "rollback", retrain: "retrain run",
-                risk: "risk control", start: "session started", stop: "session stopped" };
+                trial: "live trial", risk: "risk control", start: "session started", stop: "session stopped" };
 const state = { symbol: null, next: null, events: [], hidden: new Set() };
 
 function title(event) {
@@ -12,6 +13,7 @@ function title(event) {
     case "promotion": return `Promoted ${event.version}`;
     case "rollback": return `Rolled back to ${event.version}`;
     case "retrain": return `Retrain ${event.id}: ${event.status}` + (event.version ? ` (candidate ${event.version})` : "");
+    case "trial": return `Live trial of ${event.version}: ${event.status}`;
     case "risk": return `Risk: ${event.status}`;
     case "start": return `Session ${event.id} started (Shadow ${event.version})`;
     case "stop": return `Session ${event.id} stopped`;
@@ -49,19 +51,22 @@ function figures(data) {
   return el("details", { class: "figures" }, el("summary", { text: "figures" }), parts);
 }
 
-/** A retrain's gate verdict: the metric of candidate, incumbent and flat per symbol. */
+/** A gate verdict: the metric of candidate, incumbent and flat, per symbol on a retrain's
+ * holdout, over all the trial's symbols on a live trial's candles. */
 function verdict(event) {
   const f = event.figures;
-  if (event.kind !== "retrain" || !f || !f.scores) return null;
-  const lines = Object.entries(f.scores).map(([symbol, s]) => el("div", {},
-    el("span", { class: "muted", text: `${symbol} ${f.metric} on the holdout: ` }),
+  if (!["retrain", "trial"].includes(event.kind) || !f || !f.scores) return null;
+  const line = (label, s) => el("div", {}, el("span", { class: "muted", text: label }),
     `candidate ${num(s.candidate, 2)} · incumbent ${num(s.incumbent, 2)} · flat ${num(s.flat, 2)}`,
-    el("span", { class: "muted", text: ` (margin ${num(f.margin, 2)})` })));
+    el("span", { class: "muted", text: ` (margin ${num(f.margin, 2)})` }));
+  const lines = event.kind === "trial"
+    ? [line(`${f.metric} over ${num(f.candles, 0)} live candles: `, f.scores)]
+    : Object.entries(f.scores).map(([symbol, s]) => line(`${symbol} ${f.metric} on the holdout: `, s));
   return el("div", { class: "verdict" }, lines);
 }
 
 function item(event) {
-  const cls = event.kind === "retrain" ? `retrain-${event.status}` : event.kind;
+  const cls = ["retrain", "trial"].includes(event.kind) ? `${event.kind}-${event.status}` : event.kind;
   return el("li", { class: cls, "data-kind": event.kind },
     el("div", { class: "when" }, el("span", { class: "badge", text: KINDS[event.kind] || event.kind }),
       `${utc(event.time_ms)} UTC`, event.symbol ? " · " : null, event.symbol ? el("span", { text: event.symbol }) : null),
@@ -118,8 +123,9 @@ async function start() {
   try {
     const markets = await api("/api/markets");
     const select = document.getElementById("symbol");
+    const symbols = [...new Set(markets.markets.map((m) => m.symbol))];  // once, however many accounts trade it
     fill(select, el("option", { value: "", text: "every symbol" }),
-      markets.markets.map((m) => el("option", { value: m.symbol, text: m.symbol })));
+      symbols.map((symbol) => el("option", { value: symbol, text: symbol })));
     select.value = state.symbol || "";
     select.addEventListener("change", () => { state.symbol = select.value || null; refresh(); });
   } catch (error) {
