@@ -22,27 +22,27 @@ MAX_EVENTS = 500
 
 _EVENTS = """
 SELECT m.created_ms AS time_ms, 'model' AS kind, m.rowid AS id, m.version AS version, m.symbol AS symbol,
-       m.status AS status, m.parent_version AS detail, m.metrics AS figures
+       m.status AS status, m.parent_version AS detail, m.metrics AS figures, NULL AS account
 FROM models m
 UNION ALL
 SELECT p.promoted_ms, CASE WHEN n.created_ms < o.created_ms THEN 'rollback' ELSE 'promotion' END, p.promotion_id,
-       p.version, p.symbol, NULL, p.replaced_version, NULL
+       p.version, p.symbol, NULL, p.replaced_version, NULL, NULL
 FROM model_promotions p JOIN models n ON n.version = p.version LEFT JOIN models o ON o.version = p.replaced_version
 UNION ALL
 SELECT coalesce(r.finished_ms, r.started_ms), 'retrain', r.retrain_id, r.candidate_version, NULL, r.status, r.reason,
-       r.metrics
+       r.metrics, NULL
 FROM retrain_runs r
 UNION ALL
 SELECT coalesce(t.finished_ms, t.started_ms, t.created_ms), 'trial', t.trial_id, t.candidate_version, NULL, t.status,
        coalesce(t.reason, 'trading as account ' || t.challenger_account || ' beside account ' || t.incumbent_account
-                || ' for ' || t.candles || ' candles'), t.metrics
+                || ' for ' || t.candles || ' candles'), t.metrics, t.challenger_account
 FROM live_trials t
 UNION ALL
-SELECT e.time_ms, 'risk', e.event_id, NULL, e.symbol, e.kind, e.detail, NULL FROM risk_events e
+SELECT e.time_ms, 'risk', e.event_id, NULL, e.symbol, e.kind, e.detail, NULL, e.account FROM risk_events e
 UNION ALL
-SELECT s.started_ms, 'start', s.run_id, s.code_version, NULL, NULL, s.symbols, NULL FROM runs s
+SELECT s.started_ms, 'start', s.run_id, s.code_version, NULL, NULL, s.symbols, NULL, NULL FROM runs s
 UNION ALL
-SELECT s.stopped_ms, 'stop', s.run_id, s.code_version, NULL, NULL, s.stop_reason, NULL FROM runs s
+SELECT s.stopped_ms, 'stop', s.run_id, s.code_version, NULL, NULL, s.stop_reason, NULL, NULL FROM runs s
 WHERE s.stopped_ms IS NOT NULL
 """
 
@@ -51,7 +51,8 @@ WHERE s.stopped_ms IS NOT NULL
 class TimelineEvent:
     """One event. ``version`` is the model (or the session's code version), ``status`` the
     model's or run's status or the risk control's kind, ``detail`` the parent or replaced
-    version, the reason or the detail text, ``figures`` a model's or run's metrics."""
+    version, the reason or the detail text, ``figures`` a model's or run's metrics,
+    ``account`` the paper account a risk control fired in (a live trial's: its challenger)."""
 
     time_ms: int
     kind: str
@@ -61,6 +62,7 @@ class TimelineEvent:
     status: str | None
     detail: str | None
     figures: dict[str, Any] | None
+    account: str | None = None
 
     @property
     def cursor(self) -> str:
@@ -96,5 +98,5 @@ def timeline(conn: sqlite3.Connection, scope: Scope = EVERYTHING, *, before: tup
         f"SELECT * FROM ({_EVENTS}) e WHERE {' AND '.join(conditions)} "
         "ORDER BY e.time_ms DESC, e.kind DESC, e.id DESC LIMIT ?", (*params, limit),
     ).fetchall()
-    return [TimelineEvent(t, kind, i, version, symbol, status, detail, json.loads(figures) if figures else None)
-            for t, kind, i, version, symbol, status, detail, figures in rows]
+    return [TimelineEvent(t, kind, i, version, symbol, status, detail, json.loads(figures) if figures else None,
+                          account) for t, kind, i, version, symbol, status, detail, figures, account in rows]

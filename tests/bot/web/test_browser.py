@@ -270,6 +270,8 @@ def test_the_models_page_shows_both_verdicts_of_a_trialled_candidate(browser: Br
     assert "Live trial of ppo-0004: retired" in trial.text
     assert "sharpe over 240 live candles: candidate -0.35 · incumbent 0.18 · flat 0.00" in trial.text
     assert "trial-retired" in trial.get_attribute("class")
+    risks = [r.text for r in browser.driver.find_elements(By.CSS_SELECTOR, "#timeline li[data-kind='risk']")]
+    assert risks and all("(account " in r for r in risks)  # two accounts' stops are told apart
     runs = browser.driver.find_elements(By.CSS_SELECTOR, "#timeline li[data-kind='retrain']")
     (holdout,) = [r for r in runs if "candidate ppo-0004" in r.text]
     assert "BTCUSDT sharpe on the holdout: candidate 0.71 · incumbent 0.42" in holdout.text

@@ -24,7 +24,7 @@ def test_the_time_line_holds_every_event_newest_first(conn: sqlite3.Connection,
     assert sorted(v for k, v, _ in kinds if k == "model") == ["ppo-0001", "ppo-0002", "ppo-0003", "ppo-0004"]
     assert [k for k, _, _ in kinds].count("start") == 2 and [k for k, _, _ in kinds].count("stop") == 1
     risk = next(e for e in events if e.kind == "risk")
-    assert (risk.symbol, risk.status) == ("BTCUSDT", "daily_loss") and "5.1%" in risk.detail
+    assert (risk.symbol, risk.status, risk.account) == ("BTCUSDT", "daily_loss", "main") and "5.1%" in risk.detail
     rollback = next(e for e in events if e.kind == "rollback")
     assert rollback.detail == "ppo-0003" and rollback.time_ms == sample_ledger[1].at(2 / 3) - 60_000
     promoted = next(e for e in events if e.kind == "retrain" and e.status == "promoted")
@@ -35,7 +35,7 @@ def test_a_live_trial_is_told_with_its_live_verdict_and_figures(conn: sqlite3.Co
     """The holdout passed (the retrain run's figures), the live candles did not (the trial's)."""
     events = timeline(conn)
     (trial,) = [e for e in events if e.kind == "trial"]
-    assert (trial.version, trial.status, trial.symbol) == ("ppo-0004", "retired", None)
+    assert (trial.version, trial.status, trial.symbol, trial.account) == ("ppo-0004", "retired", None, "trial:ppo-0004")
     assert trial.detail.startswith("did not beat account main on sharpe over the live trial")
     assert trial.figures["candles"] == 240
     assert trial.figures["scores"] == {"candidate": -0.35, "incumbent": 0.18, "flat": 0.0}

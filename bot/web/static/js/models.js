@@ -14,7 +14,7 @@ function title(event) {
     case "rollback": return `Rolled back to ${event.version}`;
     case "retrain": return `Retrain ${event.id}: ${event.status}` + (event.version ? ` (candidate ${event.version})` : "");
     case "trial": return `Live trial of ${event.version}: ${event.status}`;
-    case "risk": return `Risk: ${event.status}`;
+    case "risk": return `Risk: ${event.status}` + (event.account ? ` (account ${event.account})` : "");
     case "start": return `Session ${event.id} started (Shadow ${event.version})`;
     case "stop": return `Session ${event.id} stopped`;
     default: return event.kind;
