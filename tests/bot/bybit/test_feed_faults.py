@@ -143,7 +143,10 @@ async def test_a_thousand_symbols_spread_over_connections_within_bybits_args_lim
     symbols = [f"COIN{k:04d}USDT" for k in range(1000)]  # as long as 1000PEPEUSDT
     frame = btc.iloc[:HISTORY + 3]
     run = await replay_through_feed([ReplaySeries.from_frame(s, frame) for s in symbols], history=HISTORY,
-                                    speed=1.0, timeout_s=90, exchange_overrides={"rest_requests_per_s": 120})
+                                    speed=1.0, timeout_s=90,
+                                    # a loaded CI machine can leave 1,000 streams quiet for more than the fast
+                                    # fixture's 0.4 s watchdog; reconnects are not what this test is about
+                                    exchange_overrides={"rest_requests_per_s": 120, "watchdog_s": 5.0})
 
     expected = [c.open_time_ms for c in as_candles("X", frame.iloc[HISTORY:])]
     assert all([c.open_time_ms for c in run.plain(s)] == expected for s in symbols)
