@@ -158,9 +158,11 @@ async def test_an_unknown_strategy_or_registry_version_is_refused_before_anythin
                                                "does not hold (it has no model at all"))):
         settings = Settings(accounts=(AccountSettings(name="bad", strategy=strategy),),
                             ledger={"db_path": db})  # type: ignore[arg-type]
-        with pytest.raises(UserError, match=says.replace("(", r"\(")):
+        with pytest.raises(UserError, match=says.replace("(", r"\(")) as refused:
             await Daemon(settings).run(asyncio.Event())
         assert not db.exists()
+        if strategy == "nosuch":  # the account-only choices are named beside the strategies
+            assert str(refused.value).endswith(", or registry (the promoted model) or registry:VERSION")
 
 
 def test_sigkill_restarts_leave_every_account_as_an_uninterrupted_run(tmp_path: Path, frame: pd.DataFrame) -> None:
