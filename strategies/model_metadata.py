@@ -196,6 +196,21 @@ def check_compatible(meta: ModelMetadata, source: str | Path, lookback_window: i
                                  f"candles cannot be served ({exc})") from None
 
 
+def load_servable_metadata(model_zip: Path, lookback_window: int | None = None) -> ModelMetadata:
+    """The metadata of a model file this code can serve: what both served forms (SB3 and the
+    numpy export) check before they load anything.
+
+    Raises:
+        ModelMismatchError: no such model file, or metadata :func:`load_metadata` or
+            :func:`check_compatible` refuses.
+    """
+    if not model_zip.is_file():
+        raise ModelMismatchError(f"{model_zip}: no such model file")
+    metadata = load_metadata(model_zip)
+    check_compatible(metadata, model_zip, lookback_window)
+    return metadata
+
+
 def check_servable(meta: ModelMetadata, source: str | Path, *, category: str, interval: str) -> None:
     """Raise :class:`ModelMismatchError` unless a daemon streaming ``interval`` candles of a
     ``category`` market can trade the model as it was trained: on its own candle interval

@@ -32,7 +32,7 @@ import numpy.typing as npt
 from env.intervals import infer_grid
 from env.types import Action, Observation, Order
 from strategies.base import ActionArray, Decider, IndexArray, MarketContext, ObservationBatch
-from strategies.model_metadata import ModelMetadata, ModelMismatchError, check_compatible, file_sha256, load_metadata
+from strategies.model_metadata import ModelMetadata, ModelMismatchError, file_sha256, load_servable_metadata
 
 if TYPE_CHECKING:
     from stable_baselines3.common.policies import ActorCriticPolicy
@@ -280,10 +280,7 @@ class PolicyStrategy(ServedPolicy):
                 metadata describes.
         """
         model_zip = Path(model_zip)
-        if not model_zip.is_file():
-            raise ModelMismatchError(f"{model_zip}: no such model file")
-        metadata = load_metadata(model_zip)
-        check_compatible(metadata, model_zip, lookback_window)
+        metadata = load_servable_metadata(model_zip, lookback_window)
         export = policy_path(model_zip)
         actor, source = load_actor(export)
         if source != file_sha256(model_zip):

@@ -41,7 +41,7 @@ import numpy as np
 
 from env.types import Observation
 from strategies.base import ActionArray, ObservationBatch, Strategy
-from strategies.model_metadata import ModelMetadata, ModelMismatchError, check_compatible, load_metadata
+from strategies.model_metadata import ModelMetadata, ModelMismatchError, load_metadata, load_servable_metadata
 from strategies.policy import (
     NumpyActor,
     PolicyStrategy,
@@ -84,10 +84,7 @@ def load_ppo(path: str | Path, *, lookback_window: int | None = None, device: st
     from stable_baselines3 import PPO
 
     path = Path(path)
-    if not path.is_file():
-        raise ModelMismatchError(f"{path}: no such model file")
-    metadata = load_metadata(path)
-    check_compatible(metadata, path, lookback_window)
+    metadata = load_servable_metadata(path, lookback_window)
     try:
         model = PPO.load(path, device=device, **kwargs)
     except Exception as exc:  # SB3 raises anything from zipfile, pickle or torch here
