@@ -54,7 +54,7 @@ from state.errors import LedgerError, SchemaVersionError
 from state.ledger import Ledger
 from state.readers import list_models
 from state.records import DecisionRecord, FeedProblem, ModelEntry, ResumePoint
-from strategies.specs import STRATEGIES
+from strategies.base import UnknownStrategyError
 from trainer.data.funding_history import FUNDING_PAGE, Settlement
 
 log = logging.getLogger(__name__)
@@ -177,10 +177,11 @@ class Daemon:
             if account.strategy != REGISTRY and registry_version(account.strategy) is None:
                 try:
                     configured_strategy(account.strategy, lookback, category=category, interval=interval)
+                except UnknownStrategyError as exc:  # an account may also follow the registry
+                    raise UserError(f"account {account.name!r}: {exc}, or {REGISTRY} (the promoted model) or "
+                                    f"{REGISTRY}:VERSION") from None
                 except UserError as exc:
-                    unknown = account.strategy.split(":", 1)[0].strip().lower() not in STRATEGIES
-                    also = f", or {REGISTRY} (the promoted model) or {REGISTRY}:VERSION" if unknown else ""
-                    raise UserError(f"account {account.name!r}: {exc}{also}") from None
+                    raise UserError(f"account {account.name!r}: {exc}") from None
         ledger = self.settings.ledger
         check_for_writing(ledger.db_path, ledger.lock_timeout_s)
         self._check_pinned_versions()

@@ -56,6 +56,10 @@ class StrategySpecError(UserError, ValueError):
     """A strategy spec that names no known strategy or has a bad parameter."""
 
 
+class UnknownStrategyError(StrategySpecError):
+    """A strategy spec whose name is no strategy (a caller with names of its own can add them)."""
+
+
 @dataclass(frozen=True, slots=True)
 class MarketContext:
     """Candles a strategy may read, oldest first.

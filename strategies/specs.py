@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from strategies.base import Strategy, StrategySpecError, parse_spec
+from strategies.base import Strategy, StrategySpecError, UnknownStrategyError, parse_spec
 from strategies.baselines import BuyAndHold, Flat, RandomStrategy, RsiReversion, SmaCross
 from strategies.ppo import load_ppo_strategy
 
@@ -63,7 +63,7 @@ def build_strategy(spec: str, *, lookback_window: int | None = None) -> Strategy
     parsed = parse_spec(spec)
     entry = STRATEGIES.get(parsed.name)
     if entry is None:
-        raise StrategySpecError(f"unknown strategy {parsed.name!r} in {spec!r}; known: {', '.join(STRATEGIES)}")
+        raise UnknownStrategyError(f"unknown strategy {parsed.name!r} in {spec!r}; known: {', '.join(STRATEGIES)}")
     accepted = _parameters(entry)
     params = dict(parsed.params)
     if parsed.positional is not None:
