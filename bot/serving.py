@@ -22,9 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.engine import ServingStrategy
-from config.accounts import DEFAULT_ACCOUNT, REGISTRY, registry_version
+from config.accounts import REGISTRY, registry_version
 from config.errors import UserError
-from config.settings import DaemonSettings
 from state.records import ModelEntry
 from strategies.base import Strategy
 from strategies.model_metadata import check_servable
@@ -33,7 +32,7 @@ from strategies.specs import build_strategy
 from trainer.models.store import ModelIntegrityError, file_version, load_registry_strategy, promoted_model
 
 __all__ = ["REGISTRY", "ModelIntegrityError", "UnknownModelError", "account_strategy", "cap_torch_threads",
-           "choose_strategy", "configured_strategy", "load_registry_model", "promoted_model"]
+           "configured_strategy", "load_registry_model", "promoted_model"]
 
 log = logging.getLogger(__name__)
 PPO_LABEL = "ppo"
@@ -119,13 +118,6 @@ def account_strategy(strategy: str, fallback: str, models: Sequence[ModelEntry],
                     account, symbol, fallback)
         return configured_strategy(fallback, lookback_window, category=category, interval=interval)
     return load_registry_model(entry, lookback_window, category=category, interval=interval)
-
-
-def choose_strategy(daemon: DaemonSettings, models: list[ModelEntry], symbol: str, interval: str,
-                    lookback_window: int, *, category: str = "linear") -> ServingStrategy:
-    """The strategy the one account of a configuration without ``[[accounts]]`` starts with."""
-    return account_strategy(daemon.strategy, daemon.fallback, models, symbol, interval, lookback_window,
-                            account=DEFAULT_ACCOUNT, category=category)
 
 
 def _check_market(strategy: Strategy, category: str, interval: str | None) -> None:

@@ -35,7 +35,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from itertools import count
 from typing import Protocol
@@ -57,9 +57,6 @@ from state.clock import Clock
 from trainer.data.bybit_public import forbidden_reason
 
 log = logging.getLogger(__name__)
-
-OnCandles = Callable[[list[Candle], int], None]
-
 
 class SubscriptionError(UserError):
     """Bybit refused a topic ``[feed] subscribe_attempts`` times: it is dropped until restart."""
@@ -249,7 +246,7 @@ class KlineStream:
         return verdict
 
     def _live_topics(self) -> list[str]:
-        return [t for t in (*self._topics, *self._tickers) if t not in self._dropped]
+        return [t for t in self.topics if t not in self._dropped]
 
     def _set_up(self, up: bool) -> None:
         if up != self.up:
@@ -286,8 +283,8 @@ class KlineStream:
                     self._handle_ticker(message)
                 elif isinstance(message, OpReply) and message.op == "subscribe" and self._pending:
                     await self._handle_ack(ws, message)
-                if not self._live_topics():
-                    break
+                    if not self._live_topics():  # only an ack's refusals drop topics
+                        break
         finally:
             self._set_up(False)
             for task in (*helpers, *self._retries):

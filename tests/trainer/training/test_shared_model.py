@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.commands.models import publish_file
-from bot.serving import choose_strategy
+from bot.serving import account_strategy
 from config.errors import UserError
 from config.settings import DaemonSettings, load_settings
 from env.candles import load_candles
@@ -195,7 +195,8 @@ def test_published_shared_model_serves_both_symbols(shared_run: tuple[Path, str]
     daemon = DaemonSettings(strategy="registry")
     for market in LENGTHS:
         assert promoted_model(models, market, "1m") == shared
-        assert choose_strategy(daemon, models, market, "1m", 20).model_version == "v0002"
+        assert account_strategy(daemon.strategy, daemon.fallback, models, market, "1m", 20,
+                                account="main").model_version == "v0002"
 
 
 @pytest.mark.parametrize(("flags", "message"), [
