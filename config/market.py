@@ -97,18 +97,6 @@ UNIT_MS: dict[str, int] = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 60
 """Milliseconds per unit of a fixed-length interval or look-back (``15m``, ``4h``, ``1d``, ``2w``)."""
 
 
-def interval_ms(name: str) -> int:
-    """The length of a fixed-length interval such as a feed interval (``"15m"`` -> 900,000).
-
-    Raises:
-        ValueError: not a number followed by m, h, d or w.
-    """
-    count, unit = name[:-1], name[-1:]
-    if not count.isdigit() or unit not in UNIT_MS:
-        raise ValueError(f"{name!r} is not an interval such as 1m, 4h or 1d")
-    return int(count) * UNIT_MS[unit]
-
-
 class FeedSettings(Section):
     """Which candles the live feed streams, and what it does with a symbol Bybit refuses."""
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from config.market import interval_ms
+from env.intervals import grid
 from state.account_curves import AccountCurve
 from trainer.evaluation.metrics import Metrics, compute_metrics, timing
 
@@ -80,7 +80,8 @@ def symbol_figures(curve: AccountCurve) -> AccountFigures:
     equity = np.concatenate(([curve.start_equity], curve.equity))
     held = np.concatenate(([curve.start_notional], curve.notional[:-1])) / equity[:-1]
     metrics = compute_metrics(equity, held, curve.trades, float(curve.fees_paid[-1] - curve.start_fees),
-                              interval_ms(curve.interval), closes=np.concatenate(([curve.start_close], curve.close)),
+                              grid(curve.interval).nominal_ms,
+                              closes=np.concatenate(([curve.start_close], curve.close)),
                               traded_notional=curve.traded_notional,
                               funding_paid=float(curve.funding_paid[-1] - curve.start_funding))
     return AccountFigures(curve.account, curve.symbol, len(curve.equity), int(curve.open_time_ms[0]),
@@ -100,7 +101,7 @@ def total_figures(account: str, curves: Sequence[AccountCurve], per_symbol: Sequ
     trades = [t for c in curves for t in c.trades]
     fees = sum(float(c.fees_paid[-1] - c.start_fees) for c in curves)
     funding = sum(float(c.funding_paid[-1] - c.start_funding) for c in curves)
-    metrics = compute_metrics(equity, held, trades, fees, interval_ms(curves[0].interval),
+    metrics = compute_metrics(equity, held, trades, fees, grid(curves[0].interval).nominal_ms,
                               traded_notional=sum(c.traded_notional for c in curves), funding_paid=funding)
     weights = np.array([f.start_equity for f in per_symbol]) / sum(f.start_equity for f in per_symbol)
     exposure = float(np.dot(weights, [f.net_exposure for f in per_symbol]))

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from config.market import interval_ms
+from env.intervals import grid
 from state.account_curves import AccountCurve, account_curves
 from state.records import LiveTrial
 from trainer.evaluation.account_figures import AccountFigures, symbol_figures
@@ -85,7 +85,7 @@ def _flat(curve: AccountCurve) -> Metrics:
     """Flat over the same candles: the starting equity, unchanged."""
     steps = len(curve.equity)
     return compute_metrics(np.full(steps + 1, curve.start_equity), np.zeros(steps), [], 0.0,
-                           interval_ms(curve.interval))
+                           grid(curve.interval).nominal_ms)
 
 
 def _summary(figures: AccountFigures) -> dict[str, Any]:
