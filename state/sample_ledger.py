@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from config.accounts import DEFAULT_ACCOUNT
+from config.accounts import DEFAULT_ACCOUNT, challenger_name
 from env.risk import RiskEvent, RiskEventKind
 from state.ledger import Ledger
 from state.records import DecisionRecord, ModelEntry
@@ -148,7 +148,7 @@ async def _live_trial(ledger: Ledger, span: SampleSpan, symbol: str, symbols: Se
                "scores": {symbol: {"candidate": 0.71, "incumbent": 0.42, "flat": 0.0}}}
     trial = await ledger.trials.open_trial(
         retrain_id=retrain_id, at_ms=started_ms + 540_000, reason=f"candidate {TRIALLED} passed the holdout",
-        metrics=holdout, candidate_version=TRIALLED, challenger_account=f"trial:{TRIALLED}",
+        metrics=holdout, candidate_version=TRIALLED, challenger_account=challenger_name(TRIALLED),
         incumbent_account=DEFAULT_ACCOUNT, symbols=symbols, candles=240, metric="sharpe", margin=0.0)
     await ledger.trials.start(trial.trial_id, at_ms=started_ms + 600_000)
     live = {"metric": "sharpe", "margin": 0.0, "candles": 240,

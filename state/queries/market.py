@@ -16,7 +16,7 @@ from typing import Any
 
 from env.intervals import GRIDS
 from state.queries.resolution import bucket_sql, bucket_start
-from state.queries.scope import EVERYTHING, Scope, account_sql
+from state.queries.scope import EVERYTHING, Scope
 
 INTERVAL_MS: dict[str, int] = {name: g.step_ms for name, g in GRIDS.items() if g.step_ms is not None}
 """Candle interval names and their length (the fixed ones: a chart's bars need a length)."""
@@ -42,7 +42,7 @@ def markets(conn: sqlite3.Connection, scope: Scope = EVERYTHING) -> list[Market]
     key seeks only: as fast on a million candles as on ten)."""
     where, params = scope.where("p")
     rows = conn.execute(
-        f"SELECT {account_sql('p')}, p.symbol, p.interval, "
+        "SELECT p.account, p.symbol, p.interval, "
         "(SELECT min(c.open_time_ms) FROM candles c WHERE c.symbol = p.symbol AND c.interval = p.interval), "
         "(SELECT max(c.open_time_ms) FROM candles c WHERE c.symbol = p.symbol AND c.interval = p.interval) "
         f"FROM positions p WHERE {where} ORDER BY p.account, p.symbol", params,

@@ -1,19 +1,14 @@
 """Which rows a dashboard query reads: an account and (optionally) one symbol.
 
 Every ledger row of an account's money (decisions, fills, trades, positions, equity,
-funding, risk events) carries its ``account`` (schema 9, :mod:`config.accounts`); every
-query filters and labels by it through :func:`account_sql`.
+funding, risk events) carries its ``account`` (schema 9, :mod:`config.accounts`), which
+:meth:`Scope.where` filters on.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-
-def account_sql(alias: str) -> str:
-    """The SQL expression giving the account of a row of table ``alias``."""
-    return f"{alias}.account"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +28,7 @@ class Scope:
         rows of table ``alias`` that have a ``symbol`` column."""
         conditions, params = ["1 = 1"], []
         if self.account is not None:
-            conditions.append(f"{account_sql(alias)} = ?")
+            conditions.append(f"{alias}.account = ?")
             params.append(self.account)
         if self.symbol is not None:
             conditions.append(f"{alias}.symbol = ?")

@@ -18,7 +18,7 @@ from state.queries.scope import EVERYTHING, Scope
 COLUMNS: tuple[str, ...] = ("trade_id", "account", "symbol", "side", "entry_time", "exit_time", "holding_minutes",
                             "qty", "entry_price", "exit_price", "gross_pnl", "fees", "funding", "net_pnl", "return_pct",
                             "strategy", "model_version", "entry_time_ms", "exit_time_ms")
-"""The columns of a trade row, in order (``v_trades`` plus the account)."""
+"""The columns of a trade row, in order (``v_trades``'s)."""
 
 SORTABLE: tuple[str, ...] = tuple(c for c in COLUMNS if c not in ("entry_time", "exit_time"))
 """Columns a request may sort by (the text times sort as their ``*_ms`` twins)."""
