@@ -25,6 +25,7 @@ from typing import Any
 
 from config.settings import Settings
 from strategies.model_metadata import metadata_path
+from strategies.policy import policy_path
 from trainer.data.history import OhlcvSource
 from trainer.jobs.backends import Backend
 from trainer.jobs.board import Board
@@ -117,6 +118,8 @@ def train_seeds(settings: Settings, backend: Backend, *, board: Board | None = N
         result.final_model = args.save_path / FINAL_MODEL_NAME
         shutil.copyfile(best.model, result.final_model)
         shutil.copyfile(metadata_path(best.model), metadata_path(result.final_model))
+        if policy_path(best.model).is_file():  # the torch-free form a daemon serves (its sha256 is the zip's)
+            shutil.copyfile(policy_path(best.model), policy_path(result.final_model))
     result.report = write_report(result, args.save_path / REPORT_NAME)
     return result
 

@@ -14,6 +14,8 @@ from bot.cli import app
 from config.settings import load_settings
 from env.candles import load_candles
 from strategies.model_metadata import load_metadata
+from strategies.policy import PolicyStrategy
+from strategies.ppo import load_ppo_strategy
 from trainer.training.multi_symbol import validation_metrics
 from trainer.training.single_symbol import split_candles
 
@@ -47,6 +49,8 @@ def test_three_seeds_are_kept_scored_and_the_best_is_the_final_model(in_tmp: Pat
     assert (models / "ppo_crypto_model_final.zip").read_bytes() == (
         models / f"seed_{best}" / "ppo_crypto_model_final.zip").read_bytes()
     assert load_metadata(models / "ppo_crypto_model_final.zip").seed == best
+    served = load_ppo_strategy(models / "ppo_crypto_model_final.zip")  # its export came along: no torch needed
+    assert isinstance(served, PolicyStrategy)
     spread = report["spread"]["total_return"]
     assert (spread["min"], spread["max"]) == (min(returns.values()), max(returns.values()))
     assert spread["mean"] == pytest.approx(sum(returns.values()) / 3)
