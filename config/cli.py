@@ -110,6 +110,7 @@ ConfigOption = Annotated[Path | None, typer.Option(
     "--config", "-c", help=f"TOML settings file (default: ${CONFIG_PATH_VARIABLE}).", callback=_remember_config,
 )]
 DbOption = Annotated[Path | None, setting_option("ledger.db_path", "--db", help="ledger file")]
+AccountOption = Annotated[str | None, typer.Option("--account", "-a", help="Only this paper account, e.g. main.")]
 HttpPublicOption = Annotated[bool | None, setting_option("service.http_public", "--http-public/--no-http-public")]
 BackendOption = Annotated[str | None, setting_option("compute.backend")]
 WorkersOption = Annotated[int | None, setting_option("compute.workers")]

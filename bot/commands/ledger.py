@@ -23,10 +23,8 @@ from rich.table import Table
 
 from bot.commands.common import console, ledger_reader, review_table
 from config import UserError
-from config.cli import ConfigOption, DbOption, command_settings
+from config.cli import AccountOption, ConfigOption, DbOption, command_settings
 from config.market import UNIT_MS
-
-AccountOption = Annotated[str | None, typer.Option("--account", "-a", help="Only this paper account, e.g. main.")]
 
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bot.commands.common import console
-from config.cli import EXIT_FAILED, EXIT_OK, ConfigOption, DbOption, command_settings
+from config.cli import EXIT_FAILED, EXIT_OK, AccountOption, ConfigOption, DbOption, command_settings
 
 if TYPE_CHECKING:
     from trainer.verification.ledger import SymbolVerdict
@@ -21,7 +21,7 @@ MAX_TURNS_SHOWN = 6
 def verify(
     ctx: typer.Context,
     db: DbOption = None,
-    account: Annotated[str | None, typer.Option("--account", "-a", help="Only this paper account, e.g. main.")] = None,
+    account: AccountOption = None,
     symbol: Annotated[str | None, typer.Option("--symbol", "-s", help="Only this symbol, e.g. BTCUSDT.")] = None,
     start: Annotated[
         str | None, typer.Option("--from", help="re-run the strategies from this candle on, UTC (e.g. 2023-03-10); "
