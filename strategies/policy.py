@@ -136,8 +136,6 @@ def _bias(linear: Any) -> FloatArray:
     return bias
 
 
-
-
 def policy_path(model_zip: str | Path) -> Path:
     """``models/x/best_model.zip`` -> ``models/x/best_model.policy.npz``."""
     model_zip = Path(model_zip)
@@ -230,8 +228,7 @@ class ServedPolicy:
                 raise ValueError(f"{self.name}: decides every {self.cadence.stride} candles; act_batch needs the "
                                  "market context and the steps")
             times = context.open_time_ms[np.asarray(steps, dtype=np.int64)]
-            between = np.array([not self.cadence.decides(int(t)) for t in times], dtype=bool)
-            decided[between] = Action.HOLD
+            decided[~self.cadence.decision_candles(times)] = Action.HOLD
         return decided
 
     def prepare(self, context: MarketContext) -> Decider:
@@ -242,11 +239,11 @@ class ServedPolicy:
                 raise ModelMismatchError(
                     f"{self.path}: decides every {cadence.stride} candles of {self.metadata.timeframe}, but these "
                     f"candles are {candles.name}; backtest it on {self.metadata.timeframe} candles")
-        times = context.open_time_ms.tolist()
+        decides = cadence.decision_candles(context.open_time_ms).tolist()  # the whole series at once
         orders, policy_action = self.orders, self.policy_action
 
         def decide(t: int, obs: Observation) -> int:
-            if cadence.stride > 1 and not cadence.decides(times[t]):
+            if not decides[t]:
                 return Action.HOLD
             return orders[policy_action(obs)]
 
