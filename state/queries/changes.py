@@ -55,12 +55,20 @@ class Changes:
 
     cursor: Cursor
     events: list[LedgerEvent] = field(default_factory=list)
-    decided: dict[str, int] = field(default_factory=dict)
     accounts: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
+    def decided(self) -> dict[str, int]:
+        """The newest decided candle per symbol, whichever account decided it."""
+        newest: dict[str, int] = {}
+        for symbols in self.accounts.values():
+            for symbol, open_ms in symbols.items():
+                newest[symbol] = max(newest.get(symbol, open_ms), open_ms)
+        return newest
+
+    @property
     def any(self) -> bool:
-        return bool(self.events or self.decided)
+        return bool(self.events or self.accounts)
 
 
 def cursor_now(conn: sqlite3.Connection) -> Cursor:
@@ -81,13 +89,11 @@ def cursor_now(conn: sqlite3.Connection) -> Cursor:
 def changes_since(conn: sqlite3.Connection, cursor: Cursor) -> Changes:
     """Everything committed after ``cursor`` (see the module docstring)."""
     events: list[LedgerEvent] = []
-    decided: dict[str, int] = {}
     by_account: dict[str, dict[str, int]] = {}
     for account, symbol, open_ms in conn.execute(  # NOT INDEXED: a rowid range, not a walk of the key's index
             "SELECT account, symbol, max(open_time_ms) FROM decisions NOT INDEXED WHERE decision_id > ? "
             "GROUP BY account, symbol", (cursor.decision_id,)):
         by_account.setdefault(account, {})[symbol] = open_ms
-        decided[symbol] = max(decided.get(symbol, open_ms), open_ms)
     decision_id = conn.execute("SELECT coalesce(max(decision_id), ?) FROM decisions",
                                (cursor.decision_id,)).fetchone()[0]
 
@@ -143,4 +149,4 @@ def changes_since(conn: sqlite3.Connection, cursor: Cursor) -> Changes:
             events.append(LedgerEvent("run_stopped", stopped, f"session {rid}", reason or "stopped"))
     events.sort(key=lambda e: e.time_ms)
     return Changes(Cursor(decision_id, risk_id, promotion_id, retrain_id, tuple(sorted(running)), run_id,
-                          tuple(sorted(open_runs)), tuple(sorted(trials))), events, decided, by_account)
+                          tuple(sorted(open_runs)), tuple(sorted(trials))), events, by_account)
